@@ -1,0 +1,120 @@
+"""The project's exception tree.
+
+Every error the service raises on purpose is a ``VoiceError``; foreign errors
+(tritonclient, torch, multiprocessing, soundfile) are mapped into this tree
+once, at the boundary where they occur, with ``raise Mapped(...) from exc``.
+The gateway then needs one handler: ``status_code`` picks the HTTP status and
+the message is shown to the client as is, so it must say what to change.
+
+    VoiceError
+    ├── InvalidInput            400  the request is wrong; the message says how
+    │   └── PayloadTooLarge     413  an upload over the configured size limit
+    ├── NotFound                404  an unknown voice, model or job
+    ├── Conflict                409  a name that already exists (no clobbering)
+    ├── AssetError              500  a checkpoint or config on disk is unusable
+    ├── ConfigError             500  a setting has a wrong value (raised at start)
+    ├── ModelUnavailable        503  a component is down or still loading
+    │   ├── TTSBackendError     503  Triton is unreachable or failed the request
+    │   └── Busy                503  the worker queue is full (Retry-After)
+    ├── WorkerCrashed           503  a worker process died while running the job
+    ├── JobCancelled            499  the caller cancelled, or the pool shut down
+    └── JobTimeout              504  a job outlived its deadline
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AssetError",
+    "Busy",
+    "ConfigError",
+    "Conflict",
+    "InvalidInput",
+    "JobCancelled",
+    "JobTimeout",
+    "ModelUnavailable",
+    "NotFound",
+    "PayloadTooLarge",
+    "TTSBackendError",
+    "VoiceError",
+    "WorkerCrashed",
+]
+
+
+class VoiceError(Exception):
+    """Root of every error the service raises on purpose."""
+
+    status_code: int = 500
+    code: str = "voice_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, str | int | None]:
+        """The JSON error envelope's ``error`` object."""
+        return {"code": self.code, "message": self.message, "field": self.field, "status": self.status_code}
+
+
+class InvalidInput(VoiceError):
+    status_code = 400
+    code = "invalid_input"
+
+
+class PayloadTooLarge(InvalidInput):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class NotFound(VoiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(VoiceError):
+    status_code = 409
+    code = "conflict"
+
+
+class AssetError(VoiceError):
+    """A file on disk (checkpoint, index, config) cannot be used as it is."""
+
+    status_code = 500
+    code = "asset_error"
+
+
+class ConfigError(VoiceError):
+    status_code = 500
+    code = "config_error"
+
+
+class ModelUnavailable(VoiceError):
+    status_code = 503
+    code = "model_unavailable"
+
+
+class TTSBackendError(ModelUnavailable):
+    code = "tts_backend_error"
+
+
+class Busy(ModelUnavailable):
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class WorkerCrashed(VoiceError):
+    status_code = 503
+    code = "worker_crashed"
+
+
+class JobCancelled(VoiceError):
+    status_code = 499
+    code = "cancelled"
+
+
+class JobTimeout(VoiceError):
+    status_code = 504
+    code = "timeout"
