@@ -15,6 +15,7 @@ the message is shown to the client as is, so it must say what to change.
     ├── ConfigError             500  a setting has a wrong value (raised at start)
     ├── ModelUnavailable        503  a component is down or still loading
     │   ├── TTSBackendError     503  Triton is unreachable or failed the request
+    │   │   └── TritonStartError     tritonserver exited or never became ready
     │   └── Busy                503  the worker queue is full (Retry-After)
     ├── WorkerCrashed           503  a worker process died while running the job
     ├── JobCancelled            499  the caller cancelled, or the pool shut down
@@ -35,6 +36,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "TTSBackendError",
+    "TritonStartError",
     "VoiceError",
     "WorkerCrashed",
 ]
@@ -118,3 +120,9 @@ class JobCancelled(VoiceError):
 class JobTimeout(VoiceError):
     status_code = 504
     code = "timeout"
+
+
+class TritonStartError(TTSBackendError):
+    """tritonserver exited or never became ready; the message carries its log tail."""
+
+    code = "triton_start_error"

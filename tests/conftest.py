@@ -1,0 +1,26 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """The golden parity data beside the repository (``../shared/fixtures``)."""
+    if not SHARED_FIXTURES.is_dir():
+        raise RuntimeError(f"golden fixtures not found at {SHARED_FIXTURES}; ../shared must sit beside the repo")
+    return SHARED_FIXTURES
