@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Create .venv (Python 3.11) and install the pinned project into it.
+# Idempotent: when pyproject.toml has not changed since the last install, it takes a second.
+#   --test    also install what the test suite needs from the system (espeak-ng), when possible
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test_deps=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test_deps=1 ;;
+    *) echo "unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+PYTHON=${PYTHON:-}
+if [ -z "$PYTHON" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PYTHON=$candidate; break
+    fi
+  done
+fi
+if [ -z "$PYTHON" ]; then
+  echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1
+fi
+
+if [ "$want_test_deps" = 1 ] && ! command -v espeak-ng >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing espeak-ng (reference speech for the tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null
+  elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null
+  else
+    echo "warning: espeak-ng is missing and cannot be installed here; tests that need real speech will fail" >&2
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.voice-service-installed
+digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
+  exit 0
+fi
+echo "installing pinned dependencies into .venv (first time: a few minutes)"
+# torch first and exactly pinned: the CPU wheel; nothing may pull a CUDA build afterwards.
+.venv/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0"
+.venv/bin/python -m pip install --disable-pip-version-check -q -e ".[dev]"
+.venv/bin/python -m pip check
+echo "$digest" > "$stamp"
