@@ -1,0 +1,70 @@
+"""One JSON error envelope for every failure the gateway returns.
+
+``{"error": {"code", "message", "field", "status"}, "request_id"}``: the
+project's ``VoiceError`` tree maps by its ``status_code``; FastAPI's own
+validation errors become 400 ``invalid_input`` with the offending field
+named; anything else is a bug, logged with its traceback and answered 500
+without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rvc.errors import Busy, InvalidInput, VoiceError
+from rvc.logging_setup import request_id_var
+
+__all__ = ["error_response", "install_error_handlers"]
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(error: VoiceError) -> JSONResponse:
+    headers = {"X-Request-ID": request_id_var.get()}
+    if isinstance(error, Busy):
+        headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
+    return JSONResponse(
+        status_code=error.status_code,
+        content={"error": error.to_dict(), "request_id": request_id_var.get()},
+        headers=headers,
+    )
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+    messages, first_field = [], None
+    for item in exc.errors():
+        location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "form")]
+        field = ".".join(location) or None
+        first_field = first_field or field
+        messages.append(f"{field}: {item.get('msg')}" if field else str(item.get("msg")))
+    return "; ".join(messages) or "invalid request", first_field
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VoiceError)
+    async def voice_error(request: Request, exc: VoiceError) -> JSONResponse:
+        if exc.status_code >= 500:
+            logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, field = _describe_validation(exc)
+        return error_response(InvalidInput(message, field=field))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = VoiceError(str(exc.detail))
+        error.status_code = exc.status_code
+        error.code = "not_found" if exc.status_code == 404 else "http_error"
+        return error_response(error)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error in %s %s", request.method, request.url.path)
+        return error_response(VoiceError("internal error; the request id identifies it in the server log"))

@@ -1,0 +1,105 @@
+"""ASGI middleware: a request id on every request, and the upload size limit.
+
+The size limit is enforced while the body streams in, before the multipart
+parser spools it anywhere: a declared Content-Length over the limit is refused
+at once, and a chunked body is cut off as soon as it passes the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rvc.errors import PayloadTooLarge
+from rvc.logging_setup import request_id_var
+
+__all__ = ["BodyLimitMiddleware", "RequestIdMiddleware"]
+
+
+class RequestIdMiddleware:
+    """Take X-Request-ID from the client (when sane) or make one; log lines and responses carry it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if given and len(given) <= 64 and given.isprintable() else uuid.uuid4().hex[:16]
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send, int(declared))
+            return
+        seen = 0
+        over_limit = False
+        forwarded = False
+
+        async def limited_receive() -> Message:
+            # Past the limit the app is told the client left: it stops reading and unwinds.
+            nonlocal seen, over_limit
+            if over_limit:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    over_limit = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal forwarded
+            if over_limit and not forwarded:
+                return  # the app's answer to the fake disconnect is replaced by the 413 below
+            forwarded = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not over_limit:
+                raise
+        if over_limit and not forwarded:
+            await self._refuse(send, seen)
+
+    async def _refuse(self, send: Send, size: int) -> None:
+        error = PayloadTooLarge(
+            f"the request body is over the {self.max_bytes / 1048576:g} MB upload limit (MAX_UPLOAD_MB); "
+            "send a shorter or compressed clip"
+        )
+        body = json.dumps({"error": error.to_dict(), "request_id": request_id_var.get()}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

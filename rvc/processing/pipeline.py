@@ -1,0 +1,229 @@
+"""TTSRVCPipeline: text -> sentences -> Spark-TTS -> RVC, overlapped and in order.
+
+Spark-TTS (on Triton) and RVC (in worker processes) use different resources,
+so they run at the same time: while sentence i converts, sentence i+1 is
+already being spoken, and two sentences may convert at once on two workers.
+Results are still yielded strictly in sentence order. Nothing here blocks the
+event loop: the TTS client is asyncio-native and pool jobs are awaited as
+futures.
+
+Long-text guards: every sentence gets a semantic-token budget from its length
+(50 tokens per second of speech), so broken or random weights cannot generate
+forever. A sentence that comes back at the budget or near-silent is suspect;
+with ``retry_suspect`` it is spoken once more with another seed, and whatever
+remains suspect is reported on the sentence, never silently cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from rvc.errors import InvalidInput
+from rvc.processing.audio_join import crossfade_concat, rms
+from rvc.processing.params import SynthesisDefaults
+
+__all__ = [
+    "SentenceAudio",
+    "SpeechBackend",
+    "SynthesisRequest",
+    "SynthesisResult",
+    "TTSRVCPipeline",
+    "VoiceBackend",
+    "token_budget",
+]
+
+logger = logging.getLogger(__name__)
+
+TTS_SAMPLE_RATE = 16000
+SAMPLES_PER_TOKEN = 320  # BiCodec: 50 semantic tokens per second at 16 kHz
+NEAR_SILENT_RMS = 1e-3
+
+
+class SpeechBackend(Protocol):
+    """Spark-TTS as the pipeline sees it (rvc.grpc's asyncio client behind an adapter)."""
+
+    async def speak(
+        self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *, seed: int | None,
+        max_new_tokens: int,
+    ) -> np.ndarray:
+        """(T,) float32 at 16 kHz for ``text`` in the voice of ``reference_wav`` ((T,) float32, 16 kHz)."""
+        ...
+
+
+class VoiceBackend(Protocol):
+    """RVC as the pipeline sees it (rvc.server's pool behind an adapter)."""
+
+    async def convert(
+        self, audio: np.ndarray, sample_rate: int, settings: SynthesisDefaults, *, voice: str | None,
+        seed: int | None,
+    ) -> tuple[np.ndarray, int]:
+        """(audio (T,) float32, sample_rate) in the target voice."""
+        ...
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    sentences: tuple[str, ...]
+    reference_wav: np.ndarray  # (T,) float32 at 16 kHz
+    settings: SynthesisDefaults
+    voice: str | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sentences:
+            raise InvalidInput("text has nothing to speak: give at least one word", field="text")
+
+
+@dataclass(frozen=True)
+class SentenceAudio:
+    index: int
+    text: str
+    audio: np.ndarray  # (T,) float32
+    sample_rate: int
+    tts_time: float
+    rvc_time: float
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.size / self.sample_rate
+
+
+@dataclass(frozen=True)
+class SynthesisResult:
+    audio: np.ndarray
+    sample_rate: int
+    sentences: tuple[SentenceAudio, ...]
+    total_time: float
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def tts_time(self) -> float:
+        return sum(sentence.tts_time for sentence in self.sentences)
+
+    @property
+    def rvc_time(self) -> float:
+        return sum(sentence.rvc_time for sentence in self.sentences)
+
+
+def token_budget(sentence: str, *, max_tokens: int = 3000) -> int:
+    """Semantic tokens a sentence may use: twice a slow speaking rate, plus 2 s of slack.
+
+    About 15 Latin characters or 4 CJK characters are spoken per second; the
+    budget allows 0.15 s per Latin and 0.5 s per CJK character.
+    """
+    cjk = sum(1 for char in sentence if "\u3000" <= char <= "\u9fff" or "\uac00" <= char <= "\ud7af")
+    seconds = 2.0 + 0.15 * (len(sentence) - cjk) + 0.5 * cjk
+    return min(max_tokens, int(seconds * TTS_SAMPLE_RATE / SAMPLES_PER_TOKEN))
+
+
+class TTSRVCPipeline:
+    """Runs requests against one SpeechBackend and one VoiceBackend; stateless between requests."""
+
+    def __init__(
+        self, speech: SpeechBackend, voice: VoiceBackend, *, retry_suspect: bool = True, lookahead: int = 2
+    ) -> None:
+        if lookahead < 1:
+            raise ValueError(f"lookahead must be >= 1, got {lookahead}")
+        self.speech = speech
+        self.voice = voice
+        self.retry_suspect = retry_suspect
+        self.lookahead = lookahead
+
+    async def _speak(self, request: SynthesisRequest, index: int) -> tuple[np.ndarray, float, tuple[str, ...]]:
+        sentence = request.sentences[index]
+        budget = token_budget(sentence)
+        seed = None if request.seed is None else request.seed + index
+        started = time.perf_counter()
+        wav = await self.speech.speak(
+            sentence, request.reference_wav, request.settings, seed=seed, max_new_tokens=budget
+        )
+        problem = _suspect(wav, budget)
+        if problem and self.retry_suspect:
+            logger.info("sentence %d %s; retrying once with another seed", index, problem)
+            retry_seed = None if seed is None else seed + 1_000_003
+            wav = await self.speech.speak(
+                sentence, request.reference_wav, request.settings, seed=retry_seed, max_new_tokens=budget
+            )
+            problem = _suspect(wav, budget)
+        warnings = (f"sentence {index}: {problem}",) if problem else ()
+        return wav, time.perf_counter() - started, warnings
+
+    async def _convert(self, request: SynthesisRequest, index: int, wav: np.ndarray) -> tuple[np.ndarray, int, float]:
+        if request.settings.skip_rvc:
+            return wav, TTS_SAMPLE_RATE, 0.0
+        started = time.perf_counter()
+        audio, rate = await self.voice.convert(
+            wav, TTS_SAMPLE_RATE, request.settings, voice=request.voice,
+            seed=None if request.seed is None else request.seed + index,
+        )
+        return audio, rate, time.perf_counter() - started
+
+    async def stream(self, request: SynthesisRequest) -> AsyncIterator[SentenceAudio]:
+        """Yield each sentence's audio as soon as it and every earlier one are done.
+
+        Cancelling the iteration (a client that went away) cancels the TTS and
+        RVC work still running for this request.
+        """
+        count = len(request.sentences)
+        pending: dict[int, asyncio.Task[SentenceAudio]] = {}
+
+        async def one_sentence(index: int, spoken: asyncio.Task) -> SentenceAudio:
+            wav, tts_time, warnings = await spoken
+            audio, rate, rvc_time = await self._convert(request, index, wav)
+            return SentenceAudio(index, request.sentences[index], audio, rate, tts_time, rvc_time, warnings)
+
+        # TTS runs one sentence after another (each waits for the previous one), conversion overlaps it.
+        previous_tts: asyncio.Task | None = None
+
+        def schedule(index: int) -> None:
+            nonlocal previous_tts
+            before = previous_tts
+
+            async def speak_after_previous() -> tuple[np.ndarray, float, tuple[str, ...]]:
+                if before is not None:
+                    await asyncio.wait([before])
+                return await self._speak(request, index)
+
+            previous_tts = asyncio.ensure_future(speak_after_previous())
+            pending[index] = asyncio.ensure_future(one_sentence(index, previous_tts))
+
+        try:
+            for index in range(min(self.lookahead, count)):
+                schedule(index)
+            for index in range(count):
+                result = await pending.pop(index)
+                if index + self.lookahead < count:
+                    schedule(index + self.lookahead)
+                yield result
+        finally:
+            for task in pending.values():
+                task.cancel()
+            if previous_tts is not None and not previous_tts.done():
+                previous_tts.cancel()
+            if pending:
+                await asyncio.gather(*pending.values(), return_exceptions=True)
+
+    async def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
+        """The whole text as one waveform (sentences crossfaded)."""
+        started = time.perf_counter()
+        sentences = [sentence async for sentence in self.stream(request)]
+        rate = sentences[0].sample_rate
+        audio = crossfade_concat([sentence.audio for sentence in sentences], rate)
+        warnings = tuple(warning for sentence in sentences for warning in sentence.warnings)
+        return SynthesisResult(audio, rate, tuple(sentences), time.perf_counter() - started, warnings)
+
+
+def _suspect(wav: np.ndarray, budget: int) -> str | None:
+    if wav.size >= budget * SAMPLES_PER_TOKEN:
+        return f"hit its token budget ({budget} tokens, {budget * SAMPLES_PER_TOKEN / TTS_SAMPLE_RATE:.1f} s)"
+    if rms(wav) < NEAR_SILENT_RMS:
+        return "came back near-silent"
+    return None
