@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     )
     voices_dir: Path = Field(PROJECT_ROOT / "var" / "voices", description="saved voices")
     run_dir: Path = Field(PROJECT_ROOT / "var" / "run", description="sockets, pid files and server logs")
+    state_dir: Path = Field(PROJECT_ROOT / "var" / "state", description="stored /config defaults and reference clip")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models run")
 
     # --- request limits -----------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""The Voice HTTP API: ``create_app(settings)`` builds the FastAPI app.
+
+The app owns a ``VoiceServices`` for its lifetime (started in the lifespan,
+closed on shutdown). Tests and embedders may pass their own services built
+from tiny assets; nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from rvc.api.errors import install_error_handlers
+from rvc.api.metrics import ApiMetrics
+from rvc.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from rvc.api.routes_synthesis import router as synthesis_router
+from rvc.api.routes_system import router as system_router
+from rvc.processing.services import VoiceServices
+from rvc.settings import Settings, load_settings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Text in, speech out in a chosen character voice. Spark-TTS (on Triton) speaks the text in the style of
+a reference clip; RVC converts it into the target voice.
+
+Every synthesis route takes a multipart form. Fields left out fall back to the stored defaults
+(`GET /config`). Errors come back as `{"error": {"code", "message", "field", "status"}, "request_id"}`;
+a 4xx message says what to change.
+"""
+
+
+def create_app(settings: Settings | None = None, *, services: VoiceServices | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    owned = services is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = services or VoiceServices.from_settings(settings)
+        if owned:
+            await app.state.services.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.services.close()
+
+    app = FastAPI(
+        title="Voice service: Spark-TTS + RVC",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = ApiMetrics()
+    if services is not None:
+        app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(synthesis_router)
+    app.include_router(system_router)
+    return app

@@ -1,0 +1,116 @@
+"""Health, status, stored configuration and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from rvc.api.routes_synthesis import Services, check_reference, services_of
+from rvc.audio import decode_audio, resample
+from rvc.processing.defaults_store import StoredReference
+from rvc.processing.params import SynthesisDefaults, SynthesisOverrides
+from rvc.processing.services import VoiceServices
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["service"])
+
+
+class Health(BaseModel):
+    healthy: bool
+    status: Literal["ready", "degraded", "error"]
+    tts_ready: bool
+    rvc_ready: bool
+    demo_assets: bool
+    problems: list[str]
+
+
+class ReferenceInfo(BaseModel):
+    stored: bool
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    sha256: str | None = None
+
+
+class StoredConfig(BaseModel):
+    defaults: SynthesisDefaults
+    reference_audio: ReferenceInfo
+
+
+def _reference_info(reference: StoredReference | None) -> ReferenceInfo:
+    if reference is None:
+        return ReferenceInfo(stored=False)
+    return ReferenceInfo(
+        stored=True, duration_s=round(reference.duration_s, 3), sample_rate=reference.sample_rate,
+        sha256=reference.sha256,
+    )
+
+
+def _config(services: VoiceServices) -> StoredConfig:
+    return StoredConfig(defaults=services.store.get(), reference_audio=_reference_info(services.store.reference()))
+
+
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="Liveness and readiness: ready, degraded (one backend down) or error",
+    responses={503: {"model": Health, "description": "no backend is ready"}},
+)
+async def health(services: Services) -> JSONResponse:
+    report = await services.health()
+    body = Health(
+        healthy=report.status == "ready", status=report.status, tts_ready=report.tts_ready,
+        rvc_ready=report.rvc_ready, demo_assets=report.demo_assets, problems=list(report.problems),
+    )
+    return JSONResponse(body.model_dump(), status_code=503 if report.status == "error" else 200)
+
+
+@router.get("/status", summary="Models, workers, request counts, uptime and the Triton address")
+async def status(services: Services) -> dict[str, Any]:
+    report = await services.health()
+    return {"status": report.status, "tts_ready": report.tts_ready, "rvc_ready": report.rvc_ready,
+            **services.status()}
+
+
+@router.get("/config", response_model=StoredConfig, summary="The stored defaults every request falls back to")
+async def get_config(services: Services) -> StoredConfig:
+    return _config(services)
+
+
+@router.post("/config", response_model=StoredConfig, summary="Change stored defaults (only the fields given)")
+async def update_config(overrides: SynthesisOverrides, services: Services) -> StoredConfig:
+    await asyncio.to_thread(services.store.update, overrides)
+    return _config(services)
+
+
+@router.post(
+    "/config/reference-audio", response_model=StoredConfig,
+    summary="Store the default reference clip used when a request uploads none",
+)
+async def store_reference(
+    reference_audio: Annotated[UploadFile, File(description="the default reference clip")],
+    services: Services,
+) -> StoredConfig:
+    data = await reference_audio.read()
+    wav, rate = await asyncio.to_thread(
+        decode_audio, data, max_seconds=services.settings.max_reference_seconds, field="reference_audio"
+    )
+    check_reference(await asyncio.to_thread(resample, wav, rate, 16000))
+    await asyncio.to_thread(services.store.set_reference, wav, rate)
+    return _config(services)
+
+
+@router.delete("/config/reference-audio", response_model=StoredConfig, summary="Forget the stored reference clip")
+async def delete_reference(services: Services) -> StoredConfig:
+    await asyncio.to_thread(services.store.clear_reference)
+    return _config(services)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request, services: Annotated[VoiceServices, Depends(services_of)]) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
