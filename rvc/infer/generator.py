@@ -1,0 +1,188 @@
+"""RVC's waveform decoders: HiFi-GAN (``Generator``, no-f0 voices) and its NSF variant (f0 voices).
+
+Input is the flow latent z (B, inter, T) at 100 frames/s; output is audio (B, 1, T·hop) in
+[-1, 1] at the voice's sample rate, hop = product of the upsample rates (320/400/480 for
+32/40/48 kHz). The NSF decoder adds, after every upsampling stage, a strided conv of the f0
+source signal at that stage's rate. This stage dominates CPU time (about 90% of a conversion).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rvc.infer.nsf import NoiseSource, SourceModule
+from rvc.infer.weight_norm import WeightNormConv1d, WeightNormConvTranspose1d
+
+__all__ = ["HiFiGanGenerator", "NsfGenerator", "ResBlock1", "ResBlock2"]
+
+LRELU_SLOPE = 0.1
+
+
+def _dilated_convs(channels: int, kernel_size: int, dilations: Sequence[int]) -> nn.ModuleList:
+    """Length-preserving weight-normed convs, one per dilation."""
+    return nn.ModuleList(
+        WeightNormConv1d(channels, channels, kernel_size, dilation=d, padding=(kernel_size * d - d) // 2)
+        for d in dilations
+    )
+
+
+class ResBlock1(nn.Module):
+    """Three (dilated conv, conv) pairs with leaky-ReLU pre-activations and residual adds."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
+        super().__init__()
+        self.convs1 = _dilated_convs(channels, kernel_size, dilations)
+        self.convs2 = _dilated_convs(channels, kernel_size, [1] * len(dilations))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv1, conv2 in zip(self.convs1, self.convs2, strict=True):
+            residual = conv1(F.leaky_relu(x, LRELU_SLOPE))
+            x = x + conv2(F.leaky_relu(residual, LRELU_SLOPE))
+        return x
+
+
+class ResBlock2(nn.Module):
+    """Two dilated convs with leaky-ReLU pre-activations and residual adds."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
+        super().__init__()
+        self.convs = _dilated_convs(channels, kernel_size, dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = x + conv(F.leaky_relu(x, LRELU_SLOPE))
+        return x
+
+
+class HiFiGanGenerator(nn.Module):
+    """The plain HiFi-GAN decoder; parameters ``conv_pre``, ``ups``, ``resblocks``, ``conv_post``, ``cond``."""
+
+    def __init__(
+        self,
+        initial_channel: int,
+        resblock: str,
+        resblock_kernel_sizes: Sequence[int],
+        resblock_dilation_sizes: Sequence[Sequence[int]],
+        upsample_rates: Sequence[int],
+        upsample_initial_channel: int,
+        upsample_kernel_sizes: Sequence[int],
+        gin_channels: int,
+    ) -> None:
+        super().__init__()
+        self.num_kernels = len(resblock_kernel_sizes)
+        self.upsample = math.prod(upsample_rates)
+        self.conv_pre = nn.Conv1d(initial_channel, upsample_initial_channel, 7, 1, padding=3)
+        block = ResBlock1 if resblock == "1" else ResBlock2
+        self.ups = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        channels = upsample_initial_channel
+        for rate, kernel in zip(upsample_rates, upsample_kernel_sizes, strict=True):
+            self.ups.append(
+                WeightNormConvTranspose1d(channels, channels // 2, kernel, rate, padding=(kernel - rate) // 2)
+            )
+            channels //= 2
+            for kernel_size, dilations in zip(resblock_kernel_sizes, resblock_dilation_sizes, strict=True):
+                self.resblocks.append(block(channels, kernel_size, dilations))
+        self.conv_post = nn.Conv1d(channels, 1, 7, 1, padding=3, bias=False)
+        self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1)
+
+    def _add_source(self, stage: int, x: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
+        return x
+
+    def _stage(self, i: int, x: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
+        x = self._add_source(i, self.ups[i](F.leaky_relu(x, LRELU_SLOPE)), source)
+        blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+        total = blocks[0](x)
+        for block in blocks[1:]:
+            total = total + block(x)
+        return total / self.num_kernels
+
+    def _decode(self, z: torch.Tensor, g: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
+        x = self.conv_pre(z) + self.cond(g)
+        for i in range(len(self.ups)):
+            x = self._stage(i, x, source)
+        # The final activation uses torch's default slope 0.01, unlike every other one (0.1).
+        return torch.tanh(self.conv_post(F.leaky_relu(x)))
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        g: torch.Tensor,
+        *,
+        frames_out: int | None = None,
+    ) -> torch.Tensor:
+        """z: (B, inter, T); g: (B, gin, 1) -> audio (B, 1, T'·hop), T' = frames_out or T.
+
+        ``frames_out`` linearly resamples z to that many frames first (the realtime formant shift).
+        """
+        if frames_out is not None and frames_out != z.shape[-1]:
+            z = F.interpolate(z, size=frames_out, mode="linear")
+        return self._decode(z, g, None)
+
+
+class NsfGenerator(HiFiGanGenerator):
+    """HiFi-GAN plus the NSF source: adds ``m_source`` and one ``noise_convs`` conv per stage."""
+
+    def __init__(
+        self,
+        initial_channel: int,
+        resblock: str,
+        resblock_kernel_sizes: Sequence[int],
+        resblock_dilation_sizes: Sequence[Sequence[int]],
+        upsample_rates: Sequence[int],
+        upsample_initial_channel: int,
+        upsample_kernel_sizes: Sequence[int],
+        gin_channels: int,
+        sample_rate: int,
+    ) -> None:
+        super().__init__(
+            initial_channel,
+            resblock,
+            resblock_kernel_sizes,
+            resblock_dilation_sizes,
+            upsample_rates,
+            upsample_initial_channel,
+            upsample_kernel_sizes,
+            gin_channels,
+        )
+        self.m_source = SourceModule(sample_rate)
+        self.noise_convs = nn.ModuleList()
+        for i in range(len(upsample_rates)):
+            channels = upsample_initial_channel // 2 ** (i + 1)
+            stride = math.prod(upsample_rates[i + 1 :])
+            if i + 1 < len(upsample_rates):
+                self.noise_convs.append(
+                    nn.Conv1d(1, channels, 2 * stride, stride=stride, padding=stride // 2)
+                )
+            else:
+                self.noise_convs.append(nn.Conv1d(1, channels, 1))
+
+    def _add_source(self, stage: int, x: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
+        return x + self.noise_convs[stage](source)
+
+    def forward(  # type: ignore[override]
+        self,
+        z: torch.Tensor,
+        g: torch.Tensor,
+        *,
+        f0: torch.Tensor,
+        noise: NoiseSource,
+        frames_out: int | None = None,
+    ) -> torch.Tensor:
+        """z: (B, inter, T); f0: (B, T) Hz; g: (B, gin, 1) -> audio (B, 1, T'·hop).
+
+        With ``frames_out`` the source (T·hop samples) and z are linearly resampled to
+        frames_out·hop samples and frames_out frames.
+        """
+        source = self.m_source(f0, self.upsample, noise)
+        if frames_out is not None:
+            if frames_out * self.upsample != source.shape[-1]:
+                source = F.interpolate(source, size=frames_out * self.upsample, mode="linear")
+            if frames_out != z.shape[-1]:
+                z = F.interpolate(z, size=frames_out, mode="linear")
+        return self._decode(z, g, source)
