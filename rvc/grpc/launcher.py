@@ -127,9 +127,13 @@ def _prepare_backends(installation: TritonInstallation, work_dir: Path) -> Path 
     target = work_dir / "backends" / "python"
     target.mkdir(parents=True, exist_ok=True)
     source = installation.backend_dir / "python"
-    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
-        shutil.copy2(source / name, target / name)
-    shutil.copy2(installation.stub, target / "triton_python_backend_stub")
+    files = {name: source / name for name in ("libtriton_python.so", "triton_python_backend_utils.py")}
+    files["triton_python_backend_stub"] = installation.stub
+    for name, origin in files.items():
+        # Copy beside, then rename: a stub still running from an earlier server keeps its old inode.
+        staging = target / f".{name}.{os.getpid()}.tmp"
+        shutil.copy2(origin, staging)
+        os.replace(staging, target / name)
     return target.parent
 
 
