@@ -1,0 +1,273 @@
+"""The voice converter a worker process holds: shared HuBERT/RMVPE, resident voices, ``convert``.
+
+``VoiceConverter.convert`` runs RVC's offline inference (``vc_single``): any-rate mono audio
+-> 16 kHz, peak limit, the pipeline in ``pipeline.py``, int16 scaling. The result is the
+int16 output as float32 in [-1, 1] at the voice's rate (or ``resample_sr``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rvc.audio import resample, validate_waveform
+from rvc.errors import InvalidInput, NotFound
+from rvc.infer.f0 import CREPE_MODELS, F0_METHODS
+from rvc.infer.hubert import ContentEncoder
+from rvc.infer.index import FeatureIndex
+from rvc.infer.pipeline import CPU_SEGMENTS, SegmentConfig, SegmentModels, Trace, run_pipeline
+from rvc.infer.rmvpe import RMVPE
+from rvc.infer.signal_ops import limit_peak, to_int16
+from rvc.infer.synthesizer import VoiceCheckpoint, load_voice_checkpoint
+
+__all__ = [
+    "F0_METHODS",
+    "ConversionParams",
+    "ConversionResult",
+    "ConverterAssets",
+    "VoiceConverter",
+    "VoiceInfo",
+]
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+MIN_INPUT_SECONDS = 0.1
+_WARM_UP_SECONDS = 1.0
+
+
+def _check_range(name: str, value: float, low: float, high: float, *, integer: bool = False) -> None:
+    kind = "an integer" if integer else "a number"
+    wrong_type = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
+    if wrong_type or not low <= value <= high:
+        raise InvalidInput(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}", field=name)
+
+
+@dataclass(frozen=True)
+class ConversionParams:
+    """Per-request settings (WebUI defaults). ``deterministic`` zeroes the synthesizer's noise draws."""
+
+    pitch_shift: int = 0
+    f0_method: str = "rmvpe"
+    index_rate: float = 0.75
+    filter_radius: int = 3
+    rms_mix_rate: float = 0.25
+    protect: float = 0.33
+    resample_sr: int = 0
+    speaker_id: int = 0
+    seed: int | None = None
+    deterministic: bool = False
+
+    def validate(self) -> None:
+        """Raise InvalidInput naming the first field outside its allowed range."""
+        _check_range("pitch_shift", self.pitch_shift, -24, 24, integer=True)
+        if self.f0_method not in F0_METHODS:
+            raise InvalidInput(
+                f"f0_method must be one of {', '.join(F0_METHODS)}, got {self.f0_method!r}", field="f0_method"
+            )
+        _check_range("index_rate", self.index_rate, 0, 1)
+        _check_range("filter_radius", self.filter_radius, 0, 7, integer=True)
+        _check_range("rms_mix_rate", self.rms_mix_rate, 0, 1)
+        _check_range("protect", self.protect, 0, 0.5)
+        if not (isinstance(self.resample_sr, int) and not isinstance(self.resample_sr, bool)) or not (
+            self.resample_sr == 0 or 8000 <= self.resample_sr <= 48000
+        ):
+            raise InvalidInput(
+                f"resample_sr must be 0 (keep the voice's rate) or an integer from 8000 to 48000, "
+                f"got {self.resample_sr!r}",
+                field="resample_sr",
+            )
+        _check_range("speaker_id", self.speaker_id, 0, 2**31 - 1, integer=True)
+        if self.seed is not None:
+            _check_range("seed", self.seed, 0, 2**63 - 1, integer=True)
+        if not isinstance(self.deterministic, bool):
+            raise InvalidInput(
+                f"deterministic must be true or false, got {self.deterministic!r}", field="deterministic"
+            )
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """audio: (N,) float32 in [-1, 1] (int16-exact: k / 32768) at ``sample_rate``; seconds per stage."""
+
+    audio: np.ndarray
+    sample_rate: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_int16(self) -> np.ndarray:
+        """The reference's int16 output, exactly."""
+        return np.round(self.audio * 32768.0).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class ConverterAssets:
+    """Model files shared by every voice: ``hubert_base.pt`` (fairseq; or a transformers folder), ``rmvpe.pt``."""
+
+    hubert_path: Path
+    rmvpe_path: Path | None
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    name: str
+    version: str
+    if_f0: bool
+    sample_rate: int
+    has_index: bool
+    n_speakers: int = 1
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class _ResidentVoice:
+    info: VoiceInfo
+    checkpoint: VoiceCheckpoint
+    index: FeatureIndex | None
+
+
+def _resolve_index_path(path: Path) -> Path:
+    """Like the WebUI, read the vectors-bearing ``added_*`` file when given its ``trained_*`` twin."""
+    if "trained" in path.name:
+        added = path.with_name(path.name.replace("trained", "added"))
+        if added.is_file():
+            return added
+    return path
+
+
+class VoiceConverter:
+    """One per process; HuBERT and RMVPE are loaded once and shared by every resident voice.
+
+    Thread-safe: voices are added/removed under a lock and conversions only read the models.
+    """
+
+    def __init__(
+        self,
+        assets: ConverterAssets,
+        *,
+        device: str = "cpu",
+        crepe_model: str = "full",
+        segments: SegmentConfig = CPU_SEGMENTS,
+    ) -> None:
+        if crepe_model not in CREPE_MODELS:
+            raise ValueError(f"crepe_model must be one of {CREPE_MODELS}, got {crepe_model!r}")
+        self.device = torch.device(device)
+        self.crepe_model = crepe_model
+        self.segments = segments
+        hubert_path = Path(assets.hubert_path)
+        if hubert_path.is_dir():
+            self.hubert = ContentEncoder.from_pretrained(hubert_path, device=self.device)
+        else:
+            self.hubert = ContentEncoder.from_fairseq(hubert_path, device=self.device)
+        self.rmvpe = (
+            RMVPE.from_pretrained(assets.rmvpe_path, device=self.device) if assets.rmvpe_path else None
+        )
+        self._voices: dict[str, _ResidentVoice] = {}
+        self._lock = threading.RLock()
+        self._methods_used: set[str] = set()
+
+    # -- voices -----------------------------------------------------------------------------
+
+    def load_voice(self, name: str, pth_path: Path, index_path: Path | None = None) -> VoiceInfo:
+        """Load (or replace) voice ``name`` from an official ``.pth`` and optional faiss ``.index``."""
+        checkpoint = load_voice_checkpoint(pth_path, device=self.device)
+        index = FeatureIndex.load(_resolve_index_path(Path(index_path))) if index_path is not None else None
+        info = VoiceInfo(
+            name=name,
+            version=checkpoint.version,
+            if_f0=checkpoint.if_f0,
+            sample_rate=checkpoint.sample_rate,
+            has_index=index is not None,
+            n_speakers=checkpoint.config.spk_embed_dim,
+            path=str(pth_path),
+        )
+        with self._lock:
+            self._voices[name] = _ResidentVoice(info, checkpoint, index)
+        logger.info("voice %s resident (%s, f0=%s, %d Hz, index=%s)", name, info.version, info.if_f0,
+                    info.sample_rate, info.has_index)  # fmt: skip
+        return info
+
+    def unload_voice(self, name: str) -> None:
+        with self._lock:
+            if self._voices.pop(name, None) is None:
+                raise NotFound(f"voice {name!r} is not loaded", field="voice")
+
+    @property
+    def voices(self) -> dict[str, VoiceInfo]:
+        with self._lock:
+            return {name: voice.info for name, voice in self._voices.items()}
+
+    def _voice(self, name: str) -> _ResidentVoice:
+        with self._lock:
+            voice = self._voices.get(name)
+            known = sorted(self._voices)
+        if voice is None:
+            raise NotFound(f"voice {name!r} is not loaded; loaded voices: {known}", field="voice")
+        return voice
+
+    # -- conversion -------------------------------------------------------------------------
+
+    def warm_up(self, methods: tuple[str, ...] | None = None) -> None:
+        """One short conversion per resident voice and per f0 method in use (first-call costs paid here)."""
+        if methods is None:
+            methods = tuple(sorted(self._methods_used)) or (("rmvpe",) if self.rmvpe is not None else ("pm",))
+        t = np.arange(int(_WARM_UP_SECONDS * SAMPLE_RATE)) / SAMPLE_RATE
+        tone = (0.3 * np.sin(2 * np.pi * 180.0 * t)).astype(np.float32)
+        for position, name in enumerate(self.voices):
+            for method in methods if position == 0 else methods[:1]:
+                self.convert(name, tone, SAMPLE_RATE, ConversionParams(f0_method=method, deterministic=True))
+
+    def convert(
+        self,
+        voice: str,
+        audio: np.ndarray,
+        sample_rate: int,
+        params: ConversionParams,
+        *,
+        trace: Trace | None = None,
+    ) -> ConversionResult:
+        """(N,) mono float audio at ``sample_rate`` -> the voice's rendition (see ConversionResult)."""
+        params.validate()
+        resident = self._voice(voice)
+        if params.speaker_id >= resident.info.n_speakers:
+            raise InvalidInput(
+                f"speaker_id must be from 0 to {resident.info.n_speakers - 1} for voice {voice!r}, "
+                f"got {params.speaker_id}",
+                field="speaker_id",
+            )
+        if resident.info.if_f0 and params.f0_method == "rmvpe" and self.rmvpe is None:
+            raise InvalidInput(
+                "f0_method 'rmvpe' is unavailable: no rmvpe.pt was configured", field="f0_method"
+            )
+        wav = np.asarray(audio, dtype=np.float32)
+        validate_waveform(wav, sample_rate)
+        if wav.size < MIN_INPUT_SECONDS * sample_rate:
+            raise InvalidInput(f"audio must be at least {MIN_INPUT_SECONDS:g} s long", field="audio")
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        wav16k = limit_peak(resample(wav, sample_rate, SAMPLE_RATE))
+        checkpoint = resident.checkpoint
+        models = SegmentModels(
+            hubert=self.hubert, synthesizer=checkpoint.model, version=checkpoint.version,
+            index=resident.index, device=self.device,
+        )  # fmt: skip
+        with torch.inference_mode():
+            out, out_rate = run_pipeline(
+                wav16k, models, params, if_f0=checkpoint.if_f0, sample_rate=checkpoint.sample_rate,
+                rmvpe=self.rmvpe, crepe_model=self.crepe_model, segments=self.segments,
+                timings=timings, trace=trace,
+            )  # fmt: skip
+        audio_int16 = to_int16(out)
+        if trace is not None:
+            trace.setdefault("audio_int16", []).append(audio_int16)
+        timings["total"] = time.perf_counter() - started
+        if checkpoint.if_f0:
+            self._methods_used.add(params.f0_method)
+        return ConversionResult(
+            audio=audio_int16.astype(np.float32) / 32768.0, sample_rate=out_rate, timings=timings
+        )

@@ -1,0 +1,118 @@
+"""Settings of the RVC worker pool, as one frozen dataclass.
+
+The pool never reads the environment itself: ``PoolConfig.from_settings``
+builds it from the service's ``Settings`` (RVC_MODEL, RVC_WORKERS,
+RVC_QUEUE_SIZE, RVC_JOB_TIMEOUT_S, WEIGHTS_DIR, ASSETS_DIR), and tests build
+one directly around tiny demo assets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rvc.settings import Settings
+
+__all__ = ["PoolConfig"]
+
+_DEVICES = ("auto", "cpu", "cuda")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be >= 0 (0 switches it off), got {value!r}")
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """What an ``RVCServer`` needs to start its workers.
+
+    weights_dir: folder of voices, ``<voice>.pth`` (+ optional ``.index``).
+    hubert_path / rmvpe_path: the shared content encoder and pitch model
+        (``rmvpe_path`` may be None when no job uses f0_method="rmvpe").
+    default_voice: voice loaded at start and used when a job names none;
+        given with or without ``.pth``, stored without it.
+    num_workers: worker processes kept alive (each holds every resident voice).
+    max_queue: jobs waiting for a worker before ``submit`` raises Busy.
+    job_timeout_s: default deadline of a job, counted from submit.
+    max_jobs_per_worker / max_rss_mb: recycle a worker after that many jobs or
+        above that resident memory (0 = never); its replacement is ready first.
+    hung_grace_s: after a running job missed its deadline (its caller already
+        got JobTimeout), how long its worker may keep going before it is killed
+        and replaced, so one stuck conversion cannot hold a worker forever.
+    start_timeout_s: longest a worker may take to load models and warm up.
+    warmup: run one short conversion per worker before taking jobs.
+    device: "cpu", "cuda" or "auto" (cuda when available).
+    torch_threads: intra-op threads per worker; 1, because N workers each with
+        several threads oversubscribe the cores (infra.md §0.6: 5-40x slower).
+    """
+
+    weights_dir: Path
+    hubert_path: Path
+    rmvpe_path: Path | None
+    default_voice: str
+    num_workers: int = 2
+    max_queue: int = 32
+    job_timeout_s: float = 300.0
+    max_jobs_per_worker: int = 0
+    max_rss_mb: float = 0.0
+    hung_grace_s: float = 10.0
+    start_timeout_s: float = 300.0
+    warmup: bool = True
+    device: str = "cpu"
+    torch_threads: int = 1
+    log_level: str = "INFO"
+    extra_voices: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights_dir", Path(self.weights_dir))
+        object.__setattr__(self, "hubert_path", Path(self.hubert_path))
+        if self.rmvpe_path is not None:
+            object.__setattr__(self, "rmvpe_path", Path(self.rmvpe_path))
+        if not isinstance(self.default_voice, str) or not self.default_voice.removesuffix(".pth"):
+            raise ValueError(f"default_voice must be a voice name, got {self.default_voice!r}")
+        object.__setattr__(self, "default_voice", self.default_voice.removesuffix(".pth"))
+        object.__setattr__(self, "extra_voices", tuple(v.removesuffix(".pth") for v in self.extra_voices))
+        for name in ("num_workers", "max_queue", "torch_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.max_jobs_per_worker, int) or self.max_jobs_per_worker < 0:
+            raise ValueError(f"max_jobs_per_worker must be an integer >= 0, got {self.max_jobs_per_worker!r}")
+        for name in ("job_timeout_s", "hung_grace_s", "start_timeout_s"):
+            _positive(name, getattr(self, name))
+        _non_negative("max_rss_mb", self.max_rss_mb)
+        if self.device not in _DEVICES and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be one of {_DEVICES} or 'cuda:N', got {self.device!r}")
+        if self.log_level not in _LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {_LOG_LEVELS}, got {self.log_level!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> PoolConfig:
+        """The pool configuration the service settings describe; ``overrides`` win."""
+        values: dict[str, object] = {
+            "weights_dir": settings.weights_dir,
+            "hubert_path": settings.hubert_path,
+            "rmvpe_path": settings.rmvpe_path,
+            "default_voice": settings.voice_name,
+            "num_workers": settings.rvc_workers,
+            "max_queue": settings.rvc_queue_size,
+            "job_timeout_s": settings.rvc_job_timeout_s,
+            "device": settings.device,
+            "log_level": settings.log_level,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_changes(self, **changes: object) -> PoolConfig:
+        """A copy with some fields replaced (validated again)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
