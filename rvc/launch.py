@@ -5,14 +5,12 @@ supervises both servers: it provisions assets (downloads, or generates the
 demo ones when the hub cannot be reached), prepares the Triton model
 repository, starts the real tritonserver through the launcher, then serves
 the API in this process; SIGINT/SIGTERM stop both, and the exit code is
-non-zero when a part failed. A part that is not built yet is named in the log
-instead of being faked.
+non-zero when a part failed (tritonserver dying while the API runs included).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import signal
 import subprocess
@@ -24,70 +22,70 @@ from types import FrameType
 from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.errors import VoiceError
 from rvc.grpc.launcher import TritonServer, TritonServerConfig
+from rvc.grpc.model_repository import prepare_model_repository
 from rvc.logging_setup import configure_logging
 from rvc.settings import PROJECT_ROOT, Settings, load_settings
 
 logger = logging.getLogger("rvc.launch")
 
 
-def _module_exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
+def _run_tool(command: list[str], stop: threading.Event) -> int:
+    """Run a provisioning tool; a stop request terminates it instead of orphaning it."""
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT / "tools")
+    while process.poll() is None:
+        if stop.wait(0.2):
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            return 130
+    return process.returncode
 
 
-def provision_assets(settings: Settings, *, allow_download: bool) -> None:
+def provision_assets(settings: Settings, stop: threading.Event, *, allow_download: bool) -> None:
     """Download the real assets when possible, else generate the demo ones; say which plainly."""
     report = inspect_assets(settings)
     if report.complete:
         logger.info("assets present (%s)", "DEMO: random weights" if report.demo else "real checkpoints")
         return
     logger.info("missing assets: %s", ", ".join(report.missing))
-    tools = PROJECT_ROOT / "tools"
-    if allow_download and (tools / "download_all_assets.py").is_file():
-        code = subprocess.call([sys.executable, str(tools / "download_all_assets.py"), "--if-reachable"], cwd=tools)
+    if allow_download:
+        code = _run_tool([sys.executable, "download_all_assets.py", "--if-reachable"], stop)
         if code == 0 and inspect_assets(settings).complete:
             return
         logger.warning("assets could not be downloaded (exit code %s); generating demo assets", code)
-    if (tools / "make_demo_assets.py").is_file():
-        code = subprocess.call([sys.executable, str(tools / "make_demo_assets.py")], cwd=tools)
-        if code != 0:
-            logger.error("demo asset generation failed with exit code %s", code)
+    if not stop.is_set() and _run_tool([sys.executable, "make_demo_assets.py"], stop) != 0:
+        logger.error("demo asset generation failed")
     report = inspect_assets(settings)
     if not report.complete:
         logger.error("still missing: %s", ", ".join(report.missing))
 
 
-def prepare_repository(settings: Settings) -> Path | None:
-    """Fill the Triton model repository from triton/model_repo's templates."""
-    if not _module_exists("rvc.grpc.model_repository"):
-        logger.error("NOT BUILT YET: the Triton model repository (issue 5); Spark-TTS will not be served")
-        return None
-    from rvc.grpc.model_repository import prepare_model_repository
-
-    return prepare_model_repository(settings.triton_model_repo, model_dir=settings.spark_model_dir)
+def watch_triton(triton: TritonServer, stop: threading.Event, died: threading.Event) -> None:
+    """A tritonserver that exits while the API runs ends the service (exit code 1), so a supervisor restarts it."""
+    while not stop.wait(1.0):
+        if not triton.is_running():
+            logger.error("tritonserver exited unexpectedly; its log:\n%s", triton.log_text(40))
+            died.set()
+            stop.set()
+            return
 
 
 def serve_api(settings: Settings, stop: threading.Event) -> int:
-    """Serve the Voice API in this thread until ``stop`` is set or uvicorn exits."""
-    if not _module_exists("rvc.api.app"):
-        logger.error("NOT BUILT YET: the Voice HTTP API (issue 7); nothing listens on port %s", settings.api_port)
-        stop.wait()
-        return 0
+    """Serve the Voice API in this thread until ``stop`` is set, a signal arrives, or uvicorn exits."""
     import uvicorn
 
     from rvc.api.app import create_app
 
     print_usage(settings)
-
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
     )
     watcher = threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True)
     watcher.start()
     server.run()
-    return 0 if server.started else 1
+    return 0 if server.started or stop.is_set() else 1
 
 
 def print_usage(settings: Settings) -> None:
@@ -101,6 +99,13 @@ def print_usage(settings: Settings) -> None:
     )
 
 
+def triton_device(settings: Settings) -> str:
+    """Where the Triton models run: DEVICE, or CUDA when "auto" finds an NVIDIA driver."""
+    if settings.device != "auto":
+        return settings.device
+    return "cuda" if Path("/dev/nvidiactl").exists() else "cpu"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Start tritonserver and the Voice API together.")
     parser.add_argument("--no-download", action="store_true", help="never try the model hub; use demo assets")
@@ -112,11 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    provision_assets(settings, allow_download=not args.no_download)
-    if inspect_assets(settings).demo:
-        logger.warning(DEMO_NOTICE)
 
-    stop = threading.Event()
+    stop, triton_died = threading.Event(), threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         logger.info("signal %s received; stopping", signum)
@@ -125,10 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    provision_assets(settings, stop, allow_download=not args.no_download)
+    if inspect_assets(settings).demo:
+        logger.warning(DEMO_NOTICE)
+    if stop.is_set():
+        return 0
+
     triton: TritonServer | None = None
     try:
-        repository = None if args.no_triton else prepare_repository(settings)
-        if repository is not None:
+        if not args.no_triton:
+            repository = prepare_model_repository(
+                settings.triton_model_repo, model_dir=settings.spark_model_dir, device=triton_device(settings)
+            )
             triton = TritonServer(
                 TritonServerConfig(
                     model_repository=repository,
@@ -140,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             triton.start()
-        return serve_api(settings, stop)
+            threading.Thread(target=watch_triton, args=(triton, stop, triton_died), daemon=True).start()
+        code = serve_api(settings, stop)
+        return 1 if triton_died.is_set() else code
     except VoiceError as exc:
         logger.error("%s", exc)
         return 1

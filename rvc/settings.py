@@ -66,6 +66,13 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # --- access -------------------------------------------------------------------------
+    api_keys: str | None = Field(
+        None,
+        description="off when unset; comma-separated keys, or the path of a file with one key per line: every "
+        "route but /health and /metrics then needs 'Authorization: Bearer <key>'",
+    )
+
     @field_validator("rvc_model")
     @classmethod
     def _voice_file_name(cls, value: str) -> str:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (Python 3.11) and install the pinned project into it.
 # Idempotent: when pyproject.toml has not changed since the last install, it takes a second.
-#   --test    also install what the test suite needs from the system (espeak-ng), when possible
+#   --test    also install what the test suite needs from the system (espeak-ng, chromium), when possible
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,14 +25,21 @@ if [ -z "$PYTHON" ]; then
   echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1
 fi
 
-if [ "$want_test_deps" = 1 ] && ! command -v espeak-ng >/dev/null; then
-  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "installing espeak-ng (reference speech for the tests)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null
-  elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null
-  else
-    echo "warning: espeak-ng is missing and cannot be installed here; tests that need real speech will fail" >&2
+if [ "$want_test_deps" = 1 ]; then
+  # espeak-ng: real reference speech; chromium: the playground's browser tests (Playwright drives it).
+  missing=()
+  command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  if [ ${#missing[@]} -gt 0 ]; then
+    sudo_cmd=()
+    [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+    if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; }; then
+      echo "installing ${missing[*]} (test dependencies)"
+      "${sudo_cmd[@]}" apt-get update -qq
+      "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+      echo "warning: ${missing[*]} missing and cannot be installed here; the tests that need them will fail" >&2
+    fi
   fi
 fi
 

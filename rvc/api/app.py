@@ -13,11 +13,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from rvc.api.auth import ApiKeyMiddleware, load_api_keys
 from rvc.api.errors import install_error_handlers
 from rvc.api.metrics import ApiMetrics
 from rvc.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from rvc.api.routes_openai import router as openai_router
+from rvc.api.routes_playground import router as playground_router
 from rvc.api.routes_synthesis import router as synthesis_router
 from rvc.api.routes_system import router as system_router
+from rvc.api.routes_voices import router as voices_router
 from rvc.processing.services import VoiceServices
 from rvc.settings import Settings, load_settings
 
@@ -31,7 +35,9 @@ a reference clip; RVC converts it into the target voice.
 
 Every synthesis route takes a multipart form. Fields left out fall back to the stored defaults
 (`GET /config`). Errors come back as `{"error": {"code", "message", "field", "status"}, "request_id"}`;
-a 4xx message says what to change.
+a 4xx message says what to change. Saved voices (`/voices`) stand in for an uploaded reference
+(`voice=<name>`); `/v1/audio/speech` speaks OpenAI's speech API (errors there in OpenAI's shape).
+Every synthesis route answers in WAV, FLAC, Ogg/Opus, MP3, AAC or raw PCM (`format` or `Accept`).
 """
 
 
@@ -62,7 +68,13 @@ def create_app(settings: Settings | None = None, *, services: VoiceServices | No
         app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    api_keys = load_api_keys(settings.api_keys)
+    if api_keys:  # inside the request id, outside the body limit: no body is read for a refused key
+        app.add_middleware(ApiKeyMiddleware, keys=api_keys, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(synthesis_router)
     app.include_router(system_router)
+    app.include_router(voices_router)
+    app.include_router(openai_router)
+    app.include_router(playground_router)
     return app

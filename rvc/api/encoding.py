@@ -1,19 +1,16 @@
-"""Response bodies of the synthesis routes: WAV headers, multipart/mixed parts and SSE events.
+"""Response bodies of the synthesis routes: timing headers, multipart/mixed parts and SSE events.
 
-Encoding runs in a worker thread (``asyncio.to_thread``) because a long WAV
-takes milliseconds to encode and the event loop serves other clients.
+The audio inside them is encoded by ``rvc.api.formats.encode_body`` in a
+worker thread, because a long file takes milliseconds to encode and the event
+loop serves other clients.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from typing import Any
 
-import numpy as np
-
-from rvc.audio import encode_wav
 from rvc.processing.pipeline import SentenceAudio, SynthesisResult
 
 __all__ = [
@@ -22,12 +19,7 @@ __all__ = [
     "multipart_part",
     "result_headers",
     "sentence_event",
-    "wav_bytes",
 ]
-
-
-async def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    return await asyncio.to_thread(encode_wav, audio, sample_rate)
 
 
 def _seconds(value: float) -> str:
@@ -50,16 +42,23 @@ def result_headers(result: SynthesisResult, *, demo: bool) -> dict[str, str]:
     return headers
 
 
-def multipart_part(boundary: str, sentence: SentenceAudio, body: bytes) -> bytes:
-    """One ``audio/wav`` part of the multipart/mixed stream, headers as the seed's clients read them."""
+def multipart_part(
+    boundary: str, sentence: SentenceAudio, body: bytes, *, media_type: str = "audio/wav",
+    sample_rate: int | None = None, duration_s: float | None = None,
+) -> bytes:
+    """One audio part of the multipart/mixed stream, headers as the seed's clients read them.
+
+    ``body`` is a complete file; sample_rate / duration_s describe it when the
+    output was resampled or time-stretched (default: the sentence's own).
+    """
     headers = [
-        "Content-Type: audio/wav",
+        f"Content-Type: {media_type}",
         f"Content-Length: {len(body)}",
         f"X-Sentence-Index: {sentence.index}",
         f"X-TTS-Time: {_seconds(sentence.tts_time)}",
         f"X-RVC-Time: {_seconds(sentence.rvc_time)}",
-        f"X-Audio-Duration: {_seconds(sentence.duration_s)}",
-        f"X-Sample-Rate: {sentence.sample_rate}",
+        f"X-Audio-Duration: {_seconds(sentence.duration_s if duration_s is None else duration_s)}",
+        f"X-Sample-Rate: {sentence.sample_rate if sample_rate is None else sample_rate}",
     ]
     if sentence.warnings:
         headers.append("X-Warnings: " + " | ".join(sentence.warnings))
@@ -77,15 +76,18 @@ def multipart_closing(boundary: str) -> bytes:
     return f"--{boundary}--\r\n".encode()
 
 
-def sentence_event(sentence: SentenceAudio, body: bytes) -> dict[str, Any]:
-    """The ``chunk`` event's data: a base64 WAV of one sentence and its timings."""
+def sentence_event(
+    sentence: SentenceAudio, body: bytes, *, audio_format: str = "wav", sample_rate: int | None = None,
+    duration_s: float | None = None,
+) -> dict[str, Any]:
+    """The ``chunk`` event's data: one sentence as a base64 file (default WAV) and its timings."""
     return {
         "index": sentence.index,
         "text": sentence.text,
         "audio": base64.b64encode(body).decode("ascii"),
-        "format": "wav",
-        "sample_rate": sentence.sample_rate,
-        "duration": round(sentence.duration_s, 3),
+        "format": audio_format,
+        "sample_rate": sentence.sample_rate if sample_rate is None else sample_rate,
+        "duration": round(sentence.duration_s if duration_s is None else duration_s, 3),
         "tts_time": round(sentence.tts_time, 3),
         "rvc_time": round(sentence.rvc_time, 3),
         "warnings": list(sentence.warnings),

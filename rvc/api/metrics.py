@@ -38,3 +38,10 @@ class ApiMetrics:
         self.cancelled = Counter(
             "voice_api_cancelled_total", "requests whose client went away before the end", registry=self.registry
         )
+        self.key_requests = Counter(
+            "voice_api_key_requests_total", "requests accepted per API key (first 8 hex digits of its SHA-256)",
+            ["key_id"], registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "voice_api_auth_failures_total", "requests refused for a missing or wrong API key", registry=self.registry
+        )

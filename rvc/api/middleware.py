@@ -1,5 +1,9 @@
 """ASGI middleware: a request id on every request, and the upload size limit.
 
+Errors answered from here use the route family's shape: OpenAI's
+``{"error": {"message", "type", "param", "code"}}`` under ``/v1/``, the
+service's envelope everywhere else (``error_payload``).
+
 The size limit is enforced while the body streams in, before the multipart
 parser spools it anywhere: a declared Content-Length over the limit is refused
 at once, and a chunked body is cut off as soon as it passes the limit.
@@ -9,13 +13,33 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rvc.errors import PayloadTooLarge
+from rvc.errors import PayloadTooLarge, VoiceError
 from rvc.logging_setup import request_id_var
 
-__all__ = ["BodyLimitMiddleware", "RequestIdMiddleware"]
+__all__ = ["OPENAI_PREFIX", "BodyLimitMiddleware", "RequestIdMiddleware", "error_payload", "openai_error"]
+
+OPENAI_PREFIX = "/v1/"
+
+
+def openai_error(error: VoiceError) -> dict[str, Any]:
+    """OpenAI's error object: 5xx are ``server_error``, 401 ``authentication_error``, other 4xx invalid requests."""
+    if error.status_code >= 500:
+        kind = "server_error"
+    elif error.status_code == 401:
+        kind = "authentication_error"
+    else:
+        kind = "invalid_request_error"
+    return {"error": {"message": error.message, "type": kind, "param": error.field, "code": error.code}}
+
+
+def error_payload(path: str, error: VoiceError) -> dict[str, Any]:
+    if path.startswith(OPENAI_PREFIX):
+        return openai_error(error)
+    return {"error": error.to_dict(), "request_id": request_id_var.get()}
 
 
 class RequestIdMiddleware:
@@ -55,7 +79,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, int(declared))
+            await self._refuse(scope, send)
             return
         seen = 0
         over_limit = False
@@ -87,14 +111,14 @@ class BodyLimitMiddleware:
             if not over_limit:
                 raise
         if over_limit and not forwarded:
-            await self._refuse(send, seen)
+            await self._refuse(scope, send)
 
-    async def _refuse(self, send: Send, size: int) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
         error = PayloadTooLarge(
             f"the request body is over the {self.max_bytes / 1048576:g} MB upload limit (MAX_UPLOAD_MB); "
             "send a shorter or compressed clip"
         )
-        body = json.dumps({"error": error.to_dict(), "request_id": request_id_var.get()}).encode()
+        body = json.dumps(error_payload(scope.get("path", ""), error)).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -5,6 +5,10 @@ runs the pipeline and shapes the response; the work itself lives in
 ``rvc.processing``. Streaming routes stop the request's remaining TTS and RVC
 work when the client goes away: the pipeline's iterator is closed, which
 cancels its tasks.
+
+Every route answers in the requested format (``format`` field or ``Accept``,
+default WAV PCM16), at ``sample_rate`` and ``speed``; the streaming routes
+send each sentence as a complete file of that format, as the seed did with WAV.
 """
 
 from __future__ import annotations
@@ -27,15 +31,16 @@ from rvc.api.encoding import (
     multipart_part,
     result_headers,
     sentence_event,
-    wav_bytes,
 )
+from rvc.api.formats import content_type, encode_body, output_headers
 from rvc.api.forms import ConversionForm, SynthesisForm, conversion_form, synthesis_form
 from rvc.audio import decode_audio, resample
 from rvc.errors import InvalidInput, VoiceError
 from rvc.logging_setup import request_id_var
+from rvc.processing.params import SynthesisDefaults
 from rvc.processing.pipeline import SynthesisRequest
 from rvc.processing.sentences import split_sentences
-from rvc.processing.services import VoiceServices
+from rvc.processing.services import VoiceSelection, VoiceServices
 
 __all__ = ["router"]
 
@@ -45,7 +50,13 @@ MIN_REFERENCE_SECONDS = 0.5
 SILENT_REFERENCE_RMS = 1e-4
 TTS_RATE = 16000
 
-WAV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"audio/wav": {}}, "description": "WAV audio"}}
+WAV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {media: {} for media in ("audio/wav", "audio/flac", "audio/ogg", "audio/mpeg", "audio/aac",
+                                             "audio/pcm")},
+        "description": "audio in the requested format (default WAV PCM16)",
+    }
+}
 
 
 def services_of(request: Request) -> VoiceServices:
@@ -63,8 +74,16 @@ async def read_upload(upload: UploadFile, *, field: str, max_seconds: float, rat
     return wav
 
 
-async def build_request(form: SynthesisForm, services: VoiceServices, *, skip_rvc: bool = False) -> SynthesisRequest:
-    """Validate the text and reference, merge the overrides onto the stored defaults."""
+async def build_request(
+    form: SynthesisForm, services: VoiceServices, *, skip_rvc: bool = False, uploaded: np.ndarray | None = None
+) -> SynthesisRequest:
+    """Validate the text and reference; merge request fields over the saved voice's over the stored defaults.
+
+    The reference is the upload (``form.reference_audio``, or ``uploaded``:
+    (T,) float32 at 16 kHz already decoded), else the saved voice's clip, else
+    the stored default clip. An upload replaces the voice's clip, so the
+    voice's transcript is dropped with it.
+    """
     settings = services.settings
     text = form.text.strip()
     if not text:
@@ -78,23 +97,39 @@ async def build_request(form: SynthesisForm, services: VoiceServices, *, skip_rv
     sentences = tuple(split_sentences(text))
     if not sentences:
         raise InvalidInput("text has nothing speakable: it needs letters or digits", field="text")
+    selection = await services.select_voice(form.voice, form.rvc_model)
+    voice_overrides = selection.overrides
     if form.reference_audio is not None:
-        reference = await read_upload(
+        uploaded = await read_upload(
             form.reference_audio, field="reference_audio", max_seconds=settings.max_reference_seconds, rate=TTS_RATE
         )
+    if uploaded is not None:
+        reference = uploaded
+        voice_overrides = voice_overrides.model_copy(update={"reference_text": None})
+    elif selection.reference_wav is not None:
+        reference = selection.reference_wav
     else:
         stored = services.store.reference()
         if stored is None:
             raise InvalidInput(
-                "reference_audio is required: upload a clip, or store a default with POST /config/reference-audio",
+                "reference_audio is required: upload a clip, name a saved voice (voice=, GET /voices), or store a "
+                "default with POST /config/reference-audio",
                 field="reference_audio",
             )
         reference = await asyncio.to_thread(resample, stored.wav, stored.sample_rate, TTS_RATE)
     check_reference(reference)
-    resolved = form.overrides.apply(services.store.get())
+    resolved = resolve_settings(form, services, selection)
     if skip_rvc:
         resolved = resolved.model_copy(update={"skip_rvc": True})
-    return SynthesisRequest(sentences, reference, resolved, voice=form.voice, seed=form.seed)
+    return SynthesisRequest(sentences, reference, resolved, rvc_model=selection.rvc_model, seed=form.seed)
+
+
+def resolve_settings(form: ConversionForm, services: VoiceServices, selection: VoiceSelection) -> SynthesisDefaults:
+    """Request fields over the saved voice's over the stored defaults; naming an RVC model turns RVC on."""
+    resolved = form.overrides.apply(selection.overrides.apply(services.store.get()))
+    if form.rvc_model and form.overrides.skip_rvc is None:
+        resolved = resolved.model_copy(update={"skip_rvc": False})
+    return resolved
 
 
 def check_reference(reference: np.ndarray) -> None:
@@ -141,7 +176,8 @@ class RequestTracker:
             self.metrics.sentence_warnings.inc()
 
 
-async def run_tracked(tracker: RequestTracker, work: Any) -> Any:
+async def run_tracked(tracker: RequestTracker, work: Any, *, finish: bool = True) -> Any:
+    """Await ``work``, recording a failure's status; ``finish=False`` leaves a success open (a stream follows)."""
     try:
         result = await work
     except VoiceError as error:
@@ -153,7 +189,8 @@ async def run_tracked(tracker: RequestTracker, work: Any) -> Any:
     except Exception:
         tracker.finish(500)
         raise
-    tracker.finish(200)
+    if finish:
+        tracker.finish(200)
     return result
 
 
@@ -166,8 +203,9 @@ async def _synthesize_response(request: Request, form: SynthesisForm, route: str
         result = await services.pipeline.synthesize(synthesis)
         for sentence in result.sentences:
             tracker.observe_sentence(sentence.tts_time, sentence.rvc_time, sentence.duration_s, bool(sentence.warnings))
-        body = await wav_bytes(result.audio, result.sample_rate)
-        return Response(body, media_type="audio/wav", headers=result_headers(result, demo=services.assets.demo))
+        body, rate, seconds = await encode_body(form.output, result.audio, result.sample_rate)
+        headers = result_headers(result, demo=services.assets.demo) | output_headers(form.output, rate, seconds)
+        return Response(body, media_type=content_type(form.output, rate), headers=headers)
 
     return await run_tracked(tracker, work())
 
@@ -195,16 +233,24 @@ async def rvc(
         wav, rate = await asyncio.to_thread(
             decode_audio, await audio.read(), max_seconds=services.settings.max_audio_seconds, field="audio"
         )
-        settings = form.overrides.apply(services.store.get())
+        selection = await services.select_voice(form.voice, form.rvc_model)
+        settings = resolve_settings(form, services, selection)
+        if settings.skip_rvc:
+            raise InvalidInput(
+                f"voice {form.voice!r} has no RVC model; name one with rvc_model to convert", field="voice"
+            )
         started = time.perf_counter()
-        converted, out_rate = await services.voice.convert(wav, rate, settings, voice=form.voice, seed=form.seed)
+        converted, out_rate = await services.voice.convert(
+            wav, rate, settings, voice=selection.rvc_model, seed=form.seed
+        )
         elapsed = time.perf_counter() - started
         tracker.observe_sentence(0.0, elapsed, converted.size / out_rate, False)
+        body, body_rate, seconds = await encode_body(form.output, converted, out_rate)
         headers = {
             "X-RVC-Time": f"{elapsed:.3f}", "X-Total-Time": f"{time.perf_counter() - tracker.started:.3f}",
-            "X-Audio-Duration": f"{converted.size / out_rate:.3f}", "X-Sample-Rate": str(out_rate),
+            **output_headers(form.output, body_rate, seconds),
         }
-        return Response(await wav_bytes(converted, out_rate), media_type="audio/wav", headers=headers)
+        return Response(body, media_type=content_type(form.output, body_rate), headers=headers)
 
     return await run_tracked(tracker, work())
 
@@ -237,7 +283,11 @@ async def synthesize_stream(
         try:
             async for sentence in sentences:
                 tracker.observe_sentence(sentence.tts_time, sentence.rvc_time, sentence.duration_s, bool(sentence.warnings))
-                yield multipart_part(boundary, sentence, await wav_bytes(sentence.audio, sentence.sample_rate))
+                body, rate, seconds = await encode_body(form.output, sentence.audio, sentence.sample_rate)
+                yield multipart_part(
+                    boundary, sentence, body, media_type=content_type(form.output, rate), sample_rate=rate,
+                    duration_s=seconds,
+                )
         except VoiceError as error:
             status = error.status_code
             yield multipart_error_part(boundary, error.to_dict())
@@ -275,10 +325,12 @@ async def synthesize_sse(
         })}
         try:
             async for sentence in sentences:
-                audio_seconds += sentence.duration_s
+                audio_seconds += round(sentence.audio.size / form.output.speed) / sentence.sample_rate
                 tracker.observe_sentence(sentence.tts_time, sentence.rvc_time, sentence.duration_s, bool(sentence.warnings))
-                body = await wav_bytes(sentence.audio, sentence.sample_rate)
-                yield {"event": "chunk", "data": json.dumps(sentence_event(sentence, body))}
+                body, rate, seconds = await encode_body(form.output, sentence.audio, sentence.sample_rate)
+                event = sentence_event(sentence, body, audio_format=form.output.format, sample_rate=rate,
+                                       duration_s=seconds)
+                yield {"event": "chunk", "data": json.dumps(event)}
             yield {"event": "end", "data": json.dumps({
                 "sentences": len(synthesis.sentences), "audio_duration": round(audio_seconds, 3),
                 "total_time": round(time.perf_counter() - tracker.started, 3),

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 TTS_SAMPLE_RATE = 16000
 SAMPLES_PER_TOKEN = 320  # BiCodec: 50 semantic tokens per second at 16 kHz
 NEAR_SILENT_RMS = 1e-3
+EMPTY_STAND_IN_S = 0.3
+MIN_CONVERT_SAMPLES = TTS_SAMPLE_RATE // 10  # RVC refuses input under 0.1 s (rvc.infer.converter)
 
 
 class SpeechBackend(Protocol):
@@ -73,7 +75,7 @@ class SynthesisRequest:
     sentences: tuple[str, ...]
     reference_wav: np.ndarray  # (T,) float32 at 16 kHz
     settings: SynthesisDefaults
-    voice: str | None = None
+    rvc_model: str | None = None  # the .pth stem the pool converts with; None: the pool's default
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -154,14 +156,21 @@ class TTSRVCPipeline:
             )
             problem = _suspect(wav, budget)
         warnings = (f"sentence {index}: {problem}",) if problem else ()
+        if wav.size == 0:
+            # Nothing to convert or play; a short pause keeps every sentence present in the output and streams.
+            wav = np.zeros(int(EMPTY_STAND_IN_S * TTS_SAMPLE_RATE), dtype=np.float32)
+            warnings = (f"sentence {index}: the TTS produced no speech; {EMPTY_STAND_IN_S:g} s of silence stands in",)
         return wav, time.perf_counter() - started, warnings
 
     async def _convert(self, request: SynthesisRequest, index: int, wav: np.ndarray) -> tuple[np.ndarray, int, float]:
         if request.settings.skip_rvc:
             return wav, TTS_SAMPLE_RATE, 0.0
+        if wav.size < MIN_CONVERT_SAMPLES:
+            # A sentence this short is a broken generation; trailing silence keeps the request alive.
+            wav = np.pad(wav, (0, MIN_CONVERT_SAMPLES - wav.size))
         started = time.perf_counter()
         audio, rate = await self.voice.convert(
-            wav, TTS_SAMPLE_RATE, request.settings, voice=request.voice,
+            wav, TTS_SAMPLE_RATE, request.settings, voice=request.rvc_model,
             seed=None if request.seed is None else request.seed + index,
         )
         return audio, rate, time.perf_counter() - started
@@ -222,6 +231,8 @@ class TTSRVCPipeline:
 
 
 def _suspect(wav: np.ndarray, budget: int) -> str | None:
+    if wav.size == 0:
+        return "came back empty (no semantic tokens)"
     if wav.size >= budget * SAMPLES_PER_TOKEN:
         return f"hit its token budget ({budget} tokens, {budget * SAMPLES_PER_TOKEN / TTS_SAMPLE_RATE:.1f} s)"
     if rms(wav) < NEAR_SILENT_RMS:

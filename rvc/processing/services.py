@@ -1,7 +1,10 @@
 """Everything a gateway needs, built from settings and owned for the app's lifetime.
 
-``VoiceServices`` ties the Spark-TTS client, the RVC pool, the stored defaults
-and the pipeline together, and answers the questions /health and /status ask.
+``VoiceServices`` ties the Spark-TTS client, the RVC pool, the stored defaults,
+the saved voices and the pipeline together, and answers the questions /health
+and /status ask. ``select_voice`` is the one place a request's ``voice`` /
+``rvc_model`` fields are resolved (saved voice first, then an RVC model name,
+for the seed's clients that sent the .pth stem as ``voice``).
 The routes see only this object, so they know nothing about Triton or
 processes.
 """
@@ -17,12 +20,24 @@ from typing import Any, Protocol
 import numpy as np
 
 from rvc.assets import DEMO_NOTICE, inspect_assets
-from rvc.processing.defaults_store import DefaultsStore
-from rvc.processing.params import SynthesisDefaults
+from rvc.audio import resample
+from rvc.errors import InvalidInput, VoiceError
+from rvc.processing.defaults_store import DefaultsStore, atomic_write_bytes
+from rvc.processing.params import SynthesisOverrides
 from rvc.processing.pipeline import SpeechBackend, TTSRVCPipeline, VoiceBackend
+from rvc.processing.voices import (
+    DEFAULT_VOICE,
+    REFERENCE_RATE,
+    VoiceStore,
+    check_voice_name,
+    demo_reference_clip,
+)
+from rvc.server.voices import list_voices, resolve_voice
 from rvc.settings import Settings
 
-__all__ = ["HealthReport", "ManagedSpeech", "ManagedVoice", "VoiceServices"]
+__all__ = ["HealthReport", "ManagedSpeech", "ManagedVoice", "VoiceSelection", "VoiceServices"]
+
+SEEDED_MARKER = ".default-voice-seeded"
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +54,6 @@ class ManagedVoice(VoiceBackend, Protocol):
     async def close(self) -> None: ...
     def ready(self) -> bool: ...
     def describe(self) -> dict[str, Any]: ...
-    async def convert_timed(
-        self, audio: np.ndarray, sample_rate: int, settings: SynthesisDefaults, *, voice: str | None,
-        seed: int | None,
-    ) -> tuple[np.ndarray, int, dict[str, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -61,15 +72,31 @@ class HealthReport:
         return "error"
 
 
+@dataclass(frozen=True)
+class VoiceSelection:
+    """What a request's ``voice`` / ``rvc_model`` fields resolved to.
+
+    overrides: the saved voice's parameters (transcript included), applied
+    over the stored defaults and under the request's own fields.
+    """
+
+    saved_voice: str | None = None
+    reference_wav: np.ndarray | None = None  # the saved clip, (T,) float32 at 16 kHz
+    rvc_model: str | None = None  # a resident-or-loadable .pth stem; None: the pool's default
+    overrides: SynthesisOverrides = field(default_factory=SynthesisOverrides)
+
+
 class VoiceServices:
     def __init__(
         self, settings: Settings, *, speech: ManagedSpeech, voice: ManagedVoice, store: DefaultsStore,
-        retry_suspect: bool | None = None,
+        retry_suspect: bool | None = None, voices: VoiceStore | None = None,
     ) -> None:
         self.settings = settings
         self.speech = speech
         self.voice = voice
         self.store = store
+        self.voices = voices or VoiceStore(settings.voices_dir, check_model=self.check_rvc_model)
+        self._model_lock = asyncio.Lock()
         self.assets = inspect_assets(settings)
         if retry_suspect is None:
             # Random demo weights never emit the end token: every sentence would be retried for nothing.
@@ -89,11 +116,89 @@ class VoiceServices:
     async def start(self) -> None:
         if self.assets.demo:
             logger.warning(DEMO_NOTICE)
+        await asyncio.to_thread(self.seed_default_voice)
         # Both start in the background; a part that fails to start leaves the service degraded, not dead.
         results = await asyncio.gather(self.speech.start(), self.voice.start(), return_exceptions=True)
         for name, result in zip(("tts", "rvc"), results, strict=True):
             if isinstance(result, BaseException):
                 logger.error("%s backend failed to start: %s", name, result)
+
+    def seed_default_voice(self) -> None:
+        """Register the voice "default" the first time the service starts with no saved voice.
+
+        Its clip is the stored default reference (``POST /config/reference-audio``)
+        when there is one, else, on demo assets, a generated speech-like clip;
+        its RVC model is RVC_MODEL. A marker file records that this happened,
+        so deleting "default" later is not undone by the next start.
+        """
+        marker = self.voices.folder / SEEDED_MARKER
+        if marker.exists() or self.voices.names():
+            return
+        stored = self.store.reference()
+        if stored is not None:
+            clip, source = resample(stored.wav, stored.sample_rate, REFERENCE_RATE), "the stored default reference"
+        elif self.assets.demo:
+            clip, source = demo_reference_clip(), "a generated clip (demo assets)"
+        else:
+            logger.info("no saved voices yet: POST /voices to save one (or store a default reference clip)")
+            return
+        try:
+            self.voices.create(DEFAULT_VOICE, clip, description=f"registered at first start from {source}")
+        except (VoiceError, OSError) as exc:
+            logger.warning("could not register the default voice: %s", exc)
+            return
+        atomic_write_bytes(marker, f"default voice registered from {source}\n".encode())
+
+    def check_rvc_model(self, name: str) -> str:
+        """An RVC model name (``X`` or ``X.pth``) -> its stem; InvalidInput if no such .pth in WEIGHTS_DIR."""
+        try:
+            return resolve_voice(self.settings.weights_dir, name).name
+        except VoiceError as exc:
+            raise InvalidInput(exc.message, field="rvc_model") from exc
+
+    async def select_voice(self, voice: str | None, rvc_model: str | None = None) -> VoiceSelection:
+        """Resolve a request's voice fields and make sure the RVC model it needs is on the workers.
+
+        ``voice`` names a saved voice; when none has that name it is taken as
+        an RVC model name (the seed's meaning of the field). ``rvc_model``
+        overrides the voice's model. Unknown names are a 400 listing both kinds.
+        """
+        model = await asyncio.to_thread(self.check_rvc_model, rvc_model) if rvc_model else None
+        selection = VoiceSelection(rvc_model=model)
+        if voice:
+            check_voice_name(voice, field="voice")
+            saved = await asyncio.to_thread(self.voices.find, voice)
+            if saved is not None:
+                selection = VoiceSelection(
+                    voice, saved.reference_wav, model or saved.record.rvc_model, saved.overrides()
+                )
+            elif voice.removesuffix(".pth") in list_voices(self.settings.weights_dir):
+                if model is not None and model != voice.removesuffix(".pth"):
+                    raise InvalidInput(
+                        f"voice {voice!r} is an RVC model and rvc_model names another ({model!r}); send one",
+                        field="voice",
+                    )
+                selection = VoiceSelection(rvc_model=voice.removesuffix(".pth"))
+            else:
+                raise InvalidInput(f"unknown voice {voice!r}; {self.describe_voices()}", field="voice")
+        if selection.rvc_model is not None:
+            await self.ensure_rvc_model(selection.rvc_model)
+        return selection
+
+    def describe_voices(self) -> str:
+        saved = ", ".join(self.voices.names()) or "none (POST /voices)"
+        models = ", ".join(list_voices(self.settings.weights_dir)) or "none"
+        return f"saved voices: {saved}; RVC models in WEIGHTS_DIR: {models}"
+
+    async def ensure_rvc_model(self, name: str) -> None:
+        """Load a .pth on every worker the first time a request needs it (the pool converts resident ones)."""
+        pool = getattr(self.voice, "pool", None)  # PoolVoice; test doubles load nothing
+        if pool is None or name in pool.voices:
+            return
+        async with self._model_lock:
+            if name not in pool.voices:
+                logger.info("loading RVC model %s on the workers", name)
+                await asyncio.to_thread(pool.load_voice, name)
 
     async def close(self) -> None:
         await asyncio.gather(self.speech.close(), self.voice.close(), return_exceptions=True)
@@ -126,6 +231,7 @@ class VoiceServices:
                 "spark_tts": str(self.settings.spark_model_dir),
                 "rvc_default_voice": self.settings.rvc_model,
             },
+            "saved_voices": self.voices.names(),
             "triton": self.speech.describe(),
             "rvc": self.voice.describe(),
         }

@@ -1,0 +1,305 @@
+"""OpenAI-compatible speech: ``POST /v1/audio/speech``, ``GET /v1/models``, ``GET /v1/audio/voices``.
+
+Follows OpenAI's request contract so its clients work unchanged:
+
+* ``model``: any id from ``/v1/models`` (ours, or OpenAI's TTS model names as
+  aliases of the same Spark-TTS + RVC pipeline).
+* ``voice``: a saved voice (or ``{"id": name}``). OpenAI's own names (alloy,
+  echo, ...) that are not saved voices map to the saved voice ``default``, so
+  ``POST /voices name=alloy`` is how one is configured. An RVC model name also
+  works, as on the seed's routes. Anything else is a 400 listing the voices.
+* ``response_format`` mp3 (default), opus, aac, flac, wav, pcm (raw s16le at
+  24 kHz, OpenAI's rate, unless ``sample_rate`` says otherwise), plus our
+  ``wav_float``; ``speed`` 0.25-4.0 (a pitch-preserving time stretch).
+* ``instructions``: accepted and ignored: Spark-TTS in voice-cloning mode
+  takes its style from the reference clip and has no prompt for delivery;
+  the response says so in ``X-Instructions: ignored``.
+* ``stream_format``: ``audio`` (default) streams one file chunk by chunk, the
+  first bytes as soon as the first sentence is converted; ``sse`` sends
+  ``speech.audio.delta`` events (base64 chunks of that same file) and one
+  ``speech.audio.done``. Both wait for the first sentence before answering,
+  so a failure there is still a plain JSON error.
+* Extra body fields (the client's ``extra_body``): ``rvc_model``,
+  ``pitch_shift``, ``f0_method``, ``index_rate``, ``filter_radius``,
+  ``rms_mix_rate``, ``protect``, ``skip_rvc``, ``temperature``, ``top_k``,
+  ``top_p``, ``seed``, ``sample_rate``, ``reference_audio`` (base64 audio file
+  replacing the voice's clip) and ``reference_text``. Unknown fields are a 400.
+
+Errors on these routes use OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+
+from rvc.api.errors import _describe_validation
+from rvc.api.formats import FORMAT_ALIASES, content_type, output_headers
+from rvc.api.forms import SynthesisForm
+from rvc.api.middleware import openai_error
+from rvc.api.routes_synthesis import TTS_RATE, RequestTracker, Services, build_request, run_tracked
+from rvc.audio import decode_audio
+from rvc.errors import InvalidInput, VoiceError
+from rvc.processing.formats import (
+    FORMATS,
+    MAX_OUTPUT_RATE,
+    MIN_OUTPUT_RATE,
+    OutputSpec,
+    StreamEncoder,
+    time_stretch,
+)
+from rvc.processing.params import SynthesisOverrides
+from rvc.processing.pipeline import SentenceAudio, SynthesisRequest
+from rvc.processing.services import VoiceServices
+from rvc.processing.voices import DEFAULT_VOICE
+
+__all__ = ["MODELS", "OPENAI_VOICES", "router"]
+
+logger = logging.getLogger(__name__)
+
+MODELS = ("spark-tts-rvc", "tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
+OPENAI_VOICES = (
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar",
+)
+OPENAI_PCM_RATE = 24000
+TOKENS_PER_SECOND = 50  # BiCodec semantic tokens: what "output_tokens" counts
+
+
+class OpenAIRoute(APIRoute):
+    """Answers every error of its routes in OpenAI's shape instead of the service's envelope."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                message, field = _describe_validation(exc)
+                return openai_response(InvalidInput(message, field=field))
+            except VoiceError as exc:
+                if exc.field == "text":  # the seed's name for what OpenAI calls input
+                    exc.field = "input"
+                if exc.status_code >= 500:
+                    logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
+                return openai_response(exc)
+
+        return handle
+
+
+def openai_response(error: VoiceError) -> JSONResponse:
+    headers = {"Retry-After": str(max(1, round(error.retry_after_s)))} if hasattr(error, "retry_after_s") else None
+    return JSONResponse(openai_error(error), status_code=error.status_code, headers=headers)
+
+
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
+
+
+class VoiceId(BaseModel):
+    id: str
+
+
+class SpeechRequest(SynthesisOverrides):
+    """OpenAI's speech request plus our conversion fields (inherited from ``SynthesisOverrides``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    input: str
+    voice: str | VoiceId
+    instructions: str | None = Field(None, max_length=4096)
+    response_format: str = Field("mp3", description="mp3, opus, aac, flac, wav, pcm (or wav_float)")
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+    stream_format: Literal["audio", "sse"] = "audio"
+    rvc_model: str | None = Field(None, max_length=128)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    sample_rate: int | None = Field(None, ge=MIN_OUTPUT_RATE, le=MAX_OUTPUT_RATE)
+    reference_audio: str | None = Field(None, description="base64 of an audio file (WAV, FLAC, OGG, MP3)")
+
+
+def _voice_name(request: SpeechRequest, services: VoiceServices) -> str:
+    name = request.voice.id if isinstance(request.voice, VoiceId) else request.voice
+    saved = services.voices.names()
+    if name in saved or name.lower() not in OPENAI_VOICES:
+        return name
+    if DEFAULT_VOICE in saved:
+        return DEFAULT_VOICE
+    raise InvalidInput(
+        f"voice {name!r} is an OpenAI voice name, mapped to the saved voice {DEFAULT_VOICE!r}, which does not exist; "
+        f"save one named {name!r} or {DEFAULT_VOICE!r} (POST /voices); {services.describe_voices()}",
+        field="voice",
+    )
+
+
+def _output(request: SpeechRequest) -> OutputSpec:
+    name = FORMAT_ALIASES.get(request.response_format.lower(), request.response_format.lower())
+    if name not in FORMATS:
+        raise InvalidInput(
+            f"unknown response_format {request.response_format!r}; use mp3, opus, aac, flac, wav or pcm",
+            field="response_format",
+        )
+    rate = request.sample_rate or (OPENAI_PCM_RATE if name == "pcm" else None)
+    return OutputSpec(format=name, sample_rate=rate, speed=request.speed)  # type: ignore[arg-type]
+
+
+async def _reference(request: SpeechRequest, services: VoiceServices) -> np.ndarray | None:
+    if request.reference_audio is None:
+        return None
+    try:
+        data = base64.b64decode(request.reference_audio, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput("reference_audio must be a base64-encoded audio file", field="reference_audio") from exc
+    wav, _ = await asyncio.to_thread(
+        decode_audio, data, max_seconds=services.settings.max_reference_seconds, target_sample_rate=TTS_RATE,
+        field="reference_audio",
+    )
+    return wav
+
+
+async def _prepare(request: SpeechRequest, services: VoiceServices) -> tuple[SynthesisRequest, OutputSpec]:
+    if request.model not in MODELS:
+        raise InvalidInput(f"unknown model {request.model!r}; use one of {', '.join(MODELS)}", field="model")
+    if not request.input.strip():
+        raise InvalidInput("input is empty: give the text to speak", field="input")
+    output = _output(request)
+    overrides = SynthesisOverrides(**request.model_dump(include=set(SynthesisOverrides.model_fields)))
+    form = SynthesisForm(
+        overrides=overrides, voice=_voice_name(request, services), seed=request.seed, rvc_model=request.rvc_model,
+        output=output, text=request.input, reference_audio=None,
+    )
+    synthesis = await build_request(form, services, uploaded=await _reference(request, services))
+    return synthesis, output
+
+
+def _encode_sentence(encoder: StreamEncoder, sentence: SentenceAudio, speed: float) -> bytes:
+    return encoder.push(time_stretch(sentence.audio, sentence.sample_rate, speed))
+
+
+@router.post(
+    "/audio/speech",
+    summary="OpenAI-compatible text to speech (saved voice, any format, streamed)",
+    responses={200: {"content": {"audio/mpeg": {}, "text/event-stream": {}}, "description": "audio or SSE events"}},
+)
+async def create_speech(request: Request, body: SpeechRequest, services: Services) -> Response:
+    tracker = RequestTracker(request, "/v1/audio/speech")
+
+    async def start() -> tuple[SynthesisRequest, OutputSpec, AsyncIterator[SentenceAudio], SentenceAudio]:
+        synthesis, output = await _prepare(body, services)
+        sentences = services.pipeline.stream(synthesis)
+        try:
+            first = await anext(sentences)
+        except BaseException:
+            await sentences.aclose()
+            raise
+        return synthesis, output, sentences, first
+
+    synthesis, output, sentences, first = await run_tracked(tracker, start(), finish=False)
+    encoder = StreamEncoder(output, first.sample_rate)
+
+    async def chunks() -> AsyncIterator[tuple[bytes, float]]:
+        """(bytes, seconds of audio they carry) per sentence, then the encoder's tail."""
+        status = 200
+        try:
+            sentence: SentenceAudio | None = first
+            while sentence is not None:
+                tracker.observe_sentence(
+                    sentence.tts_time, sentence.rvc_time, sentence.duration_s, bool(sentence.warnings)
+                )
+                data = await asyncio.to_thread(_encode_sentence, encoder, sentence, output.speed)
+                yield data, sentence.duration_s / output.speed
+                sentence = await anext(sentences, None)
+            yield await asyncio.to_thread(encoder.finish), 0.0
+        except VoiceError as error:
+            status = error.status_code
+            logger.warning("/v1/audio/speech failed mid-stream, the response is cut short: %s", error)
+            raise
+        except asyncio.CancelledError:
+            tracker.finish(499, cancelled=True)
+            raise
+        finally:
+            await sentences.aclose()
+            tracker.finish(status)
+
+    headers = output_headers(output, encoder.rate) | {"X-Sentences": str(len(synthesis.sentences))}
+    if body.instructions:
+        headers["X-Instructions"] = "ignored"
+    if services.assets.demo:
+        headers["X-Demo-Assets"] = "random weights: output is noise until real assets are installed"
+    if body.stream_format == "sse":
+        events = _sse_events(chunks(), len(body.input))
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_audio_bytes(chunks()), media_type=content_type(output, encoder.rate), headers=headers)
+
+
+async def _audio_bytes(chunks: AsyncIterator[tuple[bytes, float]]) -> AsyncIterator[bytes]:
+    async for data, _ in chunks:
+        if data:
+            yield data
+
+
+async def _sse_events(chunks: AsyncIterator[tuple[bytes, float]], input_chars: int) -> AsyncIterator[bytes]:
+    """OpenAI's stream: ``speech.audio.delta`` per chunk, then ``speech.audio.done`` with usage.
+
+    usage counts input characters as input tokens and 50 BiCodec semantic
+    tokens per second of audio as output tokens (Spark-TTS's own units).
+    """
+    seconds = 0.0
+    try:
+        async for data, duration in chunks:
+            seconds += duration
+            if data:
+                yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+    except VoiceError as error:
+        yield _sse({"type": "error", **openai_error(error)})
+        return
+    output_tokens = round(seconds * TOKENS_PER_SECOND)
+    usage = {"input_tokens": input_chars, "output_tokens": output_tokens, "total_tokens": input_chars + output_tokens}
+    yield _sse({"type": "speech.audio.done", "usage": usage})
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "voice-service"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+@router.get("/models", response_model=ModelList, summary="The model ids /v1/audio/speech accepts")
+async def list_models() -> ModelList:
+    return ModelList(data=[ModelCard(id=model) for model in MODELS])
+
+
+@router.get("/audio/voices", summary="Voices /v1/audio/speech accepts: saved voices and OpenAI's mapped names")
+async def list_openai_voices(services: Services) -> dict[str, Any]:
+    records = await asyncio.to_thread(services.voices.records)
+    saved = {record.name for record in records}
+    mapped = [name for name in OPENAI_VOICES if name not in saved and DEFAULT_VOICE in saved]
+    data = [
+        {"id": record.name, "object": "voice", "name": record.name, "description": record.description,
+         "rvc_model": record.rvc_model, "skip_rvc": bool(record.defaults.skip_rvc)}
+        for record in records
+    ]
+    data += [{"id": name, "object": "voice", "name": name, "alias_of": DEFAULT_VOICE} for name in mapped]
+    return {"object": "list", "data": data, "voices": [entry["id"] for entry in data]}
+

@@ -1,0 +1,129 @@
+"""Saved voices: ``POST /voices``, ``GET /voices``, ``GET/PATCH/DELETE /voices/{name}``.
+
+A voice binds a name to a reference clip (decoded and stored once at 16 kHz,
+so every request sends Triton the same samples and hits its speaker cache),
+the clip's transcript, an RVC model and default parameters. ``rvc_model``
+takes a .pth name from WEIGHTS_DIR, ``none`` (no RVC: the voice speaks with
+Spark-TTS's voice) or ``default`` (whatever RVC_MODEL is at request time,
+also what an omitted field means at creation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from rvc.api.forms import tts_fields
+from rvc.api.routes_synthesis import TTS_RATE, Services, check_reference, read_upload
+from rvc.processing.params import SynthesisOverrides
+from rvc.processing.services import VoiceServices
+from rvc.processing.voices import VoiceRecord, check_voice_name
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/voices", tags=["voices"])
+
+NO_RVC, SERVICE_DEFAULT = "none", "default"
+
+
+class VoiceList(BaseModel):
+    voices: list[VoiceRecord]
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+RvcModelField = Annotated[
+    str | None,
+    Form(max_length=128, description="a .pth in WEIGHTS_DIR, 'none' (no RVC) or 'default' (RVC_MODEL)"),
+]
+TextField = Annotated[str | None, Form(max_length=1000, description="transcript of the clip (optional)")]
+DescriptionField = Annotated[str | None, Form(max_length=500)]
+
+
+def _model_fields(rvc_model: str | None, services: VoiceServices) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The form's rvc_model as (record changes, default-parameter changes)."""
+    if rvc_model is None or rvc_model == "":
+        return {}, {}
+    if rvc_model.lower() == NO_RVC:
+        return {}, {"skip_rvc": True}
+    if rvc_model.lower() == SERVICE_DEFAULT:
+        return {"rvc_model": None}, {"skip_rvc": False}
+    return {"rvc_model": services.check_rvc_model(rvc_model)}, {"skip_rvc": False}
+
+
+async def _reference(upload: UploadFile, services: VoiceServices) -> Any:
+    clip = await read_upload(
+        upload, field="reference_audio", max_seconds=services.settings.max_reference_seconds, rate=TTS_RATE
+    )
+    check_reference(clip)
+    return clip
+
+
+@router.post("", status_code=201, response_model=VoiceRecord, summary="Save a voice (409 if the name exists)")
+async def create_voice(
+    services: Services,
+    name: Annotated[str, Form(description="[A-Za-z0-9_.-]{1,64}, not starting with '.'")],
+    reference_audio: Annotated[UploadFile, File(description="the clip whose speaking style Spark-TTS imitates")],
+    parameters: Annotated[SynthesisOverrides, Depends(tts_fields)],
+    reference_text: TextField = None,
+    rvc_model: RvcModelField = None,
+    description: DescriptionField = None,
+    overwrite: Annotated[bool, Form(description="replace a voice of the same name")] = False,
+) -> VoiceRecord:
+    check_voice_name(name)
+    changes, switches = _model_fields(rvc_model, services)
+    clip = await _reference(reference_audio, services)
+    return await asyncio.to_thread(
+        services.voices.create, name, clip, reference_text=reference_text or "",
+        rvc_model=changes.get("rvc_model"), defaults=parameters.model_copy(update=switches),
+        description=description or "", overwrite=overwrite,
+    )
+
+
+@router.get("", response_model=VoiceList, summary="Every saved voice")
+async def list_voices(services: Services) -> VoiceList:
+    return VoiceList(voices=await asyncio.to_thread(services.voices.records))
+
+
+@router.get("/{name}", response_model=VoiceRecord, summary="One saved voice")
+async def get_voice(name: str, services: Services) -> VoiceRecord:
+    check_voice_name(name)
+    return await asyncio.to_thread(services.voices.record, name)
+
+
+@router.patch("/{name}", response_model=VoiceRecord, summary="Change the fields given; the rest stay")
+async def update_voice(
+    name: str,
+    services: Services,
+    parameters: Annotated[SynthesisOverrides, Depends(tts_fields)],
+    reference_audio: Annotated[UploadFile | None, File(description="a new clip")] = None,
+    reference_text: TextField = None,
+    rvc_model: RvcModelField = None,
+    description: DescriptionField = None,
+) -> VoiceRecord:
+    check_voice_name(name)
+    changes, switches = _model_fields(rvc_model, services)
+    if reference_text is not None:
+        changes["reference_text"] = reference_text
+    if description is not None:
+        changes["description"] = description
+    clip = None
+    if reference_audio is not None and reference_audio.filename:
+        clip = await _reference(reference_audio, services)
+    return await asyncio.to_thread(
+        services.voices.update, name, reference_wav=clip, changes=changes,
+        defaults=parameters.model_copy(update=switches),
+    )
+
+
+@router.delete("/{name}", response_model=Deleted, summary="Forget a saved voice")
+async def delete_voice(name: str, services: Services) -> JSONResponse:
+    check_voice_name(name)
+    await asyncio.to_thread(services.voices.delete, name)
+    return JSONResponse(Deleted(deleted=name).model_dump())

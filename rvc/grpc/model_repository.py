@@ -1,0 +1,293 @@
+"""Prepare a servable Triton model repository from the templates in ``triton/model_repo``.
+
+The templates carry ``${name}`` placeholders, as the official Spark-TTS runtime's do; filling is
+``string.Template.safe_substitute`` with the official defaults (``max_queue_size`` and
+``max_queue_delay_microseconds`` = 0). Unlike the official ``fill_template.py``, the prepared
+repository is checked afterwards: tritonserver runs with ``--disable-auto-complete-config``, so a
+placeholder left in a config would only surface as a parse error at start-up.
+
+Paths written into configs are absolute because the server runs in a neutral work directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from string import Template
+from typing import Literal
+
+from rvc.errors import ConfigError
+from rvc.grpc import contract
+from rvc.settings import PROJECT_ROOT
+
+__all__ = [
+    "TEMPLATE_DIR",
+    "RepositoryConfig",
+    "fill_template",
+    "parse_substitutions",
+    "prepare_model_repository",
+    "unfilled_placeholders",
+]
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_DIR = PROJECT_ROOT / "triton" / "model_repo"
+MARKER_FILE = "repository.json"  # written last; also what lets a later run replace the folder
+TEMPLATE_DEFAULTS = {"max_queue_size": 0, "max_queue_delay_microseconds": 0}
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MODEL_FOLDERS = ("BiCodec", "LLM", "wav2vec2-large-xlsr-53")
+
+Mode = Literal["offline", "streaming"]
+Device = Literal["cpu", "cuda"]
+LLMBackend = Literal["python", "tensorrtllm"]
+
+
+# ------------------------------------------------------------------------------------- template filling
+def _split_unescaped(text: str, delimiter: str, maxsplit: int = -1) -> list[str]:
+    """Split on ``delimiter`` where no backslash escapes it; escapes are kept for a later pass."""
+    parts, start, index = [], 0, 0
+    while index < len(text):
+        if text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == delimiter and maxsplit != 0:
+            parts.append(text[start:index])
+            start = index + 1
+            maxsplit -= 1
+        index += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text, flags=re.S)
+
+
+def parse_substitutions(spec: str) -> dict[str, str]:
+    """``"a:1,b:x\\,y,c:d:e"`` -> ``{"a": "1", "b": "x,y", "c": "d:e"}`` (the official CLI's syntax).
+
+    Items split on unescaped commas, keys end at the first unescaped colon (so values may hold
+    colons); a backslash escapes the next character. ValueError for an item without a colon.
+    """
+    values: dict[str, str] = {}
+    for item in _split_unescaped(spec, ","):
+        if not item:
+            continue
+        pieces = _split_unescaped(item, ":", maxsplit=1)
+        if len(pieces) != 2 or not pieces[0]:
+            raise ValueError(f"substitution {item!r} is not key:value (escape ',' in values with a backslash)")
+        values[_unescape(pieces[0])] = _unescape(pieces[1])
+    return values
+
+
+def fill_template(text: str, values: Mapping[str, object], *, require_known_keys: bool = True) -> str:
+    """Substitute ``${key}`` placeholders; unknown placeholders stay literal (``safe_substitute``).
+
+    With ``require_known_keys``, a key the template does not mention raises ValueError: a misspelt
+    key would otherwise leave its placeholder unfilled without a word.
+    """
+    template = Template(text)
+    if require_known_keys:
+        present = set(_PLACEHOLDER.findall(text))
+        unknown = sorted(set(values) - present)
+        if unknown:
+            raise ValueError(f"keys {unknown} do not occur in the template")
+    return template.safe_substitute({**TEMPLATE_DEFAULTS, **{k: _pbtxt_value(v) for k, v in values.items()}})
+
+
+def _pbtxt_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def unfilled_placeholders(text: str) -> list[str]:
+    """The ``${name}`` placeholders still present in ``text``, in order of first appearance."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall(text)))
+
+
+# ------------------------------------------------------------------------------------- repository config
+@dataclass(frozen=True)
+class RepositoryConfig:
+    """Everything that varies between prepared repositories; validated on construction."""
+
+    model_dir: Path  # a Spark-TTS-0.5B folder (BiCodec/, LLM/, wav2vec2-large-xlsr-53/)
+    mode: Mode = "offline"
+    device: Device = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    llm_backend: LLMBackend = "python"
+    bls_instances: int = 1  # each spark_tts instance holds its own LLM (python backend)
+    tokenizer_instances: int = 1
+    vocoder_instances: int = 1
+    max_batch_size: int = 16
+    max_queue_delay_us: int = 0
+    request_workers: int = 4  # requests one spark_tts instance runs at the same time (threads)
+    speaker_cache_size: int = 64  # reference clips whose tokens are kept; 0 disables the cache
+    stream_end: Literal["empty_chunk", "last_chunk"] = "empty_chunk"
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 0.95
+    max_new_tokens: int = 3000
+    audio_chunk_duration: float = 1.0
+    audio_chunk_size_scale_factor: float = 8.0
+    max_audio_chunk_duration: float = 30.0
+    audio_chunk_overlap_duration: float = 0.1
+    trtllm_engine_dir: Path | None = None
+    kv_cache_free_gpu_mem_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        choices = {
+            "mode": ("offline", "streaming"),
+            "device": ("cpu", "cuda"),
+            "dtype": ("float32", "bfloat16", "float16"),
+            "llm_backend": ("python", "tensorrtllm"),
+            "stream_end": ("empty_chunk", "last_chunk"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("bls_instances", "tokenizer_instances", "vocoder_instances", "max_batch_size", "request_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_queue_delay_us", "speaker_cache_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.temperature or not 0 < self.top_p <= 1 or self.top_k < 0 or self.max_new_tokens < 1:
+            raise ValueError(
+                f"generation defaults out of range: temperature={self.temperature}, top_p={self.top_p}, "
+                f"top_k={self.top_k}, max_new_tokens={self.max_new_tokens}"
+            )
+        # The official runtime's own limits for the streaming schedule.
+        if self.audio_chunk_duration < 0.5:
+            raise ValueError(f"audio_chunk_duration must be >= 0.5 s, got {self.audio_chunk_duration}")
+        if self.audio_chunk_size_scale_factor < 1.0:
+            raise ValueError(f"audio_chunk_size_scale_factor must be >= 1, got {self.audio_chunk_size_scale_factor}")
+        if self.max_audio_chunk_duration < self.audio_chunk_duration:
+            raise ValueError("max_audio_chunk_duration must be >= audio_chunk_duration")
+        if not 0 <= self.audio_chunk_overlap_duration < self.audio_chunk_duration:
+            raise ValueError(
+                f"audio_chunk_overlap_duration must be in [0, audio_chunk_duration), got {self.audio_chunk_overlap_duration}"
+            )
+        if self.llm_backend == "tensorrtllm" and self.trtllm_engine_dir is None:
+            raise ValueError("llm_backend='tensorrtllm' needs trtllm_engine_dir (built by triton/run.sh stage 1)")
+
+    @property
+    def decoupled(self) -> bool:
+        return self.mode == "streaming"
+
+    def template_values(self) -> dict[str, dict[str, object]]:
+        """The values for each model's template, keyed by model name."""
+        model_dir = str(Path(self.model_dir).resolve())
+        shared = {
+            "triton_max_batch_size": self.max_batch_size,
+            "max_queue_delay_microseconds": self.max_queue_delay_us,
+            "model_dir": model_dir,
+            "device": self.device,
+            "dtype": self.dtype,
+        }
+        values: dict[str, dict[str, object]] = {
+            contract.AUDIO_TOKENIZER: {**shared, "tokenizer_instance_num": self.tokenizer_instances},
+            contract.VOCODER: {**shared, "vocoder_instance_num": self.vocoder_instances},
+            contract.SPARK_TTS: {
+                "triton_max_batch_size": self.max_batch_size,
+                "max_queue_delay_microseconds": self.max_queue_delay_us,
+                "decoupled_mode": self.decoupled,
+                "bls_instance_num": self.bls_instances,
+                "llm_tokenizer_dir": str(Path(model_dir) / "LLM"),
+                "llm_backend": self.llm_backend,
+                "device": self.device,
+                "dtype": self.dtype,
+                "request_workers": self.request_workers,
+                "speaker_cache_size": self.speaker_cache_size,
+                "stream_end": self.stream_end,
+                "temperature": self.temperature,
+                "top_k": self.top_k,
+                "top_p": self.top_p,
+                "max_new_tokens": self.max_new_tokens,
+                "audio_chunk_duration": self.audio_chunk_duration,
+                "audio_chunk_size_scale_factor": self.audio_chunk_size_scale_factor,
+                "max_audio_chunk_duration": self.max_audio_chunk_duration,
+                "audio_chunk_overlap_duration": self.audio_chunk_overlap_duration,
+            },
+        }
+        if self.llm_backend == "tensorrtllm":
+            assert self.trtllm_engine_dir is not None
+            values[contract.TENSORRT_LLM] = {
+                "triton_backend": "tensorrtllm",
+                "triton_max_batch_size": self.max_batch_size,
+                "max_queue_delay_microseconds": self.max_queue_delay_us,
+                "decoupled_mode": self.decoupled,
+                "max_beam_width": 1,
+                "engine_dir": str(Path(self.trtllm_engine_dir).resolve()),
+                "max_tokens_in_paged_kv_cache": 2560,
+                "max_attention_window_size": 2560,
+                "kv_cache_free_gpu_mem_fraction": self.kv_cache_free_gpu_mem_fraction,
+                "exclude_input_in_output": True,
+                "enable_kv_cache_reuse": False,
+                "batching_strategy": "inflight_fused_batching",
+            }
+        return values
+
+
+# ------------------------------------------------------------------------------------- preparation
+def prepare_model_repository(
+    output_dir: str | Path,
+    *,
+    model_dir: str | Path,
+    mode: Mode = "offline",
+    device: Device = "cpu",
+    llm_backend: LLMBackend = "python",
+    template_dir: str | Path | None = None,
+    **options: object,
+) -> Path:
+    """Write a filled model repository to ``output_dir`` and return its absolute path.
+
+    ``options`` are further ``RepositoryConfig`` fields (instance counts, batch size, cache size,
+    generation defaults, chunking, ``trtllm_engine_dir``). ``output_dir`` must be absent, empty, or a
+    repository this function prepared before (it is then replaced). Raises ConfigError when the model
+    folder or the templates are unusable, ValueError for out-of-range options.
+    """
+    config = RepositoryConfig(
+        model_dir=Path(model_dir), mode=mode, device=device, llm_backend=llm_backend, **options  # type: ignore[arg-type]
+    )
+    templates = Path(template_dir) if template_dir is not None else TEMPLATE_DIR
+    _check_model_dir(Path(config.model_dir))
+    output = Path(output_dir).resolve()
+    _clear_output(output)
+    output.mkdir(parents=True)
+    for model, values in config.template_values().items():
+        source = templates / model
+        if not (source / "config.pbtxt").is_file():
+            raise ConfigError(f"model template {source}/config.pbtxt is missing")
+        shutil.copytree(source, output / model, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        config_path = output / model / "config.pbtxt"
+        filled = fill_template(config_path.read_text(), values)
+        left = unfilled_placeholders(filled)
+        if left:
+            raise ConfigError(f"{model}/config.pbtxt still has placeholders {left} after filling")
+        config_path.write_text(filled)
+    record = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(config).items()}
+    (output / MARKER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    logger.info("prepared %s model repository at %s (llm backend %s, device %s)", mode, output, llm_backend, device)
+    return output
+
+
+def _check_model_dir(model_dir: Path) -> None:
+    missing = [name for name in _MODEL_FOLDERS if not (model_dir / name).is_dir()]
+    if missing:
+        raise ConfigError(f"Spark-TTS model folder {model_dir} lacks {missing} (run triton/run.sh stage 0)")
+
+
+def _clear_output(output: Path) -> None:
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise ConfigError(f"{output} exists and is not a folder")
+    if any(output.iterdir()) and not (output / MARKER_FILE).is_file():
+        raise ConfigError(f"{output} is not empty and was not prepared by prepare_model_repository; refusing to replace it")
+    shutil.rmtree(output)

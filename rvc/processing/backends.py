@@ -1,0 +1,121 @@
+"""The production backends of the pipeline: Spark-TTS over Triton gRPC, RVC in the worker pool.
+
+Both are created inside the running event loop (the grpc.aio channel binds to
+it) and fail soft: a backend that is down makes /health say so and its
+requests answer 503, and it recovers by itself when the backend returns
+(gRPC reconnects; the pool replaces dead workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import numpy as np
+
+from rvc.errors import ModelUnavailable
+from rvc.grpc.client import AsyncTritonSparkClient, TTSParams
+from rvc.logging_setup import request_id_var
+from rvc.processing.params import SynthesisDefaults
+from rvc.server import ConversionParams, PoolConfig, RVCServer
+from rvc.settings import Settings
+
+__all__ = ["PoolVoice", "TritonSpeech", "conversion_params"]
+
+logger = logging.getLogger(__name__)
+
+
+def conversion_params(settings: SynthesisDefaults, seed: int | None) -> ConversionParams:
+    return ConversionParams(
+        pitch_shift=settings.pitch_shift, f0_method=settings.f0_method, index_rate=settings.index_rate,
+        filter_radius=settings.filter_radius, rms_mix_rate=settings.rms_mix_rate, protect=settings.protect,
+        seed=seed,
+    )
+
+
+class TritonSpeech:
+    """Spark-TTS through the ``spark_tts`` model on tritonserver."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: AsyncTritonSparkClient | None = None
+        self._count = 0
+
+    async def start(self) -> None:
+        self._client = AsyncTritonSparkClient(self.settings.triton_grpc_url, timeout_s=self.settings.triton_timeout_s)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def ready(self) -> bool:
+        return self._client is not None and await self._client.is_server_ready()
+
+    def describe(self) -> dict[str, Any]:
+        return {"address": self.settings.triton_grpc_url, "model": "spark_tts", "requests": self._count}
+
+    async def speak(
+        self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *, seed: int | None,
+        max_new_tokens: int,
+    ) -> np.ndarray:
+        if self._client is None:
+            raise ModelUnavailable("the Spark-TTS client is not started")
+        self._count += 1
+        params = TTSParams(
+            temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
+            max_new_tokens=max_new_tokens, seed=seed,
+        )
+        wav, _ = await self._client.inference(
+            text, reference_wav, settings.reference_text or None, params,
+            request_id=f"{request_id_var.get()}-{self._count}",
+        )
+        return wav
+
+
+class PoolVoice:
+    """RVC through ``RVCServer``: jobs go to worker processes, results come back as futures."""
+
+    def __init__(self, settings: Settings, config: PoolConfig | None = None) -> None:
+        self.config = config or PoolConfig.from_settings(settings)
+        self._pool: RVCServer | None = None
+        self._error: str | None = None
+
+    @property
+    def pool(self) -> RVCServer:
+        if self._pool is None or self._pool.state != "running":
+            raise ModelUnavailable(f"the RVC worker pool is not running ({self._error or 'not started'})")
+        return self._pool
+
+    async def start(self) -> None:
+        pool = RVCServer(self.config)
+        try:
+            await asyncio.to_thread(pool.start)
+        except Exception as exc:
+            self._error = str(exc)
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.shutdown, False, 15.0)
+
+    def ready(self) -> bool:
+        try:
+            return self.pool.status().ready_workers > 0
+        except ModelUnavailable:
+            return False
+
+    def describe(self) -> dict[str, Any]:
+        try:
+            return self.pool.status().to_dict()
+        except ModelUnavailable as exc:
+            return {"error": exc.message}
+
+    async def convert(
+        self, audio: np.ndarray, sample_rate: int, settings: SynthesisDefaults, *, voice: str | None,
+        seed: int | None,
+    ) -> tuple[np.ndarray, int]:
+        handle = self.pool.submit(audio, sample_rate, conversion_params(settings, seed), voice=voice)
+        result = await handle.wait()  # cancelling this await cancels the job in the pool
+        return result.audio, result.sample_rate

@@ -1,0 +1,369 @@
+"""The Spark-TTS language model: a Qwen2 causal LM over text + BiCodec tokens.
+
+``SparkLM`` loads ``<model_dir>/LLM`` through transformers (``AutoTokenizer``,
+``Qwen2ForCausalLM``) and decodes with its own KV-cache loop instead of ``generate`` so that the
+same loop serves ``generate``, ``stream`` and left-padded ``generate_batch``. Seeded sampling
+reproduces the official ``torch.manual_seed(seed); model.generate(...)`` run id for id
+(``sparktts.sampling`` explains how), greedy decoding is the official argmax.
+
+Precision: float32 by default, which is what the official loader runs (it passes no dtype, and
+transformers 4.46 then ignores ``torch_dtype: bfloat16`` in ``config.json``). transformers 5
+would honour that field, so the dtype is always passed explicitly here.
+
+``restrict_vocab`` (off by default) scores only the rows the Spark grammar can emit after the
+prompt (bicodec global + semantic tokens, Spark delimiters, stop tokens: ~12.3k of 166k rows),
+which removes most of the 166000x896 head GEMV. Scores are scattered back into a full-vocabulary
+row before sampling, so a step is bit-identical to the exact path whenever the full model's top-k
+set (greedy: its argmax) lies inside that set; it differs only on steps where a text token would
+have been a candidate. ``SparkLM.restriction_report`` measures how often that happens.
+
+``fast_matmul`` (off by default) computes decode-time projections as ``W @ X^T`` GEMMs (one row
+padded to two) instead of ``X @ W^T`` GEMVs: the same float32 math with a different summation
+order (logits move by ~1e-6, not bit-identical to the official run), which MKL runs about twice
+as fast on CPUs where its GEMV path is slow (AMD EPYC here). Prefill (> 8 rows) is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoTokenizer, DynamicCache, Qwen2ForCausalLM
+
+from sparktts import prompts
+from sparktts.errors import CheckpointError
+from sparktts.sampling import sample_row
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding settings; defaults are the official ``SparkTTS.inference`` ones.
+
+    seed: seeds a private ``torch.Generator`` per request (same stream as the official
+        ``torch.manual_seed(seed)`` before ``generate``); None draws from torch's global RNG.
+    restrict_vocab: score only grammar tokens (faster head, not exact; see the module docstring).
+    """
+
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 0.95
+    max_new_tokens: int = 3000
+    do_sample: bool = True
+    seed: int | None = None
+    restrict_vocab: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0.0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k must be an int >= 0 (0 disables it), got {self.top_k!r}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {self.seed!r}")
+
+
+def _id_tuple(value: int | Sequence[int] | None) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, int):
+        return (value,)
+    return tuple(int(v) for v in value)
+
+
+def gemm_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` computed as ``(W @ X^T)^T`` for <= 8 rows (see ``fast_matmul``); x: (..., in)."""
+    flat = x.reshape(-1, x.shape[-1])
+    rows = flat.shape[0]
+    if rows > 8:
+        return F.linear(x, weight, bias)
+    # MKL's fast path wants X^T as the transposed view of a row-major X; one row would be a GEMV
+    # again and a stride-0 (expanded) row a slow generic kernel, so a single row is duplicated.
+    flat = torch.cat([flat, flat]) if rows == 1 else flat.contiguous()
+    out = torch.mm(weight, flat.t()).t()[:rows]
+    if bias is not None:
+        out = out + bias
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+class SmallBatchLinear(nn.Linear):
+    """``nn.Linear`` whose forward is :func:`gemm_linear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gemm_linear(x, self.weight, self.bias)
+
+
+class SparkLM:
+    """Qwen2 LM + tokenizer. ``generate``/``stream`` return generated ids only (stop id included)."""
+
+    def __init__(self, model: Qwen2ForCausalLM, tokenizer, *, fast_matmul: bool = False) -> None:
+        self.model = model.eval()
+        self.fast_matmul = fast_matmul
+        if fast_matmul:
+            for module in model.modules():  # same parameters, other forward; no copies
+                if type(module) is nn.Linear:
+                    module.__class__ = SmallBatchLinear
+        self.tokenizer = tokenizer
+        generation_config = model.generation_config
+        self.stop_ids = _id_tuple(generation_config.eos_token_id) or _id_tuple(model.config.eos_token_id)
+        pad = generation_config.pad_token_id
+        if pad is None:
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.stop_ids or (0,))[0]
+        self.pad_id = int(pad[0] if isinstance(pad, list | tuple) else pad)
+        self.vocab_rows = int(model.get_output_embeddings().weight.shape[0])
+        unknown = [name for name in (prompts.semantic_token(0), prompts.semantic_token(prompts.NUM_SEMANTIC_CODES - 1),
+                                     prompts.global_token(0), prompts.global_token(prompts.NUM_GLOBAL_CODES - 1),
+                                     prompts.TASK_TOKENS["tts"], *prompts.DELIMITERS)
+                   if tokenizer.convert_tokens_to_ids(name) in (None, tokenizer.unk_token_id)]
+        if unknown:
+            raise CheckpointError(f"the LLM tokenizer lacks Spark-TTS tokens {unknown}: not a Spark-TTS LLM folder")
+        self._semantic_first = self._contiguous_ids(prompts.semantic_token, prompts.NUM_SEMANTIC_CODES)
+        self._global_first = self._contiguous_ids(prompts.global_token, prompts.NUM_GLOBAL_CODES)
+        self._grammar_rows: torch.Tensor | None = None
+        self._grammar_weight: torch.Tensor | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        llm_dir: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        fast_matmul: bool = False,
+    ) -> SparkLM:
+        """llm_dir: the checkpoint's ``LLM/`` folder (config.json, model.safetensors, tokenizer files).
+
+        dtype: float32 is the official precision; bfloat16 is an explicit opt-in, never a default.
+        """
+        llm_dir = Path(llm_dir)
+        if not (llm_dir / "config.json").is_file():
+            raise CheckpointError(f"Spark LLM folder {llm_dir} has no config.json")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
+            model, info = Qwen2ForCausalLM.from_pretrained(str(llm_dir), dtype=dtype, output_loading_info=True)
+        except (OSError, ValueError) as exc:  # transformers' errors for unreadable files / configs
+            raise CheckpointError(f"cannot load the Spark LLM from {llm_dir}: {exc}") from exc
+        tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
+        problems = {kind: sorted(str(k) for k in info.get(kind, ()) if str(k) not in tied)
+                    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+        if any(problems.values()):
+            raise CheckpointError(f"{llm_dir / 'model.safetensors'} does not fit config.json: "
+                                  + "; ".join(f"{kind} {keys[:20]}" for kind, keys in problems.items() if keys))
+        model = model.to(device)
+        logger.info("loaded Spark LLM from %s (dtype %s, device %s, fast_matmul %s)", llm_dir, dtype, device,
+                    fast_matmul)
+        return cls(model, tokenizer, fast_matmul=fast_matmul)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.get_output_embeddings().weight.device
+
+    def _contiguous_ids(self, name_of, count: int) -> int | None:
+        """Id of token 0 if the ``count`` tokens have consecutive ids (the official layout), else None."""
+        first = self.tokenizer.convert_tokens_to_ids(name_of(0))
+        last = self.tokenizer.convert_tokens_to_ids(name_of(count - 1))
+        if isinstance(first, int) and isinstance(last, int) and last - first == count - 1:
+            return first
+        return None
+
+    # ------------------------------------------------------------------ token helpers
+    def encode(self, prompt: str) -> torch.Tensor:
+        """prompt -> (1, L) int64 ids, as ``tokenizer([prompt], return_tensors="pt")``."""
+        return self.tokenizer([prompt], return_tensors="pt")["input_ids"]
+
+    def semantic_ids(self, generated_ids: Sequence[int]) -> list[int]:
+        """Official parse: decode with ``skip_special_tokens=True`` then regex ``bicodec_semantic_N``."""
+        return prompts.parse_semantic_tokens(self.tokenizer.decode(list(generated_ids), skip_special_tokens=True))
+
+    def global_ids(self, generated_ids: Sequence[int]) -> list[int]:
+        return prompts.parse_global_tokens(self.tokenizer.decode(list(generated_ids), skip_special_tokens=True))
+
+    def semantic_index(self, token_id: int) -> int | None:
+        """Semantic code of one token id, or None (a lookup for streaming; same as the regex per token)."""
+        return self._code_of(token_id, self._semantic_first, prompts.NUM_SEMANTIC_CODES, prompts.parse_semantic_tokens)
+
+    def global_index(self, token_id: int) -> int | None:
+        """Global (speaker) code of one token id, or None."""
+        return self._code_of(token_id, self._global_first, prompts.NUM_GLOBAL_CODES, prompts.parse_global_tokens)
+
+    def _code_of(self, token_id: int, first: int | None, count: int, parse) -> int | None:
+        if first is not None:
+            code = token_id - first
+            return code if 0 <= code < count else None
+        found = parse(self.tokenizer.convert_ids_to_tokens(token_id) or "")
+        return found[0] if found else None
+
+    def grammar_ids(self) -> torch.Tensor:
+        """Sorted (N,) int64 ids the Spark grammar can emit: bicodec tokens, delimiters, stop ids."""
+        if self._grammar_rows is None:
+            names = [prompts.global_token(i) for i in range(prompts.NUM_GLOBAL_CODES)]
+            names += [prompts.semantic_token(i) for i in range(prompts.NUM_SEMANTIC_CODES)]
+            names += list(prompts.DELIMITERS)
+            ids = set(self.stop_ids)
+            unk = self.tokenizer.unk_token_id
+            for token_id in self.tokenizer.convert_tokens_to_ids(names):
+                if token_id is not None and token_id != unk:
+                    ids.add(int(token_id))
+            self._grammar_rows = torch.tensor(sorted(i for i in ids if 0 <= i < self.vocab_rows), dtype=torch.long)
+        return self._grammar_rows
+
+    # ------------------------------------------------------------------ decoding
+    def _logits(self, hidden: torch.Tensor, restrict: bool) -> torch.Tensor:
+        """hidden: (B, H) last positions -> (B, V) float32 logits (-inf outside the grammar if restricted)."""
+        head = self.model.get_output_embeddings()
+        if not restrict:
+            return head(hidden).float()
+        cached = self._grammar_weight
+        if cached is None or cached.dtype != head.weight.dtype or cached.device != head.weight.device:
+            rows = self.grammar_ids().to(head.weight.device)
+            self._grammar_weight = head.weight.detach().index_select(0, rows).contiguous()
+        rows = self.grammar_ids().to(hidden.device)
+        logits = torch.full((hidden.shape[0], self.vocab_rows), float("-inf"), device=hidden.device)
+        project = gemm_linear if self.fast_matmul else F.linear
+        logits[:, rows] = project(hidden, self._grammar_weight).float()
+        return logits
+
+    def decode_steps(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        params: Sequence[GenerationParams],
+        on_logits: Callable[[torch.Tensor], None] | None = None,
+    ) -> Iterator[list[int | None]]:
+        """The decode loop: yield, per step, the new id of every row (None once a row has stopped).
+
+        input_ids / attention_mask: (B, L) int64, left-padded; one params per row.
+        on_logits: called with each step's (B, V) float32 logits before sampling (diagnostics).
+        """
+        device = self.device
+        input_ids = input_ids.to(device)
+        attention_mask = attention_mask.to(device)
+        batch = input_ids.shape[0]
+        generators: list[torch.Generator | None] = []
+        for p in params:
+            generators.append(None if p.seed is None else torch.Generator(device=device).manual_seed(p.seed))
+        restrict = any(p.restrict_vocab for p in params)
+        if restrict and not all(p.restrict_vocab for p in params):
+            raise ValueError("restrict_vocab must be the same for every request of a batch")
+        limit = max(p.max_new_tokens for p in params)
+        stop = set(self.stop_ids)
+        finished = [False] * batch
+        cache = DynamicCache(config=self.model.config)
+        position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+        step_ids = input_ids
+        with torch.inference_mode():
+            for step in range(limit):
+                mask: torch.Tensor | dict[str, torch.Tensor] = attention_mask
+                if step and batch > 1:
+                    # A ready-made (B, 1, 1, L) mask keeps transformers on its per-KV-head decode
+                    # attention; left to itself it drops an all-ones mask and torch's GQA kernel then
+                    # copies K/V for every query head on CPU (~25 ms per step at batch 4).
+                    mask = {"full_attention": attention_mask.bool()[:, None, None, :]}
+                out = self.model.model(
+                    input_ids=step_ids, attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=True,
+                )
+                logits = self._logits(out.last_hidden_state[:, -1, :], restrict)
+                if on_logits is not None:
+                    on_logits(logits)
+                new: list[int | None] = []
+                for row, p in enumerate(params):
+                    if finished[row]:
+                        new.append(None)
+                        continue
+                    token = sample_row(
+                        logits[row : row + 1], do_sample=p.do_sample, temperature=p.temperature,
+                        top_k=p.top_k, top_p=p.top_p, generator=generators[row],
+                    )
+                    new.append(token)
+                    if token in stop or step + 1 >= p.max_new_tokens:
+                        finished[row] = True
+                yield new
+                if all(finished):
+                    return
+                step_ids = torch.tensor([[self.pad_id if t is None else t] for t in new], device=device)
+                attention_mask = torch.cat([attention_mask, attention_mask.new_ones((batch, 1))], dim=1)
+                position_ids = position_ids[:, -1:] + 1
+
+    def stream(self, prompt: str, params: GenerationParams) -> Iterator[int]:
+        """Yield generated ids one by one (the stop id last, if reached); same ids as ``generate``."""
+        input_ids = self.encode(prompt)
+        for new in self.decode_steps(input_ids, torch.ones_like(input_ids), [params]):
+            yield new[0]  # type: ignore[misc]
+
+    def generate(self, prompt: str, params: GenerationParams) -> list[int]:
+        """Generated ids only, as the official ``output_ids[len(input_ids):]`` (stop id included)."""
+        return list(self.stream(prompt, params))
+
+    def generate_batch(
+        self, prompts_: Sequence[str], params: GenerationParams | Sequence[GenerationParams]
+    ) -> list[list[int]]:
+        """Decode several prompts together (left padding). One params for all, or one per prompt.
+
+        A seeded row draws from its own generator, so it samples as it would alone; its logits come
+        from a batched matmul, which may differ from the batch-1 ones in the last float bits.
+        """
+        if not prompts_:
+            return []
+        if isinstance(params, GenerationParams):
+            params = [params] * len(prompts_)
+        if len(params) != len(prompts_):
+            raise ValueError(f"got {len(params)} GenerationParams for {len(prompts_)} prompts")
+        encoded = [self.encode(p)[0] for p in prompts_]
+        width = max(e.numel() for e in encoded)
+        input_ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            input_ids[row, width - ids.numel() :] = ids
+            attention_mask[row, width - ids.numel() :] = 1
+        outputs: list[list[int]] = [[] for _ in encoded]
+        for new in self.decode_steps(input_ids, attention_mask, params):
+            for row, token in enumerate(new):
+                if token is not None:
+                    outputs[row].append(token)
+        return outputs
+
+    def restriction_report(self, prompt: str, params: GenerationParams) -> dict[str, float]:
+        """Decode exactly and measure, step by step, what ``restrict_vocab`` would change.
+
+        A step is ``unsafe`` when a token outside the grammar rows would be a candidate of the full
+        model: inside its top-k set when sampling (or, with top_k=0, has any probability), its
+        argmax when greedy. Restricted decoding is bit-identical on every other step.
+        ``outside_mass`` is the full softmax mass (at the temperature) outside the grammar rows.
+        """
+        grammar = torch.zeros(self.vocab_rows, dtype=torch.bool)
+        grammar[self.grammar_ids()] = True
+        unsafe: list[bool] = []
+        mass: list[float] = []
+
+        def check(logits: torch.Tensor) -> None:
+            row = logits[0].float().cpu()
+            scores = row / params.temperature if params.do_sample else row
+            mass.append(float(torch.softmax(scores, dim=-1)[~grammar].sum()))
+            if not params.do_sample:
+                unsafe.append(not bool(grammar[int(torch.argmax(row))]))
+            elif params.top_k:
+                kth = torch.topk(scores, min(params.top_k, scores.numel()))[0][-1]
+                unsafe.append(bool((scores[~grammar] >= kth).any()))
+            else:
+                unsafe.append(mass[-1] > 0.0)
+
+        exact = replace(params, restrict_vocab=False)
+        input_ids = self.encode(prompt)
+        for _ in self.decode_steps(input_ids, torch.ones_like(input_ids), [exact], on_logits=check):
+            pass
+        steps = len(unsafe)
+        return {
+            "steps": float(steps),
+            "unsafe_steps": float(sum(unsafe)),
+            "max_outside_mass": max(mass, default=0.0),
+            "mean_outside_mass": sum(mass) / steps if steps else 0.0,
+        }

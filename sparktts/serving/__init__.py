@@ -1,0 +1,68 @@
+"""Serving logic for the Triton models, as plain functions and classes that tests call without Triton.
+
+Each ``triton/model_repo/<model>/1/model.py`` is a thin adapter: it turns ``pb_utils`` tensors into
+numpy arrays, calls into this package and wraps the results into responses. Nothing here imports
+Triton, so the whole request path (parsing, the speaker-token cache, the streaming chunk schedule,
+the tokenize -> prompt -> LLM -> vocode flow) runs in-process in tests, with the same functions
+the server uses.
+
+* ``inputs``: model parameters, input parsing and validation, error descriptions, log forwarding;
+* ``codec``: BiCodec tokenize / detokenize over a dynamic batch;
+* ``pipeline``: ``SpeakerCache`` and ``SpeechPipeline`` (offline batches and streamed chunks);
+* ``trtllm``: inputs for, and token parsing after, the TensorRT-LLM backend.
+"""
+
+from __future__ import annotations
+
+from sparktts.serving.codec import Tokens, check_tokens, load_codec, tokenize_references, vocode_batch
+from sparktts.serving.inputs import (
+    INVALID_INPUT_PREFIX,
+    SynthesisRequest,
+    TensorGetter,
+    answer_batch,
+    decode_text,
+    describe_error,
+    forward_logging,
+    model_parameters,
+    parse_reference,
+    parse_synthesis_request,
+    required_parameter,
+    token_row,
+    torch_placement,
+    waveform_row,
+)
+from sparktts.serving.pipeline import SpeakerCache, SpeechPipeline
+from sparktts.serving.trtllm import (
+    generated_ids,
+    semantic_lookup,
+    tensorrt_llm_inputs,
+    tokenizer_semantic_ids,
+)
+
+__all__ = [
+    "INVALID_INPUT_PREFIX",
+    "SpeakerCache",
+    "SpeechPipeline",
+    "SynthesisRequest",
+    "TensorGetter",
+    "Tokens",
+    "answer_batch",
+    "check_tokens",
+    "decode_text",
+    "describe_error",
+    "forward_logging",
+    "generated_ids",
+    "load_codec",
+    "model_parameters",
+    "parse_reference",
+    "parse_synthesis_request",
+    "required_parameter",
+    "semantic_lookup",
+    "tensorrt_llm_inputs",
+    "token_row",
+    "tokenize_references",
+    "tokenizer_semantic_ids",
+    "torch_placement",
+    "vocode_batch",
+    "waveform_row",
+]

@@ -1,0 +1,217 @@
+"""Request side of the Triton models: parameters, input parsing, error descriptions, log forwarding.
+
+Wire conventions (the official Spark-TTS runtime's): every model has ``max_batch_size > 0``, so each
+request tensor has a leading batch dimension of 1: ``reference_wav`` (1, N) float32 (clients may
+zero-pad it), ``reference_wav_len`` (1, 1) int32, texts (1, 1) bytes, tokens (1, T) int32,
+``waveform`` (1, samples) float32 at 16 kHz.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from sparktts.llm import GenerationParams
+
+# Mirrored by rvc.grpc.contract.INVALID_INPUT_PREFIX (sparktts may not import rvc); a test checks both.
+INVALID_INPUT_PREFIX = "invalid input: "
+SAMPLE_RATE = 16000
+MAX_SAMPLE_RATE = 384000
+
+TensorGetter = Callable[[str], "np.ndarray | None"]  # input name -> numpy array, None when absent
+
+
+# ------------------------------------------------------------------------------------- parameters
+def model_parameters(model_config: str | Mapping) -> dict[str, str]:
+    """The ``parameters`` block of a config.pbtxt (as Triton passes it: JSON) -> {key: string_value}."""
+    config = json.loads(model_config) if isinstance(model_config, str) else model_config
+    return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
+
+
+def required_parameter(parameters: Mapping[str, str], name: str) -> str:
+    value = parameters.get(name, "")
+    if not value or value.startswith("${"):
+        raise ValueError(f"model parameter {name!r} is not set (was the template filled?)")
+    return value
+
+
+class _ForwardingHandler(logging.Handler):
+    def __init__(self, sinks: Mapping[int, Callable[[str], None]]) -> None:
+        super().__init__(logging.INFO)
+        self._sinks = sorted(sinks.items())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = self._sinks[0][1]
+        for level, candidate in self._sinks:
+            if record.levelno >= level:
+                sink = candidate
+        try:
+            sink(f"{record.name}: {record.getMessage()}")
+        except Exception:  # noqa: BLE001 - logging must never break a request
+            self.handleError(record)
+
+
+def forward_logging(info: Callable[[str], None], warning: Callable[[str], None], error: Callable[[str], None]) -> None:
+    """Route ``sparktts`` log records (INFO and up) to the given sinks, e.g. Triton's ``pb_utils.Logger``,
+    so that model loading and per-request lines land in the server's log. Idempotent per process.
+    """
+    package = logging.getLogger("sparktts")
+    if any(isinstance(h, _ForwardingHandler) for h in package.handlers):
+        return
+    package.addHandler(_ForwardingHandler({logging.INFO: info, logging.WARNING: warning, logging.ERROR: error}))
+    package.setLevel(logging.INFO)
+
+
+# ------------------------------------------------------------------------------------- request parsing
+def _scalar(array: np.ndarray, name: str) -> object:
+    flat = np.asarray(array).reshape(-1)
+    if flat.size != 1:
+        raise ValueError(f"{name} must hold one value, got {flat.size}")
+    return flat[0]
+
+
+def decode_text(array: np.ndarray, name: str) -> str:
+    """A BYTES tensor of one element ((1, 1) or (1,)) -> str (UTF-8)."""
+    value = _scalar(array, name)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{name} is not valid UTF-8") from exc
+    return str(value)
+
+
+def parse_reference(get: TensorGetter) -> tuple[np.ndarray, int]:
+    """``reference_wav`` cut to ``reference_wav_len`` -> ((T,) float32, sample rate).
+
+    The official clients zero-pad the clip and send its true length; the padding is dropped here.
+    ``reference_sample_rate`` is optional (16 kHz when absent); resampling happens in the tokenizer.
+    """
+    wav, length = get("reference_wav"), get("reference_wav_len")
+    if wav is None or length is None:
+        raise ValueError("reference_wav and reference_wav_len are required")
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim == 2 and wav.shape[0] == 1:
+        wav = wav[0]
+    if wav.ndim != 1:
+        raise ValueError(f"reference_wav must be (1, N) per request, got shape {tuple(np.shape(get('reference_wav')))}")
+    count = int(_scalar(length, "reference_wav_len"))
+    if not 0 < count <= wav.shape[0]:
+        raise ValueError(f"reference_wav_len must be in 1..{wav.shape[0]} (the samples sent), got {count}")
+    wav = wav[:count]
+    if not np.isfinite(wav).all():
+        raise ValueError("reference_wav holds NaN or infinite samples")
+    rate_tensor = get("reference_sample_rate")
+    rate = SAMPLE_RATE if rate_tensor is None else int(_scalar(rate_tensor, "reference_sample_rate"))
+    if not 1000 <= rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"reference_sample_rate must be in 1000..{MAX_SAMPLE_RATE}, got {rate}")
+    return wav, rate
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """One voice-cloning request, validated. reference_wav: (T,) float32 at reference_sample_rate."""
+
+    target_text: str
+    reference_wav: np.ndarray
+    reference_sample_rate: int
+    reference_text: str | None  # None: no transcript, the prompt omits the reference's semantics
+    generation: GenerationParams
+    request_id: str = ""
+
+
+def parse_synthesis_request(get: TensorGetter, defaults: GenerationParams, request_id: str = "") -> SynthesisRequest:
+    """Inputs of ``spark_tts`` -> SynthesisRequest; raises ValueError naming the bad input."""
+    target = get("target_text")
+    if target is None:
+        raise ValueError("target_text is required")
+    target_text = decode_text(target, "target_text")
+    if not target_text.strip():
+        raise ValueError("target_text is empty: give the words to speak")
+    reference = get("reference_text")
+    reference_text = None if reference is None else decode_text(reference, "reference_text")
+    wav, rate = parse_reference(get)
+    overrides: dict[str, object] = {}
+    for name, kind in (("seed", int), ("temperature", float), ("top_k", int), ("top_p", float), ("max_new_tokens", int)):
+        tensor = get(name)
+        if tensor is not None:
+            overrides[name] = kind(_scalar(tensor, name))
+    try:
+        generation = replace(defaults, **overrides)  # type: ignore[arg-type]
+    except ValueError as exc:  # GenerationParams names the field and its range
+        raise ValueError(str(exc)) from exc
+    return SynthesisRequest(target_text, wav, rate, reference_text, generation, request_id)
+
+
+def token_row(tokens: object) -> np.ndarray:
+    """Any int tensor/array of token ids -> (1, T) int32, the wire form of token outputs."""
+    if hasattr(tokens, "detach"):
+        tokens = tokens.detach().cpu().numpy()  # type: ignore[union-attr]
+    return np.asarray(tokens, dtype=np.int32).reshape(1, -1)
+
+
+def waveform_row(wav: np.ndarray) -> np.ndarray:
+    """(T,) audio -> (1, T) float32, the wire form of ``waveform``."""
+    return np.ascontiguousarray(np.asarray(wav, dtype=np.float32).reshape(1, -1))
+
+
+def answer_batch(
+    requests: Sequence[Any],
+    parse: Callable[[Any], Any],
+    run: Callable[[list[Any]], Sequence[Any]],
+    respond: Callable[[Any], Any],
+    fail: Callable[[BaseException], Any],
+) -> list[Any]:
+    """One response per request of a dynamic batch, in order.
+
+    ``parse(request)`` extracts one item (a ValueError answers that request alone); ``run(items)``
+    processes the parsed items together and returns one output each, where an output that is an
+    exception answers its request alone; an exception raised by ``run`` answers the whole batch.
+    ``respond(output)`` and ``fail(exception)`` build the responses.
+    """
+    responses: list[Any] = [None] * len(requests)
+    items, indices = [], []
+    for index, request in enumerate(requests):
+        try:
+            items.append(parse(request))
+            indices.append(index)
+        except ValueError as exc:
+            responses[index] = fail(exc)
+    if items:
+        try:
+            outputs = run(items)
+        except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error
+            outputs = [exc] * len(items)
+        for index, output in zip(indices, outputs, strict=True):
+            responses[index] = fail(output) if isinstance(output, BaseException) else respond(output)
+    return responses
+
+
+def describe_error(exc: BaseException) -> tuple[str, bool]:
+    """(message, is_invalid_input) for an error response: ValueError is the client's fault and gets
+    the ``invalid input:`` prefix that clients map to their invalid-input error; anything else is a
+    backend failure.
+    """
+    if isinstance(exc, ValueError):
+        return INVALID_INPUT_PREFIX + str(exc), True
+    return f"{type(exc).__name__}: {exc}", False
+
+
+def torch_placement(parameters: Mapping[str, str]) -> tuple[str, torch.dtype]:
+    """``device`` / ``dtype`` model parameters -> (device, torch dtype); ValueError if unusable."""
+    device = parameters.get("device", "cpu") or "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"model parameter device must be cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("model parameter device is cuda but torch sees no CUDA device")
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    name = parameters.get("dtype", "float32") or "float32"
+    if name not in dtypes:
+        raise ValueError(f"model parameter dtype must be one of {sorted(dtypes)}, got {name!r}")
+    return device, dtypes[name]

@@ -1,0 +1,178 @@
+"""Every endpoint and header of the Voice API, on the real stack with demo assets."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import httpx
+import numpy as np
+import soundfile as sf
+
+from tests.api.conftest import decode, espeak_wav, parse_multipart, parse_sse
+from tests.stack import Stack
+
+TIMEOUT = 300
+TEXT = "Hello there. How are you today?"
+
+
+def post(stack: Stack, path: str, reference: bytes | None, **fields: object) -> httpx.Response:
+    files = {"reference_audio": ("ref.wav", reference, "audio/wav")} if reference is not None else None
+    data = {name: str(value) for name, value in fields.items()}
+    return httpx.post(f"{stack.base_url}{path}", data=data, files=files, timeout=TIMEOUT)
+
+
+def test_health_is_ready_and_says_demo_assets_plainly(stack: Stack) -> None:
+    health = httpx.get(f"{stack.base_url}/health").json()
+    assert health["healthy"] is True and health["status"] == "ready"
+    assert health["tts_ready"] is True and health["rvc_ready"] is True
+    assert health["demo_assets"] is True
+    assert any("demo assets (random weights)" in problem for problem in health["problems"])
+
+
+def test_status_reports_models_workers_counts_and_triton(stack: Stack) -> None:
+    status = httpx.get(f"{stack.base_url}/status").json()
+    assert status["status"] == "ready"
+    assert status["triton"]["address"] == stack.settings.triton_grpc_url
+    assert status["rvc"]["num_workers"] == 2
+    assert sum(1 for worker in status["rvc"]["workers"] if worker["pid"]) == 2
+    assert "SilverWolf_e300_s6600" in status["rvc"]["voices"]
+    assert status["models"]["rvc_default_voice"] == "SilverWolf_e300_s6600.pth"
+    assert status["uptime_s"] >= 0 and {"requests", "succeeded", "failed"} <= set(status["requests"])
+    assert "demo assets (random weights)" in status["assets"]["notice"]
+
+
+def test_synthesize_returns_wav_with_every_seed_header(stack: Stack, reference_wav: bytes) -> None:
+    response = post(stack, "/synthesize", reference_wav, text=TEXT, seed=7)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav"
+    wav, rate = decode(response.content)
+    assert rate == int(response.headers["X-Sample-Rate"]) == 40000  # the demo voice's rate
+    assert abs(len(wav) / rate - float(response.headers["X-Audio-Duration"])) < 1e-3
+    assert int(response.headers["X-Sentences"]) == 2
+    for name in ("X-TTS-Time", "X-RVC-Time", "X-Total-Time"):
+        assert float(response.headers[name]) > 0
+    assert np.isfinite(wav).all() and np.abs(wav).max() <= 1.0
+    assert "X-Request-ID" in response.headers
+
+
+def test_skip_rvc_and_tts_return_16k_spark_audio(stack: Stack, reference_wav: bytes) -> None:
+    skipped = post(stack, "/synthesize", reference_wav, text="Just the TTS voice.", skip_rvc="true", seed=3)
+    tts = post(stack, "/tts", reference_wav, text="Just the TTS voice.", seed=3)
+    for response in (skipped, tts):
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Sample-Rate"] == "16000"
+        assert float(response.headers["X-RVC-Time"]) == 0.0
+    np.testing.assert_array_equal(decode(skipped.content)[0], decode(tts.content)[0])
+
+
+def test_rvc_converts_uploaded_audio(stack: Stack) -> None:
+    speech = espeak_wav("Convert me into the target voice.")
+    response = httpx.post(
+        f"{stack.base_url}/rvc", files={"audio": ("in.wav", speech, "audio/wav")},
+        data={"pitch_shift": "12", "f0_method": "pm"}, timeout=TIMEOUT,
+    )
+    assert response.status_code == 200, response.text
+    wav, rate = decode(response.content)
+    source, source_rate = sf.read(io.BytesIO(speech))
+    assert rate == 40000
+    assert abs(len(wav) / rate - len(source) / source_rate) < 0.05
+    assert float(response.headers["X-RVC-Time"]) > 0
+
+
+def test_stream_sends_one_wav_part_per_sentence_in_order(stack: Stack, reference_wav: bytes) -> None:
+    text = "First sentence here. Second one follows! And a third?"
+    response = post(stack, "/synthesize/stream", reference_wav, text=text, seed=11)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("multipart/mixed; boundary=")
+    parts = parse_multipart(response.content, response.headers["content-type"])
+    assert [headers["x-sentence-index"] for headers, _ in parts] == ["0", "1", "2"]
+    for headers, payload in parts:
+        assert headers["content-type"] == "audio/wav"
+        assert float(headers["x-tts-time"]) > 0 and float(headers["x-rvc-time"]) > 0
+        wav, rate = decode(payload)
+        assert rate == 40000 and len(wav) > 0
+
+
+def test_stream_parts_equal_the_whole_synthesis(stack: Stack, reference_wav: bytes) -> None:
+    text = "One. Two."
+    whole = post(stack, "/synthesize", reference_wav, text=text, seed=5, skip_rvc="true")
+    streamed = post(stack, "/synthesize/stream", reference_wav, text=text, seed=5, skip_rvc="true")
+    parts = parse_multipart(streamed.content, streamed.headers["content-type"])
+    pieces = [decode(payload)[0] for _, payload in parts]
+    overlap = int(16000 * 0.010) * (len(pieces) - 1)  # the 10 ms crossfades of the joined file
+    assert len(decode(whole.content)[0]) == sum(len(piece) for piece in pieces) - overlap
+
+
+def test_sse_sends_start_chunks_and_end(stack: Stack, reference_wav: bytes) -> None:
+    response = post(stack, "/synthesize/sse", reference_wav, text="Alpha speaks. Beta answers.", seed=2)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    names = [name for name, _ in events]
+    assert names == ["start", "chunk", "chunk", "end"]
+    start = json.loads(events[0][1])
+    assert start["sentences"] == ["Alpha speaks.", "Beta answers."]
+    for index, (_, data) in enumerate(events[1:3]):
+        chunk = json.loads(data)
+        assert chunk["index"] == index and chunk["text"] == start["sentences"][index]
+        wav, rate = decode(base64.b64decode(chunk["audio"]))
+        assert rate == chunk["sample_rate"] == 40000
+        assert abs(len(wav) / rate - chunk["duration"]) < 1e-3
+        assert chunk["tts_time"] > 0 and chunk["rvc_time"] > 0
+    assert json.loads(events[-1][1])["sentences"] == 2
+
+
+def test_config_defaults_and_stored_reference_round_trip(stack: Stack, reference_wav: bytes) -> None:
+    base = stack.base_url
+    original = httpx.get(f"{base}/config").json()
+    assert original["defaults"]["f0_method"] == "rmvpe"
+    updated = httpx.post(f"{base}/config", json={"pitch_shift": 5, "f0_method": "pm"}).json()
+    assert updated["defaults"]["pitch_shift"] == 5 and updated["defaults"]["f0_method"] == "pm"
+    assert updated["defaults"]["index_rate"] == original["defaults"]["index_rate"]
+    try:
+        no_reference = post(stack, "/synthesize", None, text="Hello.")
+        if not original["reference_audio"]["stored"]:
+            assert no_reference.status_code == 400
+            assert "reference_audio" in no_reference.json()["error"]["message"]
+        stored = httpx.post(
+            f"{base}/config/reference-audio", files={"reference_audio": ("ref.wav", reference_wav, "audio/wav")}
+        ).json()
+        assert stored["reference_audio"]["stored"] is True and stored["reference_audio"]["duration_s"] > 1
+        with_stored = post(stack, "/synthesize", None, text="Hello.", seed=1)
+        with_upload = post(stack, "/synthesize", reference_wav, text="Hello.", seed=1)
+        assert with_stored.status_code == 200, with_stored.text
+        np.testing.assert_allclose(decode(with_stored.content)[0], decode(with_upload.content)[0], atol=1e-3)
+        cleared = httpx.delete(f"{base}/config/reference-audio").json()
+        assert cleared["reference_audio"]["stored"] is False
+    finally:
+        httpx.post(f"{base}/config", json={"pitch_shift": 0, "f0_method": "rmvpe"})
+
+
+def test_stored_config_survives_a_new_store(stack: Stack) -> None:
+    from rvc.processing.defaults_store import DefaultsStore
+
+    httpx.post(f"{stack.base_url}/config", json={"protect": 0.2})
+    try:
+        assert DefaultsStore(stack.settings.state_dir).get().protect == 0.2
+    finally:
+        httpx.post(f"{stack.base_url}/config", json={"protect": 0.33})
+
+
+def test_metrics_are_prometheus_text(stack: Stack) -> None:
+    response = httpx.get(f"{stack.base_url}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'voice_api_requests_total{route="/synthesize",status="200"}' in response.text
+    assert "voice_api_stage_seconds_bucket" in response.text
+
+
+def test_openapi_documents_every_route(stack: Stack) -> None:
+    spec = httpx.get(f"{stack.base_url}/openapi.json").json()
+    for path in ("/synthesize", "/synthesize/stream", "/synthesize/sse", "/tts", "/rvc", "/health", "/status",
+                 "/config", "/config/reference-audio", "/metrics"):
+        assert path in spec["paths"], path
+    form = spec["paths"]["/synthesize"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert form["schema"]["$ref"] or form["schema"]
+    assert httpx.get(f"{stack.base_url}/docs").status_code == 200

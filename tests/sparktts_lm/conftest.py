@@ -1,0 +1,69 @@
+"""Fixtures for the Spark-TTS LLM / inference tests: the spark_tts_tiny golden, loaded once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sparktts.inference import SparkTTS
+
+CASES = ("b1_clone_prompt_text", "b2_clone_no_prompt_text", "b3_control", "b4_clone_prompt_text_greedy")
+GOLDEN_SEED = 1234  # the harness ran torch.manual_seed(1234) right before generate
+GOLDEN_MAX_NEW_TOKENS = 120
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _single_thread() -> None:
+    torch.set_num_threads(1)  # the goldens were made single-threaded; also keeps CI cores free
+
+
+@pytest.fixture(scope="session")
+def spark_tiny(shared_fixtures: Path) -> Path:
+    return shared_fixtures / "spark_tts_tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_tts(spark_tiny: Path) -> SparkTTS:
+    return SparkTTS.from_pretrained(spark_tiny / "model")
+
+
+@pytest.fixture(scope="session")
+def golden(spark_tiny: Path) -> dict[str, dict[str, Any]]:
+    """Per case: the npz arrays plus ``prompt`` and ``decoded`` strings."""
+    out: dict[str, dict[str, Any]] = {}
+    for case in CASES:
+        with np.load(spark_tiny / "expected" / f"{case}.npz") as data:
+            entry: dict[str, Any] = {key: data[key] for key in data.files}
+        entry["prompt"] = (spark_tiny / "expected" / f"{case}.prompt.txt").read_text(encoding="utf-8")
+        entry["decoded"] = (spark_tiny / "expected" / f"{case}.decoded.txt").read_text(encoding="utf-8")
+        out[case] = entry
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer_golden(spark_tiny: Path) -> dict[str, np.ndarray]:
+    with np.load(spark_tiny / "expected" / "tokenizer_path.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="session")
+def case_kwargs(spark_tiny: Path) -> dict[str, dict[str, Any]]:
+    """SparkTTS.inference keyword arguments reproducing each golden case."""
+    texts = json.loads((spark_tiny / "inputs" / "texts.json").read_text(encoding="utf-8"))
+    wav, rate = sf.read(str(spark_tiny / "inputs" / "reference.wav"), dtype="float64", always_2d=True)
+    clone = {"prompt_speech": wav, "prompt_sample_rate": rate}
+    common = {"seed": GOLDEN_SEED, "max_new_tokens": GOLDEN_MAX_NEW_TOKENS}
+    return {
+        "b1_clone_prompt_text": {"text": texts["texts"]["clone_prompt_text"], "prompt_text": texts["prompt_text"],
+                                 **clone, **common},
+        "b2_clone_no_prompt_text": {"text": texts["texts"]["clone_no_prompt_text"], **clone, **common},
+        "b3_control": {"text": texts["texts"]["control"], **texts["control"], **common},
+        "b4_clone_prompt_text_greedy": {"text": texts["texts"]["clone_prompt_text"],
+                                        "prompt_text": texts["prompt_text"], "do_sample": False, **clone, **common},
+    }

@@ -1,0 +1,177 @@
+"""Model-repository preparation: template filling, validation, and the configs' agreement with the
+wire contract (no server needed)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rvc.errors import ConfigError
+from rvc.grpc import contract
+from rvc.grpc.model_repository import (
+    MARKER_FILE,
+    TEMPLATE_DIR,
+    fill_template,
+    parse_substitutions,
+    prepare_model_repository,
+    unfilled_placeholders,
+)
+from sparktts import serving
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture()
+def fake_model_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "Spark-TTS-0.5B"
+    for name in ("BiCodec", "LLM", "wav2vec2-large-xlsr-53"):
+        (folder / name).mkdir(parents=True)
+    return folder
+
+
+def config_tensors(text: str, section: str) -> dict[str, tuple[str, tuple[int, ...], bool]]:
+    """{name: (data_type, dims, optional)} of the ``input`` or ``output`` block of a config.pbtxt."""
+    block = text[text.index(f"\n{section} [") :]
+    block = block[: block.index("\n]")]
+    found = {}
+    for entry in re.findall(r"\{(.*?)\n  \}", block, flags=re.S):
+        name = re.search(r'name: "([^"]+)"', entry).group(1)
+        data_type = re.search(r"data_type: (\w+)", entry).group(1)
+        dims = tuple(int(d) for d in re.search(r"dims: \[([^\]]*)\]", entry).group(1).replace(" ", "").split(","))
+        found[name] = (data_type, dims, "optional: true" in entry)
+    return found
+
+
+def test_parse_substitutions_follows_the_official_escaping() -> None:
+    assert parse_substitutions(r"a:1,b:x\,y,c:d:e,d:f\:g") == {"a": "1", "b": "x,y", "c": "d:e", "d": "f:g"}
+    with pytest.raises(ValueError, match="not key:value"):
+        parse_substitutions("novalue")
+
+
+def test_fill_template_substitutes_defaults_and_rejects_unknown_keys() -> None:
+    text = "a: ${a}\ndelay: ${max_queue_delay_microseconds}\nkeep: ${other}\nflag: ${flag}\n"
+    filled = fill_template(text, {"a": 3, "flag": True})
+    assert filled == "a: 3\ndelay: 0\nkeep: ${other}\nflag: true\n"
+    assert unfilled_placeholders(filled) == ["other"]
+    with pytest.raises(ValueError, match="typo"):
+        fill_template(text, {"typo": 1})
+
+
+def test_fill_template_cli_matches_the_official_usage(tmp_path: Path) -> None:
+    template = tmp_path / "config.pbtxt"
+    template.write_text('name: "m"\nmax_batch_size: ${triton_max_batch_size}\nkey: "${model_dir}"\n')
+    script = REPO_ROOT / "triton" / "scripts" / "fill_template.py"
+    subprocess.run(
+        [sys.executable, str(script), "-i", str(template), r"triton_max_batch_size:16,model_dir:/a\:b"],
+        check=True, cwd=tmp_path,
+    )
+    assert template.read_text() == 'name: "m"\nmax_batch_size: 16\nkey: "/a:b"\n'
+
+
+@pytest.mark.parametrize("mode", ["offline", "streaming"])
+def test_prepared_repository_is_complete(tmp_path: Path, fake_model_dir: Path, mode: str) -> None:
+    output = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, mode=mode, bls_instances=2)
+    assert sorted(p.name for p in output.iterdir()) == sorted(
+        [contract.AUDIO_TOKENIZER, contract.SPARK_TTS, contract.VOCODER, MARKER_FILE]
+    )
+    for model in (contract.AUDIO_TOKENIZER, contract.SPARK_TTS, contract.VOCODER):
+        text = (output / model / "config.pbtxt").read_text()
+        assert unfilled_placeholders(text) == [], model
+        assert (output / model / "1" / "model.py").is_file()
+    spark = (output / contract.SPARK_TTS / "config.pbtxt").read_text()
+    assert f"decoupled: {'true' if mode == 'streaming' else 'false'}" in spark
+    assert "count: 2" in spark
+    assert f'"{fake_model_dir.resolve() / "LLM"}"' in spark
+
+
+def test_configs_declare_the_contracts_tensors(tmp_path: Path, fake_model_dir: Path) -> None:
+    output = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir)
+    for model, (inputs, outputs) in contract.MODEL_TENSORS.items():
+        text = (output / model / "config.pbtxt").read_text()
+        for section, specs in (("input", inputs), ("output", outputs)):
+            declared = config_tensors(text, section)
+            expected = {spec.name: (spec.config_type, spec.dims, spec.optional) for spec in specs}
+            assert declared == expected, (model, section)
+
+
+def test_official_required_inputs_stay_required() -> None:
+    required = {spec.name for spec in contract.SPARK_TTS_INPUTS if not spec.optional}
+    assert required == {contract.REFERENCE_WAV, contract.REFERENCE_WAV_LEN, contract.TARGET_TEXT}
+    assert contract.INVALID_INPUT_PREFIX == serving.INVALID_INPUT_PREFIX
+
+
+def test_tensorrt_llm_variant_adds_the_engine_model(tmp_path: Path, fake_model_dir: Path) -> None:
+    engine = tmp_path / "engine"
+    engine.mkdir()
+    output = prepare_model_repository(
+        tmp_path / "repo", model_dir=fake_model_dir, llm_backend="tensorrtllm", trtllm_engine_dir=engine,
+        mode="streaming",
+    )
+    text = (output / contract.TENSORRT_LLM / "config.pbtxt").read_text()
+    assert unfilled_placeholders(text) == []
+    assert 'backend: "tensorrtllm"' in text and f'"{engine.resolve()}"' in text and "decoupled: true" in text
+    assert 'value: { string_value: "tensorrtllm" }' in (output / contract.SPARK_TTS / "config.pbtxt").read_text()
+    with pytest.raises(ValueError, match="trtllm_engine_dir"):
+        prepare_model_repository(tmp_path / "repo2", model_dir=fake_model_dir, llm_backend="tensorrtllm")
+
+
+def test_preparing_again_replaces_only_a_prepared_folder(tmp_path: Path, fake_model_dir: Path) -> None:
+    output = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir)
+    (output / "stale").mkdir()
+    prepare_model_repository(output, model_dir=fake_model_dir, mode="streaming")
+    assert not (output / "stale").exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="refusing"):
+        prepare_model_repository(foreign, model_dir=fake_model_dir)
+    assert (foreign / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mode": "batch"}, "mode must be one of"),
+        ({"device": "tpu"}, "device must be one of"),
+        ({"bls_instances": 0}, "bls_instances must be >= 1"),
+        ({"audio_chunk_duration": 0.2}, "audio_chunk_duration"),
+        ({"audio_chunk_overlap_duration": 2.0}, "audio_chunk_overlap_duration"),
+        ({"top_p": 1.5}, "generation defaults"),
+    ],
+)
+def test_bad_options_are_refused_by_name(tmp_path: Path, fake_model_dir: Path, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, **options)
+
+
+def test_missing_model_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="lacks"):
+        prepare_model_repository(tmp_path / "repo", model_dir=tmp_path / "nothing")
+
+
+def test_templates_live_in_the_repo() -> None:
+    assert TEMPLATE_DIR == REPO_ROOT / "triton" / "model_repo"
+    assert not (TEMPLATE_DIR.parent / "__init__.py").exists()  # triton/ is no importable package
+
+
+def test_run_sh_prepares_the_repository_and_skips_tensorrt_llm_without_the_toolchain(
+    tmp_path: Path, fake_model_dir: Path
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin", "SPARK_MODEL_DIR": str(fake_model_dir), "TRITON_MODEL_REPO": str(tmp_path / "repo"),
+        "DEVICE": "cpu", "PYTHON": sys.executable, "HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "triton" / "run.sh"), "1", "2", "streaming"], env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "trtllm-build not found: skipping" in done.stdout
+    spark = (tmp_path / "repo" / contract.SPARK_TTS / "config.pbtxt").read_text()
+    assert "decoupled: true" in spark and 'string_value: "python"' in spark
+    bad = subprocess.run(["bash", str(REPO_ROOT / "triton" / "run.sh"), "2", "2", "batch"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "offline or streaming" in bad.stderr

@@ -1,0 +1,48 @@
+"""Triton adapter: reference clips -> BiCodec global and semantic tokens.
+
+Logic lives in ``sparktts.serving`` (parsing, resampling, batching); this file only moves tensors.
+Per request: ``reference_wav`` (1, N) float32 cut to ``reference_wav_len``, optional
+``reference_sample_rate`` (16 kHz when absent) -> ``global_tokens`` (1, 32) int32 and
+``semantic_tokens`` (1, T) int32. A dynamic batch is tokenized in one call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from sparktts import serving
+
+
+def error_response(exc: BaseException) -> pb_utils.InferenceResponse:
+    message, invalid = serving.describe_error(exc)
+    code = pb_utils.TritonError.INVALID_ARG if invalid else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+
+
+def tokens_response(tokens: serving.Tokens) -> pb_utils.InferenceResponse:
+    global_tokens, semantic_tokens = tokens
+    return pb_utils.InferenceResponse([
+        pb_utils.Tensor("global_tokens", serving.token_row(global_tokens)),
+        pb_utils.Tensor("semantic_tokens", serving.token_row(semantic_tokens)),
+    ])
+
+
+def parse(request) -> tuple[np.ndarray, int]:
+    def get(name: str) -> np.ndarray | None:
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        return None if tensor is None else tensor.as_numpy()
+
+    return serving.parse_reference(get)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
+        self.tokenizer = serving.load_codec(args["model_config"], with_encoder=True, with_decoder=False)
+
+    def execute(self, requests: list) -> list:
+        return serving.answer_batch(
+            requests, parse, lambda references: serving.tokenize_references(self.tokenizer, references),
+            tokens_response, error_response,
+        )

@@ -1,0 +1,242 @@
+"""Triton adapter: Spark-TTS voice cloning, orchestrated with BLS.
+
+reference clip --BLS--> audio_tokenizer --> prompt --> LLM --> semantic tokens --BLS--> vocoder.
+
+The flow itself is ``sparktts.serving.SpeechPipeline``; this file supplies its parts (BLS calls,
+the LLM) and turns its results into responses. The LLM runs in this process through
+``sparktts.llm.SparkLM`` (``llm_backend=python``) or as BLS calls to the ``tensorrt_llm`` model
+(``llm_backend=tensorrtllm``); the outer contract is the same.
+
+Offline (``decoupled: false``): one response per request with the whole ``waveform`` (1, T); the
+prompts of a dynamic batch are decoded together. Streaming (``decoupled: true``): each request
+runs in a worker thread and sends a ``waveform`` chunk whenever enough tokens exist (the official
+50 -> 400 -> 1500 token schedule of ``sparktts.streaming.ChunkSchedule``, chunks overlapping by
+5 tokens = 1600 samples). The stream ends
+with a response carrying the FINAL flag: by default an extra response with an empty waveform
+(``stream_end=empty_chunk``), which both the official client (it stops reading at the FINAL flag)
+and asyncio clients (they never see a FINAL-only response) handle; ``stream_end=last_chunk`` puts
+the flag on the last audio chunk instead. Errors become error responses (with FINAL when
+streaming); a cancelled request stops between chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from sparktts import serving
+from sparktts.llm import GenerationParams
+from sparktts.streaming import ChunkSchedule
+
+FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+def error_response(exc: BaseException) -> pb_utils.InferenceResponse:
+    message, invalid = serving.describe_error(exc)
+    code = pb_utils.TritonError.INVALID_ARG if invalid else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+
+
+def cancelled_response() -> pb_utils.InferenceResponse:
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError("request cancelled", pb_utils.TritonError.CANCELLED))
+
+
+def waveform_response(wav: np.ndarray) -> pb_utils.InferenceResponse:
+    return pb_utils.InferenceResponse([pb_utils.Tensor("waveform", serving.waveform_row(wav))])
+
+
+def bls(model: str, outputs: list[str], inputs: dict[str, np.ndarray]) -> pb_utils.InferenceResponse:
+    request = pb_utils.InferenceRequest(
+        model_name=model,
+        requested_output_names=outputs,
+        inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
+    )
+    response = request.exec()
+    if response.has_error():
+        raise RuntimeError(f"{model}: {response.error().message()}")
+    return response
+
+
+def output(response: pb_utils.InferenceResponse, name: str) -> np.ndarray:
+    return pb_utils.get_output_tensor_by_name(response, name).as_numpy()
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
+        model_config = json.loads(args["model_config"])
+        parameters = serving.model_parameters(model_config)
+        self.decoupled = pb_utils.using_decoupled_model_transaction_policy(model_config)
+        self.stream_end = parameters.get("stream_end", "empty_chunk")
+        if self.stream_end not in ("empty_chunk", "last_chunk"):
+            raise ValueError(f"stream_end must be empty_chunk or last_chunk, got {self.stream_end!r}")
+        self.defaults = GenerationParams(
+            temperature=float(parameters.get("temperature", "0.8")),
+            top_k=int(parameters.get("top_k", "50")),
+            top_p=float(parameters.get("top_p", "0.95")),
+            max_new_tokens=int(parameters.get("max_new_tokens", "3000")),
+        )
+        schedule = ChunkSchedule.from_durations(
+            float(parameters["audio_chunk_duration"]),
+            float(parameters["audio_chunk_size_scale_factor"]),
+            float(parameters["max_audio_chunk_duration"]),
+            float(parameters["audio_chunk_overlap_duration"]),
+        )
+        workers = int(parameters.get("request_workers", "4"))
+        llm_dir = serving.required_parameter(parameters, "llm_tokenizer_dir")
+        backend = parameters.get("llm_backend", "python")
+        if backend == "python":
+            generate, stream, semantic_ids, semantic_index = self._python_llm(llm_dir, parameters)
+        elif backend == "tensorrtllm":
+            generate, stream, semantic_ids, semantic_index = self._tensorrt_llm(llm_dir, workers)
+        else:
+            raise ValueError(f"llm_backend must be python or tensorrtllm, got {backend!r}")
+        self.pipeline = serving.SpeechPipeline(
+            tokenize=self._tokenize,
+            generate=generate,
+            stream=stream,
+            semantic_ids=semantic_ids,
+            semantic_index=semantic_index,
+            vocode=self._vocode,
+            cache=serving.SpeakerCache(int(parameters.get("speaker_cache_size", "0"))),
+            schedule=schedule,
+            workers=workers,
+        )
+        self.requests = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spark-stream")
+        pb_utils.Logger.log_info(
+            f"spark_tts: llm {backend} from {llm_dir}, {'streaming' if self.decoupled else 'offline'}, "
+            f"{schedule}, cache {self.pipeline.cache.capacity}, stream_end {self.stream_end}"
+        )
+
+    # ------------------------------------------------------------------ the pipeline's parts
+    def _python_llm(self, llm_dir: str, parameters: dict[str, str]):
+        from sparktts.llm import SparkLM
+
+        device, dtype = serving.torch_placement(parameters)
+        self.llm = SparkLM.from_pretrained(llm_dir, device=device, dtype=dtype)
+        return self.llm.generate_batch, self.llm.stream, self.llm.semantic_ids, self.llm.semantic_index
+
+    def _tensorrt_llm(self, llm_dir: str, workers: int):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(llm_dir)
+        end_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+        pad_id = end_id if pad_id is None else pad_id
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trtllm")
+
+        def ids_of(prompt: str) -> list[int]:
+            return tokenizer([prompt])["input_ids"][0]
+
+        def request(prompt: str, params: GenerationParams, streaming: bool) -> pb_utils.InferenceRequest:
+            inputs = serving.tensorrt_llm_inputs(ids_of(prompt), params, end_id=end_id, pad_id=pad_id, streaming=streaming)
+            return pb_utils.InferenceRequest(
+                model_name="tensorrt_llm",
+                requested_output_names=["output_ids", "sequence_length"],
+                inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
+            )
+
+        def new_ids(response: pb_utils.InferenceResponse) -> list[int]:
+            if response.has_error():
+                raise RuntimeError(f"tensorrt_llm: {response.error().message()}")
+            return serving.generated_ids(output(response, "output_ids"), output(response, "sequence_length"))
+
+        def decoupled_ids(prompt: str, params: GenerationParams, streaming: bool) -> Iterator[int]:
+            for response in request(prompt, params, streaming).exec(decoupled=True):
+                if response.output_tensors() or response.has_error():  # skip the empty final response
+                    yield from new_ids(response)
+
+        def generate_one(item: tuple[str, GenerationParams]) -> list[int]:
+            if self.decoupled:  # a decoupled tensorrt_llm answers through the decoupled BLS API only
+                return list(decoupled_ids(*item, False))
+            return new_ids(request(*item, False).exec())
+
+        def generate(prompts: list[str], params: list[GenerationParams]) -> list[list[int]]:
+            return list(pool.map(generate_one, zip(prompts, params, strict=True)))
+
+        def stream(prompt: str, params: GenerationParams) -> Iterator[int]:
+            return decoupled_ids(prompt, params, True)
+
+        return generate, stream, serving.tokenizer_semantic_ids(tokenizer), serving.semantic_lookup(tokenizer)
+
+    def _tokenize(self, wav: np.ndarray, sample_rate: int) -> serving.Tokens:
+        response = bls(
+            "audio_tokenizer",
+            ["global_tokens", "semantic_tokens"],
+            {
+                "reference_wav": wav.reshape(1, -1).astype(np.float32),
+                "reference_wav_len": np.array([[wav.shape[0]]], dtype=np.int32),
+                "reference_sample_rate": np.array([[sample_rate]], dtype=np.int32),
+            },
+        )
+        return output(response, "global_tokens").reshape(-1), output(response, "semantic_tokens").reshape(-1)
+
+    def _vocode(self, global_tokens: np.ndarray, semantic_tokens: np.ndarray) -> np.ndarray:
+        response = bls(
+            "vocoder",
+            ["waveform"],
+            {"global_tokens": serving.token_row(global_tokens), "semantic_tokens": serving.token_row(semantic_tokens)},
+        )
+        return output(response, "waveform").reshape(-1)
+
+    # ------------------------------------------------------------------ requests
+    def _parse(self, request) -> serving.SynthesisRequest:
+        def get(name: str) -> np.ndarray | None:
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            return None if tensor is None else tensor.as_numpy()
+
+        return serving.parse_synthesis_request(get, self.defaults, request.request_id())
+
+    def execute(self, requests: list) -> list | None:
+        if self.decoupled:
+            for request in requests:
+                self.requests.submit(self._stream, request)
+            return None
+        responses: list = [None] * len(requests)
+        parsed, indices = [], []
+        for index, request in enumerate(requests):
+            if request.is_cancelled():  # the client gave up while the request was queued
+                responses[index] = cancelled_response()
+                continue
+            try:
+                parsed.append(self._parse(request))
+                indices.append(index)
+            except ValueError as exc:
+                responses[index] = error_response(exc)
+        for index, result in zip(indices, self.pipeline.synthesize_batch(parsed), strict=True):
+            if isinstance(result, Exception):
+                pb_utils.Logger.log_warn(f"[{requests[index].request_id()}] failed: {result}")
+                responses[index] = error_response(result)
+            else:
+                responses[index] = waveform_response(result)
+        return responses
+
+    def _stream(self, request) -> None:
+        sender = request.get_response_sender()
+        request_id = request.request_id()
+        sent = 0
+        try:
+            synthesis = self._parse(request)
+            for chunk, is_last in self.pipeline.stream_chunks(synthesis, request.is_cancelled):
+                final = is_last and self.stream_end == "last_chunk"
+                sender.send(waveform_response(chunk), flags=FINAL if final else 0)
+                sent += 1
+                if final:
+                    pb_utils.Logger.log_info(f"[{request_id}] streamed {sent} chunks")
+                    return
+            if request.is_cancelled():
+                pb_utils.Logger.log_info(f"[{request_id}] cancelled after {sent} chunks")
+                sender.send(cancelled_response(), flags=FINAL)
+                return
+            sender.send(waveform_response(np.zeros(0, np.float32)), flags=FINAL)
+            pb_utils.Logger.log_info(f"[{request_id}] streamed {sent} chunks")
+        except Exception as exc:  # noqa: BLE001 - every failure must still end the stream
+            pb_utils.Logger.log_warn(f"[{request_id}] failed after {sent} chunks: {exc}")
+            sender.send(error_response(exc), flags=FINAL)
+
+    def finalize(self) -> None:
+        self.requests.shutdown(wait=False, cancel_futures=True)
+        self.pipeline.close()

@@ -1,0 +1,41 @@
+"""Triton adapter: BiCodec global + semantic tokens -> 16 kHz waveform.
+
+Logic lives in ``sparktts.serving``; this file only moves tensors. Per request:
+``global_tokens`` (1, 32) int32 and ``semantic_tokens`` (1, T) int32 -> ``waveform`` (1, 320 * T)
+float32. Requests of a dynamic batch with equal T are decoded together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from sparktts import serving
+
+
+def error_response(exc: BaseException) -> pb_utils.InferenceResponse:
+    message, invalid = serving.describe_error(exc)
+    code = pb_utils.TritonError.INVALID_ARG if invalid else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+
+
+def waveform_response(wav: np.ndarray) -> pb_utils.InferenceResponse:
+    return pb_utils.InferenceResponse([pb_utils.Tensor("waveform", serving.waveform_row(wav))])
+
+
+def parse(request) -> tuple[np.ndarray, np.ndarray]:
+    return serving.check_tokens(
+        pb_utils.get_input_tensor_by_name(request, "global_tokens").as_numpy(),
+        pb_utils.get_input_tensor_by_name(request, "semantic_tokens").as_numpy(),
+    )
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
+        self.tokenizer = serving.load_codec(args["model_config"], with_encoder=False, with_decoder=True)
+
+    def execute(self, requests: list) -> list:
+        return serving.answer_batch(
+            requests, parse, lambda items: serving.vocode_batch(self.tokenizer, items), waveform_response, error_response,
+        )

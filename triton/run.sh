@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Spark-TTS on Triton, stage by stage (the official runtime's run.sh, for this repository):
+#
+#   triton/run.sh <start_stage> <stop_stage> [offline|streaming]
+#
+# Stage 3 keeps the server in the foreground, as the official script does: run `run.sh 0 3 ...` in
+# one terminal and `run.sh 4 5 ...` in another once the server is ready.
+#
+#   0  download Spark-TTS-0.5B (tools/download_all_assets.py --only spark)
+#   1  convert the LLM and build a TensorRT-LLM engine (skipped, with a message, without trtllm-build)
+#   2  prepare the model repository from triton/model_repo into $TRITON_MODEL_REPO
+#   3  start tritonserver on it (python -m rvc.grpc.serve; Ctrl-C stops it)
+#   4  benchmark client (bench/bench_triton.py against the running server)
+#   5  one utterance through the running server (triton/scripts/synthesize.py), written to $OUTPUT_WAV
+#
+# Environment (defaults in brackets): SPARK_MODEL_DIR [pretrained_models/Spark-TTS-0.5B],
+# TRITON_MODEL_REPO [var/model_repo], DEVICE [cuda if nvidia-smi works, else cpu],
+# LLM_BACKEND [tensorrtllm when stage 1 built an engine, else python], TRT_DTYPE [bfloat16],
+# BLS_INSTANCE_NUM [1], TRITON_MAX_BATCH_SIZE [16], TRITON_GRPC_PORT [8001], TRITON_HTTP_PORT [8000],
+# REFERENCE_AUDIO [example/prompt_audio.wav], REFERENCE_TEXT [none], TARGET_TEXT, OUTPUT_WAV
+# [var/run/triton_single.wav], PYTHON [.venv/bin/python].
+set -euo pipefail
+
+stage=${1:?usage: triton/run.sh <start_stage> <stop_stage> [offline|streaming]}
+stop_stage=${2:?usage: triton/run.sh <start_stage> <stop_stage> [offline|streaming]}
+service_type=${3:-offline}
+case "$service_type" in offline|streaming) ;; *) echo "service type must be offline or streaming" >&2; exit 2 ;; esac
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+python=${PYTHON:-$root/.venv/bin/python}
+[ -x "$python" ] || python=$(command -v python3)
+
+model_dir=${SPARK_MODEL_DIR:-$root/pretrained_models/Spark-TTS-0.5B}
+model_repo=${TRITON_MODEL_REPO:-$root/var/model_repo}
+trt_dtype=${TRT_DTYPE:-bfloat16}
+trt_weights_dir=$root/var/tllm_checkpoint_${trt_dtype}
+trt_engines_dir=$root/var/trt_engines_${trt_dtype}
+if [ -z "${DEVICE:-}" ]; then
+    if nvidia-smi >/dev/null 2>&1; then DEVICE=cuda; else DEVICE=cpu; fi
+fi
+if [ -z "${LLM_BACKEND:-}" ]; then
+    if [ -f "$trt_engines_dir/config.json" ]; then LLM_BACKEND=tensorrtllm; else LLM_BACKEND=python; fi
+fi
+echo "stages $stage..$stop_stage, $service_type, model $model_dir, repository $model_repo, device $DEVICE, llm $LLM_BACKEND"
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+    echo "== stage 0: download Spark-TTS-0.5B"
+    if [ -f tools/download_all_assets.py ]; then
+        SPARK_MODEL_DIR=$model_dir "$python" tools/download_all_assets.py --only spark
+    else
+        echo "tools/download_all_assets.py is missing: put Spark-TTS-0.5B into $model_dir by hand" >&2
+        exit 1
+    fi
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+    echo "== stage 1: TensorRT-LLM checkpoint and engine"
+    if command -v trtllm-build >/dev/null 2>&1; then
+        "$python" triton/scripts/convert_checkpoint.py --model_dir "$model_dir/LLM" \
+            --output_dir "$trt_weights_dir" --dtype "$trt_dtype"
+        trtllm-build --checkpoint_dir "$trt_weights_dir" --output_dir "$trt_engines_dir" \
+            --max_batch_size "${TRITON_MAX_BATCH_SIZE:-16}" --max_num_tokens 32768 --gemm_plugin "$trt_dtype"
+        LLM_BACKEND=tensorrtllm
+    else
+        echo "trtllm-build not found: skipping the TensorRT-LLM engine; the LLM runs in the python backend"
+    fi
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+    echo "== stage 2: prepare the model repository"
+    engine_args=()
+    if [ "$LLM_BACKEND" = tensorrtllm ]; then engine_args=(--trtllm-engine-dir "$trt_engines_dir"); fi
+    "$python" triton/scripts/prepare_repository.py --output "$model_repo" --model-dir "$model_dir" \
+        --mode "$service_type" --device "$DEVICE" --llm-backend "$LLM_BACKEND" "${engine_args[@]}" \
+        --bls-instances "${BLS_INSTANCE_NUM:-1}" --max-batch-size "${TRITON_MAX_BATCH_SIZE:-16}"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+    echo "== stage 3: start tritonserver (Ctrl-C stops it)"
+    "$python" -m rvc.grpc.serve --model-repository "$model_repo" \
+        --grpc-port "${TRITON_GRPC_PORT:-8001}" --http-port "${TRITON_HTTP_PORT:-8000}"
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    echo "== stage 4: benchmark client against the running server"
+    "$python" bench/bench_triton.py --server "127.0.0.1:${TRITON_GRPC_PORT:-8001}" --mode "$service_type" \
+        --concurrency 1,2,4
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+    echo "== stage 5: one utterance"
+    if [ ! -f "${REFERENCE_AUDIO:-$root/example/prompt_audio.wav}" ]; then
+        echo "no reference clip at ${REFERENCE_AUDIO:-$root/example/prompt_audio.wav}: set REFERENCE_AUDIO" >&2
+        exit 1
+    fi
+    reference_args=(--reference "${REFERENCE_AUDIO:-$root/example/prompt_audio.wav}")
+    if [ -n "${REFERENCE_TEXT:-}" ]; then reference_args+=(--reference-text "$REFERENCE_TEXT"); fi
+    "$python" triton/scripts/synthesize.py --server "127.0.0.1:${TRITON_GRPC_PORT:-8001}" "${reference_args[@]}" \
+        --text "${TARGET_TEXT:-Hello from Spark-TTS on Triton.}" --output "${OUTPUT_WAV:-$root/var/run/triton_single.wav}"
+fi

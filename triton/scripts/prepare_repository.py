@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Prepare a servable model repository from triton/model_repo (run.sh stage 2).
+
+    python triton/scripts/prepare_repository.py --output var/model_repo \
+        --model-dir pretrained_models/Spark-TTS-0.5B --mode streaming [--device cuda] ...
+
+Every flag maps to a ``rvc.grpc.model_repository.RepositoryConfig`` field; the output folder is
+replaced only if an earlier run prepared it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rvc.errors import ConfigError
+from rvc.grpc.model_repository import prepare_model_repository
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, required=True, help="repository folder to write (TRITON_MODEL_REPO)")
+    parser.add_argument("--model-dir", type=Path, required=True, help="Spark-TTS-0.5B folder")
+    parser.add_argument("--mode", choices=("offline", "streaming"), default="offline")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    parser.add_argument("--llm-backend", choices=("python", "tensorrtllm"), default="python")
+    parser.add_argument("--trtllm-engine-dir", type=Path, default=None)
+    parser.add_argument("--bls-instances", type=int, default=1)
+    parser.add_argument("--tokenizer-instances", type=int, default=1)
+    parser.add_argument("--vocoder-instances", type=int, default=1)
+    parser.add_argument("--max-batch-size", type=int, default=16)
+    parser.add_argument("--max-queue-delay-us", type=int, default=0)
+    parser.add_argument("--request-workers", type=int, default=4)
+    parser.add_argument("--speaker-cache-size", type=int, default=64)
+    parser.add_argument("--stream-end", choices=("empty_chunk", "last_chunk"), default="empty_chunk")
+    parser.add_argument("--max-new-tokens", type=int, default=3000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        path = prepare_model_repository(
+            args.output,
+            model_dir=args.model_dir,
+            mode=args.mode,
+            device=args.device,
+            llm_backend=args.llm_backend,
+            dtype=args.dtype,
+            trtllm_engine_dir=args.trtllm_engine_dir,
+            bls_instances=args.bls_instances,
+            tokenizer_instances=args.tokenizer_instances,
+            vocoder_instances=args.vocoder_instances,
+            max_batch_size=args.max_batch_size,
+            max_queue_delay_us=args.max_queue_delay_us,
+            request_workers=args.request_workers,
+            speaker_cache_size=args.speaker_cache_size,
+            stream_end=args.stream_end,
+            max_new_tokens=args.max_new_tokens,
+        )
+    except (ConfigError, ValueError) as exc:
+        print(f"prepare_repository: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
