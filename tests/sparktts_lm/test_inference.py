@@ -23,6 +23,19 @@ def test_inference_reproduces_the_official_wav(tiny_tts: SparkTTS, golden, case_
     np.testing.assert_allclose(wav, expected, rtol=0, atol=1e-4)
 
 
+def test_reference_file_gives_the_official_prompts(tiny_tts: SparkTTS, golden, case_kwargs, spark_tiny) -> None:
+    """Stereo 24 kHz file -> channel 0, soxr, normalise -> BiCodec tokens -> the exact prompt strings."""
+    for case in CASES:
+        kwargs = {k: v for k, v in case_kwargs[case].items() if k in ("text", "prompt_speech", "prompt_text",
+                                                                      "prompt_sample_rate", "gender", "pitch", "speed")}
+        request = tiny_tts.build_prompt(**kwargs)
+        assert request.text == golden[case]["prompt"], case
+        assert request.control == (case == "b3_control")
+    from_path = tiny_tts.build_prompt("Hi.", spark_tiny / "inputs" / "reference.wav", "Ref.")
+    assert from_path.text == tiny_tts.build_prompt("Hi.", **{k: case_kwargs["b1_clone_prompt_text"][k] for k in (
+        "prompt_speech", "prompt_sample_rate")}, prompt_text="Ref.").text
+
+
 class _Recorder:
     """Wraps detokenize to record the semantic ids of every vocoded chunk."""
 
