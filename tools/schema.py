@@ -1,6 +1,6 @@
 """Projections that show structure without implementation (the seed's ``schema.js``).
 
-python tools/schema.py --path=rvc/server --mode=signatures   # stub-like signatures (default)
+python tools/schema.py --path=rvc/server --mode=signatures   # signatures only (default)
 python tools/schema.py --path=rvc --mode=structure           # file/class/method tree
 python tools/schema.py --path=rvc --mode=api                 # __all__ names with signatures
 python tools/schema.py --path=rvc --mode=types               # dataclasses, enums, models, aliases

@@ -253,7 +253,7 @@ class TritonServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # stubs join this process group, so stop() can reach them
+            start_new_session=True,  # the backend stub processes join this group, so stop() reaches them
         )
         try:
             self._wait_ready()
