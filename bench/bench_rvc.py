@@ -5,10 +5,12 @@ Full-size random weights (HuBERT base, v2 40 kHz synthesizer, full RMVPE E2E(4, 
 through the service's loaders. Every configuration runs twice in one process:
 
 * ours: ``VoiceConverter.convert`` (weight norm folded at load, ``torch.inference_mode``,
-  index vectors reconstructed once, models loaded once, ``--threads`` intra-op threads);
+  index vectors reconstructed once, models loaded once, ``--threads`` intra-op threads, the
+  decoder run in fixed-size windows of channels-last planar convolutions);
 * baseline: the same pipeline steps as the reference runs them (weight norm recomputed on every
   forward through ``torch.nn.utils.parametrizations.weight_norm``, ``torch.no_grad``, the index
-  re-read from disk and ``reconstruct_n`` on every call, torch's default thread count).
+  re-read from disk and ``reconstruct_n`` on every call, torch's default thread count, the decoder
+  in one pass of 1-D convolutions).
 
 Both run in deterministic mode (no noise draws), so their outputs must agree; the largest
 difference is printed (expected <= 1e-4, i.e. within a few int16 LSB). "CPU s" is the process
@@ -135,6 +137,8 @@ def load_unfolded_synthesizer(path: Path) -> UnfoldedSynthesizer:
         key = key.replace(".weight_v", ".parametrizations.weight.original1")
         state[key] = value.float()
     model.load_state_dict(state, strict=True)
+    model.dec.window_frames = 0  # one whole pass ...
+    model.dec.planar = False  # ... of (B, C, T) 1-D convolutions, as the reference decodes
     return model.eval()
 
 

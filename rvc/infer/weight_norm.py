@@ -7,7 +7,8 @@ direction, the weight's shape) instead of ``<name>.weight``. At inference the ef
 plain convolutions: no per-call norm, no deprecated hook. For ``ConvTranspose1d`` dim 0 is the
 *input* channel, which the ``weight.shape[0]`` rule covers without a special case.
 
-``WeightNormConv1d`` / ``WeightNormConvTranspose1d`` behave exactly like their torch parents;
+``WeightNormConv1d`` / ``WeightNormConvTranspose1d`` behave exactly like their torch parents
+(plus the planar input of ``rvc.infer.planar``);
 the subclass only records that the checkpoint splits this module's weight into g and v.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from rvc.infer.planar import PlanarConv1d, PlanarConvTranspose1d
 
 __all__ = [
     "WeightNormConv1d",
@@ -31,11 +34,11 @@ _PARAMETRIZED_G = ".parametrizations.weight.original0"
 _PARAMETRIZED_V = ".parametrizations.weight.original1"
 
 
-class WeightNormConv1d(nn.Conv1d):
+class WeightNormConv1d(PlanarConv1d):
     """A ``Conv1d`` whose checkpoint weight is stored as ``weight_g`` / ``weight_v`` (dim 0)."""
 
 
-class WeightNormConvTranspose1d(nn.ConvTranspose1d):
+class WeightNormConvTranspose1d(PlanarConvTranspose1d):
     """A ``ConvTranspose1d`` whose checkpoint weight is stored as ``weight_g`` / ``weight_v`` (dim 0)."""
 
 

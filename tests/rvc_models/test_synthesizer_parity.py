@@ -78,28 +78,29 @@ def test_nsf_source_matches_golden(fixture_voice: VoiceCheckpoint, synth_inputs,
     assert sine_waves[0, 0, 0].item() == pytest.approx(expected_first, abs=1e-7)
 
 
+def _frames(tensor: torch.Tensor) -> np.ndarray:
+    """A decoder activation as the reference's (B, C, T), whether the layer ran planar or not."""
+    return (tensor.squeeze(2) if tensor.dim() == 4 else tensor).numpy().copy()
+
+
 @pytest.fixture
 def decoder_taps(fixture_voice: VoiceCheckpoint) -> Iterator[dict[str, np.ndarray]]:
     taps: dict[str, np.ndarray] = {}
     dec = fixture_voice.model.dec
     handles = [
-        dec.conv_pre.register_forward_hook(
-            lambda m, i, o: taps.__setitem__("dec_conv_pre", o.numpy().copy())
-        ),
-        dec.cond.register_forward_hook(lambda m, i, o: taps.__setitem__("dec_cond", o.numpy().copy())),
+        dec.conv_pre.register_forward_hook(lambda m, i, o: taps.__setitem__("dec_conv_pre", _frames(o))),
+        dec.cond.register_forward_hook(lambda m, i, o: taps.__setitem__("dec_cond", _frames(o))),
         dec.conv_post.register_forward_pre_hook(
-            lambda m, i: taps.__setitem__("dec_conv_post_input", i[0].numpy().copy())
+            lambda m, i: taps.__setitem__("dec_conv_post_input", _frames(i[0]))
         ),
     ]
     for index, (up, noise_conv) in enumerate(zip(dec.ups, dec.noise_convs, strict=True)):
         handles.append(
-            up.register_forward_hook(
-                lambda m, i, o, n=index: taps.__setitem__(f"dec_ups_{n}", o.numpy().copy())
-            )
+            up.register_forward_hook(lambda m, i, o, n=index: taps.__setitem__(f"dec_ups_{n}", _frames(o)))
         )
         handles.append(
             noise_conv.register_forward_hook(
-                lambda m, i, o, n=index: taps.__setitem__(f"dec_noise_convs_{n}", o.numpy().copy())
+                lambda m, i, o, n=index: taps.__setitem__(f"dec_noise_convs_{n}", _frames(o))
             )
         )
     yield taps
