@@ -13,7 +13,9 @@ through the service's loaders. Every configuration runs twice in one process:
   in one pass of 1-D convolutions).
 
 Both run in deterministic mode (no noise draws), so their outputs must agree; the largest
-difference is printed (expected <= 1e-4, i.e. within a few int16 LSB). "CPU s" is the process
+difference is printed (expected <= 1e-4, i.e. within a few int16 LSB). With ``--bf16`` a third
+row runs ours with ``precision="bf16"`` (the opt-in reduced-precision decoder) and prints its
+deviation from the float32 baseline. "CPU s" is the process
 CPU time of the conversion (all threads): on a shared, oversubscribed box it is a steadier
 measure of work than wall time.
 
@@ -186,12 +188,19 @@ def run(args: argparse.Namespace) -> list[dict]:
             flush=True,
         )
         baseline = Baseline(converter, load_unfolded_synthesizer(paths["voice"]), paths["index"])
+        reduced = None
+        if args.bf16:
+            reduced = VoiceConverter(ConverterAssets(paths["hubert"], paths["rmvpe"]), precision="bf16")
+            reduced.load_voice("bench", paths["voice"], paths["index"])
         for name in args.methods:
             method, converter.crepe_model = method_and_model(name)
             params = ConversionParams(f0_method=method, deterministic=True)
             warm = synthetic_voice(1.0, seed=1)
             torch.set_num_threads(args.threads)
             converter.convert("bench", warm, SAMPLE_RATE, params)  # first-call costs (crepe load, allocators)
+            if reduced is not None:
+                reduced.crepe_model = converter.crepe_model
+                reduced.convert("bench", warm, SAMPLE_RATE, params)
             for seconds in args.seconds:
                 audio = synthetic_voice(seconds)
                 torch.set_num_threads(default_threads)
@@ -205,6 +214,12 @@ def run(args: argparse.Namespace) -> list[dict]:
                 diff = float(np.abs(result.audio - ref_audio).max())
                 rows.append({"seconds": seconds, "method": name, "ours": result.timings, "baseline": ref_t,
                              "max_abs_diff": diff, "samples": int(result.audio.size)})  # fmt: skip
+                if reduced is not None:
+                    cpu = time.process_time()
+                    bf16 = reduced.convert("bench", audio, SAMPLE_RATE, params)
+                    bf16.timings["cpu"] = time.process_time() - cpu
+                    rows[-1]["ours bf16"] = bf16.timings
+                    rows[-1]["bf16_max_abs_diff"] = float(np.abs(bf16.audio - ref_audio).max())
                 print_row(rows[-1], header=len(rows) == 1)
     return rows
 
@@ -224,7 +239,9 @@ def print_row(row: dict, *, header: bool) -> None:
         ]
         print("| " + " | ".join(columns) + " |")
         print("|" + "---|" * len(columns))
-    for path in ("baseline", "ours"):
+    for path in ("baseline", "ours", "ours bf16"):
+        if path not in row:
+            continue
         t = row[path]
         cells = [
             f"{row['seconds']:g} s",
@@ -235,8 +252,9 @@ def print_row(row: dict, *, header: bool) -> None:
             f"{t['cpu']:.1f}",
         ]
         cells += [f"{t.get(stage, 0.0):.3f}" for stage in STAGES]
-        speedup = row["baseline"]["total"] / row["ours"]["total"] if path == "ours" else 1.0
-        cells += [f"{speedup:.2f}x", f"{row['max_abs_diff']:.1e}" if path == "ours" else ""]
+        speedup = row["baseline"]["total"] / t["total"]
+        diff = {"ours": row["max_abs_diff"], "ours bf16": row.get("bf16_max_abs_diff")}.get(path)
+        cells += [f"{speedup:.2f}x", "" if diff is None else f"{diff:.1e}"]
         print("| " + " | ".join(cells) + " |", flush=True)
 
 
@@ -250,6 +268,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--bf16", action="store_true", help="also time the opt-in bf16 decoder")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {args.threads} threads (torch default {torch.get_num_threads()})")
     rows = run(args)

@@ -28,11 +28,13 @@ from rvc.infer.synthesizer import VoiceCheckpoint, load_voice_checkpoint
 
 __all__ = [
     "F0_METHODS",
+    "PRECISIONS",
     "ConversionParams",
     "ConversionResult",
     "ConverterAssets",
     "VoiceConverter",
     "VoiceInfo",
+    "decoder_dtype",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,6 +142,24 @@ def _resolve_index_path(path: Path) -> Path:
     return path
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def decoder_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The waveform decoder's autocast type for ``precision`` (None: float32, exact).
+
+    The decoder is ~90% of a conversion. ``bf16`` runs it 2.3x faster on CPUs with AVX-512 BF16 /
+    AMX (full-size 40 kHz decoder, 20 s, 2 threads), at a measured max |diff| of 5.3e-3 and an
+    RMS diff of 1.1e-3 against float32 (about -50 dB under the signal): not parity, so opt-in.
+    ``fp16`` is the reference's half-precision GPU mode and needs CUDA.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 class VoiceConverter:
     """One per process; HuBERT and RMVPE are loaded once and shared by every resident voice.
 
@@ -153,10 +173,13 @@ class VoiceConverter:
         device: str = "cpu",
         crepe_model: str = "full",
         segments: SegmentConfig = CPU_SEGMENTS,
+        precision: str = "fp32",
     ) -> None:
         if crepe_model not in CREPE_MODELS:
             raise ValueError(f"crepe_model must be one of {CREPE_MODELS}, got {crepe_model!r}")
         self.device = torch.device(device)
+        self.decoder_dtype = decoder_dtype(precision, self.device)
+        self.precision = precision
         self.crepe_model = crepe_model
         self.segments = segments
         hubert_path = Path(assets.hubert_path)
@@ -176,6 +199,7 @@ class VoiceConverter:
     def load_voice(self, name: str, pth_path: Path, index_path: Path | None = None) -> VoiceInfo:
         """Load (or replace) voice ``name`` from an official ``.pth`` and optional faiss ``.index``."""
         checkpoint = load_voice_checkpoint(pth_path, device=self.device)
+        checkpoint.model.dec.autocast_dtype = self.decoder_dtype
         index = FeatureIndex.load(_resolve_index_path(Path(index_path))) if index_path is not None else None
         info = VoiceInfo(
             name=name,

@@ -22,7 +22,7 @@ from rvc.infer.weight_norm import WeightNormConv1d, WeightNormConvTranspose1d
 __all__ = ["HiFiGanGenerator", "NsfGenerator", "ResBlock1", "ResBlock2"]
 
 LRELU_SLOPE = 0.1
-DEFAULT_WINDOW_FRAMES = 400  # 4 s; 200-600 measured within 3% of each other
+DEFAULT_WINDOW_FRAMES = 400  # 4 s; 200-600 measured within 10% of each other
 
 
 def _dilated_convs(channels: int, kernel_size: int, dilations: Sequence[int]) -> nn.ModuleList:
@@ -111,6 +111,9 @@ class HiFiGanGenerator(nn.Module):
         # Frames per decoding window (0: one pass over the whole input); see the module docstring.
         self.window_frames = DEFAULT_WINDOW_FRAMES
         self.planar = True  # False: the reference's (B, C, T) 1-D convolutions (benchmark baselines)
+        # None: float32 throughout (the reference's CPU path). bfloat16 / float16: the windows'
+        # convolutions run under autocast in that type (an opt-in trade, see VoiceConverter).
+        self.autocast_dtype: torch.dtype | None = None
         self.margin_frames = math.ceil(self.receptive_field_frames()) + 2
 
     def receptive_field_frames(self) -> float:
@@ -125,15 +128,22 @@ class HiFiGanGenerator(nn.Module):
         return frames + _half_width(self.conv_post) / rate
 
     def _windows(self, frames: int) -> list[tuple[int, int, int, int]]:
-        """(window start, window end, kept start, kept end) in frames; every window one size."""
-        size = self.window_frames + 2 * self.margin_frames
-        if self.window_frames <= 0 or frames <= size:
+        """(window start, window end, kept start, kept end) in frames.
+
+        Inputs up to one window plus margins take one pass. Longer ones are cut into as few
+        windows of at most ``window_frames`` kept frames as cover them, evenly, so the margins
+        are all the extra work; every window of one input has one size.
+        """
+        margin = self.margin_frames
+        if self.window_frames <= 0 or frames <= self.window_frames + 2 * margin:
             return [(0, frames, 0, frames)]
+        count = math.ceil(frames / self.window_frames)
+        kept = math.ceil(frames / count)
+        size = kept + 2 * margin
         windows = []
-        for kept_start in range(0, frames, self.window_frames):
-            kept_end = min(frames, kept_start + self.window_frames)
-            start = min(max(0, kept_start - self.margin_frames), frames - size)
-            windows.append((start, start + size, kept_start, kept_end))
+        for kept_start in range(0, frames, kept):
+            start = min(max(0, kept_start - margin), frames - size)
+            windows.append((start, start + size, kept_start, min(frames, kept_start + kept)))
         return windows
 
     def _add_source(self, stage: int, x: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
@@ -160,10 +170,12 @@ class HiFiGanGenerator(nn.Module):
         into, out_of = (to_planar, from_planar) if self.planar else (_same, _same)
         g = into(g)
         pieces = []
-        for start, end, kept_start, kept_end in self._windows(z.shape[-1]):
-            window_source = None if source is None else into(source[..., start * hop : end * hop])
-            audio = self._decode_window(into(z[..., start:end]), g, window_source)
-            pieces.append(audio[..., (kept_start - start) * hop : (kept_end - start) * hop])
+        dtype = self.autocast_dtype
+        with torch.autocast(z.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            for start, end, kept_start, kept_end in self._windows(z.shape[-1]):
+                window_source = None if source is None else into(source[..., start * hop : end * hop])
+                audio = self._decode_window(into(z[..., start:end]), g, window_source)
+                pieces.append(audio[..., (kept_start - start) * hop : (kept_end - start) * hop].float())
         return out_of(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1))
 
     def forward(

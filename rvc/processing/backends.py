@@ -108,9 +108,9 @@ class PoolVoice:
 
     def describe(self) -> dict[str, Any]:
         try:
-            return self.pool.status().to_dict()
+            return {**self.pool.status().to_dict(), "precision": self.config.precision}
         except ModelUnavailable as exc:
-            return {"error": exc.message}
+            return {"error": exc.message, "precision": self.config.precision}
 
     async def convert(
         self, audio: np.ndarray, sample_rate: int, settings: SynthesisDefaults, *, voice: str | None,

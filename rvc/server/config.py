@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["PoolConfig"]
 
 _DEVICES = ("auto", "cpu", "cuda")
+_PRECISIONS = ("fp32", "bf16", "fp16")  # rvc.infer.converter.PRECISIONS (not imported: no torch here)
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -52,6 +53,8 @@ class PoolConfig:
     start_timeout_s: longest a worker may take to load models and warm up.
     warmup: run one short conversion per worker before taking jobs.
     device: "cpu", "cuda" or "auto" (cuda when available).
+    precision: the voice decoder's precision, "fp32" (exact), "bf16" or "fp16"
+        (rvc.infer.converter.decoder_dtype says what each costs in accuracy).
     torch_threads: intra-op threads per worker; 1, because N workers each with
         several threads oversubscribe the cores (infra.md §0.6: 5-40x slower).
     """
@@ -69,6 +72,7 @@ class PoolConfig:
     start_timeout_s: float = 300.0
     warmup: bool = True
     device: str = "cpu"
+    precision: str = "fp32"
     torch_threads: int = 1
     log_level: str = "INFO"
     extra_voices: tuple[str, ...] = field(default=())
@@ -93,6 +97,10 @@ class PoolConfig:
         _non_negative("max_rss_mb", self.max_rss_mb)
         if self.device not in _DEVICES and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be one of {_DEVICES} or 'cuda:N', got {self.device!r}")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
         if self.log_level not in _LOG_LEVELS:
             raise ValueError(f"log_level must be one of {_LOG_LEVELS}, got {self.log_level!r}")
 
@@ -108,6 +116,7 @@ class PoolConfig:
             "max_queue": settings.rvc_queue_size,
             "job_timeout_s": settings.rvc_job_timeout_s,
             "device": settings.device,
+            "precision": settings.rvc_precision,
             "log_level": settings.log_level,
         }
         values.update(overrides)

@@ -334,6 +334,7 @@ class Supervisor(VoiceOpsMixin, PoolState):
             rmvpe_path=cfg.rmvpe_path,
             voices=tuple(self._resident.values()),
             device=cfg.device,
+            precision=cfg.precision,
             warmup=cfg.warmup,
             torch_threads=cfg.torch_threads,
             log_level=cfg.log_level,

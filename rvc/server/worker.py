@@ -51,6 +51,7 @@ class WorkerSpec:
     rmvpe_path: Path | None
     voices: tuple[VoiceFiles, ...]
     device: str
+    precision: str
     warmup: bool
     torch_threads: int
     log_level: str
@@ -81,7 +82,9 @@ def _build_converter(spec: WorkerSpec) -> Any:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     converter = VoiceConverter(
-        ConverterAssets(hubert_path=spec.hubert_path, rmvpe_path=spec.rmvpe_path), device=device
+        ConverterAssets(hubert_path=spec.hubert_path, rmvpe_path=spec.rmvpe_path),
+        device=device,
+        precision=spec.precision,
     )
     for voice in spec.voices:
         converter.load_voice(voice.name, voice.pth, voice.index)

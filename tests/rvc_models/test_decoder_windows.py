@@ -66,13 +66,18 @@ def test_margin_covers_the_receptive_field(version: str, sample_rate: int, resbl
 def test_windows_decode_like_one_pass(version: str, sample_rate: int, if_f0: bool) -> None:
     dec = _decoder(version, sample_rate, if_f0=if_f0)
     dec.window_frames = 24
-    size = dec.window_frames + 2 * dec.margin_frames
-    for frames in (size + 1, 3 * dec.window_frames + 7, 5 * dec.window_frames):
+    margin = dec.margin_frames
+    for frames in (dec.window_frames + 2 * margin + 1, 3 * dec.window_frames + 7, 5 * dec.window_frames):
         windows = dec._windows(frames)
-        assert len(windows) > 1
-        assert {end - start for start, end, _, _ in windows} == {size}  # one shape: one kernel build
-        assert [kept for _, _, kept, _ in windows] == list(range(0, frames, dec.window_frames))
-        assert windows[-1][1] == windows[-1][3] == frames
+        assert len(windows) == -(-frames // dec.window_frames)  # as few as cover the input
+        assert len({end - start for start, end, _, _ in windows}) == 1
+        kept_ranges = [(kept_start, kept_end) for _, _, kept_start, kept_end in windows]
+        assert kept_ranges[0][0] == 0 and kept_ranges[-1][1] == frames
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(kept_ranges))  # they tile the input
+        for start, end, kept_start, kept_end in windows:
+            assert 0 <= start and end <= frames and kept_end - kept_start <= dec.window_frames
+            assert start == 0 or kept_start - start >= margin  # a margin wherever the input goes on
+            assert end == frames or end - kept_end >= margin
         z, f0 = _inputs(frames)
         windowed = _decode(dec, z, f0)
         dec.window_frames, saved = 0, dec.window_frames

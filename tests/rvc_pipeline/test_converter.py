@@ -202,3 +202,23 @@ def test_silent_input_converts_without_nan(demo_converter) -> None:
         "demo", np.zeros(16000, dtype=np.float32), 16000, ConversionParams(f0_method="pm")
     )
     assert np.isfinite(result.audio).all()
+
+
+def test_bf16_decoder_is_opt_in_and_stays_close_to_fp32(demo_converter, demo_assets) -> None:
+    bf16 = VoiceConverter(
+        ConverterAssets(demo_assets["hubert"], demo_assets["rmvpe"]), crepe_model="tiny", precision="bf16"
+    )
+    bf16.load_voice("demo", demo_assets["voice"], demo_assets["index"])
+    assert demo_converter.precision == "fp32" and demo_converter.decoder_dtype is None
+    params = ConversionParams(deterministic=True)
+    exact = demo_converter.convert("demo", ONE_SECOND, 16000, params).audio
+    reduced = bf16.convert("demo", ONE_SECOND, 16000, params).audio
+    assert reduced.shape == exact.shape and reduced.dtype == np.float32
+    difference = float(np.abs(reduced - exact).max())
+    assert 0.0 < difference < 0.02  # bf16 really ran, and stayed near the float32 result
+
+
+@pytest.mark.parametrize(("precision", "message"), [("fp16", "CUDA"), ("int8", "precision must be one of")])
+def test_unusable_precision_is_refused_at_construction(demo_assets, precision: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        VoiceConverter(ConverterAssets(demo_assets["hubert"], demo_assets["rmvpe"]), precision=precision)

@@ -192,6 +192,8 @@ def test_pool_config_validates_and_normalises(tmp_path: Path) -> None:
         {"device": "tpu"},
         {"max_jobs_per_worker": -2},
         {"default_voice": ".pth"},
+        {"precision": "int8"},
+        {"precision": "fp16", "device": "cpu"},
     ):
         with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
             config.with_changes(**bad)
@@ -201,10 +203,16 @@ def test_pool_config_from_settings_uses_the_service_variables(tmp_path: Path) ->
     from rvc.settings import load_settings
 
     settings = load_settings(
-        weights_dir=tmp_path, assets_dir=tmp_path, rvc_workers=3, rvc_model="X.pth", rvc_queue_size=5
+        weights_dir=tmp_path,
+        assets_dir=tmp_path,
+        rvc_workers=3,
+        rvc_model="X.pth",
+        rvc_queue_size=5,
+        rvc_precision="bf16",
     )
     config = PoolConfig.from_settings(settings, warmup=False)
     assert (config.num_workers, config.max_queue, config.default_voice) == (3, 5, "X")
+    assert config.precision == "bf16"
     assert config.hubert_path == tmp_path / "hubert" / "hubert_base.pt" and config.warmup is False
 
 
