@@ -46,6 +46,7 @@ SAMPLES_PER_TOKEN = 320  # BiCodec: 50 semantic tokens per second at 16 kHz
 NEAR_SILENT_RMS = 1e-3
 EMPTY_STAND_IN_S = 0.3
 MIN_CONVERT_SAMPLES = TTS_SAMPLE_RATE // 10  # RVC refuses input under 0.1 s (rvc.infer.converter)
+FIRST_AUDIO_LOOKAHEAD = 2  # sentences in flight before the first one is yielded
 
 
 class SpeechBackend(Protocol):
@@ -127,7 +128,12 @@ def token_budget(sentence: str, *, max_tokens: int = 3000) -> int:
 
 
 class TTSRVCPipeline:
-    """Runs requests against one SpeechBackend and one VoiceBackend; stateless between requests."""
+    """Runs requests against one SpeechBackend and one VoiceBackend; stateless between requests.
+
+    ``lookahead`` is how many sentences of one request may be in flight (spoken or converting)
+    beyond those already yielded; 1 is the sequential pipeline, each sentence's TTS+RVC done
+    before the next TTS starts.
+    """
 
     def __init__(
         self, speech: SpeechBackend, voice: VoiceBackend, *, retry_suspect: bool = True, lookahead: int = 2
@@ -204,13 +210,21 @@ class TTSRVCPipeline:
             previous_tts = asyncio.ensure_future(speak_after_previous())
             pending[index] = asyncio.ensure_future(one_sentence(index, previous_tts))
 
+        scheduled = 0
+
+        def schedule_up_to(limit: int) -> None:
+            nonlocal scheduled
+            while scheduled < min(limit, count):
+                schedule(scheduled)
+                scheduled += 1
+
         try:
-            for index in range(min(self.lookahead, count)):
-                schedule(index)
+            # Until the first sentence is out only the next one is spoken beside it, so time to
+            # first audio stays one sentence's TTS+RVC; then up to ``lookahead`` run at once.
+            schedule_up_to(min(self.lookahead, FIRST_AUDIO_LOOKAHEAD))
             for index in range(count):
                 result = await pending.pop(index)
-                if index + self.lookahead < count:
-                    schedule(index + self.lookahead)
+                schedule_up_to(index + 1 + self.lookahead)
                 yield result
         finally:
             for task in pending.values():

@@ -101,7 +101,12 @@ class VoiceServices:
         if retry_suspect is None:
             # Random demo weights never emit the end token: every sentence would be retried for nothing.
             retry_suspect = not self.assets.demo
-        self.pipeline = TTSRVCPipeline(speech, voice, retry_suspect=retry_suspect)
+        # One sentence more in flight than there are workers: when RVC is the slower stage every
+        # worker converts one of this request's sentences while the next one is being spoken
+        # (bench_api: 1.3x over two in flight on the 2-worker demo stack).
+        self.pipeline = TTSRVCPipeline(
+            speech, voice, retry_suspect=retry_suspect, lookahead=settings.rvc_workers + 1
+        )
         self.started_at = time.time()
         self.counts: dict[str, int] = {"requests": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
+import time
 
 import httpx
 import numpy as np
@@ -176,3 +178,27 @@ def test_openapi_documents_every_route(stack: Stack) -> None:
     form = spec["paths"]["/synthesize"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert form["schema"]["$ref"] or form["schema"]
     assert httpx.get(f"{stack.base_url}/docs").status_code == 200
+
+
+def test_one_request_keeps_every_worker_converting(stack: Stack, reference_wav: bytes) -> None:
+    """Sentences overlap: up to workers + 1 in flight, so both workers convert this request at once."""
+    pool = stack.services.voice.pool
+    assert stack.services.pipeline.lookahead == stack.settings.rvc_workers + 1 == 3
+    most_running, done = 0, threading.Event()
+
+    def watch() -> None:
+        nonlocal most_running
+        while not done.is_set():
+            most_running = max(most_running, pool.status().running)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        text = "One goes first. Two comes next. Three follows on. Four ends it."
+        response = post(stack, "/synthesize/stream", reference_wav, text=text, seed=21)
+    finally:
+        done.set()
+        watcher.join()
+    assert response.status_code == 200, response.text
+    assert most_running == 2
