@@ -104,25 +104,11 @@ def write_full_size_model(out: Path, seed: int = 0) -> Path:
     from sparktts.checkpoint import checkpoint_state
     from sparktts.config import BiCodecConfig
     from sparktts.demo import write_demo_model
+    from sparktts.official import BICODEC_CONFIG, LLM_CONFIG, WAV2VEC2_CONFIG
 
     write_demo_model(out, seed=seed)  # layout, top config and the tokenizer; the weights are replaced below
     torch.manual_seed(seed)
-    vocos = {"vocos_dim": 384, "vocos_intermediate_dim": 2048}
-    bicodec = {"audio_tokenizer": {
-        "mel_params": {"sample_rate": 16000, "n_fft": 1024, "win_length": 640, "hop_length": 320, "mel_fmin": 10,
-                       "mel_fmax": None, "num_mels": 128},
-        "encoder": {"input_channels": 1024, **vocos, "vocos_num_layers": 12, "out_channels": 1024,
-                    "sample_ratios": [1, 1]},
-        "decoder": {"input_channel": 1024, "channels": 1536, "rates": [8, 5, 4, 2], "kernel_sizes": [16, 11, 8, 4]},
-        "quantizer": {"input_dim": 1024, "codebook_size": 8192, "codebook_dim": 8, "commitment": 0.25,
-                      "codebook_loss_weight": 2.0, "use_l2_normlize": True, "threshold_ema_dead_code": 0.2},
-        "speaker_encoder": {"input_dim": 128, "out_dim": 1024, "latent_dim": 128, "token_num": 32,
-                            "fsq_levels": [4, 4, 4, 4, 4, 4], "fsq_num_quantizers": 1},
-        "prenet": {"input_channels": 1024, **vocos, "vocos_num_layers": 12, "out_channels": 1024,
-                   "condition_dim": 1024, "sample_ratios": [1, 1], "use_tanh_at_final": False},
-        "postnet": {"input_channels": 1024, **vocos, "vocos_num_layers": 6, "out_channels": 1024,
-                    "use_tanh_at_final": False},
-    }}
+    bicodec = BICODEC_CONFIG
     (out / "BiCodec" / "config.yaml").write_text(yaml.safe_dump(bicodec, sort_keys=False))
     model = BiCodec(BiCodecConfig.from_dict(bicodec), with_postnet=True)
     state = {k: v.contiguous() for k, v in checkpoint_state(model).items() if not k.startswith("mel_transformer.")}
@@ -131,15 +117,11 @@ def write_full_size_model(out: Path, seed: int = 0) -> Path:
 
     w2v = out / "wav2vec2-large-xlsr-53"
     (w2v / "pytorch_model.bin").unlink(missing_ok=True)
-    Wav2Vec2Model(Wav2Vec2Config(
-        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, conv_bias=True,
-        feat_extract_norm="layer", do_stable_layer_norm=True, layer_norm_eps=1e-5,
-    )).save_pretrained(w2v)
+    Wav2Vec2Model(Wav2Vec2Config(**WAV2VEC2_CONFIG)).save_pretrained(w2v)
 
     llm = out / "LLM"
     config = json.loads((llm / "config.json").read_text())
-    config.update(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-                  intermediate_size=4864, vocab_size=166000, max_window_layers=24)
+    config.update(LLM_CONFIG)
     (llm / "config.json").write_text(json.dumps(config, indent=2))
     lm = Qwen2ForCausalLM(Qwen2Config(**{k: v for k, v in config.items() if k not in ("architectures", "torch_dtype")}))
     tokenizer_ids = json.loads((llm / "tokenizer.json").read_text())["added_tokens"]

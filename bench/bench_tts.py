@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.*
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 import sparktts  # noqa: E402,F401  (installs the triton-folder guard before torch loads)
 
@@ -44,14 +44,9 @@ from sparktts.bicodec import BiCodec
 from sparktts.config import AudioTokenizerConfig, BiCodecConfig
 from sparktts.demo_llm import write_demo_llm
 from sparktts.llm import GenerationParams, SmallBatchLinear, SparkLM
+from sparktts.official import BICODEC_CONFIG, LLM_CONFIG, WAV2VEC2_CONFIG
 from sparktts.wav2vec2_features import MIX_LAYERS, Wav2Vec2LayerMix
-from tests.sparktts_codec.official_config import OFFICIAL_CONFIG  # BiCodec/config.yaml of Spark-TTS-0.5B
 
-LLM_CONFIG = {  # LLM/config.json of Spark-TTS-0.5B (reference/keys/llm_keys.json)
-    "vocab_size": 166000, "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
-    "num_attention_heads": 14, "num_key_value_heads": 2, "max_position_embeddings": 32768, "rope_theta": 1e6,
-    "rms_norm_eps": 1e-6, "tie_word_embeddings": True, "use_sliding_window": False, "hidden_act": "silu",
-}
 TOKEN_RATE = 50
 
 
@@ -90,11 +85,9 @@ def build_llm(layers: int, seed: int) -> Qwen2ForCausalLM:
 
 def build_codec(seed: int) -> tuple[BiCodecTokenizer, Wav2Vec2Model]:
     torch.manual_seed(seed)
-    bicodec = BiCodec(BiCodecConfig.from_dict(OFFICIAL_CONFIG)).eval()
+    bicodec = BiCodec(BiCodecConfig.from_dict(BICODEC_CONFIG)).eval()
     bicodec.decoder.prepare_for_inference()
-    w2v_config = Wav2Vec2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                                intermediate_size=4096, do_stable_layer_norm=True, feat_extract_norm="layer",
-                                conv_bias=True)
+    w2v_config = Wav2Vec2Config(**WAV2VEC2_CONFIG)
     w2v = Wav2Vec2Model(w2v_config).eval()
     torch.nn.utils.parametrize.remove_parametrizations(w2v.encoder.pos_conv_embed.conv, "weight")
     mix = Wav2Vec2LayerMix(w2v, total_layers=24)
@@ -187,10 +180,10 @@ def main() -> None:
     print("timing LLM decode ...", flush=True)
     steps, reps = args.decode_steps, args.repeats
     configs = [("official HF generate fp32", "official", False, False),
-               ("SparkLM exact fp32, seeded (official ids)", "exact", False, True),
-               ("SparkLM exact fp32", "exact", False, False),
-               ("SparkLM fast_matmul fp32", "exact", True, False),
-               ("SparkLM fast_matmul+restrict_vocab", "restrict", True, False)]
+               ("SparkLM fast_matmul=False, seeded (official ids)", "exact", False, True),
+               ("SparkLM fast_matmul=False", "exact", False, False),
+               ("SparkLM default on CPU (fast_matmul)", "exact", True, False),
+               ("SparkLM fast_matmul+restrict_vocab (opt-in)", "restrict", True, False)]
     timings = time_decode(model, lm, configs, {1: prompt1, 4: prompt4}, steps, reps)
     if args.bf16:
         model.to(torch.bfloat16)
@@ -210,12 +203,12 @@ def main() -> None:
     print(f"tokenize {args.ref_seconds:g} s reference: official (24-layer w2v) {tok_official:.3f} s, "
           f"ours (16 layers) {tok_ours:.3f} s ({tok_official / tok_ours:.2f}x)")
     print(f"detokenize {args.out_seconds:g} s: {detok:.3f} s (RTF {detok / args.out_seconds:.3f}; same code both sides)")
-    header = (f"{'LLM path':44s} {'prefill s':>9s} {'b1 tok/s':>9s} {'b4 tok/s':>9s} {'b4/b1':>6s} "
+    header = (f"{'LLM path':48s} {'prefill s':>9s} {'b1 tok/s':>9s} {'b4 tok/s':>9s} {'b4/b1':>6s} "
               f"{'e2e s':>7s} {'RTF':>6s} {'vs official':>11s}")
     print(header)
     print("-" * len(header))
     for name, row in rows.items():
-        print(f"{name:44s} {row['prefill']:9.3f} {row['tps1']:9.2f} {row['tps4']:9.2f} "
+        print(f"{name:48s} {row['prefill']:9.3f} {row['tps1']:9.2f} {row['tps4']:9.2f} "
               f"{row['tps4'] / row['tps1']:6.2f} {row['e2e']:7.2f} {row['rtf']:6.2f} {base['e2e'] / row['e2e']:10.2f}x")
     median_rtf = statistics.median(r["rtf"] for r in rows.values())
     print(f"(e2e = tokenize + prefill + {TOKEN_RATE * args.out_seconds:g} decode steps + detokenize; "

@@ -71,11 +71,12 @@ class SparkTTS:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         codec_dtype: torch.dtype | None = None,
-        fast_matmul: bool = False,
+        fast_matmul: bool | None = None,
     ) -> SparkTTS:
         """model_dir: the Spark-TTS-0.5B root. ``dtype`` is the LLM's (and, unless ``codec_dtype``
         says otherwise, BiCodec's); float32 is what the official code runs. ``fast_matmul``: see
-        ``sparktts.llm`` (same float32 math, different summation order, ~2x faster decode on MKL/AMD)."""
+        ``sparktts.llm`` (same float32 math, different summation order, ~2x faster decode on MKL/AMD;
+        None = on for a CPU device, False = the official summation order bit for bit)."""
         model_dir = Path(model_dir)
         lm = SparkLM.from_pretrained(model_dir / "LLM", device=device, dtype=dtype, fast_matmul=fast_matmul)
         codec = BiCodecTokenizer.from_pretrained(model_dir, device=device, dtype=codec_dtype or dtype)

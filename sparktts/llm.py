@@ -17,10 +17,13 @@ row before sampling, so a step is bit-identical to the exact path whenever the f
 set (greedy: its argmax) lies inside that set; it differs only on steps where a text token would
 have been a candidate. ``SparkLM.restriction_report`` measures how often that happens.
 
-``fast_matmul`` (off by default) computes decode-time projections as ``W @ X^T`` GEMMs (one row
-padded to two) instead of ``X @ W^T`` GEMVs: the same float32 math with a different summation
-order (logits move by ~1e-6, not bit-identical to the official run), which MKL runs about twice
-as fast on CPUs where its GEMV path is slow (AMD EPYC here). Prefill (> 8 rows) is unchanged.
+``fast_matmul`` (on by default when the model runs on a CPU) computes decode-time projections as
+``W @ X^T`` GEMMs (one row padded to two) instead of ``X @ W^T`` GEMVs: the same float32 math with
+a different summation order (logits move by ~1e-6: within float tolerance, not bit-identical to
+the official run; the spark_tts_tiny golden ids stay exact under greedy and seeded sampling),
+which MKL runs about twice as fast on CPUs where its GEMV path is slow (AMD EPYC here): 1.7x end
+to end at batch 1 in bench_tts. Prefill (> 8 rows) is unchanged. ``fast_matmul=False`` is the
+official summation order, bit for bit; GPUs keep it (their GEMV is not the bottleneck).
 """
 
 from __future__ import annotations
@@ -105,8 +108,10 @@ class SmallBatchLinear(nn.Linear):
 class SparkLM:
     """Qwen2 LM + tokenizer. ``generate``/``stream`` return generated ids only (stop id included)."""
 
-    def __init__(self, model: Qwen2ForCausalLM, tokenizer, *, fast_matmul: bool = False) -> None:
+    def __init__(self, model: Qwen2ForCausalLM, tokenizer, *, fast_matmul: bool | None = None) -> None:
         self.model = model.eval()
+        if fast_matmul is None:  # see the module docstring
+            fast_matmul = model.get_output_embeddings().weight.device.type == "cpu"
         self.fast_matmul = fast_matmul
         if fast_matmul:
             for module in model.modules():  # same parameters, other forward; no copies
@@ -138,11 +143,12 @@ class SparkLM:
         *,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
-        fast_matmul: bool = False,
+        fast_matmul: bool | None = None,
     ) -> SparkLM:
         """llm_dir: the checkpoint's ``LLM/`` folder (config.json, model.safetensors, tokenizer files).
 
         dtype: float32 is the official precision; bfloat16 is an explicit opt-in, never a default.
+        fast_matmul: None = on for a CPU device (see the module docstring).
         """
         llm_dir = Path(llm_dir)
         if not (llm_dir / "config.json").is_file():
@@ -159,9 +165,10 @@ class SparkLM:
             raise CheckpointError(f"{llm_dir / 'model.safetensors'} does not fit config.json: "
                                   + "; ".join(f"{kind} {keys[:20]}" for kind, keys in problems.items() if keys))
         model = model.to(device)
+        lm = cls(model, tokenizer, fast_matmul=fast_matmul)
         logger.info("loaded Spark LLM from %s (dtype %s, device %s, fast_matmul %s)", llm_dir, dtype, device,
-                    fast_matmul)
-        return cls(model, tokenizer, fast_matmul=fast_matmul)
+                    lm.fast_matmul)
+        return lm
 
     @property
     def device(self) -> torch.device:

@@ -121,6 +121,9 @@ class RepositoryConfig:
     device: Device = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     llm_backend: LLMBackend = "python"
+    # The python LLM's decode projections as GEMMs (sparktts.llm: float32, reordered sums, ~1.7x on
+    # CPU); "auto" turns it on for device "cpu", "off" keeps the official summation order.
+    llm_fast_matmul: Literal["auto", "on", "off"] = "auto"
     bls_instances: int = 1  # each spark_tts instance holds its own LLM (python backend)
     tokenizer_instances: int = 1
     vocoder_instances: int = 1
@@ -146,6 +149,7 @@ class RepositoryConfig:
             "device": ("cpu", "cuda"),
             "dtype": ("float32", "bfloat16", "float16"),
             "llm_backend": ("python", "tensorrtllm"),
+            "llm_fast_matmul": ("auto", "on", "off"),
             "stream_end": ("empty_chunk", "last_chunk"),
         }
         for name, allowed in choices.items():
@@ -200,6 +204,7 @@ class RepositoryConfig:
                 "bls_instance_num": self.bls_instances,
                 "llm_tokenizer_dir": str(Path(model_dir) / "LLM"),
                 "llm_backend": self.llm_backend,
+                "llm_fast_matmul": self.llm_fast_matmul,
                 "device": self.device,
                 "dtype": self.dtype,
                 "request_workers": self.request_workers,

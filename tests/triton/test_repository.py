@@ -140,11 +140,19 @@ def test_preparing_again_replaces_only_a_prepared_folder(tmp_path: Path, fake_mo
         ({"audio_chunk_duration": 0.2}, "audio_chunk_duration"),
         ({"audio_chunk_overlap_duration": 2.0}, "audio_chunk_overlap_duration"),
         ({"top_p": 1.5}, "generation defaults"),
+        ({"llm_fast_matmul": "yes"}, "llm_fast_matmul must be one of"),
     ],
 )
 def test_bad_options_are_refused_by_name(tmp_path: Path, fake_model_dir: Path, options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, **options)
+
+
+@pytest.mark.parametrize("choice", ["auto", "off"])
+def test_llm_fast_matmul_reaches_the_spark_tts_parameters(tmp_path: Path, fake_model_dir: Path, choice: str) -> None:
+    repo = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, llm_fast_matmul=choice)
+    text = (repo / contract.SPARK_TTS / "config.pbtxt").read_text()
+    assert f'{{ key: "llm_fast_matmul", value: {{ string_value: "{choice}" }} }}' in text
 
 
 def test_missing_model_folder_is_a_config_error(tmp_path: Path) -> None:

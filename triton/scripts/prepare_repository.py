@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speaker-cache-size", type=int, default=64)
     parser.add_argument("--stream-end", choices=("empty_chunk", "last_chunk"), default="empty_chunk")
     parser.add_argument("--max-new-tokens", type=int, default=3000)
+    parser.add_argument(
+        "--llm-fast-matmul", choices=("auto", "on", "off"), default="auto",
+        help="python LLM decode projections as GEMMs (float32, reordered sums); auto: on for --device cpu",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             speaker_cache_size=args.speaker_cache_size,
             stream_end=args.stream_end,
             max_new_tokens=args.max_new_tokens,
+            llm_fast_matmul=args.llm_fast_matmul,
         )
     except (ConfigError, ValueError) as exc:
         print(f"prepare_repository: {exc}", file=sys.stderr)

@@ -117,7 +117,8 @@ class TritonPythonModel:
         from sparktts.llm import SparkLM
 
         device, dtype = serving.torch_placement(parameters)
-        self.llm = SparkLM.from_pretrained(llm_dir, device=device, dtype=dtype)
+        fast_matmul = {"auto": None, "on": True, "off": False}[parameters.get("llm_fast_matmul", "auto")]
+        self.llm = SparkLM.from_pretrained(llm_dir, device=device, dtype=dtype, fast_matmul=fast_matmul)
         return self.llm.generate_batch, self.llm.stream, self.llm.semantic_ids, self.llm.semantic_index
 
     def _tensorrt_llm(self, llm_dir: str, workers: int):
