@@ -19,6 +19,7 @@ which is most of BiCodec's size.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from sparktts.bicodec import BiCodec
 from sparktts.config import BiCodecConfig
 from sparktts.demo_llm import write_demo_llm
 from sparktts.modules.weight_norm import is_weight_normed
+from sparktts.official import BICODEC_CONFIG
 
 __all__ = ["write_demo_model"]
 
@@ -47,22 +49,18 @@ W2V_HIDDEN = 32
 
 
 def _bicodec_config() -> dict:
+    """The official BiCodec config with its widths shrunk; rates, kernels, codebook and token counts kept."""
     vocos = {"vocos_dim": 32, "vocos_intermediate_dim": 64}
-    return {
-        "mel_params": {"sample_rate": 16000, "n_fft": 1024, "win_length": 640, "hop_length": 320,
-                       "mel_fmin": 10, "mel_fmax": None, "num_mels": 128},
-        "encoder": {"input_channels": W2V_HIDDEN, **vocos, "vocos_num_layers": 2, "out_channels": 48,
-                    "sample_ratios": [1, 1]},
-        "decoder": {"input_channel": 48, "channels": 64, "rates": [8, 5, 4, 2], "kernel_sizes": [16, 11, 8, 4]},
-        "quantizer": {"input_dim": 48, "codebook_size": 8192, "codebook_dim": 8, "commitment": 0.25,
-                      "codebook_loss_weight": 2.0, "use_l2_normlize": True, "threshold_ema_dead_code": 0.2},
-        "speaker_encoder": {"input_dim": 128, "out_dim": 48, "latent_dim": 16, "token_num": 32,
-                            "fsq_levels": [4, 4, 4, 4, 4, 4], "fsq_num_quantizers": 1},
-        "prenet": {"input_channels": 48, **vocos, "vocos_num_layers": 2, "out_channels": 48, "condition_dim": 48,
-                   "sample_ratios": [1, 1], "use_tanh_at_final": False},
-        "postnet": {"input_channels": 48, **vocos, "vocos_num_layers": 1, "out_channels": 48,
-                    "use_tanh_at_final": False},
+    shrunk = {
+        "encoder": {"input_channels": W2V_HIDDEN, **vocos, "vocos_num_layers": 2, "out_channels": 48},
+        "decoder": {"input_channel": 48, "channels": 64},
+        "quantizer": {"input_dim": 48},
+        "speaker_encoder": {"out_dim": 48, "latent_dim": 16},
+        "prenet": {"input_channels": 48, **vocos, "vocos_num_layers": 2, "out_channels": 48, "condition_dim": 48},
+        "postnet": {"input_channels": 48, **vocos, "vocos_num_layers": 1, "out_channels": 48},
     }
+    official = copy.deepcopy(BICODEC_CONFIG["audio_tokenizer"])
+    return {name: {**section, **shrunk.get(name, {})} for name, section in official.items()}
 
 
 def _write_bicodec(out: Path, seed: int) -> None:
