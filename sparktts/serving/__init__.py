@@ -31,6 +31,7 @@ from sparktts.serving.inputs import (
     torch_placement,
     waveform_row,
 )
+from sparktts.serving.memory import bound_primitive_cache, release_freed_memory
 from sparktts.serving.pipeline import SpeakerCache, SpeechPipeline
 from sparktts.serving.trtllm import (
     generated_ids,
@@ -40,6 +41,8 @@ from sparktts.serving.trtllm import (
 )
 
 __all__ = [
+    "bound_primitive_cache",
+    "release_freed_memory",
     "INVALID_INPUT_PREFIX",
     "SpeakerCache",
     "SpeechPipeline",

@@ -68,6 +68,7 @@ def output(response: pb_utils.InferenceResponse, name: str) -> np.ndarray:
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
+        serving.bound_primitive_cache()  # before the LLM's first matmul (sparktts.serving.memory)
         model_config = json.loads(args["model_config"])
         parameters = serving.model_parameters(model_config)
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(model_config)
@@ -213,6 +214,7 @@ class TritonPythonModel:
                 responses[index] = error_response(result)
             else:
                 responses[index] = waveform_response(result)
+        serving.release_freed_memory()
         return responses
 
     def _stream(self, request) -> None:
@@ -237,6 +239,8 @@ class TritonPythonModel:
         except Exception as exc:  # noqa: BLE001 - every failure must still end the stream
             pb_utils.Logger.log_warn(f"[{request_id}] failed after {sent} chunks: {exc}")
             sender.send(error_response(exc), flags=FINAL)
+        finally:
+            serving.release_freed_memory()  # after the last response: costs the client nothing
 
     def finalize(self) -> None:
         self.requests.shutdown(wait=False, cancel_futures=True)

@@ -33,9 +33,12 @@ def parse(request) -> tuple[np.ndarray, np.ndarray]:
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
+        serving.bound_primitive_cache()  # before the first convolution (sparktts.serving.memory)
         self.tokenizer = serving.load_codec(args["model_config"], with_encoder=False, with_decoder=True)
 
     def execute(self, requests: list) -> list:
-        return serving.answer_batch(
+        responses = serving.answer_batch(
             requests, parse, lambda items: serving.vocode_batch(self.tokenizer, items), waveform_response, error_response,
         )
+        serving.release_freed_memory()
+        return responses
