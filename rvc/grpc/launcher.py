@@ -148,9 +148,6 @@ def server_environment(installation: TritonInstallation, torch_threads: int, ext
     env["LD_LIBRARY_PATH"] = os.pathsep.join(part for part in library_dirs if part)
     env["OMP_NUM_THREADS"] = str(torch_threads)
     env["MKL_NUM_THREADS"] = str(torch_threads)
-    # Bounded oneDNN primitive cache for the stubs (sparktts.serving.memory says why); set here too so
-    # it is in place before a model's first import of torch.
-    env.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "256")
     env.update(extra)
     return env
 

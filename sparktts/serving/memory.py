@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import MutableMapping
 
 __all__ = ["ONEDNN_CACHE_CAPACITY", "ONEDNN_CACHE_VARIABLE", "bound_primitive_cache", "release_freed_memory"]
 
@@ -20,7 +21,7 @@ ONEDNN_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 ONEDNN_CACHE_CAPACITY = 256
 
 
-def bound_primitive_cache(environ: dict[str, str] | os._Environ = os.environ) -> None:
+def bound_primitive_cache(environ: MutableMapping[str, str] = os.environ) -> None:
     """Cap oneDNN's primitive cache unless the operator already chose a size; before torch runs."""
     environ.setdefault(ONEDNN_CACHE_VARIABLE, str(ONEDNN_CACHE_CAPACITY))
 
