@@ -110,15 +110,16 @@ def _write_wav2vec2(out: Path, seed: int) -> None:
     torch.save(state, out / "pytorch_model.bin")
 
 
-def write_demo_model(out_dir: Path, *, seed: int = 0) -> Path:
+def write_demo_model(out_dir: Path, *, seed: int = 0, ends_speech: bool = True) -> Path:
     """Write a complete tiny Spark-TTS folder into ``out_dir`` (created if needed) and return it.
 
     Deterministic for a given ``seed``; ``SparkTTS.from_pretrained(out_dir)`` loads it.
+    ``ends_speech=False`` writes an LLM that always speaks to its token budget (benchmarks).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(TOP_CONFIG, sort_keys=False), encoding="utf-8")
     _write_bicodec(out_dir / "BiCodec", seed)
-    write_demo_llm(out_dir / "LLM", seed=seed)
+    write_demo_llm(out_dir / "LLM", seed=seed, ends_speech=ends_speech)
     _write_wav2vec2(out_dir / "wav2vec2-large-xlsr-53", seed)
     return out_dir

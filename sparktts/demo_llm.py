@@ -13,8 +13,11 @@ instead of emitting arbitrary text tokens: embedding channel 0 is +1 on semantic
 two tokens that open the semantic section) and -1 elsewhere, no layer writes into channel 0, and
 the final norm amplifies it. The tied head therefore favours semantic tokens by ~20 logits after a
 clone prompt. ``<|im_end|>`` shares the semantic sign with a larger random part, so generation
-ends after a short, seed-dependent number of tokens. Controllable TTS is not wired (it would need
-exactly 32 global tokens) and fails with ``SynthesisError`` on the demo.
+ends after a short, seed-dependent number of tokens. With ``ends_speech=False`` it gets the
+non-semantic sign instead, is never sampled, and every generation runs to its ``max_new_tokens``: a
+workload proportional to the text for benchmarks (bench/bench_api.py), where the random stop would
+make each sentence's cost a coin toss. Controllable TTS is not wired (it would need exactly 32 global
+tokens) and fails with ``SynthesisError`` on the demo.
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ def _write_tokenizer(tokenizer: Tokenizer, out: Path) -> dict[str, int]:
     return ids
 
 
-def _wire(model: Qwen2ForCausalLM, ids: dict[str, int], generator: torch.Generator) -> None:
+def _wire(model: Qwen2ForCausalLM, ids: dict[str, int], generator: torch.Generator, *, ends_speech: bool) -> None:
     """Make the tied head prefer semantic tokens (see the module docstring)."""
     embed = model.model.embed_tokens.weight
     rows, hidden = embed.shape
@@ -157,16 +160,20 @@ def _wire(model: Qwen2ForCausalLM, ids: dict[str, int], generator: torch.Generat
     embed[semantic + [ids[prompts.END_GLOBAL], ids[prompts.START_SEMANTIC]], 0] = 1.0
     end = ids["<|im_end|>"]
     embed[end, 1:] *= 3.5  # a wider random part: sometimes in the top-k, so generation ends
-    embed[end, 0] = 1.0
+    embed[end, 0] = 1.0 if ends_speech else -1.0
     for layer in model.model.layers:
         layer.self_attn.o_proj.weight[0].zero_()
         layer.mlp.down_proj.weight[0].zero_()
     model.model.norm.weight[0] = 2.0
 
 
-def write_demo_llm(out: Path, *, seed: int = 0, hidden_size: int = 32, num_layers: int = 2) -> Path:
+def write_demo_llm(
+    out: Path, *, seed: int = 0, hidden_size: int = 32, num_layers: int = 2, ends_speech: bool = True
+) -> Path:
     """Write ``out`` (the ``LLM/`` folder): tokenizer files, config.json, generation_config.json,
-    model.safetensors (float32, tied head, vocabulary padded to a multiple of 128 like the real one)."""
+    model.safetensors (float32, tied head, vocabulary padded to a multiple of 128 like the real one).
+
+    ``ends_speech=False``: the model never emits its end token (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     ids = _write_tokenizer(_build_tokenizer(), out)
     vocab_rows = -(-(max(ids.values()) + 1) // 128) * 128
@@ -189,7 +196,7 @@ def write_demo_llm(out: Path, *, seed: int = 0, hidden_size: int = 32, num_layer
         torch.manual_seed(seed)
         model = Qwen2ForCausalLM(qwen_config)
     with torch.no_grad():
-        _wire(model, ids, torch.Generator().manual_seed(seed + 1))
+        _wire(model, ids, torch.Generator().manual_seed(seed + 1), ends_speech=ends_speech)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     return out

@@ -40,15 +40,18 @@ class Stack:
         return self.app.state.services  # type: ignore[attr-defined]
 
 
-def write_demo_assets(root: Path) -> dict[str, Path]:
-    """Tiny random-weight assets in the official layouts, through the generators users' tools call."""
+def write_demo_assets(root: Path, *, ends_speech: bool = True) -> dict[str, Path]:
+    """Tiny random-weight assets in the official layouts, through the generators users' tools call.
+
+    ``ends_speech=False``: a Spark-TTS LLM that speaks every sentence to its token budget (benchmarks).
+    """
     from rvc.infer.demo_assets import write_demo_rvc_assets
     from sparktts.demo import write_demo_model
 
     spark = root / "Spark-TTS-0.5B"
     weights, assets = root / "weights", root / "assets"
     if not (spark / "config.yaml").is_file():
-        write_demo_model(spark, seed=0)
+        write_demo_model(spark, seed=0, ends_speech=ends_speech)
     if not (weights / f"{VOICE}.pth").is_file():
         write_demo_rvc_assets(weights, assets, voice_name=VOICE, seed=0)
     for folder in (spark, weights, assets / "hubert", assets / "rmvpe"):

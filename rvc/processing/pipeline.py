@@ -1,9 +1,10 @@
 """TTSRVCPipeline: text -> sentences -> Spark-TTS -> RVC, overlapped and in order.
 
 Spark-TTS (on Triton) and RVC (in worker processes) use different resources,
-so they run at the same time: while sentence i converts, sentence i+1 is
-already being spoken, and two sentences may convert at once on two workers.
-Results are still yielded strictly in sentence order. Nothing here blocks the
+so they run at the same time: while sentence i converts, the next ones are
+already being spoken (in one batch: ``SpeechWaves``), and two sentences may
+convert at once on two workers. Results are still yielded strictly in
+sentence order. Nothing here blocks the
 event loop: the TTS client is asyncio-native and pool jobs are awaited as
 futures.
 
@@ -28,6 +29,7 @@ import numpy as np
 from rvc.errors import InvalidInput
 from rvc.processing.audio_join import crossfade_concat, rms
 from rvc.processing.params import SynthesisDefaults
+from rvc.processing.speech_waves import SpeechWaves
 
 __all__ = [
     "SentenceAudio",
@@ -46,7 +48,6 @@ SAMPLES_PER_TOKEN = 320  # BiCodec: 50 semantic tokens per second at 16 kHz
 NEAR_SILENT_RMS = 1e-3
 EMPTY_STAND_IN_S = 0.3
 MIN_CONVERT_SAMPLES = TTS_SAMPLE_RATE // 10  # RVC refuses input under 0.1 s (rvc.infer.converter)
-FIRST_AUDIO_LOOKAHEAD = 2  # sentences in flight before the first one is yielded
 
 
 class SpeechBackend(Protocol):
@@ -184,53 +185,46 @@ class TTSRVCPipeline:
     async def stream(self, request: SynthesisRequest) -> AsyncIterator[SentenceAudio]:
         """Yield each sentence's audio as soon as it and every earlier one are done.
 
-        Cancelling the iteration (a client that went away) cancels the TTS and
-        RVC work still running for this request.
+        Up to ``lookahead`` sentences are in flight beyond those yielded. They are spoken in
+        waves (``SpeechWaves``: the first sentence alone, then each wave together, so the TTS
+        batches them) while earlier sentences convert. Until the first sentence is out it
+        converts alone, so time to first audio stays one sentence's TTS+RVC. Cancelling the
+        iteration (a client that went away) cancels the TTS and RVC work still running for
+        this request.
         """
         count = len(request.sentences)
+        waves: SpeechWaves[tuple[np.ndarray, float, tuple[str, ...]]] = SpeechWaves(
+            lambda index: self._speak(request, index)
+        )
+        first_out = asyncio.Event()
         pending: dict[int, asyncio.Task[SentenceAudio]] = {}
 
-        async def one_sentence(index: int, spoken: asyncio.Task) -> SentenceAudio:
+        async def one_sentence(index: int, spoken: asyncio.Future) -> SentenceAudio:
             wav, tts_time, warnings = await spoken
+            if index > 0:
+                await first_out.wait()
             audio, rate, rvc_time = await self._convert(request, index, wav)
             return SentenceAudio(index, request.sentences[index], audio, rate, tts_time, rvc_time, warnings)
-
-        # TTS runs one sentence after another (each waits for the previous one), conversion overlaps it.
-        previous_tts: asyncio.Task | None = None
-
-        def schedule(index: int) -> None:
-            nonlocal previous_tts
-            before = previous_tts
-
-            async def speak_after_previous() -> tuple[np.ndarray, float, tuple[str, ...]]:
-                if before is not None:
-                    await asyncio.wait([before])
-                return await self._speak(request, index)
-
-            previous_tts = asyncio.ensure_future(speak_after_previous())
-            pending[index] = asyncio.ensure_future(one_sentence(index, previous_tts))
 
         scheduled = 0
 
         def schedule_up_to(limit: int) -> None:
             nonlocal scheduled
             while scheduled < min(limit, count):
-                schedule(scheduled)
+                pending[scheduled] = asyncio.ensure_future(one_sentence(scheduled, waves.submit(scheduled)))
                 scheduled += 1
 
         try:
-            # Until the first sentence is out only the next one is spoken beside it, so time to
-            # first audio stays one sentence's TTS+RVC; then up to ``lookahead`` run at once.
-            schedule_up_to(min(self.lookahead, FIRST_AUDIO_LOOKAHEAD))
+            schedule_up_to(self.lookahead)
             for index in range(count):
                 result = await pending.pop(index)
+                first_out.set()
                 schedule_up_to(index + 1 + self.lookahead)
                 yield result
         finally:
             for task in pending.values():
                 task.cancel()
-            if previous_tts is not None and not previous_tts.done():
-                previous_tts.cancel()
+            await waves.close()
             if pending:
                 await asyncio.gather(*pending.values(), return_exceptions=True)
 

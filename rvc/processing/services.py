@@ -101,9 +101,9 @@ class VoiceServices:
         if retry_suspect is None:
             # Random demo weights never emit the end token: every sentence would be retried for nothing.
             retry_suspect = not self.assets.demo
-        # One sentence more in flight than there are workers: when RVC is the slower stage every
-        # worker converts one of this request's sentences while the next one is being spoken
-        # (bench_api: 1.3x over two in flight on the 2-worker demo stack).
+        # One sentence more in flight than there are workers: every worker converts one of this
+        # request's sentences while the next ones are spoken, as one batch (bench_api, budget
+        # workload: 1.53x over the sequential pipeline on the 2-worker demo stack).
         self.pipeline = TTSRVCPipeline(
             speech, voice, retry_suspect=retry_suspect, lookahead=settings.rvc_workers + 1
         )

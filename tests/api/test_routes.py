@@ -202,3 +202,21 @@ def test_one_request_keeps_every_worker_converting(stack: Stack, reference_wav: 
         watcher.join()
     assert response.status_code == 200, response.text
     assert most_running == 2
+
+
+def spark_tts_counts(stack: Stack) -> tuple[int, int]:
+    """(inferences, executions) of Triton's spark_tts model: fewer executions = batched requests."""
+    url = f"http://{stack.settings.triton_host}:{stack.settings.triton_http_port}/v2/models/spark_tts/stats"
+    stats = httpx.get(url, timeout=10).json()["model_stats"][0]
+    return int(stats["inference_count"]), int(stats["execution_count"])
+
+
+def test_a_requests_later_sentences_reach_triton_in_one_batch(stack: Stack, reference_wav: bytes) -> None:
+    """The first sentence is spoken alone; the two after it arrive together and are decoded as one batch."""
+    inferences, executions = spark_tts_counts(stack)
+    text = "One goes first. Two comes next. Three follows on."
+    response = post(stack, "/synthesize", reference_wav, text=text, seed=33)
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Sentences"] == "3"
+    after = spark_tts_counts(stack)
+    assert (after[0] - inferences, after[1] - executions) == (3, 2)  # retries are off on demo assets

@@ -86,6 +86,16 @@ def test_demo_synthesises_and_is_deterministic(demo_tts: SparkTTS, reference: np
     assert short.size > 0 and short.size % 320 == 0
 
 
+def test_demo_that_never_ends_speaks_to_its_budget(tmp_path: Path, reference: np.ndarray) -> None:
+    pinned = SparkTTS.from_pretrained(write_demo_model(tmp_path / "pinned", seed=0, ends_speech=False))
+    prompt = pinned.build_prompt("Hello from the demo.", reference, "Reference words.", prompt_sample_rate=24000)
+    for seed in range(3):
+        generated = pinned.lm.generate(prompt.text, GenerationParams(seed=seed, max_new_tokens=300))
+        assert len(generated) == 300 and not set(generated) & set(pinned.lm.stop_ids)
+        assert len(pinned.lm.semantic_ids(generated)) >= 290  # speech, not stray text tokens
+    # (the shipped demo ends by itself: test_demo_synthesises_and_is_deterministic)
+
+
 def test_demo_is_reproducible_from_its_seed(tmp_path: Path, demo_dir: Path) -> None:
     again = write_demo_model(tmp_path / "again", seed=0)
     for rel in ("LLM/model.safetensors", "LLM/tokenizer.json", "BiCodec/model.safetensors"):

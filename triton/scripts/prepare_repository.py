@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from rvc.errors import ConfigError
-from rvc.grpc.model_repository import prepare_model_repository
+from rvc.grpc.model_repository import RepositoryConfig, prepare_model_repository
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizer-instances", type=int, default=1)
     parser.add_argument("--vocoder-instances", type=int, default=1)
     parser.add_argument("--max-batch-size", type=int, default=16)
-    parser.add_argument("--max-queue-delay-us", type=int, default=0)
+    parser.add_argument(
+        "--max-queue-delay-us", type=int, default=RepositoryConfig.max_queue_delay_us,
+        help="how long the dynamic batcher waits for more requests (a request's sentences arrive together)",
+    )
     parser.add_argument("--request-workers", type=int, default=4)
     parser.add_argument("--speaker-cache-size", type=int, default=64)
     parser.add_argument("--stream-end", choices=("empty_chunk", "last_chunk"), default="empty_chunk")
