@@ -99,7 +99,7 @@ class VoiceServices:
         self._model_lock = asyncio.Lock()
         self.assets = inspect_assets(settings)
         if retry_suspect is None:
-            # Random demo weights never emit the end token: every sentence would be retried for nothing.
+            # The random demo LLM stops after a random number of tokens: a retry would be a second coin toss.
             retry_suspect = not self.assets.demo
         # One sentence more in flight than there are workers: every worker converts one of this
         # request's sentences while the next ones are spoken, as one batch (bench_api, budget
