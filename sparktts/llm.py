@@ -249,7 +249,12 @@ class SparkLM:
         """The decode loop: yield, per step, the new id of every row (None once a row has stopped).
 
         input_ids / attention_mask: (B, L) int64, left-padded; one params per row.
-        on_logits: called with each step's (B, V) float32 logits before sampling (diagnostics).
+        on_logits: called with each step's (B_running, V) float32 logits before sampling
+        (diagnostics), one row per row still decoding, in row order.
+
+        A row that stops leaves the batch (its KV cache rows are dropped), so a batch costs what
+        its running rows cost: a short request batched with a long one no longer makes every later
+        step of the long one pay for two rows.
         """
         device = self.device
         input_ids = input_ids.to(device)
@@ -264,6 +269,7 @@ class SparkLM:
         limit = max(p.max_new_tokens for p in params)
         stop = set(self.stop_ids)
         finished = [False] * batch
+        running = list(range(batch))  # the rows still in the batch, in row order
         cache = DynamicCache(config=self.model.config)
         position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
         step_ids = input_ids
@@ -281,23 +287,27 @@ class SparkLM:
                 logits = self._logits(out.last_hidden_state[:, -1, :], restrict)
                 if on_logits is not None:
                     on_logits(logits)
-                new: list[int | None] = []
-                for row, p in enumerate(params):
-                    if finished[row]:
-                        new.append(None)
-                        continue
+                new: list[int | None] = [None] * batch
+                for position, row in enumerate(running):
+                    p = params[row]
                     token = sample_row(
-                        logits[row : row + 1], do_sample=p.do_sample, temperature=p.temperature,
+                        logits[position : position + 1], do_sample=p.do_sample, temperature=p.temperature,
                         top_k=p.top_k, top_p=p.top_p, generator=generators[row],
                     )
-                    new.append(token)
+                    new[row] = token
                     if token in stop or step + 1 >= p.max_new_tokens:
                         finished[row] = True
                 yield new
                 if all(finished):
                     return
-                step_ids = torch.tensor([[self.pad_id if t is None else t] for t in new], device=device)
-                attention_mask = torch.cat([attention_mask, attention_mask.new_ones((batch, 1))], dim=1)
+                if any(finished[row] for row in running):
+                    keep = [position for position, row in enumerate(running) if not finished[row]]
+                    kept = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(kept)
+                    attention_mask, position_ids = attention_mask[kept], position_ids[kept]
+                    running = [running[position] for position in keep]
+                step_ids = torch.tensor([[new[row]] for row in running], device=device)
+                attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(running), 1))], dim=1)
                 position_ids = position_ids[:, -1:] + 1
 
     def stream(self, prompt: str, params: GenerationParams) -> Iterator[int]:
@@ -309,6 +319,17 @@ class SparkLM:
     def generate(self, prompt: str, params: GenerationParams) -> list[int]:
         """Generated ids only, as the official ``output_ids[len(input_ids):]`` (stop id included)."""
         return list(self.stream(prompt, params))
+
+    def encode_batch(self, prompts_: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask), both (B, L) int64, left-padded: what ``generate_batch`` decodes."""
+        encoded = [self.encode(p)[0] for p in prompts_]
+        width = max(e.numel() for e in encoded)
+        input_ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            input_ids[row, width - ids.numel() :] = ids
+            attention_mask[row, width - ids.numel() :] = 1
+        return input_ids, attention_mask
 
     def generate_batch(
         self, prompts_: Sequence[str], params: GenerationParams | Sequence[GenerationParams]
@@ -324,15 +345,8 @@ class SparkLM:
             params = [params] * len(prompts_)
         if len(params) != len(prompts_):
             raise ValueError(f"got {len(params)} GenerationParams for {len(prompts_)} prompts")
-        encoded = [self.encode(p)[0] for p in prompts_]
-        width = max(e.numel() for e in encoded)
-        input_ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, ids in enumerate(encoded):
-            input_ids[row, width - ids.numel() :] = ids
-            attention_mask[row, width - ids.numel() :] = 1
-        outputs: list[list[int]] = [[] for _ in encoded]
-        for new in self.decode_steps(input_ids, attention_mask, params):
+        outputs: list[list[int]] = [[] for _ in prompts_]
+        for new in self.decode_steps(*self.encode_batch(prompts_), params):
             for row, token in enumerate(new):
                 if token is not None:
                     outputs[row].append(token)

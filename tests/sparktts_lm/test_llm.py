@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,21 @@ def test_batch_rows_sample_as_they_would_alone(lm: SparkLM, golden) -> None:
     outputs = lm.generate_batch([golden[c]["prompt"] for c in cases], [_params(c) for c in cases])
     for case, generated in zip(cases, outputs, strict=True):
         np.testing.assert_array_equal(np.array(generated), golden[case]["generated_ids"], err_msg=case)
+
+
+def test_rows_that_stop_early_leave_the_batch_and_the_rest_decode_on(lm: SparkLM, golden) -> None:
+    """Per-row budgets 40 / 120 / 80: the batch shrinks twice; every row still samples as it would alone."""
+    cases = ["b1_clone_prompt_text", "b2_clone_no_prompt_text", "b3_control"]
+    budgets = [40, GOLDEN_MAX_NEW_TOKENS, 80]
+    running: list[int] = []
+    params = [replace(_params(case), max_new_tokens=budget) for case, budget in zip(cases, budgets, strict=True)]
+    outputs = lm.generate_batch([golden[c]["prompt"] for c in cases], params)
+    steps = list(lm.decode_steps(*lm.encode_batch([golden[c]["prompt"] for c in cases]), params,
+                                 on_logits=lambda logits: running.append(logits.shape[0])))
+    for case, budget, generated in zip(cases, budgets, outputs, strict=True):
+        np.testing.assert_array_equal(np.array(generated), golden[case]["generated_ids"][:budget], err_msg=case)
+    assert len(steps) == GOLDEN_MAX_NEW_TOKENS
+    assert running == [3] * 40 + [2] * 40 + [1] * 40  # rows leave the batch as they stop
 
 
 def test_restrict_vocab_is_exact_where_no_text_token_is_a_candidate(lm: SparkLM, golden) -> None:
