@@ -80,6 +80,7 @@ class PoolVoice:
         self.config = config or PoolConfig.from_settings(settings)
         self._pool: RVCServer | None = None
         self._error: str | None = None
+        self._load_lock = asyncio.Lock()  # one load per voice, however many requests ask at once
 
     @property
     def pool(self) -> RVCServer:
@@ -99,6 +100,15 @@ class PoolVoice:
     async def close(self) -> None:
         if self._pool is not None:
             await asyncio.to_thread(self._pool.shutdown, False, 15.0)
+
+    async def ensure_voice(self, name: str) -> None:
+        """Load the .pth ``name`` on every worker the first time it is asked for."""
+        if name in self.pool.voices:
+            return
+        async with self._load_lock:
+            if name not in self.pool.voices:
+                logger.info("loading RVC model %s on the workers", name)
+                await asyncio.to_thread(self.pool.load_voice, name)
 
     def ready(self) -> bool:
         try:

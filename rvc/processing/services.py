@@ -54,6 +54,9 @@ class ManagedVoice(VoiceBackend, Protocol):
     async def close(self) -> None: ...
     def ready(self) -> bool: ...
     def describe(self) -> dict[str, Any]: ...
+    async def ensure_voice(self, name: str) -> None:
+        """Make the .pth ``name`` convertible (load it on the workers if it is not resident)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,6 @@ class VoiceServices:
         self.voice = voice
         self.store = store
         self.voices = voices or VoiceStore(settings.voices_dir, check_model=self.check_rvc_model)
-        self._model_lock = asyncio.Lock()
         self.assets = inspect_assets(settings)
         if retry_suspect is None:
             # The random demo LLM stops after a random number of tokens: a retry would be a second coin toss.
@@ -197,13 +199,7 @@ class VoiceServices:
 
     async def ensure_rvc_model(self, name: str) -> None:
         """Load a .pth on every worker the first time a request needs it (the pool converts resident ones)."""
-        pool = getattr(self.voice, "pool", None)  # PoolVoice; test doubles load nothing
-        if pool is None or name in pool.voices:
-            return
-        async with self._model_lock:
-            if name not in pool.voices:
-                logger.info("loading RVC model %s on the workers", name)
-                await asyncio.to_thread(pool.load_voice, name)
+        await self.voice.ensure_voice(name)
 
     async def close(self) -> None:
         await asyncio.gather(self.speech.close(), self.voice.close(), return_exceptions=True)

@@ -116,6 +116,9 @@ class IdleVoice:
     async def convert(self, *args: object, **kwargs: object) -> tuple[np.ndarray, int]:
         raise AssertionError("the API-key test converts nothing")
 
+    async def ensure_voice(self, name: str) -> None:
+        raise AssertionError("the API-key test loads no voice")
+
 
 @pytest.fixture(scope="package")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
