@@ -105,7 +105,7 @@ class VoiceServices:
             retry_suspect = not self.assets.demo
         # One sentence more in flight than there are workers: every worker converts one of this
         # request's sentences while the next ones are spoken, as one batch (bench_api, budget
-        # workload: 1.53x over the sequential pipeline on the 2-worker demo stack).
+        # workload: 1.4-1.5x over the sequential pipeline on the 2-worker demo stack).
         self.pipeline = TTSRVCPipeline(
             speech, voice, retry_suspect=retry_suspect, lookahead=settings.rvc_workers + 1
         )
