@@ -268,7 +268,6 @@ class SparkLM:
             raise ValueError("restrict_vocab must be the same for every request of a batch")
         limit = max(p.max_new_tokens for p in params)
         stop = set(self.stop_ids)
-        finished = [False] * batch
         running = list(range(batch))  # the rows still in the batch, in row order
         cache = DynamicCache(config=self.model.config)
         position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
@@ -288,6 +287,7 @@ class SparkLM:
                 if on_logits is not None:
                     on_logits(logits)
                 new: list[int | None] = [None] * batch
+                keep: list[int] = []  # positions in ``running`` of the rows that go on
                 for position, row in enumerate(running):
                     p = params[row]
                     token = sample_row(
@@ -295,13 +295,12 @@ class SparkLM:
                         top_k=p.top_k, top_p=p.top_p, generator=generators[row],
                     )
                     new[row] = token
-                    if token in stop or step + 1 >= p.max_new_tokens:
-                        finished[row] = True
+                    if token not in stop and step + 1 < p.max_new_tokens:
+                        keep.append(position)
                 yield new
-                if all(finished):
+                if not keep:
                     return
-                if any(finished[row] for row in running):
-                    keep = [position for position, row in enumerate(running) if not finished[row]]
+                if len(keep) < len(running):
                     kept = torch.tensor(keep, device=device)
                     cache.batch_select_indices(kept)
                     attention_mask, position_ids = attention_mask[kept], position_ids[kept]

@@ -6,9 +6,9 @@ The templates carry ``${name}`` placeholders, as the official Spark-TTS runtime'
 is 2 ms, not 0: the gateway sends a request's next sentences to ``spark_tts`` at the same moment
 (``rvc.processing.speech_waves``), and with no delay the batcher starts the first one alone the
 instant it arrives (measured: 3 of 4 waves unbatched), while 2 ms is ~0.3% of a sentence's TTS.
-Unlike the official ``fill_template.py``, the prepared
-repository is checked afterwards: tritonserver runs with ``--disable-auto-complete-config``, so a
-placeholder left in a config would only surface as a parse error at start-up.
+Unlike the official ``fill_template.py``, the prepared repository is checked afterwards:
+tritonserver runs with ``--disable-auto-complete-config``, so a placeholder left in a config would
+only surface as a parse error at start-up.
 
 Paths written into configs are absolute because the server runs in a neutral work directory.
 """

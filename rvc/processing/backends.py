@@ -103,12 +103,13 @@ class PoolVoice:
 
     async def ensure_voice(self, name: str) -> None:
         """Load the .pth ``name`` on every worker the first time it is asked for."""
-        if name in self.pool.voices:
+        pool = self.pool
+        if name in pool.voices:
             return
         async with self._load_lock:
-            if name not in self.pool.voices:
+            if name not in pool.voices:
                 logger.info("loading RVC model %s on the workers", name)
-                await asyncio.to_thread(self.pool.load_voice, name)
+                await asyncio.to_thread(pool.load_voice, name)
 
     def ready(self) -> bool:
         try:

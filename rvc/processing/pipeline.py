@@ -4,9 +4,8 @@ Spark-TTS (on Triton) and RVC (in worker processes) use different resources,
 so they run at the same time: while sentence i converts, the next ones are
 already being spoken (in one batch: ``SpeechWaves``), and two sentences may
 convert at once on two workers. Results are still yielded strictly in
-sentence order. Nothing here blocks the
-event loop: the TTS client is asyncio-native and pool jobs are awaited as
-futures.
+sentence order. Nothing here blocks the event loop: the TTS client is
+asyncio-native and pool jobs are awaited as futures.
 
 Long-text guards: every sentence gets a semantic-token budget from its length
 (50 tokens per second of speech), so broken or random weights cannot generate

@@ -189,17 +189,13 @@ class VoiceServices:
             else:
                 raise InvalidInput(f"unknown voice {voice!r}; {self.describe_voices()}", field="voice")
         if selection.rvc_model is not None:
-            await self.ensure_rvc_model(selection.rvc_model)
+            await self.voice.ensure_voice(selection.rvc_model)
         return selection
 
     def describe_voices(self) -> str:
         saved = ", ".join(self.voices.names()) or "none (POST /voices)"
         models = ", ".join(list_voices(self.settings.weights_dir)) or "none"
         return f"saved voices: {saved}; RVC models in WEIGHTS_DIR: {models}"
-
-    async def ensure_rvc_model(self, name: str) -> None:
-        """Load a .pth on every worker the first time a request needs it (the pool converts resident ones)."""
-        await self.voice.ensure_voice(name)
 
     async def close(self) -> None:
         await asyncio.gather(self.speech.close(), self.voice.close(), return_exceptions=True)
