@@ -56,6 +56,7 @@ fi
 echo "installing pinned dependencies into .venv (first time: a few minutes)"
 # torch first and exactly pinned: the CPU wheel; nothing may pull a CUDA build afterwards.
 .venv/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0"
-.venv/bin/python -m pip install --disable-pip-version-check -q -e ".[dev]"
+# dev: pytest, ruff, mypy; analysis: the code-analysis tools under tools/ (their tests run in CI).
+.venv/bin/python -m pip install --disable-pip-version-check -q -e ".[dev,analysis]"
 .venv/bin/python -m pip check
 echo "$digest" > "$stamp"

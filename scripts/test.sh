@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Set up the environment (first run installs everything) and run the full test suite.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/foundation -x`.
+# Set up the environment (first run installs everything), check the code, then run the full test suite.
+# The checks come first and stop the run on any finding: ruff (lint) and mypy (types), both configured
+# in pyproject.toml. Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/foundation -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh --test
+echo "ruff check"
+.venv/bin/ruff check .
+echo "mypy (files and settings: [tool.mypy] in pyproject.toml)"
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"
