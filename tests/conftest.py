@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,21 @@ def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         raise RuntimeError(f"golden fixtures not found at {SHARED_FIXTURES}; ../shared must sit beside the repo")
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_torch_thread() -> Iterator[None]:
+    """One torch thread for the whole run, and the previous count back at its end.
+
+    The goldens were made single-threaded (more threads change float summation order), and the CI
+    box's cores are shared with tritonserver and the RVC workers. Worker processes (spawn) and
+    tritonserver are not affected: each sets its own count.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

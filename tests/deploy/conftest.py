@@ -85,12 +85,9 @@ def settings_for(asset_env: dict[str, str]) -> Settings:
 @pytest.fixture(scope="session")
 def demo_asset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real demo assets (the generators' output), made once per session under ``<root>/``."""
-    import torch
-
     from rvc.provision.demo import make_demo_assets
 
     root = tmp_path_factory.mktemp("demo-assets")
-    torch.set_num_threads(1)
     make_demo_assets(settings_for(asset_env_under(root)))
     return root
 

@@ -151,15 +151,12 @@ def test_cli_generates_loadable_demo_assets(run_tool: RunTool, settings: Setting
     assert report.complete and marked(settings) == all_folders(settings)
 
     # what landed in the settings' folders loads with the real loaders
-    import torch
-
     from rvc.infer.hubert import ContentEncoder
     from rvc.infer.index import FeatureIndex
     from rvc.infer.rmvpe import RMVPE
     from rvc.infer.synthesizer import load_voice_checkpoint
     from sparktts.audio_tokenizer import BiCodecTokenizer
 
-    torch.set_num_threads(1)
     voice = load_voice_checkpoint(settings.weights_dir / settings.rvc_model)
     assert voice.version == "v2" and voice.if_f0
     FeatureIndex.load(settings.weights_dir / f"{settings.voice_name}.index")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +10,6 @@ import torch
 
 from rvc.infer.hubert import ContentEncoder
 from rvc.infer.synthesizer import SynthesizerConfig, VoiceCheckpoint, load_voice_checkpoint, official_config
-
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

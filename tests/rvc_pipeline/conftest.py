@@ -8,15 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 SAMPLE_RATE = 16000
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _single_thread() -> None:
-    # goldens were made with one thread; it also keeps the shared 2-core box usable
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pytest
-import torch
 
 if TYPE_CHECKING:
     from rvc.server.config import PoolConfig
@@ -33,11 +32,6 @@ class Assets:
     weights_dir: Path
     hubert: Path
     rmvpe: Path
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _single_thread() -> None:
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

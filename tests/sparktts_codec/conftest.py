@@ -14,11 +14,6 @@ from sparktts.audio_tokenizer import BiCodecTokenizer
 from sparktts.bicodec import BiCodec
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _single_thread() -> None:
-    torch.set_num_threads(1)  # goldens were made single-threaded; also keeps CI cores free
-
-
 @pytest.fixture(scope="session")
 def bicodec_tiny_dir(shared_fixtures: Path) -> Path:
     return shared_fixtures / "bicodec_tiny"

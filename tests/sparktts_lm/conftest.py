@@ -9,18 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from sparktts.inference import SparkTTS
 
 CASES = ("b1_clone_prompt_text", "b2_clone_no_prompt_text", "b3_control", "b4_clone_prompt_text_greedy")
 GOLDEN_SEED = 1234  # the harness ran torch.manual_seed(1234) right before generate
 GOLDEN_MAX_NEW_TOKENS = 120
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _single_thread() -> None:
-    torch.set_num_threads(1)  # the goldens were made single-threaded; also keeps CI cores free
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from rvc.errors import TritonStartError
 from rvc.grpc.launcher import TritonServer, TritonServerConfig
@@ -50,11 +49,6 @@ def official_inputs(protocol, reference: Reference, spark_tts, target_text: str,
     inputs[2].set_data_from_numpy(np.array([reference.text], dtype=object).reshape((1, 1)))
     inputs[3].set_data_from_numpy(np.array([target_text], dtype=object).reshape((1, 1)))
     return inputs
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _single_thread() -> None:
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
