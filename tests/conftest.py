@@ -5,8 +5,12 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
@@ -43,3 +47,17 @@ def single_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A whole stack (tritonserver, RVC workers, API) for one test module alone.
+
+    For destructive tests (Triton stopped, workers killed): they break only their own stack,
+    never the one a whole package of tests shares. ``running_stack`` also stops a Triton that a
+    test restarted.
+    """
+    from tests.stack import running_stack
+
+    with running_stack(tmp_path_factory.mktemp("own_stack")) as running:
+        yield running
