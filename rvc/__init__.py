@@ -9,7 +9,7 @@ import sys
 def _shadow_local_triton_folder() -> None:
     # The repo's `triton/` model-repository folder looks like a namespace package
     # when the repo root is on sys.path, and torch then mistakes it for OpenAI's
-    # Triton (infra.md §0.5). The real package has an origin; a bare folder has none.
+    # Triton (docs/triton_runtime.md). The real package has an origin; a bare folder has none.
     if "triton" in sys.modules:
         return
     spec = importlib.util.find_spec("triton")

@@ -1,4 +1,4 @@
-"""The released Spark-TTS-0.5B configurations (reference/spark_tts.md section 1), as plain mappings.
+"""The released Spark-TTS-0.5B configurations (docs/spark_tts_reference.md), as plain mappings.
 
 What ``BiCodec/config.yaml``, ``LLM/config.json`` and ``wav2vec2-large-xlsr-53/config.json`` of
 the official model folder hold, for code that builds the full-size architecture without the
@@ -31,7 +31,7 @@ BICODEC_CONFIG: dict[str, Any] = {
     }
 }  # fmt: skip
 
-# The Qwen2 fields of LLM/config.json (reference/keys/llm_keys.json has the matching shapes).
+# The Qwen2 fields of LLM/config.json (docs/spark_tts_reference.md).
 LLM_CONFIG: dict[str, Any] = {
     "vocab_size": 166000, "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
     "num_attention_heads": 14, "num_key_value_heads": 2, "max_position_embeddings": 32768, "rope_theta": 1e6,

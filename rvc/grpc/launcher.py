@@ -4,7 +4,7 @@ Two installations are supported. In NVIDIA's image ``tritonserver`` is on
 PATH with its python backend in ``/opt/tritonserver/backends``. Everywhere
 else the binary comes from the installed ``nvidia-pytriton`` wheel, whose
 python backend needs the stub built for the running Python copied beside it
-(reference/infra.md §6). The traps this module exists for:
+(docs/triton_runtime.md, "Running tritonserver as a managed subprocess"). The traps this module exists for:
 
 * the stub's embedded interpreter ignores PYTHONPATH: it finds the venv via
   ``<venv>/bin`` first on PATH, and needs this interpreter's libdir first on

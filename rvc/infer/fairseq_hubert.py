@@ -10,7 +10,7 @@ every other global becomes an inert stand-in object that only stores what the pi
 subprocess, builtins, ...) are refused outright.
 
 The weights then go through an explicit fairseq -> ``transformers.HubertModel`` key table with
-shape checks (reference/rvc.md §4; verified numerically by fixtures/hubert_tiny).
+shape checks (docs/rvc_reference.md, "HuBERT"; verified numerically by fixtures/hubert_tiny).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """RVC's offline conversion, step by step: 16 kHz input -> voice audio at the model's rate.
 
 The steps and their order follow the reference ``Pipeline.pipeline`` / ``Pipeline.vc``
-(reference/rvc.md section 2): high-pass, split long inputs at quiet points, reflect-pad
+(docs/rvc_reference.md): high-pass, split long inputs at quiet points, reflect-pad
 each side by ``x_pad`` seconds, f0 once on the whole padded signal, then per segment
 HuBERT features -> index blend -> x2 upsampling -> protect mix -> synthesizer, trim the
 padding, volume-envelope mix, optional resample. The models are passed in; nothing here

@@ -1,7 +1,7 @@
 """Waveform steps around RVC's models: peak limit, high-pass, split points, volume envelope, resample, int16.
 
 Each function is one step of RVC's offline pipeline (``vc_single`` / ``Pipeline.pipeline``,
-see reference/rvc.md section 2) with the same dtypes, so outputs agree with the reference
+see docs/rvc_reference.md) with the same dtypes, so outputs agree with the reference
 to the last bit or within float rounding. Sample rates are in the names or docstrings.
 """
 

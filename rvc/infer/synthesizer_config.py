@@ -1,6 +1,6 @@
 """Architecture of an RVC synthesizer, as stored positionally in a voice checkpoint's ``config`` list.
 
-An official ``.pth`` holds 18 constructor arguments (reference/rvc.md §1); the content width
+An official ``.pth`` holds 18 constructor arguments (docs/rvc_reference.md); the content width
 (256 for v1, 768 for v2) and the decoder type (NSF with f0, or plain HiFi-GAN) are not in the list
 but come from the checkpoint's ``version`` and ``f0`` entries, so they are fields here too.
 """

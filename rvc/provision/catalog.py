@@ -39,7 +39,7 @@ SPARK_REPO = "SparkAudio/Spark-TTS-0.5B"
 RVC_BASE_REPO = "lj1995/VoiceConversionWebUI"
 ASSET_GROUPS = ("spark", "hubert", "rmvpe", "voices")
 
-# The layout SparkTTS.from_pretrained reads (reference/spark_tts.md §1).
+# The layout SparkTTS.from_pretrained reads (docs/spark_tts_reference.md).
 SPARK_REQUIRED_FILES = (
     "config.yaml",
     "BiCodec/config.yaml",

@@ -56,7 +56,7 @@ class PoolConfig:
     precision: the voice decoder's precision, "fp32" (exact), "bf16" or "fp16"
         (rvc.infer.converter.decoder_dtype says what each costs in accuracy).
     torch_threads: intra-op threads per worker; 1, because N workers each with
-        several threads oversubscribe the cores (infra.md §0.6: 5-40x slower).
+        several threads oversubscribe the cores (docs/triton_runtime.md: 5-40x slower).
     """
 
     weights_dir: Path

@@ -31,7 +31,7 @@ output [
 instance_group [ { kind: KIND_CPU count: 1 } ]
 """
 
-# Imports transformers on purpose: with the wrong libpython the stub fails exactly there (infra.md §0.4).
+# Imports transformers on purpose: with the wrong libpython the stub fails exactly there (docs/triton_runtime.md).
 ECHO_MODEL = """
 import json, os, sys
 import numpy as np

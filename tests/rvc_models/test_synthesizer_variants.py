@@ -96,7 +96,7 @@ def test_long_input_keeps_relative_attention_band_exact() -> None:
 
 
 def _banded_attention_reference(attention, x: torch.Tensor) -> torch.Tensor:
-    """Direct O(T²) formula with an explicit |j − i| ≤ window band (reference/rvc.md §1)."""
+    """Direct O(T²) formula with an explicit |j − i| ≤ window band (docs/rvc_reference.md)."""
     length = x.shape[-1]
     heads, width, window = attention.n_heads, attention.head_channels, attention.window
     q = attention.conv_q(x).view(heads, width, length).transpose(1, 2) / width**0.5

@@ -1,4 +1,4 @@
-"""The released ``BiCodec/config.yaml`` of Spark-TTS-0.5B (spark_tts.md section 1), as a mapping."""
+"""The released ``BiCodec/config.yaml`` of Spark-TTS-0.5B (docs/spark_tts_reference.md), as a mapping."""
 
 from __future__ import annotations
 
