@@ -105,7 +105,7 @@ def run_workload(workload: str, rounds: int, workers: int, reference: bytes) -> 
         triton = start_triton(settings)
         try:
             with serve_app(settings) as (app, base_url):
-                pipeline = app.state.services.pipeline  # type: ignore[attr-defined]
+                pipeline = app.state.services.pipeline
                 timed_stream(base_url, reference, 0)  # warm-up
                 for round_index in range(rounds):
                     for mode, lookahead in zip(MODES, (workers + 1, 1), strict=True):

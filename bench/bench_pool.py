@@ -81,6 +81,8 @@ def measure_latency(
 ) -> dict[str, float]:
     in_process, pool_latency, added, service, ipc, cpu_in, cpu_pool = [], [], [], [], [], [], []
     (worker_pid,) = (worker.pid for worker in pool.status().workers)
+    if worker_pid is None:
+        raise SystemExit("the pool's one worker has no process id: it did not start")
     for audio in inputs:
         started, cpu = time.perf_counter(), time.process_time()
         expected = converter.convert(VOICE, audio, SAMPLE_RATE, params)

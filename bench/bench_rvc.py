@@ -25,6 +25,7 @@ measure of work than wall time.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -32,6 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -43,7 +45,7 @@ import rvc  # noqa: E402,F401  (installs the triton-folder guard before torch lo
 import torch  # noqa: E402
 
 from rvc.infer.converter import ConversionParams, ConverterAssets, VoiceConverter  # noqa: E402
-from rvc.infer.index import FeatureIndex  # noqa: E402
+from rvc.infer.index import FeatureIndex, Trace  # noqa: E402
 from rvc.infer.pipeline import SegmentModels, run_pipeline  # noqa: E402
 from rvc.infer.signal_ops import limit_peak, to_int16  # noqa: E402
 from rvc.infer.synthesizer import Synthesizer  # noqa: E402
@@ -107,17 +109,24 @@ class PerCallIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def blend(self, feats: torch.Tensor, index_rate: float, *, trace=None) -> torch.Tensor:
+    def blend(self, feats: torch.Tensor, index_rate: float, *, trace: Trace | None = None) -> torch.Tensor:
         return FeatureIndex.load(self.path).blend(feats, index_rate, trace=trace)
 
 
 class UnfoldedSynthesizer(Synthesizer):
     """Weight norm as a parametrization (g * v / ||v|| recomputed on every forward), no inference_mode."""
 
-    def infer(self, phone, phone_lengths, pitch, nsff0, sid, **kwargs) -> torch.Tensor:
-        return Synthesizer.synthesize.__wrapped__(
-            self, phone, phone_lengths, pitch, nsff0, sid, **kwargs
-        ).audio
+    def infer(
+        self,
+        phone: torch.Tensor,
+        phone_lengths: torch.Tensor,
+        pitch: torch.Tensor | None,
+        nsff0: torch.Tensor | None,
+        sid: torch.Tensor,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        synthesize = inspect.unwrap(Synthesizer.synthesize)  # without its inference_mode decorator
+        return synthesize(self, phone, phone_lengths, pitch, nsff0, sid, **kwargs).audio
 
 
 def load_unfolded_synthesizer(path: Path) -> UnfoldedSynthesizer:
@@ -152,7 +161,9 @@ class Baseline:
 
     def convert(self, audio16k: np.ndarray, params: ConversionParams) -> tuple[np.ndarray, dict[str, float]]:
         models = SegmentModels(hubert=self.converter.hubert, synthesizer=self.synthesizer, version="v2",
-                               index=PerCallIndex(self.index_path), device=torch.device("cpu"))  # fmt: skip
+                               # duck-typed: the pipeline only calls the index's blend
+                               index=cast(FeatureIndex, PerCallIndex(self.index_path)),
+                               device=torch.device("cpu"))  # fmt: skip
         timings: dict[str, float] = {}
         start = time.perf_counter()
         with torch.no_grad():

@@ -31,9 +31,11 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,6 +47,10 @@ import rvc  # noqa: E402,F401  (installs the triton-folder guard before torch lo
 import torch  # noqa: E402
 
 from rvc.grpc.client import AsyncTritonSparkClient, TTSParams  # noqa: E402
+
+if TYPE_CHECKING:
+    from rvc.grpc.launcher import TritonServer
+    from sparktts.inference import SparkTTS
 
 OFFICIAL = "official (L20 GPU, TensorRT-LLM, 26 prompts / 169 s of audio): RTF 0.1362 @1, 0.0737 @2, 0.0704 @4 " \
            "offline; first chunk 210.42 ms @1, 226.08 ms @2, 1017.70 ms @4 streaming"
@@ -170,7 +176,7 @@ def reference_clip(seconds: float = 4.0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- the two sides
-def run_in_process(tts, reference: np.ndarray, seeds: list[int], concurrency: int, max_new_tokens: int) -> list[Sample]:
+def run_in_process(tts: SparkTTS, reference: np.ndarray, seeds: list[int], concurrency: int, max_new_tokens: int) -> list[Sample]:
     def one(seed: int) -> Sample:
         start = time.perf_counter()
         first, samples = None, 0
@@ -217,8 +223,8 @@ class Side:
     """One way of running requests: ``run(seeds, concurrency) -> samples``; ``cpu()`` -> CPU seconds so far."""
 
     name: str
-    run: object
-    cpu: object
+    run: Callable[[list[int], int], list[Sample]]
+    cpu: Callable[[], float | None]
 
 
 def measure(sides: list[Side], levels: list[int], per_level: int, rounds: int) -> list[Level]:
@@ -227,7 +233,7 @@ def measure(sides: list[Side], levels: list[int], per_level: int, rounds: int) -
     results = []
     for concurrency in levels:
         seeds = list(range(1000 * concurrency, 1000 * concurrency + max(per_level, concurrency)))
-        totals = {side.name: ([], 0.0, 0.0) for side in sides}
+        totals: dict[str, tuple[list[Sample], float, float | None]] = {side.name: ([], 0.0, 0.0) for side in sides}
         for round_index in range(rounds):
             for side in sides if round_index % 2 == 0 else sides[::-1]:
                 samples, wall, cpu = totals[side.name]
@@ -235,7 +241,7 @@ def measure(sides: list[Side], levels: list[int], per_level: int, rounds: int) -
                 samples = samples + side.run(seeds, concurrency)
                 wall += time.perf_counter() - start
                 after = side.cpu()
-                cpu = None if after is None or cpu is None else cpu + after - cpu_before
+                cpu = None if after is None or cpu is None or cpu_before is None else cpu + after - cpu_before
                 totals[side.name] = (samples, wall, cpu)
         for side in sides:
             level = summarize(side.name, concurrency, *totals[side.name])
@@ -246,7 +252,7 @@ def measure(sides: list[Side], levels: list[int], per_level: int, rounds: int) -
     return results
 
 
-def start_server(model_dir: Path, scratch: Path, threads: int):
+def start_server(model_dir: Path, scratch: Path, threads: int) -> TritonServer:
     from rvc.errors import TritonStartError
     from rvc.grpc.launcher import TritonServer, TritonServerConfig
     from rvc.grpc.model_repository import prepare_model_repository
@@ -281,13 +287,15 @@ def table(rows: list[Level]) -> str:
         if served is None:
             continue
         local_rps = local.requests_per_s if local else None
+        local_first = local.first_chunk_p50_ms if local else None
+        local_cpu = local.cpu_s_per_request if local else None
         lines.append(" | ".join([
             f"| {concurrency}", value(local_rps, ".3f"), f"{served.requests_per_s:.3f}",
             cost(local_rps, served.requests_per_s),
-            value(local and local.first_chunk_p50_ms, ".0f") + " ms", f"{served.first_chunk_p50_ms:.0f} ms",
-            cost(served.first_chunk_p50_ms, local and local.first_chunk_p50_ms),
-            value(local and local.cpu_s_per_request, ".2f"), value(served.cpu_s_per_request, ".2f"),
-            cost(served.cpu_s_per_request, local and local.cpu_s_per_request), f"{served.rtf:.3f} |",
+            value(local_first, ".0f") + " ms", f"{served.first_chunk_p50_ms:.0f} ms",
+            cost(served.first_chunk_p50_ms, local_first),
+            value(local_cpu, ".2f"), value(served.cpu_s_per_request, ".2f"),
+            cost(served.cpu_s_per_request, local_cpu), f"{served.rtf:.3f} |",
         ]))
     return "\n".join(lines)
 
@@ -313,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = reference_clip()
     rows: list[Level] = []
 
-    def triton_side(url: str, server=None) -> Side:
+    def triton_side(url: str, server: TritonServer | None = None) -> Side:
         def run(seeds: list[int], concurrency: int) -> list[Sample]:
             return asyncio.run(run_triton(url, reference, seeds, concurrency, tokens))
 

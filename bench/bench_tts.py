@@ -86,6 +86,8 @@ def build_llm(layers: int, seed: int) -> Qwen2ForCausalLM:
 def build_codec(seed: int) -> tuple[BiCodecTokenizer, Wav2Vec2Model]:
     torch.manual_seed(seed)
     bicodec = BiCodec(BiCodecConfig.from_dict(BICODEC_CONFIG)).eval()
+    if bicodec.decoder is None:
+        raise SystemExit("the BiCodec build has no decoder")
     bicodec.decoder.prepare_for_inference()
     w2v_config = Wav2Vec2Config(**WAV2VEC2_CONFIG)
     w2v = Wav2Vec2Model(w2v_config).eval()
@@ -96,6 +98,8 @@ def build_codec(seed: int) -> tuple[BiCodecTokenizer, Wav2Vec2Model]:
 
 def official_tokenize(codec: BiCodecTokenizer, w2v: Wav2Vec2Model, wav: np.ndarray) -> None:
     """Upstream's tokenize: all 24 layers with every hidden state, then the same BiCodec calls."""
+    if codec.wav2vec2 is None:
+        raise SystemExit("the codec was built without wav2vec2")
     with torch.inference_mode():
         inputs = codec.wav2vec2.prepare(wav)
         hidden = w2v(inputs, output_hidden_states=True).hidden_states
@@ -186,7 +190,7 @@ def main() -> None:
                ("SparkLM fast_matmul+restrict_vocab (opt-in)", "restrict", True, False)]
     timings = time_decode(model, lm, configs, {1: prompt1, 4: prompt4}, steps, reps)
     if args.bf16:
-        model.to(torch.bfloat16)
+        model.to(torch.bfloat16)  # type: ignore[arg-type]  # transformers' `to` wrapper annotates the model as its first argument
         bf16 = [("SparkLM bf16 fast_matmul+restrict (opt-in)", "restrict", True, False)]
         timings.update(time_decode(model, lm, bf16, {1: prompt1, 4: prompt4}, steps, reps))
     rows: dict[str, dict[str, float]] = {}

@@ -14,7 +14,7 @@ def _shadow_local_triton_folder() -> None:
         return
     spec = importlib.util.find_spec("triton")
     if spec is not None and spec.origin is None:
-        sys.modules["triton"] = None  # type: ignore[assignment]
+        sys.modules["triton"] = None  # type: ignore[assignment]  # None there makes `import triton` raise ImportError, as documented
 
 
 _shadow_local_triton_folder()

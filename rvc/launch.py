@@ -18,6 +18,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
 from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.errors import VoiceError
@@ -82,7 +83,11 @@ def serve_api(settings: Settings, stop: threading.Event) -> int:
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
     )
-    watcher = threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True)
+    def exit_when_stopped() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    watcher = threading.Thread(target=exit_when_stopped, daemon=True)
     watcher.start()
     server.run()
     return 0 if server.started or stop.is_set() else 1
@@ -99,7 +104,7 @@ def print_usage(settings: Settings) -> None:
     )
 
 
-def triton_device(settings: Settings) -> str:
+def triton_device(settings: Settings) -> Literal["cpu", "cuda"]:
     """Where the Triton models run: DEVICE, or CUDA when "auto" finds an NVIDIA driver."""
     if settings.device != "auto":
         return settings.device

@@ -35,5 +35,5 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.addFilter(_RequestIdFilter())
-    handler._voice_service = True  # type: ignore[attr-defined]
+    handler._voice_service = True  # type: ignore[attr-defined]  # a marker, so a second call (even after a reload) finds its handler
     root.addHandler(handler)

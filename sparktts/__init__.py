@@ -10,4 +10,4 @@ import sys
 
 # A bare `triton/` folder on sys.path (the repo root) would be taken for OpenAI's Triton by torch.
 if "triton" not in sys.modules and (spec := importlib.util.find_spec("triton")) is not None and spec.origin is None:
-    sys.modules["triton"] = None  # type: ignore[assignment]
+    sys.modules["triton"] = None  # type: ignore[assignment]  # None there makes `import triton` raise ImportError, as documented

@@ -92,19 +92,22 @@ class BiCodecTokenizer:
         if not wavs:
             return []
         checked = [self._check_tokenizable(wav) for wav in wavs]
+        wav2vec2 = self.wav2vec2
+        if wav2vec2 is None:  # _check_tokenizable refused it already; this tells the type checker
+            raise RuntimeError("BiCodecTokenizer was loaded with with_encoder=False: it cannot tokenize")
         clip_length = self.config.ref_segment_length
         clips = np.stack([reference_clip(wav, clip_length).astype(np.float32) for wav in checked])
         ref_wav = torch.from_numpy(clips).to(self.device)
         mel = self.model.mel(ref_wav).to(self.model.quantizer.codebook.weight.dtype)
         global_tokens = self.model.speaker_encoder.tokenize(mel.transpose(1, 2))  # (B, 1, 32)
 
-        semantic: list[torch.Tensor | None] = [None] * len(checked)
+        semantic: dict[int, torch.Tensor] = {}
         by_length: dict[int, list[int]] = {}
         for index, wav in enumerate(checked):
             by_length.setdefault(wav.shape[0], []).append(index)
         for indices in by_length.values():
-            inputs = torch.cat([self.wav2vec2.prepare(checked[i]) for i in indices])
-            feats = self.wav2vec2(inputs)
+            inputs = torch.cat([wav2vec2.prepare(checked[i]) for i in indices])
+            feats = wav2vec2(inputs)
             tokens = self.model.quantizer.tokenize(self.model.encode(feats))
             for row, index in enumerate(indices):
                 semantic[index] = tokens[row : row + 1].cpu()
@@ -122,8 +125,8 @@ class BiCodecTokenizer:
         glob = glob.unsqueeze(0) if glob.dim() == 1 else glob
         self._check_tokens(glob, semantic)
         wav = self.model.detokenize(semantic.to(self.device).long(), glob.to(self.device).long().unsqueeze(1))
-        wav = wav[:, 0].float().cpu().numpy()
-        return wav[0] if squeeze else wav
+        audio = wav[:, 0].float().cpu().numpy()
+        return audio[0] if squeeze else audio
 
     def _check_tokens(self, glob: torch.Tensor, semantic: torch.Tensor) -> None:
         token_num = self.model.config.speaker_encoder.token_num

@@ -112,8 +112,9 @@ class BiCodec(nn.Module):
     def reset_buffers(self) -> None:
         """Recompute every derived buffer (FSQ tables, mel window and filterbank) in place."""
         for module in self.modules():
-            if module is not self and hasattr(module, "reset_buffers"):
-                module.reset_buffers()
+            reset = getattr(module, "reset_buffers", None)
+            if module is not self and callable(reset):
+                reset()
 
     def save_pretrained(self, model_dir: str | Path) -> Path:
         """Write ``config.yaml`` + ``model.safetensors`` in the official layout (weight_g / weight_v).

@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from sparktts.errors import CheckpointError
 
@@ -46,6 +46,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"config file not found: {path}")
     config = OmegaConf.load(path)
+    if not isinstance(config, DictConfig):
+        raise CheckpointError(f"{path}: expected a mapping at the top level")
     base = config.get("base_config", None)
     if base is not None:
         base_path = Path(str(base))
@@ -53,11 +55,13 @@ def load_config(path: str | Path) -> dict[str, Any]:
             base_path = path.parent / base_path
         if not base_path.is_file():
             raise CheckpointError(f"{path}: base_config {base!s} not found")
-        config = OmegaConf.merge(OmegaConf.load(base_path), config)
-    container = OmegaConf.to_container(config, resolve=True)
+        merged = OmegaConf.merge(OmegaConf.load(base_path), config)
+    else:
+        merged = config
+    container = OmegaConf.to_container(merged, resolve=True)
     if not isinstance(container, dict):
         raise CheckpointError(f"{path}: expected a mapping at the top level")
-    return container
+    return cast(dict[str, Any], container)  # YAML mapping keys of a config are names
 
 
 def _positive(owner: str, **values: float | None) -> None:

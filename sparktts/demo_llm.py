@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -124,7 +125,12 @@ def _write_tokenizer(tokenizer: Tokenizer, out: Path) -> dict[str, int]:
     (out / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
     (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    ids = {content: tokenizer.token_to_id(content) for content, _ in official_added_tokens()}
+    ids: dict[str, int] = {}
+    for content, _ in official_added_tokens():
+        token_id = tokenizer.token_to_id(content)
+        if token_id is None:
+            raise ValueError(f"the demo tokenizer lost its added token {content!r}")
+        ids[content] = token_id
     (out / "added_tokens.json").write_text(json.dumps(ids, indent=2), encoding="utf-8")
     entry = {k: v for k, v in _token_entry("", True).items() if k != "special"}
     special_map = {
@@ -178,7 +184,7 @@ def write_demo_llm(
     ids = _write_tokenizer(_build_tokenizer(), out)
     vocab_rows = -(-(max(ids.values()) + 1) // 128) * 128
     end_of_text, im_end = ids["<|endoftext|>"], ids["<|im_end|>"]
-    config = {
+    config: dict[str, Any] = {
         "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": end_of_text,
         "eos_token_id": end_of_text, "hidden_act": "silu", "hidden_size": hidden_size, "initializer_range": 0.02,
         "intermediate_size": 2 * hidden_size, "max_position_embeddings": 32768, "max_window_layers": num_layers,

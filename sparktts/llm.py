@@ -32,11 +32,12 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoTokenizer, DynamicCache, Qwen2ForCausalLM
+from transformers import AutoTokenizer, DynamicCache, PreTrainedTokenizerBase, Qwen2ForCausalLM
 
 from sparktts import prompts
 from sparktts.errors import CheckpointError
@@ -108,7 +109,7 @@ class SmallBatchLinear(nn.Linear):
 class SparkLM:
     """Qwen2 LM + tokenizer. ``generate``/``stream`` return generated ids only (stop id included)."""
 
-    def __init__(self, model: Qwen2ForCausalLM, tokenizer, *, fast_matmul: bool | None = None) -> None:
+    def __init__(self, model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, *, fast_matmul: bool | None = None) -> None:
         self.model = model.eval()
         if fast_matmul is None:  # see the module docstring
             fast_matmul = model.get_output_embeddings().weight.device.type == "cpu"
@@ -155,7 +156,11 @@ class SparkLM:
             raise CheckpointError(f"Spark LLM folder {llm_dir} has no config.json")
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
-            model, info = Qwen2ForCausalLM.from_pretrained(str(llm_dir), dtype=dtype, output_loading_info=True)
+            # output_loading_info=True makes it return (model, info); its annotation does not say so
+            model, info = cast(
+                "tuple[Qwen2ForCausalLM, dict[str, list[str]]]",
+                Qwen2ForCausalLM.from_pretrained(str(llm_dir), dtype=dtype, output_loading_info=True),
+            )
         except (OSError, ValueError) as exc:  # transformers' errors for unreadable files / configs
             raise CheckpointError(f"cannot load the Spark LLM from {llm_dir}: {exc}") from exc
         tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
@@ -164,7 +169,7 @@ class SparkLM:
         if any(problems.values()):
             raise CheckpointError(f"{llm_dir / 'model.safetensors'} does not fit config.json: "
                                   + "; ".join(f"{kind} {keys[:20]}" for kind, keys in problems.items() if keys))
-        model = model.to(device)
+        model = model.to(device)  # type: ignore[arg-type]  # transformers' `to` wrapper annotates the model as its first argument
         lm = cls(model, tokenizer, fast_matmul=fast_matmul)
         logger.info("loaded Spark LLM from %s (dtype %s, device %s, fast_matmul %s)", llm_dir, dtype, device,
                     lm.fast_matmul)
@@ -174,7 +179,7 @@ class SparkLM:
     def device(self) -> torch.device:
         return self.model.get_output_embeddings().weight.device
 
-    def _contiguous_ids(self, name_of, count: int) -> int | None:
+    def _contiguous_ids(self, name_of: Callable[[int], str], count: int) -> int | None:
         """Id of token 0 if the ``count`` tokens have consecutive ids (the official layout), else None."""
         first = self.tokenizer.convert_tokens_to_ids(name_of(0))
         last = self.tokenizer.convert_tokens_to_ids(name_of(count - 1))
@@ -187,12 +192,17 @@ class SparkLM:
         """prompt -> (1, L) int64 ids, as ``tokenizer([prompt], return_tensors="pt")``."""
         return self.tokenizer([prompt], return_tensors="pt")["input_ids"]
 
+    def _text(self, generated_ids: Sequence[int]) -> str:
+        """The text the official parse reads: decoded with ``skip_special_tokens=True``."""
+        text = self.tokenizer.decode(list(generated_ids), skip_special_tokens=True)
+        return text if isinstance(text, str) else "".join(text)  # one id list decodes to one str
+
     def semantic_ids(self, generated_ids: Sequence[int]) -> list[int]:
         """Official parse: decode with ``skip_special_tokens=True`` then regex ``bicodec_semantic_N``."""
-        return prompts.parse_semantic_tokens(self.tokenizer.decode(list(generated_ids), skip_special_tokens=True))
+        return prompts.parse_semantic_tokens(self._text(generated_ids))
 
     def global_ids(self, generated_ids: Sequence[int]) -> list[int]:
-        return prompts.parse_global_tokens(self.tokenizer.decode(list(generated_ids), skip_special_tokens=True))
+        return prompts.parse_global_tokens(self._text(generated_ids))
 
     def semantic_index(self, token_id: int) -> int | None:
         """Semantic code of one token id, or None (a lookup for streaming; same as the regex per token)."""
@@ -202,11 +212,14 @@ class SparkLM:
         """Global (speaker) code of one token id, or None."""
         return self._code_of(token_id, self._global_first, prompts.NUM_GLOBAL_CODES, prompts.parse_global_tokens)
 
-    def _code_of(self, token_id: int, first: int | None, count: int, parse) -> int | None:
+    def _code_of(
+        self, token_id: int, first: int | None, count: int, parse: Callable[[str], list[int]]
+    ) -> int | None:
         if first is not None:
             code = token_id - first
             return code if 0 <= code < count else None
-        found = parse(self.tokenizer.convert_ids_to_tokens(token_id) or "")
+        token = self.tokenizer.convert_ids_to_tokens(token_id)  # one id -> one token (or None)
+        found = parse(token if isinstance(token, str) else "")
         return found[0] if found else None
 
     def grammar_ids(self) -> torch.Tensor:
@@ -217,7 +230,8 @@ class SparkLM:
             names += list(prompts.DELIMITERS)
             ids = set(self.stop_ids)
             unk = self.tokenizer.unk_token_id
-            for token_id in self.tokenizer.convert_tokens_to_ids(names):
+            converted = self.tokenizer.convert_tokens_to_ids(names)  # a list of tokens -> a list of ids
+            for token_id in converted if isinstance(converted, list) else [converted]:
                 if token_id is not None and token_id != unk:
                     ids.add(int(token_id))
             self._grammar_rows = torch.tensor(sorted(i for i in ids if 0 <= i < self.vocab_rows), dtype=torch.long)
@@ -229,14 +243,14 @@ class SparkLM:
         head = self.model.get_output_embeddings()
         if not restrict:
             return head(hidden).float()
-        cached = self._grammar_weight
-        if cached is None or cached.dtype != head.weight.dtype or cached.device != head.weight.device:
+        weight = self._grammar_weight
+        if weight is None or weight.dtype != head.weight.dtype or weight.device != head.weight.device:
             rows = self.grammar_ids().to(head.weight.device)
-            self._grammar_weight = head.weight.detach().index_select(0, rows).contiguous()
+            weight = self._grammar_weight = head.weight.detach().index_select(0, rows).contiguous()
         rows = self.grammar_ids().to(hidden.device)
         logits = torch.full((hidden.shape[0], self.vocab_rows), float("-inf"), device=hidden.device)
         project = gemm_linear if self.fast_matmul else F.linear
-        logits[:, rows] = project(hidden, self._grammar_weight).float()
+        logits[:, rows] = project(hidden, weight).float()
         return logits
 
     def decode_steps(
@@ -313,7 +327,10 @@ class SparkLM:
         """Yield generated ids one by one (the stop id last, if reached); same ids as ``generate``."""
         input_ids = self.encode(prompt)
         for new in self.decode_steps(input_ids, torch.ones_like(input_ids), [params]):
-            yield new[0]  # type: ignore[misc]
+            token = new[0]
+            if token is None:  # the only row stopped (the loop ends with it anyway)
+                return
+            yield token
 
     def generate(self, prompt: str, params: GenerationParams) -> list[int]:
         """Generated ids only, as the official ``output_ids[len(input_ids):]`` (stop id included)."""

@@ -60,6 +60,8 @@ def slaney_mel_filterbank(n_freqs: int, f_min: float, f_max: float, n_mels: int,
 class _StftMagnitude(nn.Module):
     """Holds the analysis window as ``window``; returns |STFT| as (B, n_fft // 2 + 1, frames)."""
 
+    window: torch.Tensor
+
     def __init__(self, n_fft: int, win_length: int, hop_length: int) -> None:
         super().__init__()
         self.n_fft = n_fft
@@ -78,6 +80,8 @@ class _StftMagnitude(nn.Module):
 
 class _MelScale(nn.Module):
     """Holds the filterbank as ``fb`` (n_freqs, n_mels); maps (B, n_freqs, T) -> (B, n_mels, T)."""
+
+    fb: torch.Tensor
 
     def __init__(self, filterbank: torch.Tensor) -> None:
         super().__init__()

@@ -17,6 +17,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -89,7 +90,11 @@ class Wav2Vec2LayerMix(nn.Module):
         transformers.logging.set_verbosity_error()  # we report unexpected keys ourselves, concisely
         transformers.logging.disable_progress_bar()
         try:
-            model, info = Wav2Vec2Model.from_pretrained(model_dir, num_hidden_layers=keep, output_loading_info=True)
+            # output_loading_info=True makes it return (model, info); its annotation does not say so
+            model, info = cast(
+                "tuple[Wav2Vec2Model, dict[str, list[str]]]",
+                Wav2Vec2Model.from_pretrained(model_dir, num_hidden_layers=keep, output_loading_info=True),
+            )
         except (OSError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"cannot load wav2vec2 from {model_dir}: {exc}") from exc
         finally:

@@ -15,15 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from rvc.api.app import create_app
 from rvc.assets import mark_demo
 from rvc.grpc.launcher import TritonServer, TritonServerConfig
 from rvc.settings import Settings, load_settings
 from tests.conftest import free_port
+
+if TYPE_CHECKING:
+    from rvc.processing.services import VoiceServices
 
 VOICE = "SilverWolf_e300_s6600"
 
@@ -33,11 +38,13 @@ class Stack:
     settings: Settings
     triton: TritonServer
     base_url: str
-    app: object
+    app: FastAPI
 
     @property
-    def services(self):  # noqa: ANN201 - the app's VoiceServices
-        return self.app.state.services  # type: ignore[attr-defined]
+    def services(self) -> VoiceServices:
+        """The app's services, for tests that look inside the running gateway."""
+        services: VoiceServices = self.app.state.services
+        return services
 
 
 def write_demo_assets(root: Path, *, ends_speech: bool = True) -> dict[str, Path]:
@@ -79,7 +86,7 @@ def stack_settings(root: Path, paths: dict[str, Path], **overrides: object) -> S
     return load_settings(**values)
 
 
-def start_triton(settings: Settings, *, mode: str = "offline") -> TritonServer:
+def start_triton(settings: Settings, *, mode: Literal["offline", "streaming"] = "offline") -> TritonServer:
     from rvc.grpc.model_repository import prepare_model_repository
 
     repository = prepare_model_repository(settings.triton_model_repo, model_dir=settings.spark_model_dir, mode=mode)
@@ -98,7 +105,7 @@ def start_triton(settings: Settings, *, mode: str = "offline") -> TritonServer:
 
 
 @contextmanager
-def serve_app(settings: Settings, *, ready_timeout_s: float = 240.0) -> Iterator[tuple[object, str]]:
+def serve_app(settings: Settings, *, ready_timeout_s: float = 240.0) -> Iterator[tuple[FastAPI, str]]:
     """The real app under uvicorn on 127.0.0.1:<api_port>, in a thread; waits for /health to answer."""
     app = create_app(settings)
     server = uvicorn.Server(

@@ -147,8 +147,8 @@ def _restricted_load(file: Any, **kwargs: Any) -> Any:
 
 
 _RESTRICTED_PICKLE = types.ModuleType("rvc_restricted_pickle")
-_RESTRICTED_PICKLE.Unpickler = _RestrictedUnpickler  # type: ignore[attr-defined]
-_RESTRICTED_PICKLE.load = _restricted_load  # type: ignore[attr-defined]
+_RESTRICTED_PICKLE.Unpickler = _RestrictedUnpickler  # type: ignore[attr-defined]  # torch.load(pickle_module=) reads these two names
+_RESTRICTED_PICKLE.load = _restricted_load  # type: ignore[attr-defined]  # torch.load(pickle_module=) reads these two names
 
 
 def _plain(value: Any) -> Any:

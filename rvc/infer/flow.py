@@ -8,6 +8,8 @@ a gated WaveNet on the speaker embedding g.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -131,5 +133,5 @@ class ResidualCouplingBlock(nn.Module):
         """z_p: (B, inter, T) prior sample -> z: (B, inter, T) decoder latent."""
         x = z_p
         for flow in reversed(self.flows):
-            x = flow.reverse(x, x_mask, g)
+            x = cast(ResidualCouplingLayer | ChannelFlip, flow).reverse(x, x_mask, g)
         return x

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,7 @@ class ResBlock2(nn.Module):
 
     def half_width(self) -> int:
         """Samples on each side of an output sample that reach it through this block."""
-        return sum(_half_width(c) for c in self.convs)
+        return sum(_half_width(cast(nn.Conv1d, conv)) for conv in self.convs)
 
 
 class HiFiGanGenerator(nn.Module):
@@ -118,13 +119,14 @@ class HiFiGanGenerator(nn.Module):
 
     def receptive_field_frames(self) -> float:
         """An upper bound on how many input frames on each side of a frame reach its output samples."""
-        frames = _half_width(self.conv_pre)
+        frames: float = _half_width(self.conv_pre)
         rate = 1  # samples per frame before stage i
-        for i, up in enumerate(self.ups):
+        for i, module in enumerate(self.ups):
+            up = cast(nn.ConvTranspose1d, module)
             frames += math.ceil(up.kernel_size[0] / up.stride[0]) / rate
             rate *= up.stride[0]
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            frames += max(block.half_width() for block in blocks) / rate
+            frames += max(cast(ResBlock1 | ResBlock2, block).half_width() for block in blocks) / rate
         return frames + _half_width(self.conv_post) / rate
 
     def _windows(self, frames: int) -> list[tuple[int, int, int, int]]:
@@ -234,7 +236,7 @@ class NsfGenerator(HiFiGanGenerator):
     def _add_source(self, stage: int, x: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
         return x + self.noise_convs[stage](source)
 
-    def forward(  # type: ignore[override]
+    def forward(  # type: ignore[override]  # the NSF decoder needs f0 and a noise source; the plain one takes neither
         self,
         z: torch.Tensor,
         g: torch.Tensor,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import overload
 
 import faiss
 import numpy as np
@@ -112,6 +113,11 @@ class FeatureIndex:
         if orphans.any():
             retrieved[orphans] = queries[orphans]
         return retrieved
+
+    @overload
+    def blend(self, feats: torch.Tensor, index_rate: float, *, trace: Trace | None = None) -> torch.Tensor: ...
+    @overload
+    def blend(self, feats: np.ndarray, index_rate: float, *, trace: Trace | None = None) -> np.ndarray: ...
 
     def blend(
         self, feats: torch.Tensor | np.ndarray, index_rate: float, *, trace: Trace | None = None

@@ -177,7 +177,9 @@ def run_pipeline(
         generator = torch.Generator(device=models.device).manual_seed(params.seed)
     sid = torch.tensor([params.speaker_id], device=models.device, dtype=torch.long)
 
-    def synthesize(feats: torch.Tensor, lengths: torch.Tensor, pitch, pitchf) -> torch.Tensor:
+    def synthesize(
+        feats: torch.Tensor, lengths: torch.Tensor, pitch: torch.Tensor | None, pitchf: torch.Tensor | None
+    ) -> torch.Tensor:
         return models.synthesizer.infer(
             feats, lengths, pitch, pitchf, sid, generator=generator, deterministic=params.deterministic
         )
@@ -211,7 +213,7 @@ def run_pipeline(
     bounds = [(cut, cut + 2 * t_pad + HOP_LENGTH) for cut in cuts]
     for cut, end in [*bounds, (None, None)]:
         # each segment carries t_pad of context on both sides; its output loses it again
-        stop_frame = None if end is None else (cut + 2 * t_pad) // HOP_LENGTH
+        stop_frame = None if cut is None else (cut + 2 * t_pad) // HOP_LENGTH
         segment = audio_pad[start:end]
         frames = slice(start // HOP_LENGTH, stop_frame)
         seg_pitch = None if pitch is None else pitch[frames]

@@ -26,9 +26,11 @@ def from_planar(x: torch.Tensor) -> torch.Tensor:
     return x.squeeze(2).contiguous()
 
 
-def _check_zero_padding(module: nn.Conv1d | nn.ConvTranspose1d) -> None:
+def _zero_padding(module: nn.Conv1d | nn.ConvTranspose1d) -> int:
+    """The module's explicit zero padding (samples on each side); the planar path supports no other."""
     if module.padding_mode != "zeros" or isinstance(module.padding, str):
         raise ValueError(f"planar convolution needs explicit zero padding, got {module.padding_mode!r}")
+    return module.padding[0]
 
 
 class PlanarConv1d(nn.Conv1d):
@@ -37,9 +39,9 @@ class PlanarConv1d(nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
             return super().forward(x)
-        _check_zero_padding(self)
+        padding = _zero_padding(self)
         return F.conv2d(
-            x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, self.padding[0]),
+            x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, padding),
             (1, self.dilation[0]), self.groups,
         )  # fmt: skip
 
@@ -50,10 +52,10 @@ class PlanarConvTranspose1d(nn.ConvTranspose1d):
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if x.dim() == 3:
             return super().forward(x, output_size)
-        _check_zero_padding(self)
+        padding = _zero_padding(self)
         if output_size is not None:
             raise ValueError("output_size is not supported for planar input")
         return F.conv_transpose2d(
-            x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, self.padding[0]),
+            x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, padding),
             (0, self.output_padding[0]), self.groups, (1, self.dilation[0]),
         )  # fmt: skip

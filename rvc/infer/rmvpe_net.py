@@ -13,6 +13,7 @@ halves both axes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -108,10 +109,12 @@ class Encoder(nn.Module):
         """Returns the pooled bottom and the pre-pool tensor of every level (the skips)."""
         x = self.bn(x)
         skips = []
-        for layer in self.layers:
+        for module in self.layers:
+            layer = cast(ResEncoderBlock, module)
             x = layer(x)
             skips.append(x)
-            x = layer.pool(x)
+            if layer.pool is not None:  # every encoder level pools
+                x = layer.pool(x)
         return x, skips
 
 

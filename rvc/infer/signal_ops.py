@@ -115,7 +115,7 @@ def resample_output(wav: np.ndarray, source_rate: int, target_rate: int) -> np.n
 
 def to_int16(wav: np.ndarray) -> np.ndarray:
     """float audio -> int16, scaled down only when the peak exceeds 0.99; truncates toward zero."""
-    scale = 32768.0
+    scale: float | np.floating = 32768.0
     if wav.size:
         peak = np.float32(np.abs(wav).max()) / np.float32(INT16_HEADROOM)
         if peak > 1:

@@ -171,9 +171,9 @@ class Synthesizer(nn.Module):
         self._check_inputs(phone, phone_lengths, pitch, nsff0, sid)
         noise = NoiseSource(generator, deterministic=deterministic)
         g = self.emb_g(sid).unsqueeze(-1)
-        streaming = skip_head is not None and return_length is not None
-        if streaming:
-            head, length = int(skip_head), int(return_length)  # type: ignore[arg-type]
+        window = None if skip_head is None or return_length is None else (int(skip_head), int(return_length))
+        if window is not None:
+            head, length = window
             flow_head = max(head - STREAM_FLOW_CONTEXT, 0)
             decode_head = head - flow_head
             m_p, logs_p, x_mask = self.enc_p(phone, pitch, phone_lengths, flow_head)
@@ -181,7 +181,7 @@ class Synthesizer(nn.Module):
             m_p, logs_p, x_mask = self.enc_p(phone, pitch, phone_lengths)
         z_p = (m_p + torch.exp(logs_p) * noise.normal(tuple(m_p.shape), m_p) * noise_scale) * x_mask
         z = self.flow.reverse(z_p, x_mask, g)
-        if streaming:
+        if window is not None:
             z = z[:, :, decode_head : decode_head + length]
             x_mask = x_mask[:, :, decode_head : decode_head + length]
             if nsff0 is not None:

@@ -158,7 +158,7 @@ class SynthesizerConfig:
                     f"config sample rate must be an int or one of {sorted(SAMPLE_RATE_NAMES)}, got {sample_rate!r}"
                 )
             sample_rate = SAMPLE_RATE_NAMES[sample_rate]
-        return cls(*values[:17], sample_rate=sample_rate, version=version, if_f0=if_f0)
+        return cls(*values[:17], sample_rate=sample_rate, version=version, if_f0=if_f0)  # type: ignore[misc]  # the 17 entries are exactly the fields before sample_rate
 
     def to_checkpoint_list(self) -> list[Any]:
         """The official 18-entry ``config`` list (plain lists, so ``weights_only`` loading works)."""

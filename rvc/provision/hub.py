@@ -159,7 +159,7 @@ class HubClient:
         """Endpoint from ``HF_ENDPOINT`` (default huggingface.co), token from ``HF_TOKEN``."""
         env = os.environ if environ is None else environ
         endpoint = env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
-        return cls(endpoint, token=env.get("HF_TOKEN") or None, **kwargs)  # type: ignore[arg-type]
+        return cls(endpoint, token=env.get("HF_TOKEN") or None, **kwargs)  # type: ignore[arg-type]  # kwargs: the constructor's own keyword options, passed through
 
     def close(self) -> None:
         self._client.close()
@@ -245,7 +245,7 @@ class HubClient:
                 if attempt == self.retries:
                     raise HubError(f"{remote.label}: transfer failed after {attempt + 1} tries ({exc})") from exc
                 have = part.stat().st_size if part.exists() else 0
-                logger.warning("%s: %s; retrying from byte %d", remote.label, exc or type(exc).__name__, have)
+                logger.warning("%s: %s; retrying from byte %d", remote.label, str(exc) or type(exc).__name__, have)
                 time.sleep(self.retry_wait_s * 2**attempt)
         self._verify(remote, meta, part)
         os.replace(part, remote.destination)

@@ -10,6 +10,7 @@ a rounding decision and the reference margins are ~5e-4.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -21,6 +22,9 @@ _BOUND_EPS = 1e-3
 
 class FSQ(nn.Module):
     """One FSQ layer without projections: z (..., d) -> (codes in [-1, 1] (..., d), indices (...,) int32)."""
+
+    _levels: torch.Tensor
+    _basis: torch.Tensor
 
     def __init__(self, levels: tuple[int, ...]) -> None:
         super().__init__()
@@ -65,6 +69,8 @@ class ResidualFSQ(nn.Module):
     Layer i works at scale (L - 1) ** -i, so the first layer has scale 1.
     """
 
+    scales: torch.Tensor
+
     def __init__(self, levels: tuple[int, ...], num_quantizers: int, dim: int) -> None:
         super().__init__()
         codebook_dim = len(levels)
@@ -102,9 +108,11 @@ class ResidualFSQ(nn.Module):
         """indices (B, num_quantizers, N) -> projected codes (B, N, dim), summed over quantizers."""
         if indices.shape[1] != len(self.layers):
             raise ValueError(f"expected {len(self.layers)} quantizer rows, got indices of shape {tuple(indices.shape)}")
-        total = None
+        total: torch.Tensor | None = None
         for row, (layer, scale) in enumerate(zip(self.layers, self.scales, strict=True)):
-            codes = layer.indices_to_codes(indices[:, row].long()) * scale
+            codes = cast(FSQ, layer).indices_to_codes(indices[:, row].long()) * scale
             total = codes if total is None else total + codes
+        if total is None:
+            raise ValueError("a ResidualFSQ needs at least one quantizer layer")
         weight = next((p for p in self.project_out.parameters()), None)
         return self.project_out(total.to(weight.dtype) if weight is not None else total)

@@ -15,4 +15,5 @@ def init_conv_linear(module: nn.Module) -> None:
     """Truncated normal (std 0.02) weights and zero biases for Conv1d and Linear (not transposed convs)."""
     if isinstance(module, nn.Conv1d | nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,7 +83,8 @@ class PerceiverResampler(nn.Module):
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         context = self.proj_context(context)
         latents = self.latents.unsqueeze(0).expand(context.shape[0], -1, -1)
-        for attention, feed_forward in self.layers:
+        for block in self.layers:
+            attention, feed_forward = cast(nn.ModuleList, block)
             latents = attention(latents, context) + latents
             latents = feed_forward(latents) + latents
         return self.norm(latents)

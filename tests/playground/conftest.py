@@ -80,7 +80,7 @@ def page(context: BrowserContext, stack: Stack) -> Page:
     opened.goto(f"{stack.base_url}/")
     opened.wait_for_selector("body[data-ready='true']", timeout=30_000)
     opened.wait_for_selector("#status[data-health='ready']", timeout=30_000)
-    opened.console_errors = console_errors  # type: ignore[attr-defined]
+    opened.console_errors = console_errors  # type: ignore[attr-defined]  # the tests read the page's collected errors from the page
     return opened
 
 

@@ -56,7 +56,7 @@ def pool_config(assets: Assets, **changes: object) -> PoolConfig:
         "start_timeout_s": 120.0,
     }
     values.update(changes)
-    return PoolConfig(assets.weights_dir, assets.hubert, assets.rmvpe, VOICE, **values)  # type: ignore
+    return PoolConfig(assets.weights_dir, assets.hubert, assets.rmvpe, VOICE, **values)  # type: ignore[arg-type]  # the overrides are PoolConfig fields, which it validates
 
 
 def speech_like(seed: int, seconds: float = 1.0, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

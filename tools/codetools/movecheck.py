@@ -110,7 +110,7 @@ def _importers(
 
 
 def _only_imports_symbol(module: ParsedModule, source: ParsedModule, symbol: str) -> bool:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(module.tree):
         if (
             isinstance(node, ast.ImportFrom)

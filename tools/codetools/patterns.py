@@ -239,7 +239,7 @@ def _function_findings(
             and isinstance(decorator.args[0], ast.Constant)
             and str(decorator.args[0].value).startswith("/")
         ):
-            route = f"{decorator.func.attr.upper()} {decorator.args[0].value} -> {node.name}"
+            route = f"{decorator.func.attr.upper()} {decorator.args[0].value!s} -> {node.name}"
             found.append(Finding("clientserver", "route", module, decorator.lineno, scope, route))
     return found
 
@@ -248,7 +248,9 @@ def _registries(module: ParsedModule) -> list[Finding]:
     """Module-level dicts mapping string keys to names (classes or functions): a lookup registry."""
     found = []
     for node in module.tree.body:
-        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+        if not isinstance(node, ast.Assign | ast.AnnAssign):
+            continue
+        value = node.value
         if isinstance(value, ast.Dict) and len(value.keys) >= 2:
             keys_are_strings = all(
                 isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys

@@ -60,11 +60,11 @@ def find_definitions(modules: list[ParsedModule], name: str) -> list[Definition]
                 if offset is not None:
                     found.append(Definition(module, qualname, node.lineno, offset))
         if "." not in name:
-            node = top_level_names(module.tree).get(name)
-            if isinstance(node, ast.Assign | ast.AnnAssign):
-                offset = _offset_of(module, node.lineno, assign_pattern)
+            bound = top_level_names(module.tree).get(name)
+            if isinstance(bound, ast.Assign | ast.AnnAssign):
+                offset = _offset_of(module, bound.lineno, assign_pattern)
                 if offset is not None:
-                    found.append(Definition(module, name, node.lineno, offset))
+                    found.append(Definition(module, name, bound.lineno, offset))
     return found
 
 
