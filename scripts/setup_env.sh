@@ -55,7 +55,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
 fi
 echo "installing pinned dependencies into .venv (first time: a few minutes)"
 # torch first and exactly pinned: the CPU wheel; nothing may pull a CUDA build afterwards.
-.venv/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0"
+# setuptools with it: torch would otherwise pull one without pkg_resources (pyworld needs it), only for the
+# next step to take it back, with a resolver error on the way (pyproject.toml pins it too).
+.venv/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0" "setuptools==80.9.0"
 # dev: pytest, ruff, mypy; analysis: the code-analysis tools under tools/ (their tests run in CI).
 .venv/bin/python -m pip install --disable-pip-version-check -q -e ".[dev,analysis]"
 .venv/bin/python -m pip check
