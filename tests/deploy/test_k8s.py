@@ -208,7 +208,10 @@ def test_triton_probes_and_ports(everything: tuple[dict[str, Any], ...]) -> None
     assert settings.triton_host == "0.0.0.0" and settings.device == "cuda"
     mounts = {mount["mountPath"]: mount for mount in triton["volumeMounts"]}
     assert mounts["/models"].get("readOnly") is True and "/dev/shm" in mounts
-    assert str(settings.triton_model_repo).startswith("/models/")
+    volumes = {volume["name"]: volume for volume in pod_specs(everything)["voice-triton"]["spec"]["volumes"]}
+    assert settings.triton_model_repo.is_relative_to("/workspace/var")  # per pod, prepared by the init container
+    assert volumes[mounts["/workspace/var"]["name"]] == {"name": "var", "emptyDir": {}}
+    assert str(settings.spark_model_dir).startswith("/models/")
 
 
 def load_tool(path: Path) -> Any:
@@ -230,15 +233,16 @@ def test_triton_init_containers_run_our_provisioning_tools(everything: tuple[dic
     assert prepare["command"] == ["python", "/workspace/triton/scripts/prepare_repository.py"]
     env = environment(everything, prepare)
     arguments = [expand(argument, env) for argument in prepare["args"]]
-    assert arguments == ["--output", "/models/model_repo", "--model-dir", "/models/pretrained_models/Spark-TTS-0.5B",
+    assert arguments == ["--output", "/workspace/var/model_repo", "--model-dir",
+                         "/models/pretrained_models/Spark-TTS-0.5B",
                          "--device", "cuda"]
     help_text = subprocess.run([sys.executable, str(REPO_ROOT / "triton/scripts/prepare_repository.py"), "--help"],
                                capture_output=True, text=True, timeout=60, check=True).stdout
     assert all(flag in help_text for flag in ("--output", "--model-dir", "--device"))
     settings = load_settings(**{k.lower(): v for k, v in env.items()})
     assert str(settings.triton_model_repo) == arguments[1] and str(settings.spark_model_dir) == arguments[3]
-    for init in (download, prepare):
-        assert {mount["mountPath"] for mount in init["volumeMounts"] if not mount.get("readOnly")} >= {"/models"}
+    for init, writes in ((download, "/models"), (prepare, "/workspace/var")):
+        assert writes in {mount["mountPath"] for mount in init["volumeMounts"] if not mount.get("readOnly")}
 
 
 def test_gateway_runs_the_launcher_against_the_triton_service(everything: tuple[dict[str, Any], ...]) -> None:
