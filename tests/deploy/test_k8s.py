@@ -422,3 +422,22 @@ def test_gateway_readiness_probe_passes_only_when_ready(everything: tuple[dict[s
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     assert probe() == 1
+
+
+def test_gateway_waits_for_the_assets_it_reads(everything: tuple[dict[str, Any], ...], tmp_path: Path) -> None:
+    """The wait-for-assets init container's script, run for real: it returns once the volume holds the files."""
+    wait = container(everything, "voice-gateway", "wait-for-assets", init=True)
+    assert wait["command"][:2] == ["python", "-c"]
+    env = environment(everything, wait)
+    settings = load_settings(**{key.lower(): value for key, value in env.items()})
+    assert str(settings.weights_dir).startswith("/models/") and str(settings.assets_dir).startswith("/models/")
+    moved = {"WEIGHTS_DIR": tmp_path / "weights", "ASSETS_DIR": tmp_path / "assets",
+             "SPARK_MODEL_DIR": tmp_path / "pretrained_models/Spark-TTS-0.5B"}
+    for path in (moved["SPARK_MODEL_DIR"] / "config.yaml", moved["WEIGHTS_DIR"] / settings.rvc_model,
+                 moved["ASSETS_DIR"] / "hubert/hubert_base.pt", moved["ASSETS_DIR"] / "rmvpe/rmvpe.pt"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"present")
+    run_env = {**os.environ, **env, **{key: str(value) for key, value in moved.items()}}
+    result = subprocess.run([sys.executable, *wait["command"][1:]], env=run_env, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0 and "waiting" not in result.stdout, result.stderr

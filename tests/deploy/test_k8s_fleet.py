@@ -11,6 +11,7 @@ WebSocket upgrade headers must reach the gateway; a gateway that is down must no
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -71,6 +72,23 @@ def test_fleet_profile_holds_the_topology(compose: dict[str, Any]) -> None:
     assert services["fleet-nginx"]["volumes"] == ["./deploy/nginx/fleet.conf:/etc/nginx/conf.d/default.conf:ro"]
     upstreams = re.findall(r"^\s*server\s+([\w.-]+:\d+)", FLEET_CONF.read_text(), flags=re.MULTILINE)
     assert upstreams == ["fleet-gateway-1:8080", "fleet-gateway-2:8080"]
+
+
+def test_fleet_triton_runs_our_tools(compose: dict[str, Any]) -> None:
+    """Each tool in fleet-triton's start command exists, and the download tool accepts its flags."""
+    (script,) = compose["services"]["fleet-triton"]["command"]
+    calls = re.findall(r"python (/workspace/[\w/.-]+\.py)((?: --?[\w-]+(?: \"?\$\$\w+\"?)?)*)", script)
+    tools = {path.removeprefix("/workspace/"): flags.split() for path, flags in calls}
+    assert set(tools) == {"tools/download_all_assets.py", "tools/make_demo_assets.py",
+                          "triton/scripts/prepare_repository.py"}
+    assert all((REPO_ROOT / tool).is_file() for tool in tools)
+    spec = importlib.util.spec_from_file_location("download_all_assets", REPO_ROOT / "tools/download_all_assets.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.parse_args(tools["tools/download_all_assets.py"]).if_reachable is True
+    assert tools["triton/scripts/prepare_repository.py"][::2] == ["--output", "--model-dir", "--device"]
+    assert script.rstrip().endswith("exec python -m rvc.grpc.serve")
 
 
 # --- nginx, run for real ---------------------------------------------------------------------------------
