@@ -26,10 +26,14 @@ if [ -z "$PYTHON" ]; then
 fi
 
 if [ "$want_test_deps" = 1 ]; then
-  # espeak-ng: real reference speech; chromium: the playground's browser tests (Playwright drives it).
+  # espeak-ng: real reference speech; chromium: the playground's browser tests (Playwright drives it);
+  # nginx: the fleet tests' load balancer; kubernetes-client: `kubectl kustomize` renders deploy/k8s
+  # (only when no kubectl is there: another package may already own /usr/bin/kubectl).
   missing=()
   command -v espeak-ng >/dev/null || missing+=(espeak-ng)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v kubectl >/dev/null || missing+=(kubernetes-client)
   if [ ${#missing[@]} -gt 0 ]; then
     sudo_cmd=()
     [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
