@@ -98,12 +98,22 @@ class Database:
                 return
             self._prepared = True  # the steps below use read/write themselves
             try:
+                self._make_folder()
                 self.migrate()
                 if self._on_prepared is not None:
                     self._on_prepared(self)
             except BaseException:
                 self._prepared = False
                 raise
+
+    def _make_folder(self) -> None:
+        if self.dialect != "sqlite" or not self.url.database or self.url.database == ":memory:":
+            return
+        folder = Path(self.url.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"storage database ({self.describe()}) cannot be created: {exc}") from exc
 
     def check(self) -> None:
         """Raise StorageUnavailable unless the database answers (and is prepared); for /health."""
@@ -174,8 +184,6 @@ def _engine(url: URL, connect_timeout_s: float) -> Engine:
             url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=connect_timeout_s,
             connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
         )
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30.0, "check_same_thread": False})
 
     # pysqlite's own transaction handling defers BEGIN and cannot say IMMEDIATE: take it over
