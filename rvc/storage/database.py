@@ -165,6 +165,7 @@ class Database:
 
     def current_revision(self) -> str | None:
         """The schema's migration, read without preparing (tests, ``python -m rvc.storage current``)."""
+        self._make_folder()
         with self._errors_mapped("be read"), self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
 

@@ -12,12 +12,20 @@ Each write is one transaction under the database's single-writer rule, so
 create-unless-exists, merging a voice's defaults and replacing its clip are
 atomic across gateways: a reader sees the old voice or the new one, never a
 record with another version's clip.
+
+The one thing kept in memory is clips by content hash (``find`` runs on every
+request that names a saved voice, and a clip is up to a few MB over the
+network on PostgreSQL): the row's ``reference_sha256`` is read each time and
+the cached samples are used only when it matches, so a cache entry can be
+unused, never stale.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, Self, TypeVar
 
@@ -37,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 REFERENCE_RATE = 16000  # Spark-TTS's rate: clips are stored as Triton receives them
 _CHANGEABLE = frozenset({"description", "reference_text", "rvc_model"})
+_CACHED_CLIPS = 16
 
 
 class VoiceRecordModel(Protocol):
@@ -79,6 +88,21 @@ class SavedVoiceStore(Generic[R, S]):
         self._record_type = record_type
         self._saved_type = saved_type
         self._check_model = check_model
+        self._clips: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._clips_lock = threading.Lock()
+
+    def _cached_clip(self, sha256: str) -> np.ndarray | None:
+        with self._clips_lock:
+            samples = self._clips.get(sha256)
+            if samples is not None:
+                self._clips.move_to_end(sha256)
+            return samples
+
+    def _cache_clip(self, sha256: str, samples: np.ndarray) -> None:
+        with self._clips_lock:
+            self._clips[sha256] = samples
+            while len(self._clips) > _CACHED_CLIPS:
+                self._clips.popitem(last=False)
 
     # ------------------------------------------------------------------ reading
     def _parse(self, name: str, document: str) -> R | None:
@@ -89,12 +113,12 @@ class SavedVoiceStore(Generic[R, S]):
             return None
 
     @staticmethod
-    def _row(connection: Connection, name: str, *, clip: bool) -> Row[Any] | None:
-        columns = [VOICES.c.record, VOICES.c.sample_rate] + ([VOICES.c.samples] if clip else [])
+    def _row(connection: Connection, name: str) -> Row[str, int, str] | None:
+        columns = (VOICES.c.record, VOICES.c.sample_rate, VOICES.c.reference_sha256)
         return connection.execute(select(*columns).where(VOICES.c.name == name)).one_or_none()
 
     def _read_record(self, connection: Connection, name: str) -> R | None:
-        row = self._row(connection, check_voice_name(name), clip=False)
+        row = self._row(connection, check_voice_name(name))
         return None if row is None else self._parse(name, row.record)
 
     def names(self) -> list[str]:
@@ -127,13 +151,25 @@ class SavedVoiceStore(Generic[R, S]):
         check_voice_name(name)
 
         def read(connection: Connection) -> tuple[R, np.ndarray] | None:
-            row = self._row(connection, name, clip=True)
-            record = None if row is None else self._parse(name, row.record)
-            if row is None or record is None:
-                return None
-            if row.sample_rate != REFERENCE_RATE:
-                raise VoiceError(f"saved voice {name!r}: clip is {row.sample_rate} Hz, expected {REFERENCE_RATE}")
-            return record, clip_from_bytes(row.samples)
+            # Two statements, so the clip is fetched by the hash the record's row had: a voice
+            # replaced in between gives no row, and the next pass reads the new version whole.
+            while True:
+                row = self._row(connection, name)
+                record = None if row is None else self._parse(name, row.record)
+                if row is None or record is None:
+                    return None
+                if row.sample_rate != REFERENCE_RATE:
+                    raise VoiceError(f"saved voice {name!r}: clip is {row.sample_rate} Hz, expected {REFERENCE_RATE}")
+                samples = self._cached_clip(row.reference_sha256)
+                if samples is None:
+                    data = connection.execute(select(VOICES.c.samples).where(
+                        VOICES.c.name == name, VOICES.c.reference_sha256 == row.reference_sha256
+                    )).scalar_one_or_none()
+                    if data is None:
+                        continue
+                    samples = clip_from_bytes(data)
+                    self._cache_clip(row.reference_sha256, samples)
+                return record, samples
 
         found = self.database.read(read)
         return None if found is None else self._saved_type(*found)
@@ -189,7 +225,7 @@ class SavedVoiceStore(Generic[R, S]):
         model = self._model(rvc_model)
 
         def write(connection: Connection) -> R:
-            row = self._row(connection, name, clip=False)
+            row = self._row(connection, name)
             existing = None if row is None else self._parse(name, row.record)
             if row is not None and not overwrite:
                 raise Conflict(

@@ -146,6 +146,7 @@ def test_changes_on_one_gateway_are_seen_on_the_other_at_once(two_gateways: tupl
     first, second = (voice_store(database) for database in two_gateways)
     first.create("shared", clip(seed=1), description="from the first")
     assert second.record("shared").description == "from the first"
+    np.testing.assert_array_equal(first.get("shared").reference_wav, clip(seed=1))  # now in first's clip cache
     second.update("shared", reference_wav=clip(seed=2), changes={"description": "from the second"})
     seen = first.get("shared")
     assert seen.record.description == "from the second"
