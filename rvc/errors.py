@@ -113,6 +113,7 @@ class StorageUnavailable(ModelUnavailable):
     """The storage layer's database refused or dropped the connection; saved voices and defaults wait for it."""
 
     code = "storage_unavailable"
+    retry_after_s: float = 5.0  # a restarted PostgreSQL takes seconds; the gateway reconnects by itself
 
 
 class WorkerCrashed(VoiceError):

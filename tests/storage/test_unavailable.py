@@ -30,7 +30,7 @@ def assert_unavailable(database: Database) -> None:
         with pytest.raises(StorageUnavailable, match="storage database") as caught:
             operation()
         assert isinstance(caught.value, ModelUnavailable) and caught.value.status_code == 503
-        assert caught.value.code == "storage_unavailable"
+        assert caught.value.code == "storage_unavailable" and caught.value.retry_after_s > 0
 
 
 def test_postgres_stopped_gives_503_then_recovers_without_a_new_engine(own_cluster: PostgresCluster) -> None:

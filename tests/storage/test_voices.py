@@ -12,9 +12,9 @@ import pytest
 
 from rvc.errors import Conflict, InvalidInput, NotFound
 from rvc.processing.params import SynthesisOverrides
-from rvc.processing.voices import SavedVoice, VoiceStore
+from rvc.processing.voices import SavedVoice, VoiceRecord, VoiceStore
 from rvc.processing.voices import check_voice_name as processing_check_voice_name
-from rvc.storage import Database, check_voice_name
+from rvc.storage import Database, SavedVoiceStore, check_voice_name
 from tests.storage.helpers import clip, comparable, voice_store
 
 BAD_NAMES = ["", ".hidden", "..", "../etc", "a/b", "a\\b", "x" * 65, "naïve", "with space", "nul\0"]
@@ -117,6 +117,24 @@ def _accepts(check: Callable[[str], str], name: str) -> bool:
         return check(name) == name
     except InvalidInput:
         return False
+
+
+def test_rvc_models_are_checked_by_the_callers_rule_on_the_rvc_model_field(
+    two_gateways: tuple[Database, Database],
+) -> None:
+    def only_known(name: str) -> str:
+        if name.removesuffix(".pth") != "Known":
+            raise NotFound(f"no voice {name!r} in the weights folder (available: Known)", field="voice")
+        return "Known"
+
+    store = SavedVoiceStore(two_gateways[0], record_type=VoiceRecord, saved_type=SavedVoice, check_model=only_known)
+    with pytest.raises(InvalidInput, match="available: Known") as caught:
+        store.create("x", clip(), rvc_model="Missing")
+    assert caught.value.field == "rvc_model" and store.names() == []
+    assert store.create("x", clip(), rvc_model="Known.pth").rvc_model == "Known"
+    with pytest.raises(InvalidInput, match="available: Known"):
+        store.update("x", changes={"rvc_model": "Missing"})
+    assert store.update("x", changes={"rvc_model": None}).rvc_model is None
 
 
 def test_record_limits_and_clip_checks_are_the_record_models(two_gateways: tuple[Database, Database]) -> None:
