@@ -113,7 +113,10 @@ class Database:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageUnavailable(f"storage database ({self.describe()}) cannot be created: {exc}") from exc
+            logger.warning("storage database %s cannot be created: %s", self.describe(), exc)
+            raise StorageUnavailable(
+                "the storage database cannot be created (saved voices and stored defaults); see the server log"
+            ) from exc
 
     def check(self) -> None:
         """Raise StorageUnavailable unless the database answers (and is prepared); for /health."""
@@ -130,8 +133,12 @@ class Database:
         except VoiceError:
             raise
         except SQLAlchemyError as exc:
+            # The client sees that storage is down; addresses and driver text go to the log only.
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise StorageUnavailable(f"storage database ({self.describe()}) cannot {action}: {reason}") from exc
+            logger.warning("storage database %s cannot %s: %s", self.describe(), action, reason)
+            raise StorageUnavailable(
+                f"the storage database cannot {action} right now (saved voices and stored defaults); retry shortly"
+            ) from exc
 
     def read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a read transaction; its queries see one committed state per statement."""

@@ -30,6 +30,7 @@ def assert_unavailable(database: Database) -> None:
         with pytest.raises(StorageUnavailable, match="storage database") as caught:
             operation()
         assert isinstance(caught.value, ModelUnavailable) and caught.value.status_code == 503
+        assert "127.0.0.1" not in caught.value.message and ".sqlite3" not in caught.value.message  # log only
         assert caught.value.code == "storage_unavailable" and caught.value.retry_after_s > 0
 
 
