@@ -67,7 +67,7 @@ class PostgresCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _admin(self, statement: str) -> None:
-        with psycopg.connect(self.url().replace("postgresql://", "postgresql://", 1), autocommit=True) as connection:
+        with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(statement)
 
     def create_database(self) -> str:

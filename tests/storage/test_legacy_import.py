@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import threading
 from pathlib import Path
 
@@ -111,6 +113,38 @@ def test_an_import_that_fails_half_way_leaves_nothing_and_is_retried(database_ur
     assert voice_store(database).names() == [] and defaults_store(database).reference() is None
     assert Markers(database).get(SEEDED_MARKER) is None and Markers(database).get(IMPORT_MARKER) is None
     assert import_legacy_files(database, **dirs).voices == ("default", "narrator")
+    database.close()
+
+
+def _import_and_die_before_commit(url: str, voices_dir: Path, state_dir: Path) -> None:
+    """In a child process: run the import and be killed (no cleanup, no rollback) on its last statement."""
+    database = Database(url)
+
+    def die(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and "storage_meta" in statement:
+            os._exit(137)  # what SIGKILL leaves: the transaction open, the connection dropped
+
+    event.listen(database.engine, "before_cursor_execute", die)
+    import_legacy_files(database, voices_dir=voices_dir, state_dir=state_dir)
+
+
+def test_a_gateway_killed_during_the_import_leaves_nothing_and_blocks_nobody(
+    database_url: str, tmp_path: Path
+) -> None:
+    write_todays_files(tmp_path / "var")
+    dirs = {"state_dir": tmp_path / "var" / "state", "voices_dir": tmp_path / "var" / "voices"}
+    migrated = Database(database_url)
+    migrated.migrate()
+    migrated.close()
+    child = multiprocessing.get_context("spawn").Process(
+        target=_import_and_die_before_commit, args=(database_url, dirs["voices_dir"], dirs["state_dir"])
+    )
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 137
+    database = Database(database_url)
+    assert voice_store(database).names() == [] and defaults_store(database).get().index_rate == 0.75
+    assert import_legacy_files(database, **dirs).voices == ("default", "narrator")  # the write lock was freed
     database.close()
 
 
