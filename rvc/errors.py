@@ -16,7 +16,8 @@ the message is shown to the client as is, so it must say what to change.
     ├── ModelUnavailable        503  a component is down or still loading
     │   ├── TTSBackendError     503  Triton is unreachable or failed the request
     │   │   └── TritonStartError     tritonserver exited or never became ready
-    │   └── Busy                503  the worker queue is full (Retry-After)
+    │   ├── Busy                503  the worker queue is full (Retry-After)
+    │   └── StorageUnavailable  503  the database (SQLite file or PostgreSQL) cannot be reached
     ├── WorkerCrashed           503  a worker process died while running the job
     ├── JobCancelled            499  the caller cancelled, or the pool shut down
     └── JobTimeout              504  a job outlived its deadline
@@ -35,6 +36,7 @@ __all__ = [
     "ModelUnavailable",
     "NotFound",
     "PayloadTooLarge",
+    "StorageUnavailable",
     "TTSBackendError",
     "TritonStartError",
     "VoiceError",
@@ -105,6 +107,13 @@ class Busy(ModelUnavailable):
     def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class StorageUnavailable(ModelUnavailable):
+    """The storage layer's database refused or dropped the connection; saved voices and defaults wait for it."""
+
+    code = "storage_unavailable"
+    retry_after_s: float = 5.0  # a restarted PostgreSQL takes seconds; the gateway reconnects by itself
 
 
 class WorkerCrashed(VoiceError):

@@ -34,6 +34,8 @@ if [ "$want_test_deps" = 1 ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
   command -v kubectl >/dev/null || missing+=(kubernetes-client)
+  # postgresql: tests/storage and the fleet test run a throwaway cluster as the postgres user.
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then
     sudo_cmd=()
     [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)

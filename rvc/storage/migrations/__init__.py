@@ -1,0 +1,1 @@
+"""Alembic migrations of the storage layer; ``rvc.storage.database.migrate`` runs them (no alembic.ini)."""
