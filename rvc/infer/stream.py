@@ -105,7 +105,7 @@ class StreamConverter:
     and offline conversions can share them. Memory held between calls is bounded and does not
     grow with the stream: the 16 kHz buffer (``config.buffer_frames`` x 160 float32), a pitch
     cache of as many frames, under one block of pending input and one crossfade tail; a 1 s
-    context, 0.25 s block stream holds about 90 kB. A step's activations are freed when it ends.
+    context, 0.25 s block stream holds about 110 kB. A step's activations are freed when it ends.
     """
 
     def __init__(self, models: StreamModels, params: ConversionParams, config: StreamConfig) -> None:
@@ -163,7 +163,9 @@ class StreamConverter:
         """(N,) float audio at 16 kHz, any N >= 0 -> the voice's audio ready so far, (M,) float32 in [-1, 1].
 
         M is a multiple of one block's output (``block`` x the voice's rate) minus, on the first
-        output, the ``crossfade + search`` lag; often 0 while a block fills.
+        output, the ``crossfade + search`` lag; often 0 while a block fills. One call runs one
+        step per whole block it completes, so a caller that feeds at most ``block_samples`` at a
+        time never holds the models for longer than one step.
         """
         if self._finished:
             raise InvalidInput("this stream was flushed; open a new one to convert more audio", field="audio")
@@ -196,7 +198,9 @@ class StreamConverter:
         self._finished = True
         target = self._received * self.sample_rate // SAMPLE_RATE
         pieces = []
-        owed = target - self._emitted + self._to_drop  # output samples still to decode
+        owed = target - self._emitted  # output samples still to decode, past the lag
+        if owed > 0:
+            owed += self._to_drop
         while owed > 0:
             frames = min(self.config.block_frames, -(-owed // self.frame_out))
             wanted = frames * HOP_LENGTH

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from rvc.errors import InvalidInput
 from rvc.infer.converter import ConversionParams
 from rvc.infer.sola import SolaJoiner, fade_in_window, sola_offset
 from rvc.infer.stream import StreamConfig, StreamConverter, open_stream
+from rvc.infer.synthesizer import Synthesizer, save_voice_checkpoint
+from rvc.infer.synthesizer_config import official_config
 
 from .conftest import SAMPLE_RATE, harmonic_tone
 
@@ -179,3 +183,43 @@ def test_stream_rejects_bad_parameters_and_audio_by_field(demo_converter) -> Non
         stream.feed(np.zeros((2, 100), dtype=np.float32))
     with pytest.raises(InvalidInput, match="NaN"):
         stream.feed(np.full(10, np.nan, dtype=np.float32))
+
+
+def _tiny_voice(path: Path, version: str, sample_rate: int, *, if_f0: bool) -> Path:
+    config = official_config(version, sample_rate, if_f0=if_f0).replace(
+        inter_channels=4, hidden_channels=8, filter_channels=16, n_layers=1,
+        upsample_initial_channel=32, gin_channels=4,
+    )  # fmt: skip
+    torch.manual_seed(sample_rate)
+    return save_voice_checkpoint(Synthesizer(config), path, info="stream test")
+
+
+@pytest.mark.parametrize(("version", "sample_rate", "if_f0"), [("v1", 32000, False), ("v2", 48000, True)])
+def test_other_voice_variants_stream_at_their_rate(
+    demo_converter, tmp_path, version, sample_rate, if_f0
+) -> None:
+    name = f"stream-{version}-{sample_rate}"
+    demo_converter.load_voice(name, _tiny_voice(tmp_path / f"{name}.pth", version, sample_rate, if_f0=if_f0))
+    try:
+        pieces = []
+        for sizes in ([20800], [999, 4000]):
+            stream = open_stream(demo_converter, name, DETERMINISTIC, StreamConfig(block=0.1, context=0.5))
+            pieces.append(np.concatenate(_stream_all(stream, SPEECH_LIKE, sizes)))
+        assert pieces[0].shape == (SPEECH_LIKE.shape[0] * sample_rate // SAMPLE_RATE,)
+        assert np.all(np.isfinite(pieces[0])) and np.abs(pieces[0]).max() > 0
+        np.testing.assert_allclose(pieces[0], pieces[1], rtol=0, atol=1e-6)
+    finally:
+        demo_converter.unload_voice(name)
+
+
+@pytest.mark.parametrize("method", ["pm", "harvest", "crepe"])
+def test_every_f0_method_streams_the_same_however_split(demo_converter, method) -> None:
+    params = ConversionParams(f0_method=method, pitch_shift=3, seed=5)
+    outputs = []
+    for sizes in ([20800], [4000], [1500, 7000]):
+        stream = open_stream(demo_converter, "demo", params, StreamConfig(block=0.2, context=0.5))
+        outputs.append(np.concatenate(_stream_all(stream, SPEECH_LIKE, sizes)))
+    assert outputs[0].shape == (SPEECH_LIKE.shape[0] * 40000 // SAMPLE_RATE,)
+    assert np.all(np.isfinite(outputs[0]))
+    for other in outputs[1:]:
+        np.testing.assert_allclose(other, outputs[0], rtol=0, atol=1e-6)
