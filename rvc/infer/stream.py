@@ -168,7 +168,9 @@ class StreamConverter:
         time never holds the models for longer than one step.
         """
         if self._finished:
-            raise InvalidInput("this stream was flushed; open a new one to convert more audio", field="audio")
+            raise InvalidInput(
+                "this stream was flushed or failed; open a new one to convert more audio", field="audio"
+            )
         wav = np.asarray(audio16k, dtype=np.float32)
         if wav.ndim != 1:
             raise InvalidInput(
@@ -183,7 +185,7 @@ class StreamConverter:
         block = self.block_samples
         while self._pending.shape[0] >= block:
             new, self._pending = self._pending[:block], self._pending[block:]
-            pieces.append(self._step(new))
+            pieces.append(self._guarded_step(new))
         return self._emit(pieces)
 
     def flush(self) -> np.ndarray:
@@ -208,7 +210,7 @@ class StreamConverter:
             take = min(wanted, self._pending.shape[0])
             new[:take] = self._pending[:take]
             self._pending = self._pending[take:]
-            pieces.append(self._step(new))
+            pieces.append(self._guarded_step(new))
             owed -= frames * self.frame_out
         out = self._emit(pieces)
         out = out[: max(target - (self._emitted - out.shape[0]), 0)]
@@ -225,6 +227,14 @@ class StreamConverter:
             self._to_drop -= dropped
         self._emitted += out.shape[0]
         return np.clip(out, -1.0, 1.0)
+
+    def _guarded_step(self, new16k: np.ndarray) -> np.ndarray:
+        """A step that fails (or is interrupted) leaves the state half-slid: the stream is over then."""
+        try:
+            return self._step(new16k)
+        except BaseException:
+            self._finished = True
+            raise
 
     def _timed(self, stage: str, started: float) -> float:
         now = time.perf_counter()

@@ -215,11 +215,11 @@ def test_other_voice_variants_stream_at_their_rate(
 @pytest.mark.parametrize("method", ["pm", "harvest", "crepe"])
 def test_every_f0_method_streams_the_same_however_split(demo_converter, method) -> None:
     params = ConversionParams(f0_method=method, pitch_shift=3, seed=5)
+    audio = SPEECH_LIKE[:11200]  # 0.7 s: crepe costs about 0.5 s per step on one thread
     outputs = []
-    for sizes in ([20800], [4000], [1500, 7000]):
+    for sizes in ([11200], [1500, 2000]):
         stream = open_stream(demo_converter, "demo", params, StreamConfig(block=0.2, context=0.5))
-        outputs.append(np.concatenate(_stream_all(stream, SPEECH_LIKE, sizes)))
-    assert outputs[0].shape == (SPEECH_LIKE.shape[0] * 40000 // SAMPLE_RATE,)
-    assert np.all(np.isfinite(outputs[0]))
-    for other in outputs[1:]:
-        np.testing.assert_allclose(other, outputs[0], rtol=0, atol=1e-6)
+        outputs.append(np.concatenate(_stream_all(stream, audio, sizes)))
+    assert outputs[0].shape == (audio.shape[0] * 40000 // SAMPLE_RATE,)
+    assert np.all(np.isfinite(outputs[0])) and np.abs(outputs[0]).max() > 0
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-6)
