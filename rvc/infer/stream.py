@@ -8,9 +8,11 @@ the synthesizer decodes only the tail (``skip_head`` / ``return_length``); the v
 is mixed as offline; SOLA aligns the tail to the previous step and crossfades it (``sola.py``).
 
 Where it differs from offline, on purpose: the high-pass is causal (its state carried between
-steps) instead of zero-phase, the envelope mix uses 40 ms frames instead of 1 s ones (a stream
-cannot look 0.5 s ahead), the peak limit and int16 rescaling need the whole signal and are left
-out (the output is clipped to [-1, 1]), and the index blend covers the whole buffer.
+steps) instead of zero-phase; the envelope mix measures both RMS over a trailing window instead
+of centred 1 s frames (a stream cannot look 0.5 s ahead; the realtime GUI's 40 ms frames follow
+the input's envelope far more closely than offline does, so they were measured and dropped); the
+peak limit and int16 rescaling need the whole signal and are left out (the output is clipped to
+[-1, 1]); the index blend covers the whole buffer.
 
 Determinism: input is cut into steps of exactly ``config.block`` whatever the sizes ``feed`` is
 called with, so the same audio gives the same output however it is split; with
@@ -48,8 +50,7 @@ HOP_LENGTH = 160
 # the f0 estimate's first frames see no left context and its last one runs off the end
 _F0_HEAD_DROP = 3
 _F0_TAIL_DROP = 1
-_RMS_FRAMES = 4  # envelope window of the realtime GUI: 4 frames (40 ms), hop one frame
-_RMS_FLOOR = 1e-3
+_LOUDNESS_FLOOR = 1e-6  # offline's clamp of the output RMS
 _HIGH_PASS_ORDER = 5
 _HIGH_PASS_HZ = 48
 
@@ -91,21 +92,15 @@ def open_stream(
     return StreamConverter(models, params, config or StreamConfig())
 
 
-def _frame_rms(wav: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
-    """Centred (zero-padded) RMS frames: (1 + len // hop,) float64."""
-    padded = np.pad(np.asarray(wav, dtype=np.float64), (frame_length // 2, frame_length // 2))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop_length]
-    return np.sqrt(np.mean(np.square(frames), axis=-1))
-
-
 class StreamConverter:
     """One conversion stream: ``feed`` 16 kHz audio as it comes, ``flush`` once at the end.
 
     Owned by one caller (not thread-safe); the models are only read, so any number of streams
     and offline conversions can share them. Memory held between calls is bounded and does not
     grow with the stream: the 16 kHz buffer (``config.buffer_frames`` x 160 float32), a pitch
-    cache of as many frames, under one block of pending input and one crossfade tail; a 1 s
-    context, 0.25 s block stream holds about 110 kB. A step's activations are freed when it ends.
+    cache of as many frames, under one block of pending input, one crossfade tail and
+    ``config.envelope`` seconds of raw output at the voice's rate; with the defaults at 40 kHz
+    about 270 kB. A step's activations are freed when it ends.
     """
 
     def __init__(self, models: StreamModels, params: ConversionParams, config: StreamConfig) -> None:
@@ -145,6 +140,9 @@ class StreamConverter:
         if params.seed is not None:
             self._generator = torch.Generator(device=models.device).manual_seed(params.seed)
         self._sid = torch.tensor([params.speaker_id], device=models.device, dtype=torch.long)
+        self._envelope_frames = min(config.envelope_frames, config.buffer_frames)
+        self._raw_out = np.zeros(self._envelope_frames * self.frame_out, dtype=np.float32)
+        self._gain: float | None = None
         self.steps = 0
         self.timings: dict[str, float] = {}
 
@@ -269,7 +267,7 @@ class StreamConverter:
         )[0, 0].float().cpu().numpy()  # fmt: skip
         started = self._timed("synthesizer", started)
         if params.rms_mix_rate != 1:
-            audio = self._mix_envelope(self._buffer[-decoded_frames * HOP_LENGTH :], audio)
+            audio = self._mix_loudness(audio, new_frames)
         joined = self._joiner.join(audio)
         self._timed("join", started)
         self.steps += 1
@@ -319,17 +317,28 @@ class StreamConverter:
         self._pitch[-count:] = coarse[fresh]
         self._pitchf[-count:] = shifted[fresh]
 
-    def _mix_envelope(self, source16k: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """Offline's envelope mix (gain rms_in^(1-rate)·rms_out^(rate-1)) over 40 ms frames of this step."""
+    def _mix_loudness(self, audio: np.ndarray, new_frames: int) -> np.ndarray:
+        """Offline's gain rms_in^(1-rate)·rms_out^(rate-1), RMS over the trailing ``config.envelope`` seconds.
+
+        Offline measures both RMS over 1 s frames centred every 0.5 s; a stream cannot look ahead,
+        so both are taken over the same trailing window ending at this step's last sample (the
+        output side on the decoder's raw output, before any gain). The gain ramps linearly from the
+        previous step's value over the new block and holds for the lag that the next step's
+        head overlaps, so neighbouring steps agree where they are crossfaded.
+        """
         rate = self.params.rms_mix_rate
         zc = self.frame_out
-        rms_in = _frame_rms(source16k, _RMS_FRAMES * HOP_LENGTH, HOP_LENGTH)
-        rms_out = np.maximum(_frame_rms(audio, _RMS_FRAMES * zc, zc), _RMS_FLOOR)
-        positions = np.arange(audio.shape[0], dtype=np.float64)
-        env_in = np.interp(positions, np.arange(rms_in.shape[0]) * zc, rms_in)
-        env_out = np.interp(positions, np.arange(rms_out.shape[0]) * zc, rms_out)
-        gain = np.power(env_in, 1 - rate) * np.power(env_out, rate - 1)
-        return (audio * gain).astype(np.float32)
+        lag = self.config.lag_frames * zc
+        self._raw_out = np.concatenate([self._raw_out, audio[lag:]])[-self._raw_out.shape[0] :]
+        window_in = self._buffer[-self._envelope_frames * HOP_LENGTH :].astype(np.float64)
+        rms_in = float(np.sqrt(np.mean(np.square(window_in))))
+        rms_out = max(float(np.sqrt(np.mean(np.square(self._raw_out, dtype=np.float64)))), _LOUDNESS_FLOOR)
+        gain = rms_in ** (1 - rate) * rms_out ** (rate - 1)
+        previous = gain if self._gain is None else self._gain
+        self._gain = gain
+        ramp = np.full(audio.shape[0], gain, dtype=np.float64)
+        ramp[: new_frames * zc] = np.linspace(previous, gain, num=new_frames * zc, endpoint=False)
+        return (audio * ramp).astype(np.float32)
 
 
 def _f0_seed(params: ConversionParams) -> int | None:

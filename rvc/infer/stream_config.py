@@ -41,7 +41,8 @@ class StreamConfig:
     block: new input per step (latency floor, and the compute granularity);
     context: left context HuBERT and the synthesizer's encoder see (quality vs cost per step);
     crossfade: sine-squared overlap between steps; search: SOLA's alignment window;
-    f0_margin: audio before the block the f0 estimator sees (its first frames are discarded).
+    f0_margin: audio before the block the f0 estimator sees (its first frames are discarded);
+    envelope: trailing window of the rms-mix loudness (offline's frame is 1 s), capped at the buffer.
     """
 
     block: float = 0.25
@@ -49,6 +50,7 @@ class StreamConfig:
     crossfade: float = 0.05
     search: float = 0.01
     f0_margin: float = 0.05
+    envelope: float = 1.0
 
     def __post_init__(self) -> None:
         block = _frames("block", self.block, 2)
@@ -56,6 +58,7 @@ class StreamConfig:
         crossfade = _frames("crossfade", self.crossfade, 1)
         _frames("search", self.search, 0)
         _frames("f0_margin", self.f0_margin, 4)
+        _frames("envelope", self.envelope, 1)
         if crossfade > block:
             raise ValueError(
                 f"StreamConfig.crossfade ({self.crossfade} s) must not exceed block ({self.block} s)"
@@ -84,6 +87,10 @@ class StreamConfig:
     @property
     def f0_margin_frames(self) -> int:
         return round(self.f0_margin / FRAME_SECONDS)
+
+    @property
+    def envelope_frames(self) -> int:
+        return round(self.envelope / FRAME_SECONDS)
 
     @property
     def buffer_frames(self) -> int:

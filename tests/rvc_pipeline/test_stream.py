@@ -140,8 +140,10 @@ def test_joiner_crossfades_misaligned_steps_without_a_click() -> None:
     assert at_joins <= 1.5 * inside
 
 
-def test_stream_joins_have_no_click_on_a_smooth_input(demo_converter) -> None:
-    stream = open_stream(demo_converter, "demo", dataclasses.replace(DETERMINISTIC, rms_mix_rate=1.0))
+@pytest.mark.parametrize("rms_mix_rate", [1.0, 0.25], ids=["no-mix", "mix"])
+def test_stream_joins_have_no_click_on_a_smooth_input(demo_converter, rms_mix_rate) -> None:
+    params = dataclasses.replace(DETERMINISTIC, rms_mix_rate=rms_mix_rate)
+    stream = open_stream(demo_converter, "demo", params)
     audio = harmonic_tone(180.0, 2.0)
     out = np.concatenate([stream.feed(audio), stream.flush()])
     block_out = stream.config.block_frames * stream.frame_out
@@ -151,14 +153,14 @@ def test_stream_joins_have_no_click_on_a_smooth_input(demo_converter) -> None:
 
 
 def test_stream_is_close_to_the_offline_conversion(demo_converter, whole_stream) -> None:
-    """Measured on this voice: about 34 dB with the envelope mix off, 10 dB with it (40 ms vs 1 s frames)."""
+    """Measured on this voice: about 34 dB with the envelope mix off, 19 dB with it (trailing vs centred RMS)."""
     plain = dataclasses.replace(DETERMINISTIC, rms_mix_rate=1.0)
     offline = demo_converter.convert("demo", SPEECH_LIKE, SAMPLE_RATE, plain).audio
     stream = open_stream(demo_converter, "demo", plain)
     streamed = np.concatenate([stream.feed(SPEECH_LIKE), stream.flush()])
     assert _snr_db(offline, streamed) > 25.0
     offline_mixed = demo_converter.convert("demo", SPEECH_LIKE, SAMPLE_RATE, DETERMINISTIC).audio
-    assert _snr_db(offline_mixed, whole_stream) > 5.0
+    assert _snr_db(offline_mixed, whole_stream) > 12.0
 
 
 def test_config_rejects_lengths_that_are_not_whole_frames_or_out_of_order() -> None:
