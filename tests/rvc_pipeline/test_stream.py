@@ -153,14 +153,14 @@ def test_stream_joins_have_no_click_on_a_smooth_input(demo_converter, rms_mix_ra
 
 
 def test_stream_is_close_to_the_offline_conversion(demo_converter, whole_stream) -> None:
-    """Measured on this voice: about 34 dB with the envelope mix off, 19 dB with it (trailing vs centred RMS)."""
+    """Measured on this tone: about 33 dB with or without the envelope mix (19 dB on a gated voice, mix on)."""
     plain = dataclasses.replace(DETERMINISTIC, rms_mix_rate=1.0)
     offline = demo_converter.convert("demo", SPEECH_LIKE, SAMPLE_RATE, plain).audio
     stream = open_stream(demo_converter, "demo", plain)
     streamed = np.concatenate([stream.feed(SPEECH_LIKE), stream.flush()])
     assert _snr_db(offline, streamed) > 25.0
     offline_mixed = demo_converter.convert("demo", SPEECH_LIKE, SAMPLE_RATE, DETERMINISTIC).audio
-    assert _snr_db(offline_mixed, whole_stream) > 12.0
+    assert _snr_db(offline_mixed, whole_stream) > 20.0
 
 
 def test_config_rejects_lengths_that_are_not_whole_frames_or_out_of_order() -> None:
