@@ -40,6 +40,7 @@ from typing import IO
 
 import httpx
 
+from rvc.device import driver_present
 from rvc.errors import ConfigError, TritonStartError
 
 __all__ = [
@@ -234,10 +235,6 @@ def server_environment(
     return env
 
 
-def _has_nvidia_driver() -> bool:
-    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
-
-
 class TritonServer:
     """One tritonserver child process: ``with TritonServer(config) as server: ...``."""
 
@@ -323,7 +320,7 @@ class TritonServer:
             self._work_dir = Path(tempfile.mkdtemp(prefix="tritonserver-"))
         self._work_dir.mkdir(parents=True, exist_ok=True)
         backend_dir = _prepare_backends(installation, self._work_dir)
-        cpu_only = self.config.cpu_only if self.config.cpu_only is not None else not _has_nvidia_driver()
+        cpu_only = self.config.cpu_only if self.config.cpu_only is not None else not driver_present()
         command = self.command(backend_dir, cpu_only)
         env = server_environment(installation, self.config.torch_threads, self.config.extra_env)
         logger.info("starting tritonserver %s (repository %s)", installation.binary, repository)
