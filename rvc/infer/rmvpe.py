@@ -100,6 +100,9 @@ class ChunkPlan:
 class MelSpectrogram(torch.nn.Module):
     """wav ``(B, N)`` float32 at 16 kHz -> natural-log mel magnitude ``(B, 128, 1 + N // 160)`` float32."""
 
+    mel_basis: torch.Tensor
+    window: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         basis = htk_mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS, MEL_FMIN, MEL_FMAX)
