@@ -39,14 +39,18 @@ __all__ = [
     "CudaErrorKind",
     "DeviceKind",
     "GpuFacts",
+    "PartPlacement",
     "TorchFacts",
+    "apply_precision_flags",
     "check_llm_dtype",
     "check_rvc_precision",
     "classify_cuda_error",
     "default_half_dtype",
     "driver_present",
     "gpu_memory_exceeded",
+    "instance_group",
     "kv_cache_tokens",
+    "placements",
     "probe_torch",
     "resolve_device",
     "supports_bf16",
@@ -225,6 +229,57 @@ def kv_cache_tokens(max_batch_size: int, prompt_tokens: int, max_new_tokens: int
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     return max_batch_size * (prompt_tokens + max_new_tokens)
+
+
+def apply_precision_flags(precision: str) -> None:
+    """Make "fp32" mean fp32 on Ampere and newer: cuDNN convolutions default to TF32 there (10-bit
+    mantissa), so the "exact" setting would not be exact. Call once per process before the first
+    convolution (workers, stubs); the half precisions leave TF32 on, where it costs nothing extra.
+    """
+    import torch
+
+    exact = precision in ("fp32", "float32")
+    torch.backends.cudnn.allow_tf32 = not exact
+    torch.backends.cuda.matmul.allow_tf32 = not exact
+
+
+def instance_group(device: DeviceKind, gpu_count: int, count: int) -> str:
+    """The ``instance_group`` of a Triton model's config.pbtxt for this placement.
+
+    One GPU (or the CPU): ``KIND_CPU`` with the model choosing its device itself, as the official
+    runtime does. Several GPUs: ``KIND_GPU`` over all of them, so Triton gives each instance its own
+    card (the model reads ``args["model_instance_device_id"]``) instead of stacking all on GPU 0.
+    """
+    if count < 1 or gpu_count < 0:
+        raise ValueError(f"count must be >= 1 and gpu_count >= 0, got count={count}, gpu_count={gpu_count}")
+    if device == "cuda" and gpu_count > 1:
+        gpus = ", ".join(str(index) for index in range(gpu_count))
+        return f"instance_group [ {{ kind: KIND_GPU count: {count} gpus: [ {gpus} ] }} ]"
+    return f"instance_group [ {{ kind: KIND_CPU count: {count} }} ]"
+
+
+@dataclass(frozen=True)
+class PartPlacement:
+    """Where one part of the service runs, for /status and /health."""
+
+    part: str
+    device: DeviceKind
+    dtype: str
+
+
+def placements(device: DeviceKind, rvc_precision: str, llm_dtype: str, llm_backend: str) -> tuple[PartPlacement, ...]:
+    """Every part's device and dtype: the codec always float32, the LLM its own dtype, the RVC
+    decoder the precision (HuBERT and RMVPE stay float32 in every RVC precision today).
+    """
+    decoder = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[rvc_precision]
+    return (
+        PartPlacement("tts.audio_tokenizer", device, CODEC_DTYPE),
+        PartPlacement("tts.vocoder", device, CODEC_DTYPE),
+        PartPlacement(f"tts.llm ({llm_backend})", device, llm_dtype),
+        PartPlacement("rvc.hubert", device, "float32"),
+        PartPlacement("rvc.rmvpe", device, "float32"),
+        PartPlacement("rvc.decoder", device, decoder),
+    )
 
 
 # ------------------------------------------------------------------------------------------ CUDA faults

@@ -203,3 +203,38 @@ def test_gpu_memory_threshold() -> None:
     assert not gpu_memory_exceeded(10**6, 0)  # 0 = never recycle for GPU memory
     with pytest.raises(ValueError):
         gpu_memory_exceeded(-1, 10)
+
+
+# ------------------------------------------------------------------------------- for the lead to wire in
+def test_fp32_turns_tf32_off_and_half_precisions_leave_it_on() -> None:
+    import torch
+
+    from rvc.device import apply_precision_flags
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    try:
+        apply_precision_flags("fp32")
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        apply_precision_flags("fp16")
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_instances_spread_over_gpus_only_when_there_are_several() -> None:
+    from rvc.device import instance_group
+
+    assert instance_group("cpu", 0, 2) == "instance_group [ { kind: KIND_CPU count: 2 } ]"
+    assert instance_group("cuda", 1, 1) == "instance_group [ { kind: KIND_CPU count: 1 } ]"
+    assert instance_group("cuda", 4, 1) == "instance_group [ { kind: KIND_GPU count: 1 gpus: [ 0, 1, 2, 3 ] } ]"
+    with pytest.raises(ValueError):
+        instance_group("cuda", 2, 0)
+
+
+def test_placements_keep_the_codec_float32() -> None:
+    from rvc.device import placements
+
+    parts = {placement.part: placement for placement in placements("cuda", "fp16", "float16", "python")}
+    assert parts["tts.vocoder"].dtype == parts["tts.audio_tokenizer"].dtype == "float32"
+    assert parts["tts.llm (python)"].dtype == "float16" and parts["rvc.decoder"].dtype == "float16"
+    assert {placement.device for placement in parts.values()} == {"cuda"}
