@@ -16,12 +16,12 @@ import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Literal
 
 from rvc.assets import DEMO_NOTICE, inspect_assets
-from rvc.errors import VoiceError
+from rvc.device import check_rvc_precision, driver_present, probe_torch, resolve_device
+from rvc.errors import ConfigError, VoiceError
 from rvc.grpc.launcher import TritonServer, TritonServerConfig
 from rvc.grpc.model_repository import prepare_model_repository
 from rvc.logging_setup import configure_logging
@@ -104,11 +104,32 @@ def print_usage(settings: Settings) -> None:
     )
 
 
-def triton_device(settings: Settings) -> Literal["cpu", "cuda"]:
-    """Where the Triton models run: DEVICE, or CUDA when "auto" finds an NVIDIA driver."""
-    if settings.device != "auto":
-        return settings.device
-    return "cuda" if Path("/dev/nvidiactl").exists() else "cpu"
+def resolve_placement(settings: Settings) -> Settings:
+    """Decide DEVICE once, for Triton and the RVC workers alike, and check RVC_PRECISION and the
+    TensorRT-LLM engine against it; the settings returned carry the resolved device (and its defaults).
+
+    torch is asked in a child interpreter: this process serves the API and never imports it.
+    """
+    driver = driver_present()
+    device: Literal["cpu", "cuda"] = "cpu"
+    capability: tuple[int, int] | None = None
+    if settings.device == "cpu" and settings.llm_backend == "python":
+        pass
+    else:
+        facts = probe_torch()
+        device = resolve_device(settings.device, driver=driver, facts=facts)
+        capability = facts.capability if device == "cuda" else None
+        logger.info("torch %s (CUDA %s); models run on %s%s", facts.torch_version, facts.cuda_version, device,
+                    f" ({', '.join(gpu.name for gpu in facts.gpus)})" if device == "cuda" else "")
+    check_rvc_precision(settings.rvc_precision, device, capability)
+    if settings.llm_backend == "tensorrtllm":
+        if device != "cuda":
+            raise ConfigError("LLM_BACKEND=tensorrtllm needs a GPU, and DEVICE resolved to cpu", field="LLM_BACKEND")
+        engine = settings.trt_engine_dir
+        if engine is None or not (engine / "config.json").is_file():
+            raise ConfigError(f"TRT_ENGINE_DIR={engine}: no TensorRT-LLM engine there (build one with "
+                              "triton/run.sh 1 1 in the TensorRT-LLM image)", field="TRT_ENGINE_DIR")
+    return settings.for_device(device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-triton", action="store_true", help="do not start tritonserver (one already runs)")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        settings = resolve_placement(load_settings())
     except VoiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -142,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.no_triton:
             repository = prepare_model_repository(
-                settings.triton_model_repo, model_dir=settings.spark_model_dir, device=triton_device(settings)
+                settings.triton_model_repo,
+                model_dir=settings.spark_model_dir,
+                # resolved above: the workers get the same device through create_app(settings)
+                device="cuda" if settings.device == "cuda" else "cpu",
+                llm_backend=settings.llm_backend,
+                trtllm_engine_dir=settings.trt_engine_dir,
             )
             triton = TritonServer(
                 TritonServerConfig(
@@ -152,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                     http_port=settings.triton_http_port,
                     metrics_port=settings.triton_metrics_port,
                     work_dir=settings.run_dir / "tritonserver",
+                    startup_timeout_s=settings.triton_startup_timeout_s,
+                    cpu_only=settings.device == "cpu",
                 )
             )
             triton.start()

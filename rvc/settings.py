@@ -30,7 +30,13 @@ class Settings(BaseSettings):
 
     # --- the seed's variables -------------------------------------------------------------
     rvc_model: str = Field("SilverWolf_e300_s6600.pth", description="RVC voice file name in WEIGHTS_DIR")
-    rvc_workers: int = Field(2, ge=1, le=64, description="number of RVC worker processes")
+    rvc_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="number of RVC worker processes; unset or 'auto': 2 on the CPU, 1 on CUDA (each worker "
+        "holds its own CUDA context and models, ~1.2-1.5 GB, and two on one GPU only time-slice it)",
+    )
     api_port: int = Field(8080, ge=1, le=65535, description="Voice HTTP API port")
     triton_model_repo: Path = Field(
         PROJECT_ROOT / "var" / "model_repo",
@@ -44,6 +50,19 @@ class Settings(BaseSettings):
     triton_http_port: int = Field(8000, ge=1, le=65535)
     triton_metrics_port: int = Field(8002, ge=1, le=65535)
     triton_timeout_s: float = Field(120.0, gt=0, description="per-request deadline for Triton calls")
+    triton_startup_timeout_s: float = Field(
+        600.0, gt=0, description="how long the service waits for tritonserver to load every model (a first "
+        "start on a GPU, or udocker's ptrace mode on Colab, can take minutes)",
+    )
+
+    # --- the LLM engine ---------------------------------------------------------------------
+    llm_backend: Literal["python", "tensorrtllm"] = Field(
+        "python", description="the Spark LLM in Triton's python backend, or a TensorRT-LLM engine (CUDA only)"
+    )
+    trt_engine_dir: Path | None = Field(
+        None, description="TensorRT-LLM engine folder (triton/run.sh stage 1 writes it; needed when "
+        "LLM_BACKEND=tensorrtllm; put it on a volume in containers)",
+    )
 
     # --- assets -------------------------------------------------------------------------
     weights_dir: Path = Field(PROJECT_ROOT / "weights", description="RVC voices: <voice>.pth and .index")
@@ -54,11 +73,16 @@ class Settings(BaseSettings):
     voices_dir: Path = Field(PROJECT_ROOT / "var" / "voices", description="saved voices")
     run_dir: Path = Field(PROJECT_ROOT / "var" / "run", description="sockets, pid files and server logs")
     state_dir: Path = Field(PROJECT_ROOT / "var" / "state", description="stored /config defaults and reference clip")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models run")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="where Triton's models and the RVC workers run; auto: CUDA when an NVIDIA driver is present "
+        "(an error if torch is then a CPU build: set DEVICE=cpu to accept the CPU), decided once by rvc.device",
+    )
     rvc_precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32",
-        description="RVC decoder precision: fp32 (exact), bf16 (opt-in, ~2.3x faster decoder on CPUs with "
-        "AVX-512 BF16/AMX, max deviation ~5e-3), fp16 (CUDA only)",
+        description="RVC decoder precision: fp32 (exact on CPU; on Ampere+ GPUs TF32 may apply), bf16 (opt-in, "
+        "~2.3x faster decoder on CPUs with AVX-512 BF16/AMX, max deviation ~5e-3; on CUDA only with compute "
+        "capability >= 8.0), fp16 (CUDA only)",
     )
 
     # --- request limits -----------------------------------------------------------------
@@ -85,13 +109,23 @@ class Settings(BaseSettings):
             raise ValueError("must be a .pth file name inside WEIGHTS_DIR, e.g. SilverWolf_e300_s6600.pth")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_worker_count(cls, values: object) -> object:
+        """RVC_WORKERS=auto (or empty) counts as unset, so ``for_device`` may pick the device's default."""
+        if isinstance(values, dict):
+            for key in [key for key in values if str(key).lower() == "rvc_workers"]:
+                if isinstance(values[key], str) and values[key].strip().lower() in ("", "auto"):
+                    del values[key]
+        return values
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _distinct_ports(self) -> Settings:
+    def _consistent(self) -> Settings:
         ports = {
             "API_PORT": self.api_port,
             "TRITON_GRPC_PORT": self.triton_grpc_port,
@@ -100,7 +134,24 @@ class Settings(BaseSettings):
         }
         if len(set(ports.values())) != len(ports):
             raise ValueError(f"ports must differ, got {ports}")
+        if self.llm_backend == "tensorrtllm" and self.trt_engine_dir is None:
+            raise ValueError("LLM_BACKEND=tensorrtllm needs TRT_ENGINE_DIR (the engine folder triton/run.sh stage 1 "
+                             "builds)")
+        if self.llm_backend == "tensorrtllm" and self.device == "cpu":
+            raise ValueError("LLM_BACKEND=tensorrtllm needs a GPU; it cannot run with DEVICE=cpu")
         return self
+
+    def for_device(self, device: Literal["cpu", "cuda"]) -> Settings:
+        """These settings once DEVICE is resolved (``rvc.device.resolve_device``): the device fixed, so
+        Triton and the workers cannot decide "auto" differently, and the device's defaults applied to
+        what the environment left unset (RVC_WORKERS: 1 on CUDA).
+        """
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda once resolved, got {device!r}")
+        update: dict[str, object] = {"device": device}
+        if device == "cuda" and "rvc_workers" not in self.model_fields_set:
+            update["rvc_workers"] = 1
+        return self.model_copy(update=update)
 
     @property
     def voice_name(self) -> str:

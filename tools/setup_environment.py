@@ -6,6 +6,8 @@
 
 Checks: Python 3.11, the pinned packages of pyproject.toml, numpy<2, GPU or CPU, the
 settings, the tritonserver binary, the model assets, free ports, espeak-ng (tests).
+A GPU counts as fine only when torch is a CUDA build (torch.version.cuda set) that sees it;
+beside the CPU wheel it fails with the fix, as the service itself would at start (rvc.device).
 Exit codes: 0 nothing failed (warnings allowed), 1 something failed.
 """
 

@@ -13,12 +13,23 @@
 #   4  benchmark client (bench/bench_triton.py against the running server)
 #   5  one utterance through the running server (triton/scripts/synthesize.py), written to $OUTPUT_WAV
 #
+# Stage 1 runs in NVIDIA's TensorRT-LLM image (tritonserver:<release>-trtllm-python-py3): `tensorrt_llm`
+# exists only in that image's own Python (3.10), not in the service's 3.11 venv, so the conversion runs
+# with $TRTLLM_PYTHON (default: the first of /usr/bin/python3, /usr/local/bin/python3, python3 that imports
+# tensorrt_llm). The engine holds max_batch_size rows of (prompt + budget) tokens: prompt
+# $TRTLLM_MAX_INPUT_LEN [2048: 30 s of reference at 50 tokens/s, global tokens, one sentence], budget
+# $MAX_NEW_TOKENS [3000]; the repository's paged KV pool is sized the same way (rvc.device.kv_cache_tokens).
+# Engines go to $TRT_ENGINE_DIR: put it on a volume in a container (the compose file mounts var/), so a
+# rebuilt container does not rebuild them; the service uses them with LLM_BACKEND=tensorrtllm.
+#
 # Environment (defaults in brackets): SPARK_MODEL_DIR [pretrained_models/Spark-TTS-0.5B],
-# TRITON_MODEL_REPO [var/model_repo], DEVICE [cuda if nvidia-smi works, else cpu],
-# LLM_BACKEND [tensorrtllm when stage 1 built an engine, else python], TRT_DTYPE [bfloat16],
-# BLS_INSTANCE_NUM [1], TRITON_MAX_BATCH_SIZE [16], TRITON_GRPC_PORT [8001], TRITON_HTTP_PORT [8000],
-# REFERENCE_AUDIO [example/prompt_audio.wav], REFERENCE_TEXT [none], TARGET_TEXT, OUTPUT_WAV
-# [var/run/triton_single.wav], PYTHON [.venv/bin/python].
+# TRITON_MODEL_REPO [var/model_repo], DEVICE [rvc.device's decision for "auto": cuda when a driver is
+# present, an error when torch is then a CPU build], LLM_BACKEND [tensorrtllm when $TRT_ENGINE_DIR holds an
+# engine, else python], TRT_ENGINE_DIR [var/trt_engines], TRT_DTYPE [bfloat16 on compute capability >= 8.0,
+# float16 below (Turing/T4 has no bf16); bfloat16 is refused there], TRTLLM_PYTHON, TRTLLM_MAX_INPUT_LEN,
+# MAX_NEW_TOKENS, BLS_INSTANCE_NUM [1], TRITON_MAX_BATCH_SIZE [16], TRITON_GRPC_PORT [8001],
+# TRITON_HTTP_PORT [8000], TRITON_STARTUP_TIMEOUT_S [600], REFERENCE_AUDIO [example/prompt_audio.wav],
+# REFERENCE_TEXT [none], TARGET_TEXT, OUTPUT_WAV [var/run/triton_single.wav], PYTHON [.venv/bin/python].
 set -euo pipefail
 
 stage=${1:?usage: triton/run.sh <start_stage> <stop_stage> [offline|streaming]}
@@ -33,11 +44,16 @@ python=${PYTHON:-$root/.venv/bin/python}
 
 model_dir=${SPARK_MODEL_DIR:-$root/pretrained_models/Spark-TTS-0.5B}
 model_repo=${TRITON_MODEL_REPO:-$root/var/model_repo}
-trt_dtype=${TRT_DTYPE:-bfloat16}
-trt_weights_dir=$root/var/tllm_checkpoint_${trt_dtype}
-trt_engines_dir=$root/var/trt_engines_${trt_dtype}
-if [ -z "${DEVICE:-}" ]; then
-    if nvidia-smi >/dev/null 2>&1; then DEVICE=cuda; else DEVICE=cpu; fi
+trt_engines_dir=${TRT_ENGINE_DIR:-$root/var/trt_engines}
+max_batch_size=${TRITON_MAX_BATCH_SIZE:-16}
+max_input_len=${TRTLLM_MAX_INPUT_LEN:-2048}
+max_new_tokens=${MAX_NEW_TOKENS:-3000}
+
+# rvc.device decides, as the service does; from a neutral cwd, because the repo root's triton/ folder
+# would shadow OpenAI's triton package when torch is imported (reference/infra.md section 0.5).
+device_report() { (cd "${TMPDIR:-/tmp}" && "$python" -m rvc.device --device "${DEVICE:-auto}" "$@"); }
+if [ -z "${DEVICE:-}" ] || [ "$DEVICE" = auto ]; then
+    DEVICE=$(device_report --field device) || { echo "run.sh: no usable device (above); set DEVICE=cpu to use the CPU" >&2; exit 1; }
 fi
 if [ -z "${LLM_BACKEND:-}" ]; then
     if [ -f "$trt_engines_dir/config.json" ]; then LLM_BACKEND=tensorrtllm; else LLM_BACKEND=python; fi
@@ -57,10 +73,33 @@ fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     echo "== stage 1: TensorRT-LLM checkpoint and engine"
     if command -v trtllm-build >/dev/null 2>&1; then
-        "$python" triton/scripts/convert_checkpoint.py --model_dir "$model_dir/LLM" \
+        trtllm_python=${TRTLLM_PYTHON:-}
+        if [ -z "$trtllm_python" ]; then
+            for candidate in /usr/bin/python3 /usr/local/bin/python3 python3; do
+                if "$candidate" -c 'import tensorrt_llm' >/dev/null 2>&1; then trtllm_python=$candidate; break; fi
+            done
+        fi
+        if [ -z "$trtllm_python" ]; then
+            echo "run.sh: no Python here imports tensorrt_llm; use the TensorRT-LLM image or set TRTLLM_PYTHON" >&2
+            exit 1
+        fi
+        trt_dtype=${TRT_DTYPE:-$(device_report --field half_dtype)}
+        # a bf16 engine on a card without bf16 (T4) is refused here, not at the first request
+        (cd "${TMPDIR:-/tmp}" && "$python" -c 'import sys; from rvc.device import check_llm_dtype, torch_facts
+from rvc.errors import ConfigError
+try:
+    check_llm_dtype(sys.argv[1], "cuda", torch_facts().capability, "TRT_DTYPE")
+except ConfigError as exc:
+    sys.exit(f"run.sh: {exc}")' "$trt_dtype")
+        trt_weights_dir=$(dirname "$trt_engines_dir")/tllm_checkpoint_${trt_dtype}
+        kv_tokens=$((max_batch_size * (max_input_len + max_new_tokens)))
+        echo "engine: $trt_dtype, batch $max_batch_size x ($max_input_len prompt + $max_new_tokens budget) = $kv_tokens KV tokens; python $trtllm_python; into $trt_engines_dir"
+        "$trtllm_python" triton/scripts/convert_checkpoint.py --model_dir "$model_dir/LLM" \
             --output_dir "$trt_weights_dir" --dtype "$trt_dtype"
         trtllm-build --checkpoint_dir "$trt_weights_dir" --output_dir "$trt_engines_dir" \
-            --max_batch_size "${TRITON_MAX_BATCH_SIZE:-16}" --max_num_tokens 32768 --gemm_plugin "$trt_dtype"
+            --max_batch_size "$max_batch_size" --max_input_len "$max_input_len" \
+            --max_seq_len "$((max_input_len + max_new_tokens))" --max_num_tokens 32768 \
+            --kv_cache_type paged --gemm_plugin "$trt_dtype"
         LLM_BACKEND=tensorrtllm
     else
         echo "trtllm-build not found: skipping the TensorRT-LLM engine; the LLM runs in the python backend"
@@ -73,13 +112,14 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     if [ "$LLM_BACKEND" = tensorrtllm ]; then engine_args=(--trtllm-engine-dir "$trt_engines_dir"); fi
     "$python" triton/scripts/prepare_repository.py --output "$model_repo" --model-dir "$model_dir" \
         --mode "$service_type" --device "$DEVICE" --llm-backend "$LLM_BACKEND" "${engine_args[@]}" \
-        --bls-instances "${BLS_INSTANCE_NUM:-1}" --max-batch-size "${TRITON_MAX_BATCH_SIZE:-16}"
+        --bls-instances "${BLS_INSTANCE_NUM:-1}" --max-batch-size "$max_batch_size" --max-new-tokens "$max_new_tokens"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     echo "== stage 3: start tritonserver (Ctrl-C stops it)"
     "$python" -m rvc.grpc.serve --model-repository "$model_repo" \
-        --grpc-port "${TRITON_GRPC_PORT:-8001}" --http-port "${TRITON_HTTP_PORT:-8000}"
+        --grpc-port "${TRITON_GRPC_PORT:-8001}" --http-port "${TRITON_HTTP_PORT:-8000}" \
+        --startup-timeout "${TRITON_STARTUP_TIMEOUT_S:-600}"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then

@@ -8,7 +8,11 @@ python backend needs the stub built for the running Python copied beside it
 
 * the stub's embedded interpreter ignores PYTHONPATH: it finds the venv via
   ``<venv>/bin`` first on PATH, and needs this interpreter's libdir first on
-  LD_LIBRARY_PATH or it links the system libpython;
+  LD_LIBRARY_PATH or it links the system libpython (a pyenv build). A libdir
+  the loader searches anyway (``/usr/lib/x86_64-linux-gnu`` for the image's
+  Python) is never prepended: NVIDIA's images keep their cuDNN and NCCL
+  there, and LD_LIBRARY_PATH outranks the RUNPATH by which torch finds its
+  own, so the first convolution would fail on a cuDNN version mismatch;
 * a ``triton/`` folder in the cwd breaks torch inside the stub, so the server
   runs in its own work directory;
 * an open gRPC stream keeps the server alive after SIGTERM, so ``stop``
@@ -36,14 +40,24 @@ from typing import IO
 
 import httpx
 
+from rvc.device import driver_present
 from rvc.errors import ConfigError, TritonStartError
 
-__all__ = ["TritonInstallation", "TritonServer", "TritonServerConfig", "locate_tritonserver"]
+__all__ = [
+    "TritonInstallation",
+    "TritonServer",
+    "TritonServerConfig",
+    "library_search_path",
+    "locate_tritonserver",
+    "server_environment",
+    "system_library_dirs",
+]
 
 logger = logging.getLogger(__name__)
 
 _SHM_DIR = Path("/dev/shm")
 _NVIDIA_BACKENDS = Path("/opt/tritonserver/backends")
+_LD_SO_CONF = Path("/etc/ld.so.conf")
 
 
 @dataclass(frozen=True)
@@ -137,23 +151,88 @@ def _prepare_backends(installation: TritonInstallation, work_dir: Path) -> Path 
     return target.parent
 
 
-def server_environment(installation: TritonInstallation, torch_threads: int, extra: dict[str, str]) -> dict[str, str]:
-    """The environment that lets the stub find this venv and the right libpython."""
+def system_library_dirs(ld_so_conf: Path = _LD_SO_CONF, multiarch: str | None = None) -> frozenset[Path]:
+    """Folders the dynamic loader searches without LD_LIBRARY_PATH: its trusted defaults plus ld.so.conf.
+
+    Resolved, so ``/lib/x86_64-linux-gnu`` and ``/usr/lib/x86_64-linux-gnu`` are one folder on a
+    merged-/usr system. ``include`` lines (globs, relative to the including file) are followed.
+    """
+    arch = multiarch if multiarch is not None else (sysconfig.get_config_var("MULTIARCH") or "")
+    folders = ["/lib", "/usr/lib", "/lib64", "/usr/lib64"]
+    if arch:
+        folders += [f"/lib/{arch}", f"/usr/lib/{arch}"]
+    folders += _ld_so_conf_dirs(ld_so_conf, seen=set())
+    return frozenset(Path(os.path.realpath(folder)) for folder in folders)
+
+
+def _ld_so_conf_dirs(path: Path, seen: set[Path]) -> list[str]:
+    if path in seen or not path.is_file():
+        return []
+    seen.add(path)
+    folders: list[str] = []
+    for raw in path.read_text(errors="replace").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("include"):
+            for pattern in line.split()[1:]:
+                pattern_path = Path(pattern) if pattern.startswith("/") else path.parent / pattern
+                for included in sorted(pattern_path.parent.glob(pattern_path.name)):
+                    folders += _ld_so_conf_dirs(included, seen)
+        elif line.startswith("/"):
+            folders.append(line.split()[0])
+    return folders
+
+
+def library_search_path(
+    python_libdir: str | None,
+    installation_dirs: tuple[Path, ...],
+    inherited: str | None,
+    system_dirs: frozenset[Path],
+) -> str:
+    """LD_LIBRARY_PATH for tritonserver and its stubs: this Python's libdir (unless the loader
+    searches it anyway), the installation's libraries, then what was inherited, unchanged.
+    """
+    parts: list[str] = []
+    if python_libdir and Path(os.path.realpath(python_libdir)) not in system_dirs:
+        parts.append(python_libdir)
+    parts += [str(folder) for folder in installation_dirs]
+    if inherited:
+        parts.append(inherited)
+    return os.pathsep.join(part for part in parts if part)
+
+
+def server_environment(
+    installation: TritonInstallation,
+    torch_threads: int,
+    extra: dict[str, str],
+    *,
+    python_libdir: str | None = None,
+    system_dirs: frozenset[Path] | None = None,
+) -> dict[str, str]:
+    """The environment that lets the stub find this venv and the right libpython.
+
+    ``python_libdir`` defaults to this interpreter's ``LIBDIR``, ``system_dirs`` to the loader's
+    folders on this machine; tests pass both to compute the environment of another machine.
+    """
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # ignored by the stub anyway; never let it half-work
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    library_dirs = [sysconfig.get_config_var("LIBDIR") or "", *map(str, installation.library_dirs)]
-    if env.get("LD_LIBRARY_PATH"):
-        library_dirs.append(env["LD_LIBRARY_PATH"])
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(part for part in library_dirs if part)
+    libdir = python_libdir if python_libdir is not None else sysconfig.get_config_var("LIBDIR")
+    search_path = library_search_path(
+        libdir,
+        installation.library_dirs,
+        env.get("LD_LIBRARY_PATH"),
+        system_dirs if system_dirs is not None else system_library_dirs(),
+    )
+    if search_path:
+        env["LD_LIBRARY_PATH"] = search_path
+    else:
+        env.pop("LD_LIBRARY_PATH", None)  # an empty entry would mean the cwd
     env["OMP_NUM_THREADS"] = str(torch_threads)
     env["MKL_NUM_THREADS"] = str(torch_threads)
     env.update(extra)
     return env
-
-
-def _has_nvidia_driver() -> bool:
-    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
 
 
 class TritonServer:
@@ -241,7 +320,7 @@ class TritonServer:
             self._work_dir = Path(tempfile.mkdtemp(prefix="tritonserver-"))
         self._work_dir.mkdir(parents=True, exist_ok=True)
         backend_dir = _prepare_backends(installation, self._work_dir)
-        cpu_only = self.config.cpu_only if self.config.cpu_only is not None else not _has_nvidia_driver()
+        cpu_only = self.config.cpu_only if self.config.cpu_only is not None else not driver_present()
         command = self.command(backend_dir, cpu_only)
         env = server_environment(installation, self.config.torch_threads, self.config.extra_env)
         logger.info("starting tritonserver %s (repository %s)", installation.binary, repository)

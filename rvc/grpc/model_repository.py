@@ -25,6 +25,7 @@ from pathlib import Path
 from string import Template
 from typing import Literal
 
+from rvc.device import CODEC_DTYPE, kv_cache_tokens
 from rvc.errors import ConfigError
 from rvc.grpc import contract
 from rvc.settings import PROJECT_ROOT
@@ -45,6 +46,9 @@ MARKER_FILE = "repository.json"  # written last; also what lets a later run repl
 TEMPLATE_DEFAULTS = {"max_queue_size": 0, "max_queue_delay_microseconds": 0}
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MODEL_FOLDERS = ("BiCodec", "LLM", "wav2vec2-large-xlsr-53")
+# Longest Spark-TTS prompt the KV pool must hold beside a full budget: 30 s of reference at 50 semantic
+# tokens/s (1500), 32 global tokens, one sentence of text and the control tokens, rounded up.
+TRTLLM_PROMPT_TOKENS = 2048
 
 Mode = Literal["offline", "streaming"]
 Device = Literal["cpu", "cuda"]
@@ -196,7 +200,7 @@ class RepositoryConfig:
             "max_queue_delay_microseconds": self.max_queue_delay_us,
             "model_dir": model_dir,
             "device": self.device,
-            "dtype": self.dtype,
+            "dtype": CODEC_DTYPE,  # BiCodec and wav2vec2 stay float32; only the LLM takes self.dtype
         }
         values: dict[str, dict[str, object]] = {
             contract.AUDIO_TOKENIZER: {**shared, "tokenizer_instance_num": self.tokenizer_instances},
@@ -233,8 +237,10 @@ class RepositoryConfig:
                 "decoupled_mode": self.decoupled,
                 "max_beam_width": 1,
                 "engine_dir": str(Path(self.trtllm_engine_dir).resolve()),
-                "max_tokens_in_paged_kv_cache": 2560,
-                "max_attention_window_size": 2560,
+                "max_tokens_in_paged_kv_cache": kv_cache_tokens(
+                    self.max_batch_size, TRTLLM_PROMPT_TOKENS, self.max_new_tokens
+                ),
+                "max_attention_window_size": TRTLLM_PROMPT_TOKENS + self.max_new_tokens,
                 "kv_cache_free_gpu_mem_fraction": self.kv_cache_free_gpu_mem_fraction,
                 "exclude_input_in_output": True,
                 "enable_kv_cache_reuse": False,

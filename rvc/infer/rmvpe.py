@@ -4,6 +4,15 @@ Matches RVC's ``infer/lib/rmvpe.py`` (``RMVPE.infer_from_audio``): 16 kHz audio 
 128-band natural-log mel magnitude (n_fft 1024, hop 160, 30-8000 Hz, HTK mel scale
 with Slaney area normalisation) -> salience over 360 pitch bins of 20 cents ->
 f0 in Hz per 10 ms frame (``1 + N // 160`` frames), 0 where unvoiced.
+
+Long inputs run in chunks (``ChunkPlan``): the reference takes the whole input at once, whose U-Net
+activations grow with its length (``/rvc`` accepts 600 s), which bounds nothing on a 16 GB GPU. A
+chunk is a window of ``core`` frames plus ``context`` frames on each side, cut on the U-Net's
+32-frame grid so that every pooling level sees the same cells as in the whole input; the context is
+then discarded. The network's reach is not finite (a BiGRU runs over the whole window), so the chunked
+salience equals the whole-input one to float rounding only when the context covers the
+reach that matters: ``tests/rvc_pipeline/test_rmvpe_chunks.py`` measures it on real-length input.
+Inputs up to ``core + 2 * context`` frames take the whole-input path unchanged.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import logging
 import pickle
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +32,7 @@ from rvc.errors import AssetError
 from rvc.infer.rmvpe_net import E2E, N_CLASSES, N_MELS, RMVPEConfig
 from rvc.infer.state_dict import check_state_dict
 
-__all__ = ["RMVPE", "MelSpectrogram", "cents_to_f0", "htk_mel_filterbank", "local_average_cents"]
+__all__ = ["RMVPE", "ChunkPlan", "MelSpectrogram", "cents_to_f0", "htk_mel_filterbank", "local_average_cents"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +67,41 @@ def htk_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, f
     return weights
 
 
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How long inputs are cut: ``core`` frames kept per chunk, ``context`` frames read on each side.
+
+    Both are multiples of ``multiple`` (the U-Net's time multiple, 32 for the released model) so
+    chunk edges fall on the grid of its deepest pooling level.
+    """
+
+    core: int = 4096  # 40.96 s
+    context: int = 1024  # 10.24 s on each side
+    multiple: int = 32
+
+    def __post_init__(self) -> None:
+        if self.multiple < 1 or self.core < self.multiple or self.context < 0:
+            raise ValueError(f"ChunkPlan needs core >= multiple >= 1 and context >= 0, got {self}")
+        if self.core % self.multiple or self.context % self.multiple:
+            raise ValueError(f"ChunkPlan core and context must be multiples of {self.multiple}, got {self}")
+
+    def windows(self, frames: int) -> list[tuple[int, int, int, int]]:
+        """``(read_start, read_stop, keep_start, keep_stop)`` in frames; one whole window when short."""
+        if frames <= self.core + 2 * self.context:
+            return [(0, frames, 0, frames)]
+        windows = []
+        for keep_start in range(0, frames, self.core):
+            keep_stop = min(keep_start + self.core, frames)
+            windows.append((max(0, keep_start - self.context), min(frames, keep_stop + self.context),
+                            keep_start, keep_stop))
+        return windows
+
+
 class MelSpectrogram(torch.nn.Module):
     """wav ``(B, N)`` float32 at 16 kHz -> natural-log mel magnitude ``(B, 128, 1 + N // 160)`` float32."""
+
+    mel_basis: torch.Tensor
+    window: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -66,14 +109,15 @@ class MelSpectrogram(torch.nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(basis), persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+    def forward(self, wav: torch.Tensor, center: bool = True) -> torch.Tensor:
+        """``center=False`` takes samples already padded (``1 + (N - 1024) // 160`` frames): a chunk's."""
         spectrum = torch.stft(
             wav,
             N_FFT,
             hop_length=HOP_LENGTH,
             win_length=N_FFT,
             window=self.window,
-            center=True,
+            center=center,
             pad_mode="reflect",
             return_complex=True,
         )
@@ -167,11 +211,14 @@ def load_e2e(
 class RMVPE:
     """Pitch estimator. One instance can be shared by every voice in a process (it holds no per-call state)."""
 
-    def __init__(self, model: E2E, *, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: E2E, *, device: str | torch.device = "cpu", chunks: ChunkPlan | None = None) -> None:
         self.model = model
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
         self.mel = MelSpectrogram().to(self.device)
+        self.chunks = chunks or ChunkPlan(multiple=model.config.time_multiple)
+        if self.chunks.multiple % model.config.time_multiple:
+            raise ValueError(f"chunk grid {self.chunks.multiple} is not a multiple of {model.config.time_multiple}")
 
     @classmethod
     def from_pretrained(
@@ -192,9 +239,27 @@ class RMVPE:
 
     @torch.inference_mode()
     def salience(self, wav16k: np.ndarray) -> np.ndarray:
-        """wav ``(N,)`` at 16 kHz (any float dtype; cast to float32) -> ``(1 + N // 160, 360)`` float32."""
-        audio = torch.from_numpy(np.ascontiguousarray(wav16k, dtype=np.float32)).to(self.device).unsqueeze(0)
-        return self.mel_to_salience(self.mel(audio)).cpu().numpy()
+        """wav ``(N,)`` at 16 kHz (any float dtype; cast to float32) -> ``(1 + N // 160, 360)`` float32.
+
+        Long inputs run window by window (``self.chunks``); the mel of each window is computed from
+        its own samples, so device memory follows the window, not the input.
+        """
+        audio = np.ascontiguousarray(wav16k, dtype=np.float32)
+        frames = 1 + audio.size // HOP_LENGTH
+        windows = self.chunks.windows(frames)
+        if len(windows) == 1:
+            return self.mel_to_salience(self.mel(torch.from_numpy(audio).to(self.device).unsqueeze(0))).cpu().numpy()
+        # center=True pads N_FFT // 2 samples by reflection; pad once, then frame f covers
+        # padded[f * HOP : f * HOP + N_FFT], which is what a window of frames reads with center=False.
+        half = N_FFT // 2
+        padded = torch.from_numpy(audio).unsqueeze(0)
+        padded = F.pad(padded.unsqueeze(0), (half, half), mode="reflect")[0]
+        out = np.empty((frames, N_CLASSES), dtype=np.float32)
+        for read_start, read_stop, keep_start, keep_stop in windows:
+            samples = padded[:, read_start * HOP_LENGTH : (read_stop - 1) * HOP_LENGTH + N_FFT].to(self.device)
+            hidden = self.mel_to_salience(self.mel(samples, center=False))
+            out[keep_start:keep_stop] = hidden[keep_start - read_start : keep_stop - read_start].cpu().numpy()
+        return out
 
     def infer_from_audio(self, wav16k: np.ndarray, threshold: float = 0.03) -> np.ndarray:
         """wav ``(N,)`` at 16 kHz -> f0 ``(1 + N // 160,)`` float64 Hz, 0 where unvoiced."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from rvc.device import TorchFacts
     from rvc.settings import Settings
 
 __all__ = [
@@ -134,13 +135,55 @@ def _nvidia_gpus() -> list[str]:
     return [line.strip() for line in result.stdout.splitlines() if line.strip()] if result.returncode == 0 else []
 
 
-def check_device(requested: str = "auto", gpus: Callable[[], list[str]] = _nvidia_gpus) -> Check:
+def _torch_facts() -> TorchFacts | None:
+    """torch's own view (build, CUDA, GPUs), or None when torch is not installed yet."""
+    try:
+        from rvc.device import torch_facts
+
+        return torch_facts()
+    except ImportError:
+        return None
+
+
+def check_device(
+    requested: str = "auto",
+    gpus: Callable[[], list[str]] = _nvidia_gpus,
+    facts: Callable[[], TorchFacts | None] = _torch_facts,
+) -> Check:
+    """A GPU is fine only when torch can use it: a CUDA build (torch.version.cuda set) that sees it.
+
+    The decision is the service's own (``rvc.device.resolve_device``), so this check fails exactly
+    when the service would refuse to start.
+    """
+    from rvc.device import resolve_device, supports_bf16
+    from rvc.errors import ConfigError
+
     found = gpus()
-    if found:
-        return Check("device", Outcome.OK, f"GPU: {'; '.join(found)}")
-    if requested == "cuda":
+    seen = f"GPU: {'; '.join(found)}; " if found else ""
+    torch = facts()
+    if torch is None:
+        if not found and requested != "cuda":
+            return Check("device", Outcome.OK, "CPU only (no NVIDIA GPU visible); torch is not installed yet")
+        return Check("device", Outcome.FAIL, f"{seen}torch is not installed, so nothing can use the GPU yet",
+                     SETUP_FIX + " (then install a CUDA build of torch for the GPU)")
+    if requested == "cuda" and not found and not torch.cuda_available:
         return Check("device", Outcome.FAIL, "DEVICE=cuda but no NVIDIA GPU/driver is visible",
                      "set DEVICE=cpu (or auto), or install the NVIDIA driver / run with --gpus all")
+    try:
+        device = resolve_device(requested, driver=bool(found), facts=torch)
+    except ConfigError as exc:
+        return Check("device", Outcome.FAIL, seen + exc.message,
+                     "pip install torch==2.13.0 from a CUDA index (see Dockerfile.voice), or set DEVICE=cpu")
+    if device == "cuda":
+        gpu = torch.gpus[0]
+        capability = torch.capability or gpu.capability
+        return Check("device", Outcome.OK,
+                     f"GPU: {', '.join(g.name for g in torch.gpus)}; torch {torch.torch_version} (CUDA "
+                     f"{torch.cuda_version}, cuDNN {torch.cudnn_version}); compute capability "
+                     f"{capability[0]}.{capability[1]}, bf16 {'yes' if supports_bf16(capability) else 'no (use fp16)'}")
+    if found:
+        return Check("device", Outcome.WARN, f"{seen}DEVICE={requested}: the service runs on the CPU on purpose",
+                     "set DEVICE=auto to use the GPU")
     return Check("device", Outcome.OK, "CPU only (no NVIDIA GPU visible); everything runs, slower")
 
 

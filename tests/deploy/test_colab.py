@@ -86,3 +86,26 @@ def test_container_environment_names_real_settings(notebook: dict[str, Any]) -> 
     fields = {name.upper() for name in Settings.model_fields} | {"HF_TOKEN", "HF_ENDPOINT"}
     assert names and set(names) <= fields
     assert {"RVC_MODEL", "RVC_WORKERS", "API_PORT", "TRITON_MODEL_REPO"} <= set(names)
+
+
+def test_settings_suit_a_t4_under_udocker(notebook: dict[str, Any]) -> None:
+    """Colab's T4 (compute capability 7.5) has no bf16; one worker per GPU; udocker's ptrace mode is slow."""
+    from rvc.device import check_rvc_precision
+    from rvc.settings import load_settings
+
+    namespace: dict[str, Any] = {}
+    exec(source(notebook["cells"][2]), namespace)  # the settings cell: plain assignments
+    check_rvc_precision(namespace["RVC_PRECISION"], "cuda", (7, 5))  # raises for bf16
+    settings = load_settings(rvc_workers=str(namespace["RVC_WORKERS"]), rvc_precision=namespace["RVC_PRECISION"],
+                             triton_startup_timeout_s=namespace["TRITON_STARTUP_TIMEOUT_S"])
+    assert settings.for_device("cuda").rvc_workers == 1
+    assert settings.triton_startup_timeout_s > 600
+
+
+def test_container_runs_through_nvidias_entrypoint_with_every_folder_mounted(notebook: dict[str, Any]) -> None:
+    code = "\n".join(code_sources(notebook))
+    assert '"/opt/nvidia/nvidia_entrypoint.sh", "bash", "/workspace/scripts/start_services.sh"' in code
+    for target in ("weights", "assets", "pretrained_models", "var"):
+        assert f":/workspace/{target}" in code, target
+    for name in ("RVC_PRECISION", "TRITON_STARTUP_TIMEOUT_S", "DEVICE"):
+        assert f'"{name}":' in code, name

@@ -129,11 +129,29 @@ def test_runs_as_a_non_root_user_before_the_entrypoint(instructions: list[Instru
     assert not [i for i in instructions if i.keyword == "RUN" and i.line > users[-1].line]
 
 
-def test_entrypoint_is_the_start_script(instructions: list[Instruction]) -> None:
+def test_entrypoint_is_nvidias_then_the_start_script(instructions: list[Instruction]) -> None:
     (entrypoint,) = [i for i in instructions if i.keyword == "ENTRYPOINT"]
     command = entrypoint.exec_form()
-    assert command == ["bash", "/workspace/scripts/start_services.sh"]
+    # NVIDIA's entrypoint first (CUDA forward compatibility), then it execs the start script
+    assert command == ["/opt/nvidia/nvidia_entrypoint.sh", "bash", "/workspace/scripts/start_services.sh"]
     assert (REPO_ROOT / "scripts" / "start_services.sh").is_file()
+
+
+def test_torch_default_is_the_checked_cuda_build(instructions: list[Instruction]) -> None:
+    args = {i.arguments.split("=", 1)[0]: i.arguments.split("=", 1)[1] for i in instructions
+            if i.keyword == "ARG" and "=" in i.arguments}
+    assert args["TORCH_INDEX_URL"] == "https://pypi.org/simple"
+    text = DOCKERFILE.read_text()
+    assert "CUDA 13.0 build" in text and "NOT checked" in text  # what was checked, and what was not
+    assert "/whl/cpu" not in args["TORCH_INDEX_URL"]
+
+
+def test_docker_run_example_mounts_every_asset_folder() -> None:
+    header = DOCKERFILE.read_text().split("ARG ", 1)[0]
+    example = header[header.index("docker run"):header.index("docker compose")]
+    for target in ("/workspace/weights", "/workspace/assets", "/workspace/pretrained_models", "/workspace/var"):
+        assert f":{target}" in example, target
+    assert "--gpus all" in example and "--init" in example
 
 
 def test_every_copy_source_exists_and_is_in_the_build_context(instructions: list[Instruction]) -> None:
@@ -166,6 +184,10 @@ def test_image_environment_is_valid_settings(instructions: list[Instruction]) ->
     assert settings.api_host == "0.0.0.0" and settings.api_port == 8080
     assert str(settings.weights_dir) == "/workspace/weights"
     assert {"RVC_MODEL", "RVC_WORKERS", "API_PORT", "TRITON_MODEL_REPO"} <= set(env)
+    assert settings.rvc_workers == 2 and settings.for_device("cuda").rvc_workers == 1  # RVC_WORKERS=auto
+    assert settings.triton_startup_timeout_s == float(env["TRITON_STARTUP_TIMEOUT_S"])
+    assert str(settings.trt_engine_dir).startswith("/workspace/var/")  # engines on the var volume
+    assert settings.rvc_precision == "fp32" and settings.device == "auto"
 
 
 # --- the healthcheck commands, run for real ----------------------------------------------------------
@@ -265,7 +287,9 @@ def test_compose_service_shape(compose: dict[str, Any]) -> None:
     (device,) = voice["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
     targets = {volume.split(":")[1] for volume in voice["volumes"]}
-    assert {"/workspace/weights", "/workspace/assets", "/workspace/pretrained_models"} <= targets
+    assert {"/workspace/weights", "/workspace/assets", "/workspace/pretrained_models", "/workspace/var"} <= targets
+    named = [volume.split(":")[0] for volume in voice["volumes"] if not volume.startswith(".")]
+    assert named and set(named) <= set(compose.get("volumes", {}))  # named volumes are declared
     assert voice["restart"] == "unless-stopped" and voice["init"] is True
     assert voice["shm_size"] and voice["healthcheck"]["start_period"]
 
@@ -277,4 +301,6 @@ def test_compose_environment_is_valid_settings(compose: dict[str, Any]) -> None:
     fields = {name.upper() for name in Settings.model_fields}
     settings = load_settings(**{key.lower(): value for key, value in resolved.items() if key in fields})
     assert settings.api_host == "0.0.0.0" and settings.rvc_model == "SilverWolf_e300_s6600.pth"
-    assert settings.rvc_workers == 2
+    assert settings.rvc_workers == 2 and settings.for_device("cuda").rvc_workers == 1  # RVC_WORKERS=auto
+    assert {"RVC_PRECISION", "DEVICE", "TRITON_STARTUP_TIMEOUT_S", "LLM_BACKEND", "TRT_ENGINE_DIR"} <= set(environment)
+    assert str(settings.trt_engine_dir).startswith("/workspace/var/")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rvc.assets import mark_demo
+from rvc.device import GpuFacts, TorchFacts
 from rvc.provision.doctor import (
     Check,
     Outcome,
@@ -66,10 +67,39 @@ def test_python_other_than_311_fails() -> None:
     assert failed.status is Outcome.FAIL and "3.11" in failed.fix
 
 
+CPU_TORCH = TorchFacts("2.13.0+cpu", None, None, False)
+CUDA_T4 = TorchFacts("2.13.0", "13.0", 92000, True, (GpuFacts("Tesla T4", (7, 5), 15095),))
+H100_SMI = ["NVIDIA H100, 81559 MiB"]
+
+
 def test_device_check_without_a_gpu() -> None:
-    assert check_device("auto", gpus=list).status is Outcome.OK
+    assert check_device("auto", gpus=list).status is Outcome.OK  # this machine's real torch (+cpu)
     assert check_device("cuda", gpus=list).status is Outcome.FAIL
-    assert "H100" in check_device("cuda", gpus=lambda: ["NVIDIA H100, 81559 MiB"]).detail
+    assert "H100" in check_device("cuda", gpus=lambda: H100_SMI).detail
+
+
+def test_a_gpu_with_the_cpu_torch_build_is_not_fine() -> None:
+    check = check_device("auto", gpus=lambda: H100_SMI, facts=lambda: CPU_TORCH)
+    assert check.status is Outcome.FAIL
+    assert "H100" in check.detail and "CPU-only build" in check.detail and "torch.version.cuda is None" in check.detail
+    assert "CUDA index" in check.fix
+
+
+def test_a_gpu_with_a_cuda_build_reports_capability_and_bf16() -> None:
+    check = check_device("auto", gpus=lambda: ["Tesla T4, 15360 MiB"], facts=lambda: CUDA_T4)
+    assert check.status is Outcome.OK
+    assert "CUDA 13.0" in check.detail and "7.5" in check.detail and "bf16 no" in check.detail
+
+
+def test_a_gpu_left_idle_on_purpose_is_a_warning() -> None:
+    check = check_device("cpu", gpus=lambda: H100_SMI, facts=lambda: CUDA_T4)
+    assert check.status is Outcome.WARN and "DEVICE=auto" in check.fix
+
+
+def test_a_gpu_without_torch_installed_fails() -> None:
+    check = check_device("auto", gpus=lambda: H100_SMI, facts=lambda: None)
+    assert check.status is Outcome.FAIL and "torch is not installed" in check.detail
+    assert check_device("auto", gpus=list, facts=lambda: None).status is Outcome.OK
 
 
 def test_bundled_tritonserver_is_found() -> None:

@@ -35,7 +35,8 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("RVC_WORKERS", "zero"), ("RVC_WORKERS", "0"), ("API_PORT", "70000"), ("RVC_MODEL", "../etc/passwd"),
-     ("MAX_UPLOAD_MB", "-1"), ("LOG_LEVEL", "chatty"), ("DEVICE", "tpu")],
+     ("MAX_UPLOAD_MB", "-1"), ("LOG_LEVEL", "chatty"), ("DEVICE", "tpu"), ("TRITON_STARTUP_TIMEOUT_S", "0"),
+     ("LLM_BACKEND", "vllm"), ("RVC_PRECISION", "int8")],
 )
 def test_wrong_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
@@ -49,3 +50,51 @@ def test_clashing_ports_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_PORT", "8001")
     with pytest.raises(ConfigError, match="ports must differ"):
         load_settings()
+
+
+# --- GPU-related settings ---------------------------------------------------------------------------
+
+
+def test_gpu_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TRITON_STARTUP_TIMEOUT_S", "LLM_BACKEND", "TRT_ENGINE_DIR", "DEVICE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.triton_startup_timeout_s == 600.0
+    assert settings.llm_backend == "python" and settings.trt_engine_dir is None
+    assert settings.device == "auto"
+
+
+def test_rvc_workers_default_is_one_on_cuda_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RVC_WORKERS", raising=False)
+    settings = load_settings()
+    assert settings.rvc_workers == 2 and settings.for_device("cpu").rvc_workers == 2
+    on_gpu = settings.for_device("cuda")
+    assert on_gpu.rvc_workers == 1 and on_gpu.device == "cuda"
+    monkeypatch.setenv("RVC_WORKERS", "3")
+    assert load_settings().for_device("cuda").rvc_workers == 3  # what the operator set wins
+
+
+@pytest.mark.parametrize("value", ["auto", "AUTO", ""])
+def test_rvc_workers_auto_counts_as_unset(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("RVC_WORKERS", value)
+    settings = load_settings()
+    assert settings.rvc_workers == 2 and settings.for_device("cuda").rvc_workers == 1
+
+
+def test_for_device_takes_only_a_resolved_device() -> None:
+    with pytest.raises(ValueError, match="once resolved"):
+        load_settings().for_device("auto")  # type: ignore[arg-type] - the wrong value is the point
+
+
+def test_tensorrtllm_needs_an_engine_dir_and_a_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LLM_BACKEND", "tensorrtllm")
+    monkeypatch.delenv("TRT_ENGINE_DIR", raising=False)
+    with pytest.raises(ConfigError, match="LLM_BACKEND=tensorrtllm needs TRT_ENGINE_DIR"):
+        load_settings()
+    monkeypatch.setenv("TRT_ENGINE_DIR", str(tmp_path))
+    monkeypatch.setenv("DEVICE", "cpu")
+    with pytest.raises(ConfigError, match="cannot run with DEVICE=cpu"):
+        load_settings()
+    monkeypatch.setenv("DEVICE", "cuda")
+    settings = load_settings()
+    assert settings.llm_backend == "tensorrtllm" and settings.trt_engine_dir == tmp_path
