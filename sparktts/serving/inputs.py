@@ -27,6 +27,10 @@ MAX_SAMPLE_RATE = 384000
 TensorGetter = Callable[[str], "np.ndarray | None"]  # input name -> numpy array, None when absent
 
 
+class RequestCancelled(Exception):
+    """The client cancelled the request before it ran (answered with Triton's CANCELLED code)."""
+
+
 # ------------------------------------------------------------------------------------- parameters
 def model_parameters(model_config: str | Mapping) -> dict[str, str]:
     """The ``parameters`` block of a config.pbtxt (as Triton passes it: JSON) -> {key: string_value}."""
@@ -69,7 +73,7 @@ def forward_logging(info: Callable[[str], None], warning: Callable[[str], None],
 
 
 # ------------------------------------------------------------------------------------- request parsing
-def _scalar(array: np.ndarray, name: str) -> object:
+def _scalar(array: np.ndarray, name: str) -> Any:
     flat = np.asarray(array).reshape(-1)
     if flat.size != 1:
         raise ValueError(f"{name} must hold one value, got {flat.size}")
@@ -96,11 +100,12 @@ def parse_reference(get: TensorGetter) -> tuple[np.ndarray, int]:
     wav, length = get("reference_wav"), get("reference_wav_len")
     if wav is None or length is None:
         raise ValueError("reference_wav and reference_wav_len are required")
+    sent_shape = tuple(np.shape(wav))
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim == 2 and wav.shape[0] == 1:
         wav = wav[0]
     if wav.ndim != 1:
-        raise ValueError(f"reference_wav must be (1, N) per request, got shape {tuple(np.shape(get('reference_wav')))}")
+        raise ValueError(f"reference_wav must be (1, N) per request, got shape {sent_shape}")
     count = int(_scalar(length, "reference_wav_len"))
     if not 0 < count <= wav.shape[0]:
         raise ValueError(f"reference_wav_len must be in 1..{wav.shape[0]} (the samples sent), got {count}")
@@ -170,7 +175,8 @@ def answer_batch(
 ) -> list[Any]:
     """One response per request of a dynamic batch, in order.
 
-    ``parse(request)`` extracts one item (a ValueError answers that request alone); ``run(items)``
+    ``parse(request)`` extracts one item (a ValueError or RequestCancelled answers that request
+    alone); ``run(items)``
     processes the parsed items together and returns one output each, where an output that is an
     exception answers its request alone; an exception raised by ``run`` answers the whole batch.
     ``respond(output)`` and ``fail(exception)`` build the responses.
@@ -181,7 +187,7 @@ def answer_batch(
         try:
             items.append(parse(request))
             indices.append(index)
-        except ValueError as exc:
+        except (ValueError, RequestCancelled) as exc:
             responses[index] = fail(exc)
     if items:
         try:

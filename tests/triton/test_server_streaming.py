@@ -16,6 +16,7 @@ import tritonclient.grpc.aio as grpcaio
 from rvc.errors import InvalidInput
 from rvc.grpc.client import AsyncTritonSparkClient, TritonSparkClient, TTSParams, build_inputs, join_chunks
 from rvc.grpc.launcher import TritonServer
+from sparktts.llm import GenerationParams
 from sparktts.streaming import crossfade_join
 from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference, official_inputs
 
@@ -30,8 +31,8 @@ def client(streaming_server: TritonServer):
 
 def expected_chunks(spark_tts, reference: Reference, seed: int) -> list[np.ndarray]:
     return list(spark_tts.stream(
-        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate, seed=seed,
-        max_new_tokens=MAX_NEW_TOKENS,
+        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate,
+        params=GenerationParams(seed=seed, max_new_tokens=MAX_NEW_TOKENS),
     ))
 
 
@@ -53,8 +54,6 @@ def test_streamed_tokens_are_the_offline_tokens(client: TritonSparkClient, spark
     chunks = list(client.stream(TEXT, reference.wav, reference.text, TTSParams(seed=22),
                                 reference_sample_rate=reference.sample_rate))
     prompt = spark_tts.build_prompt(TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate)
-    from sparktts.llm import GenerationParams
-
     tokens = spark_tts.lm.semantic_ids(spark_tts.lm.generate(prompt.text, GenerationParams(
         seed=22, max_new_tokens=MAX_NEW_TOKENS)))
     start = 0

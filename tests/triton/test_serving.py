@@ -110,8 +110,8 @@ def test_offline_pipeline_equals_sparktts_inference_and_caches_the_speaker(spark
     )
     first, second = pipeline.synthesize_batch([request, request])
     expected = spark_tts.inference(
-        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate, seed=3,
-        max_new_tokens=MAX_NEW_TOKENS,
+        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate,
+        params=GenerationParams(seed=3, max_new_tokens=MAX_NEW_TOKENS),
     )
     np.testing.assert_array_equal(first, expected)
     np.testing.assert_array_equal(second, expected)
@@ -129,8 +129,8 @@ def test_streaming_pipeline_equals_sparktts_stream(spark_tts, reference: Referen
     )
     chunks = list(pipeline.stream_chunks(request))
     expected = list(spark_tts.stream(
-        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate, seed=5,
-        max_new_tokens=MAX_NEW_TOKENS,
+        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate,
+        params=GenerationParams(seed=5, max_new_tokens=MAX_NEW_TOKENS),
     ))
     assert [flag for _, flag in chunks] == [False] * (len(expected) - 1) + [True]
     assert len(chunks) == len(expected) >= 2
