@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ from tritonclient.utils import InferenceServerException
 
 from rvc.errors import TTSBackendError
 from rvc.grpc import contract
+from rvc.grpc.chunks import AudioChunk, ChunkJoiner, join_chunks
 from rvc.grpc.wire import (
     ChunkPlan,
     ModelInfo,
@@ -35,7 +38,6 @@ from rvc.grpc.wire import (
     SynthesisCall,
     TTSParams,
     build_inputs,
-    join_chunks,
     map_error,
     model_info,
     read_response,
@@ -44,6 +46,7 @@ from rvc.grpc.wire import (
 
 __all__ = [
     "AsyncTritonSparkClient",
+    "AudioChunk",
     "ChunkPlan",
     "ModelInfo",
     "TTSParams",
@@ -63,7 +66,7 @@ class _ClientBase:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self.url, self.model_name, self.timeout_s = url, model_name, timeout_s
-        self._info: ModelInfo | None = None
+        self._infos: dict[str, ModelInfo] = {}  # model name -> its info, read once
 
     def _call(
         self,
@@ -76,17 +79,13 @@ class _ClientBase:
     ) -> SynthesisCall:
         return synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
 
-    def _remember_info(self, config: dict) -> ModelInfo:
-        self._info = model_info(config)
-        return self._info
-
-    def _overlap(self, params: TTSParams | None) -> int:
+    @staticmethod
+    def _overlap(info: ModelInfo, params: TTSParams | None) -> int:
         """Samples consecutive chunks of a request share: its own plan's, else the model's default."""
-        assert self._info is not None  # model_info() ran before any stream
         plan = params.chunks if params is not None else None
         if plan is not None and plan.overlap_tokens is not None:
             return plan.overlap_tokens * 320
-        return self._info.overlap_samples
+        return info.overlap_samples
 
     def _read(self, result: Any, error: InferenceServerException | None = None) -> Response:
         return read_response(result, error, self.url)
@@ -123,13 +122,13 @@ class TritonSparkClient(_ClientBase):
             return False
 
     def model_info(self) -> ModelInfo:
-        if self._info is None:
+        if self.model_name not in self._infos:
             try:
                 config = self._client.get_model_config(self.model_name, as_json=True, client_timeout=self.timeout_s)
             except InferenceServerException as exc:
                 raise map_error(exc, self.url) from exc
-            return self._remember_info(config)
-        return self._info
+            self._infos[self.model_name] = model_info(config)
+        return self._infos[self.model_name]
 
     def inference(
         self,
@@ -143,8 +142,9 @@ class TritonSparkClient(_ClientBase):
     ) -> tuple[np.ndarray, int]:
         """Synthesise ``text`` in the reference's voice -> ((T,) float32, 16000)."""
         call = self._call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
-        if self.model_info().decoupled:
-            return join_chunks(list(self._stream(call)), self._overlap(params)), contract.SAMPLE_RATE
+        info = self.model_info()
+        if info.decoupled:
+            return join_chunks(list(self._stream(call)), self._overlap(info, params)), contract.SAMPLE_RATE
         try:
             result = self._client.infer(client_timeout=self.timeout_s, **call.arguments(self.model_name))
         except InferenceServerException as exc:
@@ -195,10 +195,20 @@ class TritonSparkClient(_ClientBase):
 
 
 class AsyncTritonSparkClient(_ClientBase):
-    """asyncio client (``tritonclient.grpc.aio``); any number of concurrent requests and streams."""
+    """asyncio client (``tritonclient.grpc.aio``); any number of concurrent requests and streams.
+    ``model_name`` serves ``inference`` / ``stream``, ``streaming_model_name`` serves ``stream_audio``.
+    """
 
-    def __init__(self, url: str, *, model_name: str = contract.SPARK_TTS, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        model_name: str = contract.SPARK_TTS,
+        streaming_model_name: str = contract.SPARK_TTS_STREAMING,
+        timeout_s: float = 120.0,
+    ) -> None:
         super().__init__(url, model_name, timeout_s)
+        self.streaming_model_name = streaming_model_name
         self._client = grpcaio.InferenceServerClient(url)
 
     async def __aenter__(self) -> AsyncTritonSparkClient:
@@ -221,13 +231,16 @@ class AsyncTritonSparkClient(_ClientBase):
             return False
 
     async def model_info(self) -> ModelInfo:
-        if self._info is None:
+        return await self._model_info(self.model_name)
+
+    async def _model_info(self, model_name: str) -> ModelInfo:
+        if model_name not in self._infos:
             try:
-                config = await self._client.get_model_config(self.model_name, as_json=True, client_timeout=self.timeout_s)
+                config = await self._client.get_model_config(model_name, as_json=True, client_timeout=self.timeout_s)
             except InferenceServerException as exc:
                 raise map_error(exc, self.url) from exc
-            return self._remember_info(config)
-        return self._info
+            self._infos[model_name] = model_info(config)
+        return self._infos[model_name]
 
     async def inference(
         self,
@@ -241,9 +254,11 @@ class AsyncTritonSparkClient(_ClientBase):
     ) -> tuple[np.ndarray, int]:
         """Synthesise ``text`` in the reference's voice -> ((T,) float32, 16000)."""
         call = self._call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
-        if (await self.model_info()).decoupled:
-            chunks = [response.audio async for response in self._responses(call)]
-            return join_chunks(chunks, self._overlap(params)), contract.SAMPLE_RATE
+        info = await self.model_info()
+        if info.decoupled:
+            async with aclosing(self._responses(call, self.model_name)) as responses:
+                chunks = [response.audio async for response in responses]
+            return join_chunks(chunks, self._overlap(info, params)), contract.SAMPLE_RATE
         try:
             result = await self._client.infer(client_timeout=self.timeout_s, **call.arguments(self.model_name))
         except InferenceServerException as exc:
@@ -267,17 +282,52 @@ class AsyncTritonSparkClient(_ClientBase):
             yield wav
             return
         call = self._call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
-        async for response in self._responses(call):
-            if response.audio.size:
-                yield response.audio
+        async with aclosing(self._responses(call, self.model_name)) as responses:
+            async for response in responses:
+                if response.audio.size:
+                    yield response.audio
 
-    async def _responses(self, call: SynthesisCall) -> AsyncIterator[Response]:
+    async def stream_audio(
+        self,
+        text: str,
+        reference_audio: np.ndarray,
+        reference_text: str | None = None,
+        params: TTSParams | None = None,
+        *,
+        reference_sample_rate: int = contract.SAMPLE_RATE,
+        request_id: str | None = None,
+    ) -> AsyncIterator[AudioChunk]:
+        """Audio from the streaming model (``streaming_model_name``) as it is generated: chunks
+        already cross-faded on the request's overlap (``params.chunks``, else the model's), which
+        concatenate to the whole waveform; the last one has ``final`` set.
+
+        Closing the iterator early (``aclose``, leaving an ``async for``, task cancellation)
+        cancels the request in Triton, which stops generating within a few tokens. Errors are the
+        project's: ``InvalidInput`` for a bad request, ``TTSBackendError`` for everything else.
+        """
+        info = await self._model_info(self.streaming_model_name)
+        if not info.decoupled:
+            raise TTSBackendError(f"Triton model {self.streaming_model_name!r} is not a streaming (decoupled) model")
+        call = self._call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
+        joiner = ChunkJoiner(self._overlap(info, params))
+        index = offset = 0
+        started = time.perf_counter()
+        async with aclosing(self._responses(call, self.streaming_model_name)) as responses:
+            async for response in responses:
+                audio = joiner.push(response.audio)
+                if response.final:
+                    audio = np.concatenate([audio, joiner.finish()])
+                if audio.size or response.final:
+                    yield AudioChunk(index, audio, offset, time.perf_counter() - started, response.final)
+                    index, offset = index + 1, offset + audio.size
+
+    async def _responses(self, call: SynthesisCall, model_name: str) -> AsyncIterator[Response]:
         """The stream's responses up to the FINAL one; cancels the request in Triton when the
         consumer stops early (``aclose``, an exception or task cancellation)."""
 
         async def one_request() -> AsyncIterator[dict]:
             # Returning after one request half-closes the stream: it then ends once the server is done.
-            yield call.arguments(self.model_name)
+            yield call.arguments(model_name)
 
         responses = self._client.stream_infer(inputs_iterator=one_request(), stream_timeout=self.timeout_s)
         finished = False
@@ -288,6 +338,8 @@ class AsyncTritonSparkClient(_ClientBase):
                 yield response
                 if finished:
                     break
+            if not finished:
+                raise TTSBackendError(f"the stream from Triton at {self.url} ended before its final response")
         except InferenceServerException as exc:
             raise map_error(exc, self.url) from exc
         finally:

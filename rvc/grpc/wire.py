@@ -12,7 +12,6 @@ so one builder serves both protocols.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,6 @@ __all__ = [
     "SynthesisCall",
     "TTSParams",
     "build_inputs",
-    "join_chunks",
     "map_error",
     "model_info",
     "read_response",
@@ -209,25 +207,6 @@ def model_info(config: dict) -> ModelInfo:
         overlap = float(parameters.get("audio_chunk_overlap_duration", "0.1") or 0.1)
         tokens = int(np.ceil(round(overlap * 50, 6)))
     return ModelInfo(decoupled=decoupled, overlap_samples=tokens * 320)
-
-
-def join_chunks(chunks: Sequence[np.ndarray], overlap_samples: int) -> np.ndarray:
-    """Streamed chunks -> one waveform: each pair's ``overlap_samples`` are cross-faded linearly
-    (fade-out of the earlier chunk, fade-in of the later), so the result has
-    ``sum(len) - overlap * (n - 1)`` samples, the length of the offline waveform.
-    """
-    pieces = [np.asarray(c, dtype=np.float32).reshape(-1) for c in chunks if np.size(c)]
-    if not pieces:
-        return np.zeros(0, dtype=np.float32)
-    out = pieces[0]
-    for piece in pieces[1:]:
-        n = min(overlap_samples, len(out), len(piece))
-        if n == 0:
-            out = np.concatenate([out, piece])
-            continue
-        mixed = piece[:n] * np.linspace(0, 1, n) + out[-n:] * np.linspace(1, 0, n)
-        out = np.concatenate([out[:-n], mixed.astype(np.float32), piece[n:]])
-    return out
 
 
 def map_error(exc: InferenceServerException, url: str) -> VoiceError:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sparktts.llm import GenerationParams
+from sparktts.streaming import ChunkSchedule
 
 # Mirrored by rvc.grpc.contract.INVALID_INPUT_PREFIX (sparktts may not import rvc); a test checks both.
 INVALID_INPUT_PREFIX = "invalid input: "
@@ -129,10 +130,46 @@ class SynthesisRequest:
     reference_text: str | None  # None: no transcript, the prompt omits the reference's semantics
     generation: GenerationParams
     request_id: str = ""
+    schedule: ChunkSchedule | None = None  # streaming only; None: the model's default schedule
 
 
-def parse_synthesis_request(get: TensorGetter, defaults: GenerationParams, request_id: str = "") -> SynthesisRequest:
-    """Inputs of ``spark_tts`` -> SynthesisRequest; raises ValueError naming the bad input."""
+# chunk_* inputs -> ChunkSchedule fields
+_SCHEDULE_INPUTS = (("chunk_first_tokens", "first", int), ("chunk_steady_tokens", "largest", int),
+                    ("chunk_scale", "scale", float), ("chunk_overlap_tokens", "overlap", int))
+
+
+def parse_schedule(get: TensorGetter, default: ChunkSchedule | None) -> ChunkSchedule | None:
+    """The request's chunk schedule: ``default`` with the ``chunk_*`` inputs the request sets
+    (None when it sets none); ValueError naming the inputs when they do not form a schedule."""
+    overrides: dict[str, Any] = {}
+    for name, field, kind in _SCHEDULE_INPUTS:
+        tensor = get(name)
+        if tensor is not None:
+            overrides[field] = kind(_scalar(tensor, name))
+    if not overrides:
+        return None
+    try:
+        return replace(default or ChunkSchedule(), **overrides)
+    except ValueError as exc:
+        sent = ", ".join(f"{name}={overrides[field]}" for name, field, _ in _SCHEDULE_INPUTS if field in overrides)
+        raise ValueError(f"chunk schedule ({sent}) is unusable: {exc}") from exc
+
+
+def schedule_from_parameters(parameters: Mapping[str, str]) -> ChunkSchedule:
+    """The ``chunk_*`` model parameters -> the model's default ChunkSchedule (ValueError if unusable)."""
+    return ChunkSchedule(
+        first=int(required_parameter(parameters, "chunk_first_tokens")),
+        scale=float(required_parameter(parameters, "chunk_scale")),
+        largest=int(required_parameter(parameters, "chunk_steady_tokens")),
+        overlap=int(required_parameter(parameters, "chunk_overlap_tokens")),
+    )
+
+
+def parse_synthesis_request(
+    get: TensorGetter, defaults: GenerationParams, request_id: str = "", schedule: ChunkSchedule | None = None
+) -> SynthesisRequest:
+    """Inputs of ``spark_tts`` -> SynthesisRequest; raises ValueError naming the bad input.
+    ``schedule``: the model's default chunk schedule, which ``chunk_*`` inputs override."""
     target = get("target_text")
     if target is None:
         raise ValueError("target_text is required")
@@ -151,7 +188,8 @@ def parse_synthesis_request(get: TensorGetter, defaults: GenerationParams, reque
         generation = replace(defaults, **overrides)  # type: ignore[arg-type]
     except ValueError as exc:  # GenerationParams names the field and its range
         raise ValueError(str(exc)) from exc
-    return SynthesisRequest(target_text, wav, rate, reference_text, generation, request_id)
+    chunks = parse_schedule(get, schedule)
+    return SynthesisRequest(target_text, wav, rate, reference_text, generation, request_id, chunks)
 
 
 def token_row(tokens: object) -> np.ndarray:

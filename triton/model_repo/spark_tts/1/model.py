@@ -9,9 +9,10 @@ the LLM) and turns its results into responses. The LLM runs in this process thro
 
 Offline (``decoupled: false``): one response per request with the whole ``waveform`` (1, T); the
 prompts of a dynamic batch are decoded together. Streaming (``decoupled: true``): each request
-runs in a worker thread and sends a ``waveform`` chunk whenever enough tokens exist (the official
-50 -> 400 -> 1500 token schedule of ``sparktts.streaming.ChunkSchedule``, chunks overlapping by
-5 tokens = 1600 samples). The stream ends
+runs in a worker thread and sends a ``waveform`` chunk whenever enough tokens exist, on the
+request's chunk schedule (``chunk_*`` inputs) or the model's (``chunk_*`` parameters: the official
+50 -> 400 -> 1500 tokens for a streaming ``spark_tts``, a small first chunk and steady chunks for
+``spark_tts_streaming``), chunks overlapping by 5 tokens = 1600 samples by default. The stream ends
 with a response carrying the FINAL flag: by default an extra response with an empty waveform
 (``stream_end=empty_chunk``), which both the official client (it stops reading at the FINAL flag)
 and asyncio clients (they never see a FINAL-only response) handle; ``stream_end=last_chunk`` puts
@@ -31,7 +32,6 @@ import triton_python_backend_utils as pb_utils
 
 from sparktts import serving
 from sparktts.llm import GenerationParams
-from sparktts.streaming import ChunkSchedule
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -86,12 +86,7 @@ class TritonPythonModel:
             top_p=float(parameters.get("top_p", "0.95")),
             max_new_tokens=int(parameters.get("max_new_tokens", "3000")),
         )
-        schedule = ChunkSchedule.from_durations(
-            float(parameters["audio_chunk_duration"]),
-            float(parameters["audio_chunk_size_scale_factor"]),
-            float(parameters["max_audio_chunk_duration"]),
-            float(parameters["audio_chunk_overlap_duration"]),
-        )
+        schedule = serving.schedule_from_parameters(parameters)
         workers = int(parameters.get("request_workers", "4"))
         llm_dir = serving.required_parameter(parameters, "llm_tokenizer_dir")
         backend = parameters.get("llm_backend", "python")
@@ -99,7 +94,7 @@ class TritonPythonModel:
             generate, stream, semantic_ids, semantic_index = self._python_llm(llm_dir, parameters)
         elif backend == "tensorrtllm":
             self.llm = serving.TensorRTLLM.from_pretrained(
-                llm_dir, tensorrt_llm_request, decoupled=self.decoupled, workers=workers
+                llm_dir, tensorrt_llm_request, decoupled=parameters.get("llm_decoupled") == "true", workers=workers
             )
             generate, stream = self.llm.generate, self.llm.stream
             semantic_ids, semantic_index = self.llm.semantic_ids, self.llm.semantic_index
@@ -118,7 +113,7 @@ class TritonPythonModel:
         )
         self.requests = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spark-stream")
         pb_utils.Logger.log_info(
-            f"spark_tts: llm {backend} from {llm_dir}, {'streaming' if self.decoupled else 'offline'}, "
+            f"{model_config['name']}: llm {backend} from {llm_dir}, {'streaming' if self.decoupled else 'offline'}, "
             f"{schedule}, cache {self.pipeline.cache.capacity}, stream_end {self.stream_end}"
         )
 
@@ -157,7 +152,7 @@ class TritonPythonModel:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             return None if tensor is None else tensor.as_numpy()
 
-        return serving.parse_synthesis_request(get, self.defaults, request.request_id())
+        return serving.parse_synthesis_request(get, self.defaults, request.request_id(), self.pipeline.schedule)
 
     def _parse_waiting(self, request) -> serving.SynthesisRequest:
         if request.is_cancelled():  # the client gave up while the request was queued
