@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -321,7 +321,7 @@ class AsyncTritonSparkClient(_ClientBase):
                     yield AudioChunk(index, audio, offset, time.perf_counter() - started, response.final)
                     index, offset = index + 1, offset + audio.size
 
-    async def _responses(self, call: SynthesisCall, model_name: str) -> AsyncIterator[Response]:
+    async def _responses(self, call: SynthesisCall, model_name: str) -> AsyncGenerator[Response, None]:
         """The stream's responses up to the FINAL one; cancels the request in Triton when the
         consumer stops early (``aclose``, an exception or task cancellation)."""
 
