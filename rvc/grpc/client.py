@@ -68,17 +68,6 @@ class _ClientBase:
         self.url, self.model_name, self.timeout_s = url, model_name, timeout_s
         self._infos: dict[str, ModelInfo] = {}  # model name -> its info, read once
 
-    def _call(
-        self,
-        text: str,
-        reference_audio: np.ndarray,
-        reference_text: str | None,
-        params: TTSParams | None,
-        reference_sample_rate: int,
-        request_id: str | None,
-    ) -> SynthesisCall:
-        return synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
-
     @staticmethod
     def _overlap(info: ModelInfo, params: TTSParams | None) -> int:
         """Samples consecutive chunks of a request share: its own plan's, else the model's default."""
@@ -141,7 +130,7 @@ class TritonSparkClient(_ClientBase):
         request_id: str | None = None,
     ) -> tuple[np.ndarray, int]:
         """Synthesise ``text`` in the reference's voice -> ((T,) float32, 16000)."""
-        call = self._call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
+        call = synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
         info = self.model_info()
         if info.decoupled:
             return join_chunks(list(self._stream(call)), self._overlap(info, params)), contract.SAMPLE_RATE
@@ -168,7 +157,7 @@ class TritonSparkClient(_ClientBase):
             yield self.inference(text, reference_audio, reference_text, params,
                                  reference_sample_rate=reference_sample_rate, request_id=request_id)[0]
             return
-        yield from self._stream(self._call(text, reference_audio, reference_text, params, reference_sample_rate, request_id))
+        yield from self._stream(synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id))
 
     def _stream(self, call: SynthesisCall) -> Iterator[np.ndarray]:
         with self._stream_lock:
@@ -253,7 +242,7 @@ class AsyncTritonSparkClient(_ClientBase):
         request_id: str | None = None,
     ) -> tuple[np.ndarray, int]:
         """Synthesise ``text`` in the reference's voice -> ((T,) float32, 16000)."""
-        call = self._call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
+        call = synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
         info = await self.model_info()
         if info.decoupled:
             async with aclosing(self._responses(call, self.model_name)) as responses:
@@ -274,14 +263,14 @@ class AsyncTritonSparkClient(_ClientBase):
         *,
         reference_sample_rate: int = contract.SAMPLE_RATE,
         request_id: str | None = None,
-    ) -> AsyncIterator[np.ndarray]:
+    ) -> AsyncGenerator[np.ndarray, None]:
         """Audio chunks as the server sends them (see ``TritonSparkClient.stream``)."""
         if not (await self.model_info()).decoupled:
             wav, _ = await self.inference(text, reference_audio, reference_text, params,
                                           reference_sample_rate=reference_sample_rate, request_id=request_id)
             yield wav
             return
-        call = self._call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
+        call = synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
         async with aclosing(self._responses(call, self.model_name)) as responses:
             async for response in responses:
                 if response.audio.size:
@@ -296,7 +285,7 @@ class AsyncTritonSparkClient(_ClientBase):
         *,
         reference_sample_rate: int = contract.SAMPLE_RATE,
         request_id: str | None = None,
-    ) -> AsyncIterator[AudioChunk]:
+    ) -> AsyncGenerator[AudioChunk, None]:
         """Audio from the streaming model (``streaming_model_name``) as it is generated: chunks
         already cross-faded on the request's overlap (``params.chunks``, else the model's), which
         concatenate to the whole waveform; the last one has ``final`` set.
@@ -308,7 +297,7 @@ class AsyncTritonSparkClient(_ClientBase):
         info = await self._model_info(self.streaming_model_name)
         if not info.decoupled:
             raise TTSBackendError(f"Triton model {self.streaming_model_name!r} is not a streaming (decoupled) model")
-        call = self._call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
+        call = synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
         joiner = ChunkJoiner(self._overlap(info, params))
         index = offset = 0
         started = time.perf_counter()
