@@ -1,6 +1,6 @@
 """Resident memory of the tritonserver stub processes with one Spark-TTS model vs both contracts.
 
-One repository serves the offline ``spark_tts`` and the decoupled ``spark_tts_streaming``; both are
+One repository serves the offline ``spark_tts`` and the decoupled ``spark_tts_decoupled``; both are
 python-backend models, so each stub process holds its own LLM. This starts the real tritonserver
 twice on the same model folder (``streaming_model=False``, then True), waits until every model is
 ready, sends one request to each LLM model (so lazily built state exists), and prints each stub's
@@ -77,7 +77,7 @@ async def touch(url: str, models: list[str], wav: np.ndarray) -> None:
     async with AsyncTritonSparkClient(url) as client:
         params = TTSParams(seed=0, max_new_tokens=20)
         await client.inference("Memory check.", wav, None, params)
-        if contract.SPARK_TTS_STREAMING in models:
+        if contract.SPARK_TTS_DECOUPLED in models:
             async for _ in client.stream_audio("Memory check.", wav, None, params):
                 pass
 
@@ -112,7 +112,7 @@ def main() -> int:
     for name in sorted(set(one) | set(two)):
         print(f"{name:<24}{one.get(name, 0) / 1024:>14.0f}{two.get(name, 0) / 1024:>16.0f}")
     total_one, total_two = sum(one.values()) / 1024, sum(two.values()) / 1024
-    print(f"{'total':<24}{total_one:>14.0f}{total_two:>16.0f}   (+{total_two - total_one:.0f} MB for spark_tts_streaming)")
+    print(f"{'total':<24}{total_one:>14.0f}{total_two:>16.0f}   (+{total_two - total_one:.0f} MB for spark_tts_decoupled)")
     return 0
 
 

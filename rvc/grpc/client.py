@@ -193,7 +193,7 @@ class AsyncTritonSparkClient(_ClientBase):
         url: str,
         *,
         model_name: str = contract.SPARK_TTS,
-        streaming_model_name: str = contract.SPARK_TTS_STREAMING,
+        streaming_model_name: str = contract.SPARK_TTS_DECOUPLED,
         timeout_s: float = 120.0,
     ) -> None:
         super().__init__(url, model_name, timeout_s)

@@ -35,7 +35,7 @@ __all__ = [
     "SPARK_TTS",
     "SPARK_TTS_INPUTS",
     "SPARK_TTS_OUTPUTS",
-    "SPARK_TTS_STREAMING",
+    "SPARK_TTS_DECOUPLED",
     "TARGET_TEXT",
     "TEMPERATURE",
     "TENSORRT_LLM",
@@ -52,8 +52,10 @@ SAMPLE_RATE = 16000  # every waveform on the wire, in and out, unless reference_
 
 # ---- models -------------------------------------------------------------------------------------------
 SPARK_TTS = "spark_tts"  # BLS orchestrator: the one the service and the official clients call
-# The same model, decoupled: audio chunks while the LLM generates (official client_grpc.py --mode streaming).
-SPARK_TTS_STREAMING = "spark_tts_streaming"
+# The same model, decoupled: audio chunks while the LLM generates. The name is the official runtime's
+# streaming model's: client_grpc.py accepts only f5_tts, spark_tts and spark_tts_decoupled as
+# --model-name, so `--mode streaming --model-name spark_tts_decoupled` works against it unchanged.
+SPARK_TTS_DECOUPLED = "spark_tts_decoupled"
 AUDIO_TOKENIZER = "audio_tokenizer"
 VOCODER = "vocoder"
 TENSORRT_LLM = "tensorrt_llm"  # only in repositories prepared with llm_backend="tensorrtllm"
@@ -137,7 +139,7 @@ VOCODER_OUTPUTS: tuple[TensorSpec, ...] = (TensorSpec(WAVEFORM, "FP32", (-1,)),)
 
 MODEL_TENSORS: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = {
     SPARK_TTS: (SPARK_TTS_INPUTS, SPARK_TTS_OUTPUTS),
-    SPARK_TTS_STREAMING: (SPARK_TTS_INPUTS, SPARK_TTS_OUTPUTS),
+    SPARK_TTS_DECOUPLED: (SPARK_TTS_INPUTS, SPARK_TTS_OUTPUTS),
     AUDIO_TOKENIZER: (AUDIO_TOKENIZER_INPUTS, AUDIO_TOKENIZER_OUTPUTS),
     VOCODER: (VOCODER_INPUTS, VOCODER_OUTPUTS),
 }

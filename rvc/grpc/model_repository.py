@@ -14,7 +14,7 @@ Paths written into configs are absolute because the server runs in a neutral wor
 
 One repository serves both contracts: ``spark_tts`` (offline, dynamic batching; decoupled only in
 the legacy ``mode="streaming"``, the official runtime's layout) and, unless ``streaming_model`` is
-False, ``spark_tts_streaming``, the same template filled as a decoupled model with the same inputs.
+False, ``spark_tts_decoupled``, the same template filled as a decoupled model with the same inputs.
 Both are python-backend models, so each stub process loads its own copy of the LLM (the README
 gives the measured cost); ``audio_tokenizer`` and ``vocoder`` are shared through BLS.
 
@@ -162,7 +162,7 @@ class RepositoryConfig:
     audio_chunk_size_scale_factor: float = 8.0
     max_audio_chunk_duration: float = 30.0
     audio_chunk_overlap_duration: float = 0.1
-    # spark_tts_streaming: written unless False; its default chunk schedule in semantic tokens
+    # spark_tts_decoupled: written unless False; its default chunk schedule in semantic tokens
     streaming_model: bool = True
     stream_first_tokens: int = 15
     stream_steady_tokens: int = 25
@@ -268,9 +268,9 @@ class RepositoryConfig:
             },
         }
         if self.streaming_model:
-            values[contract.SPARK_TTS_STREAMING] = {
+            values[contract.SPARK_TTS_DECOUPLED] = {
                 **spark,
-                "model_name": contract.SPARK_TTS_STREAMING,
+                "model_name": contract.SPARK_TTS_DECOUPLED,
                 "decoupled_mode": True,
                 "chunk_first_tokens": self.stream_first_tokens,
                 "chunk_steady_tokens": self.stream_steady_tokens,
@@ -323,7 +323,7 @@ def prepare_model_repository(
     _clear_output(output)
     output.mkdir(parents=True)
     for model, values in config.template_values().items():
-        source = templates / (contract.SPARK_TTS if model == contract.SPARK_TTS_STREAMING else model)
+        source = templates / (contract.SPARK_TTS if model == contract.SPARK_TTS_DECOUPLED else model)
         if not (source / "config.pbtxt").is_file():
             raise ConfigError(f"model template {source}/config.pbtxt is missing")
         shutil.copytree(source, output / model, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

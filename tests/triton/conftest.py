@@ -1,6 +1,6 @@
 """Fixtures for the Triton tests: a tiny Spark-TTS folder, the in-process reference model, and one
 real tritonserver serving both contracts (the offline ``spark_tts`` and the decoupled
-``spark_tts_streaming``), started once per session.
+``spark_tts_decoupled``), started once per session.
 """
 
 from __future__ import annotations
@@ -114,5 +114,5 @@ def offline_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) ->
 
 @pytest.fixture(scope="session")
 def streaming_server(offline_server: TritonServer) -> TritonServer:
-    """The same server: one repository holds both models (call ``spark_tts_streaming`` on it)."""
+    """The same server: one repository holds both models (call ``spark_tts_decoupled`` on it)."""
     return offline_server

@@ -92,7 +92,7 @@ def test_async_client_works_on_both_variants(
             return wav, chunks, rate
 
     offline_wav, offline_chunks, rate = asyncio.run(run(offline_server.grpc_url, contract.SPARK_TTS))
-    streamed_wav, streamed_chunks, _ = asyncio.run(run(streaming_server.grpc_url, contract.SPARK_TTS_STREAMING))
+    streamed_wav, streamed_chunks, _ = asyncio.run(run(streaming_server.grpc_url, contract.SPARK_TTS_DECOUPLED))
     assert rate == contract.SAMPLE_RATE
     assert len(offline_chunks) == 1 and len(streamed_chunks) == 2  # 50 tokens, then the remaining 75
     np.testing.assert_array_equal(offline_chunks[0], offline_wav)

@@ -74,7 +74,7 @@ def test_fill_template_cli_matches_the_official_usage(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["offline", "streaming"])
 def test_prepared_repository_is_complete(tmp_path: Path, fake_model_dir: Path, mode: str) -> None:
     output = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, mode=mode, bls_instances=2)
-    models = [contract.AUDIO_TOKENIZER, contract.SPARK_TTS, contract.SPARK_TTS_STREAMING, contract.VOCODER]
+    models = [contract.AUDIO_TOKENIZER, contract.SPARK_TTS, contract.SPARK_TTS_DECOUPLED, contract.VOCODER]
     assert sorted(p.name for p in output.iterdir()) == sorted([*models, MARKER_FILE])
     for model in models:
         text = (output / model / "config.pbtxt").read_text()
@@ -84,8 +84,8 @@ def test_prepared_repository_is_complete(tmp_path: Path, fake_model_dir: Path, m
     assert f"decoupled: {'true' if mode == 'streaming' else 'false'}" in spark
     assert "count: 2" in spark
     assert f'"{fake_model_dir.resolve() / "LLM"}"' in spark and 'name: "spark_tts"' in spark
-    streaming = (output / contract.SPARK_TTS_STREAMING / "config.pbtxt").read_text()
-    assert 'name: "spark_tts_streaming"' in streaming and "decoupled: true" in streaming
+    streaming = (output / contract.SPARK_TTS_DECOUPLED / "config.pbtxt").read_text()
+    assert 'name: "spark_tts_decoupled"' in streaming and "decoupled: true" in streaming
     # identical contracts, different default schedules
     assert config_tensors(streaming, "input") == config_tensors(spark, "input")
     assert parameter(streaming, "chunk_first_tokens") == "15" and parameter(streaming, "chunk_steady_tokens") == "25"
@@ -101,10 +101,10 @@ def parameter(config: str, key: str) -> str:
 
 def test_the_streaming_model_can_be_left_out_and_its_schedule_set(tmp_path: Path, fake_model_dir: Path) -> None:
     alone = prepare_model_repository(tmp_path / "alone", model_dir=fake_model_dir, streaming_model=False)
-    assert not (alone / contract.SPARK_TTS_STREAMING).exists()
+    assert not (alone / contract.SPARK_TTS_DECOUPLED).exists()
     tuned = prepare_model_repository(tmp_path / "tuned", model_dir=fake_model_dir, stream_first_tokens=10,
                                      stream_steady_tokens=40, stream_overlap_tokens=2)
-    streaming = (tuned / contract.SPARK_TTS_STREAMING / "config.pbtxt").read_text()
+    streaming = (tuned / contract.SPARK_TTS_DECOUPLED / "config.pbtxt").read_text()
     assert [parameter(streaming, f"chunk_{k}_tokens") for k in ("first", "steady", "overlap")] == ["10", "40", "2"]
 
 

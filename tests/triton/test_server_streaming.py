@@ -1,4 +1,4 @@
-"""The streaming (decoupled) ``spark_tts_streaming`` model on the real tritonserver, beside the
+"""The streaming (decoupled) ``spark_tts_decoupled`` model on the real tritonserver, beside the
 offline ``spark_tts``: chunks while generating, the FINAL flag on a data response, equality with the
 in-process SparkTTS.stream and the offline tokens (on the official schedule, requested per
 request), the official sync client's pattern, errors that end the stream, and cancellation."""
@@ -31,7 +31,7 @@ from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference, official_inpu
 
 OVERLAP = 1600  # 5 tokens x 320 samples
 OFFICIAL = ChunkPlan.official()
-STREAMING = contract.SPARK_TTS_STREAMING
+STREAMING = contract.SPARK_TTS_DECOUPLED
 
 
 @pytest.fixture(scope="module")

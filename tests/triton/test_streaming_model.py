@@ -1,5 +1,5 @@
 """Both contracts on one real tritonserver: the offline ``spark_tts`` beside the decoupled
-``spark_tts_streaming`` (same inputs), the official streaming client's request shapes against the
+``spark_tts_decoupled`` (same inputs), the official streaming client's request shapes against the
 latter, per-request chunk schedules, the asyncio client's ``stream_audio`` (chunks that concatenate
 to the whole waveform) and cancellation in Triton when its iterator is closed."""
 
@@ -23,7 +23,7 @@ from sparktts.llm import GenerationParams
 from sparktts.streaming import ChunkSchedule, crossfade_join
 from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference, official_inputs
 
-STREAMING = contract.SPARK_TTS_STREAMING
+STREAMING = contract.SPARK_TTS_DECOUPLED
 OVERLAP = 5 * 320  # the default overlap, which the official client assumes (0.1 s)
 
 
@@ -64,7 +64,7 @@ def test_one_server_serves_both_contracts(offline_server: TritonServer) -> None:
 def test_official_streaming_client_gets_all_audio_from_the_streaming_model(
     offline_server: TritonServer, spark_tts, reference: Reference
 ) -> None:
-    """client_grpc.py --mode streaming --model-name spark_tts_streaming: a padded [1, N] clip, both
+    """client_grpc.py --mode streaming --model-name spark_tts_decoupled: a padded [1, N] clip, both
     texts, enable_empty_final_response=True, reading until the FINAL flag, and its fixed 0.1 s
     cross-fade: the default schedule (15-token first chunk, then 25) joins to the whole waveform."""
     inputs = official_inputs(grpcclient, reference, spark_tts, TEXT, padding_s=10)
@@ -83,8 +83,23 @@ def test_official_streaming_client_gets_all_audio_from_the_streaming_model(
     sync.stop_stream()
     sync.close()
     tokens = [a.size // 320 for a in audios]
-    assert tokens[:3] == [15, 25, 25] and all(t <= 25 for t in tokens)
-    assert join_chunks(audios, int(0.1 * 16000)).size == 320 * MAX_NEW_TOKENS
+    assert tokens[:3] == [15, 25, 25] and all(10 <= t <= 25 for t in tokens)
+    waveform = official_reconstruction(audios, int(0.1 * 16000))
+    assert waveform.size == 320 * MAX_NEW_TOKENS
+    np.testing.assert_allclose(waveform, join_chunks(audios, OVERLAP), atol=1e-6)
+
+
+def official_reconstruction(audios: list[np.ndarray], cross_fade_samples: int) -> np.ndarray:
+    """The official client's join: first chunk minus the overlap, then per chunk the cross-faded
+    overlap and its middle (which assumes chunks of at least two overlaps), then the last overlap."""
+    if len(audios) == 1:
+        return audios[0]
+    fade_out, fade_in = np.linspace(1, 0, cross_fade_samples), np.linspace(0, 1, cross_fade_samples)
+    out = audios[0][:-cross_fade_samples]
+    for previous, chunk in zip(audios, audios[1:], strict=False):
+        faded = chunk[:cross_fade_samples] * fade_in + previous[-cross_fade_samples:] * fade_out
+        out = np.concatenate([out, faded, chunk[cross_fade_samples:-cross_fade_samples]])
+    return np.concatenate([out, audios[-1][-cross_fade_samples:]])
 
 
 def test_stream_audio_chunks_concatenate_to_the_whole_waveform(offline_server: TritonServer, reference: Reference) -> None:

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         help="python LLM decode projections as GEMMs (float32, reordered sums); auto: on for --device cpu",
     )
     parser.add_argument("--no-streaming-model", action="store_true",
-                        help="leave out spark_tts_streaming (saves its stub and LLM copy)")
+                        help="leave out spark_tts_decoupled (saves its stub and LLM copy)")
     parser.add_argument("--stream-first-tokens", type=int, default=RepositoryConfig.stream_first_tokens)
     parser.add_argument("--stream-steady-tokens", type=int, default=RepositoryConfig.stream_steady_tokens)
     parser.add_argument("--stream-chunk-scale", type=float, default=RepositoryConfig.stream_chunk_scale)

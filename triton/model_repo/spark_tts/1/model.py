@@ -12,7 +12,7 @@ prompts of a dynamic batch are decoded together. Streaming (``decoupled: true``)
 runs in a worker thread and sends a ``waveform`` chunk whenever enough tokens exist, on the
 request's chunk schedule (``chunk_*`` inputs) or the model's (``chunk_*`` parameters: the official
 50 -> 400 -> 1500 tokens for a streaming ``spark_tts``, a small first chunk and steady chunks for
-``spark_tts_streaming``), chunks overlapping by 5 tokens = 1600 samples by default. The stream ends
+``spark_tts_decoupled``), chunks overlapping by 5 tokens = 1600 samples by default. The stream ends
 with a response carrying the FINAL flag: by default an extra response with an empty waveform
 (``stream_end=empty_chunk``), which both the official client (it stops reading at the FINAL flag)
 and asyncio clients (they never see a FINAL-only response) handle; ``stream_end=last_chunk`` puts
