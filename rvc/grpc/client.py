@@ -9,6 +9,10 @@ also keep tritonserver from shutting down). Requests are built and responses rea
 validation errors (``INVALID_ARGUMENT``, or a message with the ``invalid input:`` prefix on
 streams, which carry no status code) become ``InvalidInput``, everything else ``TTSBackendError``.
 
+``AsyncTritonSparkClient.stream_audio`` reads the decoupled ``spark_tts_decoupled`` model (served
+beside the offline ``spark_tts``) as an async iterator of ``AudioChunk``s: cross-faded audio with
+its index, sample offset and arrival time, ready to concatenate; closing it cancels the request.
+
 Audio on the wire is float32; ``reference_audio`` may have any sample rate (the server resamples),
 the synthesised waveform is 16 kHz mono float32.
 """
