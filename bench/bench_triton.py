@@ -177,10 +177,12 @@ def reference_clip(seconds: float = 4.0) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------- the two sides
 def run_in_process(tts: SparkTTS, reference: np.ndarray, seeds: list[int], concurrency: int, max_new_tokens: int) -> list[Sample]:
+    from sparktts.llm import GenerationParams
+
     def one(seed: int) -> Sample:
         start = time.perf_counter()
         first, samples = None, 0
-        for chunk in tts.stream(TEXT, reference, "", seed=seed, max_new_tokens=max_new_tokens):
+        for chunk in tts.stream(TEXT, reference, "", params=GenerationParams(seed=seed, max_new_tokens=max_new_tokens)):
             first = first if first is not None else time.perf_counter() - start
             samples += chunk.size
         return Sample(first or 0.0, time.perf_counter() - start, samples / SAMPLE_RATE)

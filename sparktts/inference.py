@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 MIN_REFERENCE_SECONDS = 0.5  # 25 semantic tokens: less gives the LM next to no speaker context
 SILENCE_PEAK = 1e-4  # a reference whose peak is below this is treated as silence
+DEFAULT_GENERATION = GenerationParams()  # the official SparkTTS.inference sampling
+OFFICIAL_SCHEDULE = ChunkSchedule()  # the official Triton runtime's 50 -> 400 -> 1500 tokens
 
 
 class SynthesisError(RuntimeError):
@@ -154,21 +156,14 @@ class SparkTTS:
         gender: str | None = None,
         pitch: str | None = None,
         speed: str | None = None,
-        temperature: float = 0.8,
-        top_k: int = 50,
-        top_p: float = 0.95,
-        max_new_tokens: int = 3000,
-        seed: int | None = None,
-        do_sample: bool = True,
-        restrict_vocab: bool = False,
+        params: GenerationParams = DEFAULT_GENERATION,
     ) -> np.ndarray:
         """Speech for ``text``: (320 * T,) float32 in [-1, 1] at 16 kHz.
 
         prompt_speech: reference audio, (T,) or (T, channels) float at ``prompt_sample_rate`` or a
-        file path; prompt_text: its transcript (selects the longer clone template).
+        file path; prompt_text: its transcript (selects the longer clone template); params: how the
+        LLM samples (the official defaults unless given).
         """
-        params = GenerationParams(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-                                  do_sample=do_sample, seed=seed, restrict_vocab=restrict_vocab)
         request = self.build_prompt(text, prompt_speech, prompt_text, prompt_sample_rate=prompt_sample_rate,
                                     gender=gender, pitch=pitch, speed=speed)
         generated = self.lm.generate(request.text, params)
@@ -187,30 +182,20 @@ class SparkTTS:
         gender: str | None = None,
         pitch: str | None = None,
         speed: str | None = None,
-        temperature: float = 0.8,
-        top_k: int = 50,
-        top_p: float = 0.95,
-        max_new_tokens: int = 3000,
-        seed: int | None = None,
-        do_sample: bool = True,
-        restrict_vocab: bool = False,
-        chunk_duration: float = 1.0,
-        scale_factor: float = 8.0,
-        max_chunk_duration: float = 30.0,
-        overlap_duration: float = 0.1,
+        params: GenerationParams = DEFAULT_GENERATION,
+        schedule: ChunkSchedule = OFFICIAL_SCHEDULE,
         crossfade: bool = False,
     ) -> Iterator[np.ndarray]:
         """Yield 16 kHz float32 audio while the LLM is still generating.
 
-        With ``crossfade=False`` (the official wire format) each yield is one vocoded chunk and
-        consecutive chunks overlap by ``overlap_duration`` (1600 samples by default): join them with
-        ``sparktts.streaming.crossfade_join``. With ``crossfade=True`` the yields are already joined
-        and simply concatenate. The semantic ids are those ``inference`` would vocode for the same
-        seed; only the vocoder context at chunk edges differs.
+        ``schedule`` groups the semantic tokens into chunks (the official runtime's 50 -> 400 ->
+        1500 tokens unless given). With ``crossfade=False`` (the official wire format) each yield
+        is one vocoded chunk and consecutive chunks overlap by ``schedule.overlap_samples`` (1600
+        by default): join them with ``sparktts.streaming.crossfade_join``. With ``crossfade=True``
+        the yields are already joined and simply concatenate. The semantic ids are those
+        ``inference`` would vocode for the same ``params``; only the vocoder context at chunk
+        edges differs.
         """
-        schedule = ChunkSchedule.from_durations(chunk_duration, scale_factor, max_chunk_duration, overlap_duration)
-        params = GenerationParams(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-                                  do_sample=do_sample, seed=seed, restrict_vocab=restrict_vocab)
         request = self.build_prompt(text, prompt_speech, prompt_text, prompt_sample_rate=prompt_sample_rate,
                                     gender=gender, pitch=pitch, speed=speed)
         parsed_globals: list[int] = []

@@ -17,6 +17,10 @@ __all__ = [
     "AUDIO_TOKENIZER",
     "AUDIO_TOKENIZER_INPUTS",
     "AUDIO_TOKENIZER_OUTPUTS",
+    "CHUNK_FIRST_TOKENS",
+    "CHUNK_OVERLAP_TOKENS",
+    "CHUNK_SCALE",
+    "CHUNK_STEADY_TOKENS",
     "GLOBAL_TOKENS",
     "INVALID_INPUT_PREFIX",
     "MAX_NEW_TOKENS",
@@ -31,6 +35,7 @@ __all__ = [
     "SPARK_TTS",
     "SPARK_TTS_INPUTS",
     "SPARK_TTS_OUTPUTS",
+    "SPARK_TTS_DECOUPLED",
     "TARGET_TEXT",
     "TEMPERATURE",
     "TENSORRT_LLM",
@@ -47,6 +52,10 @@ SAMPLE_RATE = 16000  # every waveform on the wire, in and out, unless reference_
 
 # ---- models -------------------------------------------------------------------------------------------
 SPARK_TTS = "spark_tts"  # BLS orchestrator: the one the service and the official clients call
+# The same model, decoupled: audio chunks while the LLM generates. The name is the official runtime's
+# streaming model's: client_grpc.py accepts only f5_tts, spark_tts and spark_tts_decoupled as
+# --model-name, so `--mode streaming --model-name spark_tts_decoupled` works against it unchanged.
+SPARK_TTS_DECOUPLED = "spark_tts_decoupled"
 AUDIO_TOKENIZER = "audio_tokenizer"
 VOCODER = "vocoder"
 TENSORRT_LLM = "tensorrt_llm"  # only in repositories prepared with llm_backend="tensorrtllm"
@@ -66,6 +75,11 @@ TEMPERATURE = "temperature"
 TOP_K = "top_k"
 TOP_P = "top_p"
 MAX_NEW_TOKENS = "max_new_tokens"
+# extensions, streaming only: the request's chunk schedule in semantic tokens (50 per second)
+CHUNK_FIRST_TOKENS = "chunk_first_tokens"
+CHUNK_STEADY_TOKENS = "chunk_steady_tokens"
+CHUNK_SCALE = "chunk_scale"
+CHUNK_OVERLAP_TOKENS = "chunk_overlap_tokens"
 
 # Server-side validation errors start with this, so a client can tell "your request is wrong" from
 # "the backend failed" even on a gRPC stream, whose error responses carry no status code.
@@ -100,6 +114,10 @@ SPARK_TTS_INPUTS: tuple[TensorSpec, ...] = (
     TensorSpec(TOP_K, "INT32", (1,), optional=True),
     TensorSpec(TOP_P, "FP32", (1,), optional=True),
     TensorSpec(MAX_NEW_TOKENS, "INT32", (1,), optional=True),
+    TensorSpec(CHUNK_FIRST_TOKENS, "INT32", (1,), optional=True),
+    TensorSpec(CHUNK_STEADY_TOKENS, "INT32", (1,), optional=True),
+    TensorSpec(CHUNK_SCALE, "FP32", (1,), optional=True),
+    TensorSpec(CHUNK_OVERLAP_TOKENS, "INT32", (1,), optional=True),
 )
 SPARK_TTS_OUTPUTS: tuple[TensorSpec, ...] = (TensorSpec(WAVEFORM, "FP32", (-1,)),)
 
@@ -121,6 +139,7 @@ VOCODER_OUTPUTS: tuple[TensorSpec, ...] = (TensorSpec(WAVEFORM, "FP32", (-1,)),)
 
 MODEL_TENSORS: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = {
     SPARK_TTS: (SPARK_TTS_INPUTS, SPARK_TTS_OUTPUTS),
+    SPARK_TTS_DECOUPLED: (SPARK_TTS_INPUTS, SPARK_TTS_OUTPUTS),
     AUDIO_TOKENIZER: (AUDIO_TOKENIZER_INPUTS, AUDIO_TOKENIZER_OUTPUTS),
     VOCODER: (VOCODER_INPUTS, VOCODER_OUTPUTS),
 }

@@ -11,12 +11,25 @@ tritonserver runs with ``--disable-auto-complete-config``, so a placeholder left
 only surface as a parse error at start-up.
 
 Paths written into configs are absolute because the server runs in a neutral work directory.
+
+One repository serves both contracts: ``spark_tts`` (offline, dynamic batching; decoupled only in
+the legacy ``mode="streaming"``, the official runtime's layout) and, unless ``streaming_model`` is
+False, ``spark_tts_decoupled``, the same template filled as a decoupled model with the same inputs.
+Both are python-backend models, so each stub process loads its own copy of the LLM (the README
+gives the measured cost); ``audio_tokenizer`` and ``vocoder`` are shared through BLS.
+
+The streaming model's default chunk schedule is chosen for RVC downstream: a small first chunk
+(15 tokens = 0.3 s of audio, so conversion starts early) and steady 25-token chunks (0.4 s of new
+audio each, the order of the RVC realtime block), overlapping by 5 tokens (1600 samples) which the
+client cross-fades, as the official client does with its fixed 0.1 s. The official 50 -> 400 ->
+1500 schedule stays available per request (``rvc.grpc.wire.ChunkPlan.official``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 from collections.abc import Mapping
@@ -108,6 +121,11 @@ def fill_template(text: str, values: Mapping[str, object], *, require_known_keys
     return template.safe_substitute({**TEMPLATE_DEFAULTS, **{k: _pbtxt_value(v) for k, v in values.items()}})
 
 
+def _tokens(seconds: float) -> int:
+    """Seconds of 16 kHz audio -> semantic tokens, rounded up as the official runtime does."""
+    return math.ceil(round(seconds * 50, 6))
+
+
 def _pbtxt_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -148,6 +166,12 @@ class RepositoryConfig:
     audio_chunk_size_scale_factor: float = 8.0
     max_audio_chunk_duration: float = 30.0
     audio_chunk_overlap_duration: float = 0.1
+    # spark_tts_decoupled: written unless False; its default chunk schedule in semantic tokens
+    streaming_model: bool = True
+    stream_first_tokens: int = 15
+    stream_steady_tokens: int = 25
+    stream_chunk_scale: float = 2.0
+    stream_overlap_tokens: int = 5
     trtllm_engine_dir: Path | None = None
     kv_cache_free_gpu_mem_fraction: float = 0.5
 
@@ -185,12 +209,25 @@ class RepositoryConfig:
             raise ValueError(
                 f"audio_chunk_overlap_duration must be in [0, audio_chunk_duration), got {self.audio_chunk_overlap_duration}"
             )
+        if not 0 <= self.stream_overlap_tokens < self.stream_first_tokens <= self.stream_steady_tokens:
+            raise ValueError(
+                "streaming chunks need 0 <= stream_overlap_tokens < stream_first_tokens <= stream_steady_tokens, got "
+                f"{self.stream_overlap_tokens}, {self.stream_first_tokens}, {self.stream_steady_tokens}"
+            )
+        if self.stream_chunk_scale < 1.0:
+            raise ValueError(f"stream_chunk_scale must be >= 1, got {self.stream_chunk_scale}")
         if self.llm_backend == "tensorrtllm" and self.trtllm_engine_dir is None:
             raise ValueError("llm_backend='tensorrtllm' needs trtllm_engine_dir (built by triton/run.sh stage 1)")
 
     @property
     def decoupled(self) -> bool:
+        """Whether ``spark_tts`` itself is decoupled (the legacy streaming layout)."""
         return self.mode == "streaming"
+
+    @property
+    def llm_decoupled(self) -> bool:
+        """Whether the ``tensorrt_llm`` model is decoupled: needed as soon as any model streams."""
+        return self.decoupled or self.streaming_model
 
     def template_values(self) -> dict[str, dict[str, object]]:
         """The values for each model's template, keyed by model name."""
@@ -202,39 +239,55 @@ class RepositoryConfig:
             "device": self.device,
             "dtype": CODEC_DTYPE,  # BiCodec and wav2vec2 stay float32; only the LLM takes self.dtype
         }
+        spark = {
+            "triton_max_batch_size": self.max_batch_size,
+            "max_queue_delay_microseconds": self.max_queue_delay_us,
+            "bls_instance_num": self.bls_instances,
+            "llm_tokenizer_dir": str(Path(model_dir) / "LLM"),
+            "llm_backend": self.llm_backend,
+            "llm_decoupled": self.llm_decoupled,
+            "llm_fast_matmul": self.llm_fast_matmul,
+            "device": self.device,
+            "dtype": self.dtype,
+            "request_workers": self.request_workers,
+            "speaker_cache_size": self.speaker_cache_size,
+            "stream_end": self.stream_end,
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+            "max_new_tokens": self.max_new_tokens,
+        }
         values: dict[str, dict[str, object]] = {
             contract.AUDIO_TOKENIZER: {**shared, "tokenizer_instance_num": self.tokenizer_instances},
             contract.VOCODER: {**shared, "vocoder_instance_num": self.vocoder_instances},
             contract.SPARK_TTS: {
-                "triton_max_batch_size": self.max_batch_size,
-                "max_queue_delay_microseconds": self.max_queue_delay_us,
+                **spark,
+                "model_name": contract.SPARK_TTS,
                 "decoupled_mode": self.decoupled,
-                "bls_instance_num": self.bls_instances,
-                "llm_tokenizer_dir": str(Path(model_dir) / "LLM"),
-                "llm_backend": self.llm_backend,
-                "llm_fast_matmul": self.llm_fast_matmul,
-                "device": self.device,
-                "dtype": self.dtype,
-                "request_workers": self.request_workers,
-                "speaker_cache_size": self.speaker_cache_size,
-                "stream_end": self.stream_end,
-                "temperature": self.temperature,
-                "top_k": self.top_k,
-                "top_p": self.top_p,
-                "max_new_tokens": self.max_new_tokens,
-                "audio_chunk_duration": self.audio_chunk_duration,
-                "audio_chunk_size_scale_factor": self.audio_chunk_size_scale_factor,
-                "max_audio_chunk_duration": self.max_audio_chunk_duration,
-                "audio_chunk_overlap_duration": self.audio_chunk_overlap_duration,
+                # the legacy streaming spark_tts keeps the official schedule, converted as upstream
+                "chunk_first_tokens": _tokens(self.audio_chunk_duration),
+                "chunk_steady_tokens": _tokens(self.max_audio_chunk_duration),
+                "chunk_scale": self.audio_chunk_size_scale_factor,
+                "chunk_overlap_tokens": _tokens(self.audio_chunk_overlap_duration),
             },
         }
+        if self.streaming_model:
+            values[contract.SPARK_TTS_DECOUPLED] = {
+                **spark,
+                "model_name": contract.SPARK_TTS_DECOUPLED,
+                "decoupled_mode": True,
+                "chunk_first_tokens": self.stream_first_tokens,
+                "chunk_steady_tokens": self.stream_steady_tokens,
+                "chunk_scale": self.stream_chunk_scale,
+                "chunk_overlap_tokens": self.stream_overlap_tokens,
+            }
         if self.llm_backend == "tensorrtllm":
             assert self.trtllm_engine_dir is not None
             values[contract.TENSORRT_LLM] = {
                 "triton_backend": "tensorrtllm",
                 "triton_max_batch_size": self.max_batch_size,
                 "max_queue_delay_microseconds": self.max_queue_delay_us,
-                "decoupled_mode": self.decoupled,
+                "decoupled_mode": self.llm_decoupled,
                 "max_beam_width": 1,
                 "engine_dir": str(Path(self.trtllm_engine_dir).resolve()),
                 "max_tokens_in_paged_kv_cache": kv_cache_tokens(
@@ -276,7 +329,7 @@ def prepare_model_repository(
     _clear_output(output)
     output.mkdir(parents=True)
     for model, values in config.template_values().items():
-        source = templates / model
+        source = templates / (contract.SPARK_TTS if model == contract.SPARK_TTS_DECOUPLED else model)
         if not (source / "config.pbtxt").is_file():
             raise ConfigError(f"model template {source}/config.pbtxt is missing")
         shutil.copytree(source, output / model, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -9,7 +9,8 @@ the server uses.
 * ``inputs``: model parameters, input parsing and validation, error descriptions, log forwarding;
 * ``codec``: BiCodec tokenize / detokenize over a dynamic batch;
 * ``pipeline``: ``SpeakerCache`` and ``SpeechPipeline`` (offline batches and streamed chunks);
-* ``trtllm``: inputs for, and token parsing after, the TensorRT-LLM backend.
+* ``trtllm``: the TensorRT-LLM backend (``TensorRTLLM``: request tensors, token parsing);
+* ``responses``: the Triton responses every adapter builds (``pb_utils`` passed in).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from sparktts.serving.codec import Tokens, check_tokens, load_codec, tokenize_references, vocode_batch
 from sparktts.serving.inputs import (
     INVALID_INPUT_PREFIX,
+    RequestCancelled,
     SynthesisRequest,
     TensorGetter,
     answer_batch,
@@ -25,15 +27,20 @@ from sparktts.serving.inputs import (
     forward_logging,
     model_parameters,
     parse_reference,
+    parse_schedule,
     parse_synthesis_request,
     required_parameter,
+    schedule_from_parameters,
     token_row,
     torch_placement,
     waveform_row,
 )
 from sparktts.serving.memory import bound_primitive_cache, release_freed_memory
 from sparktts.serving.pipeline import SpeakerCache, SpeechPipeline
+from sparktts.serving.responses import error_response, waveform_response
 from sparktts.serving.trtllm import (
+    RequestExecutor,
+    TensorRTLLM,
     generated_ids,
     semantic_lookup,
     tensorrt_llm_inputs,
@@ -44,22 +51,28 @@ __all__ = [
     "bound_primitive_cache",
     "release_freed_memory",
     "INVALID_INPUT_PREFIX",
+    "RequestCancelled",
+    "RequestExecutor",
     "SpeakerCache",
     "SpeechPipeline",
     "SynthesisRequest",
     "TensorGetter",
+    "TensorRTLLM",
     "Tokens",
     "answer_batch",
     "check_tokens",
     "decode_text",
     "describe_error",
+    "error_response",
     "forward_logging",
     "generated_ids",
     "load_codec",
     "model_parameters",
     "parse_reference",
+    "parse_schedule",
     "parse_synthesis_request",
     "required_parameter",
+    "schedule_from_parameters",
     "semantic_lookup",
     "tensorrt_llm_inputs",
     "token_row",
@@ -67,5 +80,6 @@ __all__ = [
     "tokenizer_semantic_ids",
     "torch_placement",
     "vocode_batch",
+    "waveform_response",
     "waveform_row",
 ]

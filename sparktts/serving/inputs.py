@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sparktts.llm import GenerationParams
+from sparktts.streaming import ChunkSchedule
 
 # Mirrored by rvc.grpc.contract.INVALID_INPUT_PREFIX (sparktts may not import rvc); a test checks both.
 INVALID_INPUT_PREFIX = "invalid input: "
@@ -25,6 +26,10 @@ SAMPLE_RATE = 16000
 MAX_SAMPLE_RATE = 384000
 
 TensorGetter = Callable[[str], "np.ndarray | None"]  # input name -> numpy array, None when absent
+
+
+class RequestCancelled(Exception):
+    """The client cancelled the request before it ran (answered with Triton's CANCELLED code)."""
 
 
 # ------------------------------------------------------------------------------------- parameters
@@ -69,7 +74,7 @@ def forward_logging(info: Callable[[str], None], warning: Callable[[str], None],
 
 
 # ------------------------------------------------------------------------------------- request parsing
-def _scalar(array: np.ndarray, name: str) -> object:
+def _scalar(array: np.ndarray, name: str) -> Any:
     flat = np.asarray(array).reshape(-1)
     if flat.size != 1:
         raise ValueError(f"{name} must hold one value, got {flat.size}")
@@ -96,11 +101,12 @@ def parse_reference(get: TensorGetter) -> tuple[np.ndarray, int]:
     wav, length = get("reference_wav"), get("reference_wav_len")
     if wav is None or length is None:
         raise ValueError("reference_wav and reference_wav_len are required")
+    sent_shape = tuple(np.shape(wav))
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim == 2 and wav.shape[0] == 1:
         wav = wav[0]
     if wav.ndim != 1:
-        raise ValueError(f"reference_wav must be (1, N) per request, got shape {tuple(np.shape(get('reference_wav')))}")
+        raise ValueError(f"reference_wav must be (1, N) per request, got shape {sent_shape}")
     count = int(_scalar(length, "reference_wav_len"))
     if not 0 < count <= wav.shape[0]:
         raise ValueError(f"reference_wav_len must be in 1..{wav.shape[0]} (the samples sent), got {count}")
@@ -124,10 +130,46 @@ class SynthesisRequest:
     reference_text: str | None  # None: no transcript, the prompt omits the reference's semantics
     generation: GenerationParams
     request_id: str = ""
+    schedule: ChunkSchedule | None = None  # streaming only; None: the model's default schedule
 
 
-def parse_synthesis_request(get: TensorGetter, defaults: GenerationParams, request_id: str = "") -> SynthesisRequest:
-    """Inputs of ``spark_tts`` -> SynthesisRequest; raises ValueError naming the bad input."""
+# chunk_* inputs -> ChunkSchedule fields
+_SCHEDULE_INPUTS = (("chunk_first_tokens", "first", int), ("chunk_steady_tokens", "largest", int),
+                    ("chunk_scale", "scale", float), ("chunk_overlap_tokens", "overlap", int))
+
+
+def parse_schedule(get: TensorGetter, default: ChunkSchedule | None) -> ChunkSchedule | None:
+    """The request's chunk schedule: ``default`` with the ``chunk_*`` inputs the request sets
+    (None when it sets none); ValueError naming the inputs when they do not form a schedule."""
+    overrides: dict[str, Any] = {}
+    for name, field, kind in _SCHEDULE_INPUTS:
+        tensor = get(name)
+        if tensor is not None:
+            overrides[field] = kind(_scalar(tensor, name))
+    if not overrides:
+        return None
+    try:
+        return replace(default or ChunkSchedule(), **overrides)
+    except ValueError as exc:
+        sent = ", ".join(f"{name}={overrides[field]}" for name, field, _ in _SCHEDULE_INPUTS if field in overrides)
+        raise ValueError(f"chunk schedule ({sent}) is unusable: {exc}") from exc
+
+
+def schedule_from_parameters(parameters: Mapping[str, str]) -> ChunkSchedule:
+    """The ``chunk_*`` model parameters -> the model's default ChunkSchedule (ValueError if unusable)."""
+    return ChunkSchedule(
+        first=int(required_parameter(parameters, "chunk_first_tokens")),
+        scale=float(required_parameter(parameters, "chunk_scale")),
+        largest=int(required_parameter(parameters, "chunk_steady_tokens")),
+        overlap=int(required_parameter(parameters, "chunk_overlap_tokens")),
+    )
+
+
+def parse_synthesis_request(
+    get: TensorGetter, defaults: GenerationParams, request_id: str = "", schedule: ChunkSchedule | None = None
+) -> SynthesisRequest:
+    """Inputs of ``spark_tts`` -> SynthesisRequest; raises ValueError naming the bad input.
+    ``schedule``: the model's default chunk schedule, which ``chunk_*`` inputs override."""
     target = get("target_text")
     if target is None:
         raise ValueError("target_text is required")
@@ -146,7 +188,8 @@ def parse_synthesis_request(get: TensorGetter, defaults: GenerationParams, reque
         generation = replace(defaults, **overrides)  # type: ignore[arg-type]
     except ValueError as exc:  # GenerationParams names the field and its range
         raise ValueError(str(exc)) from exc
-    return SynthesisRequest(target_text, wav, rate, reference_text, generation, request_id)
+    chunks = parse_schedule(get, schedule)
+    return SynthesisRequest(target_text, wav, rate, reference_text, generation, request_id, chunks)
 
 
 def token_row(tokens: object) -> np.ndarray:
@@ -170,7 +213,8 @@ def answer_batch(
 ) -> list[Any]:
     """One response per request of a dynamic batch, in order.
 
-    ``parse(request)`` extracts one item (a ValueError answers that request alone); ``run(items)``
+    ``parse(request)`` extracts one item (a ValueError or RequestCancelled answers that request
+    alone); ``run(items)``
     processes the parsed items together and returns one output each, where an output that is an
     exception answers its request alone; an exception raised by ``run`` answers the whole batch.
     ``respond(output)`` and ``fail(exception)`` build the responses.
@@ -181,7 +225,7 @@ def answer_batch(
         try:
             items.append(parse(request))
             indices.append(index)
-        except ValueError as exc:
+        except (ValueError, RequestCancelled) as exc:
             responses[index] = fail(exc)
     if items:
         try:

@@ -180,8 +180,8 @@ class SpeechPipeline:
     ) -> Iterator[tuple[np.ndarray, bool]]:
         """(audio chunk (T,) float32 16 kHz, is_last) while tokens are generated.
 
-        Chunks follow ``schedule`` (the official 50 -> 400 -> 1500 tokens) and consecutive chunks
-        overlap by ``schedule.overlap_samples``. ``is_last`` is True on a chunk vocoded after
+        Chunks follow the request's schedule, else the pipeline's (the official 50 -> 400 -> 1500
+        tokens unless configured), and consecutive chunks overlap by its ``overlap_samples``. ``is_last`` is True on a chunk vocoded after
         generation ended; when generation ends exactly on a full chunk no chunk carries it, so
         callers must close the stream after the loop either way. ``is_cancelled`` is polled every
         ``check_every`` tokens (in Triton it is an IPC round trip) and before each chunk; once it is
@@ -206,7 +206,8 @@ class SpeechPipeline:
             generation_done = True
 
         emitted = False
-        for chunk in self.schedule.split(semantic_codes()):
+        schedule = request.schedule or self.schedule
+        for chunk in schedule.split(semantic_codes()):
             if is_cancelled():
                 return
             emitted = True

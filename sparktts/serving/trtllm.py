@@ -1,9 +1,12 @@
-"""The TensorRT-LLM alternative for the LLM step: request tensors for the ``tensorrt_llm`` model and
-token parsing with the tokenizer alone (no SparkLM in that process)."""
+"""The TensorRT-LLM alternative for the LLM step: request tensors for the ``tensorrt_llm`` model,
+token parsing with the tokenizer alone (no SparkLM in that process), and ``TensorRTLLM``, which
+puts them together behind an injected request executor (BLS in Triton, a plain callable in tests)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -57,3 +60,63 @@ def generated_ids(output_ids: np.ndarray, sequence_length: np.ndarray) -> list[i
     by ``exclude_input_in_output``; streaming responses carry only the newest ids)."""
     ids = np.asarray(output_ids).reshape(np.shape(output_ids)[0], -1, np.shape(output_ids)[-1])
     return ids[0, 0, : int(np.asarray(sequence_length).reshape(-1)[0])].tolist()
+
+
+# One call to the ``tensorrt_llm`` model: (its input tensors, use the decoupled API) -> each
+# response's output tensors ({"output_ids", "sequence_length"}), empty final responses left out.
+# In Triton it is a BLS request; an error response is raised as an exception.
+RequestExecutor = Callable[[dict[str, np.ndarray], bool], Iterable[dict[str, np.ndarray]]]
+
+
+class TensorRTLLM:
+    """The LLM step through the ``tensorrt_llm`` model: the ``generate`` / ``stream`` /
+    ``semantic_ids`` / ``semantic_index`` parts ``SpeechPipeline`` takes, with only the tokenizer
+    in this process.
+
+    ``execute`` sends one request (see ``RequestExecutor``); ``decoupled`` says whether the
+    ``tensorrt_llm`` model is decoupled, which makes even a non-streaming request go through the
+    decoupled API (Triton refuses the plain one there). A batch's prompts run as concurrent
+    requests (``workers`` at a time): TensorRT-LLM batches them in flight.
+    """
+
+    def __init__(self, tokenizer: Any, execute: RequestExecutor, *, decoupled: bool, workers: int = 4) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.tokenizer = tokenizer
+        self.end_id = int(tokenizer.eos_token_id)
+        self.pad_id = self.end_id if tokenizer.pad_token_id is None else int(tokenizer.pad_token_id)
+        self.semantic_ids = tokenizer_semantic_ids(tokenizer)
+        self.semantic_index = semantic_lookup(tokenizer)
+        self._execute, self._decoupled = execute, decoupled
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trtllm")
+
+    @classmethod
+    def from_pretrained(cls, llm_dir: str, execute: RequestExecutor, *, decoupled: bool, workers: int = 4) -> TensorRTLLM:
+        """llm_dir: the checkpoint's ``LLM`` folder (only its tokenizer is read)."""
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(llm_dir), execute, decoupled=decoupled, workers=workers)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def inputs(self, prompt: str, params: GenerationParams, streaming: bool) -> dict[str, np.ndarray]:
+        ids = self.tokenizer([prompt])["input_ids"][0]
+        return tensorrt_llm_inputs(ids, params, end_id=self.end_id, pad_id=self.pad_id, streaming=streaming)
+
+    def _ids(self, prompt: str, params: GenerationParams, streaming: bool) -> Iterator[int]:
+        for outputs in self._execute(self.inputs(prompt, params, streaming), self._decoupled or streaming):
+            yield from generated_ids(outputs["output_ids"], outputs["sequence_length"])
+
+    def generate_one(self, prompt: str, params: GenerationParams) -> list[int]:
+        return list(self._ids(prompt, params, False))
+
+    def generate(self, prompts_: list[str], params: list[GenerationParams]) -> list[list[int]]:
+        """Generated ids per prompt (stop id included), in order; the first failure is raised."""
+        if len(prompts_) != len(params):
+            raise ValueError(f"got {len(params)} GenerationParams for {len(prompts_)} prompts")
+        return list(self._pool.map(self.generate_one, prompts_, params))
+
+    def stream(self, prompt: str, params: GenerationParams) -> Iterator[int]:
+        """Ids as ``tensorrt_llm`` streams them (each response carries only its newest ids)."""
+        return self._ids(prompt, params, True)

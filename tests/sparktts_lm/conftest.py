@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from sparktts.inference import SparkTTS
+from sparktts.llm import GenerationParams
 
 CASES = ("b1_clone_prompt_text", "b2_clone_no_prompt_text", "b3_control", "b4_clone_prompt_text_greedy")
 GOLDEN_SEED = 1234  # the harness ran torch.manual_seed(1234) right before generate
@@ -52,12 +53,13 @@ def case_kwargs(spark_tiny: Path) -> dict[str, dict[str, Any]]:
     texts = json.loads((spark_tiny / "inputs" / "texts.json").read_text(encoding="utf-8"))
     wav, rate = sf.read(str(spark_tiny / "inputs" / "reference.wav"), dtype="float64", always_2d=True)
     clone = {"prompt_speech": wav, "prompt_sample_rate": rate}
-    common = {"seed": GOLDEN_SEED, "max_new_tokens": GOLDEN_MAX_NEW_TOKENS}
+    common = {"params": GenerationParams(seed=GOLDEN_SEED, max_new_tokens=GOLDEN_MAX_NEW_TOKENS)}
+    greedy = {"params": GenerationParams(seed=GOLDEN_SEED, max_new_tokens=GOLDEN_MAX_NEW_TOKENS, do_sample=False)}
     return {
         "b1_clone_prompt_text": {"text": texts["texts"]["clone_prompt_text"], "prompt_text": texts["prompt_text"],
                                  **clone, **common},
         "b2_clone_no_prompt_text": {"text": texts["texts"]["clone_no_prompt_text"], **clone, **common},
         "b3_control": {"text": texts["texts"]["control"], **texts["control"], **common},
         "b4_clone_prompt_text_greedy": {"text": texts["texts"]["clone_prompt_text"],
-                                        "prompt_text": texts["prompt_text"], "do_sample": False, **clone, **common},
+                                        "prompt_text": texts["prompt_text"], **clone, **greedy},
     }

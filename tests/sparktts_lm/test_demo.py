@@ -74,7 +74,7 @@ def test_vocabulary_behaves_like_the_official_one(demo_tts: SparkTTS) -> None:
 
 
 def test_demo_synthesises_and_is_deterministic(demo_tts: SparkTTS, reference: np.ndarray) -> None:
-    kwargs = {"prompt_sample_rate": 24000, "seed": 0, "max_new_tokens": 300}
+    kwargs = {"prompt_sample_rate": 24000, "params": GenerationParams(seed=0, max_new_tokens=300)}
     wav = demo_tts.inference("Hello from the demo.", reference, "Reference words.", **kwargs)
     prompt = demo_tts.build_prompt("Hello from the demo.", reference, "Reference words.", prompt_sample_rate=24000)
     generated = demo_tts.lm.generate(prompt.text, GenerationParams(seed=0, max_new_tokens=300))
@@ -104,7 +104,8 @@ def test_demo_is_reproducible_from_its_seed(tmp_path: Path, demo_dir: Path) -> N
 
 def test_demo_control_mode_is_not_wired(demo_tts: SparkTTS) -> None:
     with pytest.raises(SynthesisError):
-        demo_tts.inference("Hi.", gender="female", pitch="low", speed="high", seed=0, max_new_tokens=40)
+        demo_tts.inference("Hi.", gender="female", pitch="low", speed="high",
+                           params=GenerationParams(seed=0, max_new_tokens=40))
 
 
 def test_bad_llm_folder_raises_checkpoint_error_naming_the_problem(tmp_path: Path, demo_dir: Path) -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
 from sparktts.inference import SparkTTS, SynthesisError
+from sparktts.llm import GenerationParams
 from sparktts.streaming import crossfade_join
 
 from .conftest import CASES
 
-STREAM_ARGS = ("chunk_duration", "scale_factor", "max_chunk_duration", "overlap_duration", "crossfade")
+
+def with_budget(kwargs: dict[str, Any], max_new_tokens: int) -> dict[str, Any]:
+    """A golden case's keyword arguments with another token budget."""
+    return {**kwargs, "params": replace(kwargs["params"], max_new_tokens=max_new_tokens)}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -76,14 +83,14 @@ def test_stream_vocodes_the_offline_tokens_on_the_official_schedule(
 
 
 def test_short_output_streams_as_one_chunk_equal_to_offline(tiny_tts: SparkTTS, case_kwargs) -> None:
-    kwargs = {**case_kwargs["b4_clone_prompt_text_greedy"], "max_new_tokens": 30}
+    kwargs = with_budget(case_kwargs["b4_clone_prompt_text_greedy"], 30)
     offline = tiny_tts.inference(**kwargs)
     chunks = list(tiny_tts.stream(**kwargs))
     assert len(chunks) == 1 and np.array_equal(chunks[0], offline) and offline.shape == (30 * 320,)
 
 
 def test_exact_chunk_boundary_leaves_no_overlap_only_chunk(tiny_tts: SparkTTS, case_kwargs, recorder) -> None:
-    kwargs = {**case_kwargs["b4_clone_prompt_text_greedy"], "max_new_tokens": 50}
+    kwargs = with_budget(case_kwargs["b4_clone_prompt_text_greedy"], 50)
     chunks = list(tiny_tts.stream(**kwargs))
     assert [len(c) for c in recorder.calls] == [50]  # upstream would vocode the 5 overlap tokens again
     assert np.array_equal(chunks[0], tiny_tts.inference(**kwargs))
@@ -102,7 +109,6 @@ def test_exact_chunk_boundary_leaves_no_overlap_only_chunk(tiny_tts: SparkTTS, c
         ({"text": "Hi", "prompt_speech": np.full(16000, np.nan, np.float32)}, "NaN"),
         ({"text": "Hi", "prompt_speech": np.ones(16000, np.int16)}, "floats"),
         ({"text": "Hi", "prompt_speech": np.full(16000, 0.3), "prompt_sample_rate": 0}, "prompt_sample_rate"),
-        ({"text": "Hi", "gender": "male", "pitch": "low", "speed": "low", "temperature": 0.0}, "temperature"),
     ],
 )
 def test_bad_input_raises_a_clear_value_error(tiny_tts: SparkTTS, kwargs, message: str) -> None:
@@ -112,8 +118,13 @@ def test_bad_input_raises_a_clear_value_error(tiny_tts: SparkTTS, kwargs, messag
         next(tiny_tts.stream(**kwargs))
 
 
+def test_bad_generation_params_raise_a_clear_value_error() -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        GenerationParams(temperature=0.0)
+
+
 def test_control_output_without_32_globals_is_a_synthesis_error(tiny_tts: SparkTTS, case_kwargs) -> None:
-    kwargs = {**case_kwargs["b3_control"], "max_new_tokens": 10}  # stops inside the global section
+    kwargs = with_budget(case_kwargs["b3_control"], 10)  # stops inside the global section
     with pytest.raises(SynthesisError, match="global tokens"):
         tiny_tts.inference(**kwargs)
     with pytest.raises(SynthesisError, match="semantic"):

@@ -1,5 +1,6 @@
 """Fixtures for the Triton tests: a tiny Spark-TTS folder, the in-process reference model, and one
-real tritonserver per repository variant (offline, streaming), each started once per session.
+real tritonserver serving both contracts (the offline ``spark_tts`` and the decoupled
+``spark_tts_decoupled``), started once per session.
 """
 
 from __future__ import annotations
@@ -106,5 +107,6 @@ def offline_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) ->
 
 
 @pytest.fixture(scope="session")
-def streaming_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[TritonServer]:
-    yield from _serve(tmp_path_factory.mktemp("streaming"), model_dir, "streaming")
+def streaming_server(offline_server: TritonServer) -> TritonServer:
+    """The same server: one repository holds both models (call ``spark_tts_decoupled`` on it)."""
+    return offline_server

@@ -13,6 +13,7 @@ from rvc.errors import InvalidInput, TTSBackendError
 from rvc.grpc import contract
 from rvc.grpc.client import (
     AsyncTritonSparkClient,
+    ChunkPlan,
     TritonSparkClient,
     TTSParams,
     build_inputs,
@@ -79,10 +80,10 @@ def test_unreachable_server_is_a_backend_error() -> None:
 def test_async_client_works_on_both_variants(
     offline_server: TritonServer, streaming_server: TritonServer, reference: Reference
 ) -> None:
-    params = TTSParams(seed=8, max_new_tokens=120)
+    params = TTSParams(seed=8, max_new_tokens=120, chunks=ChunkPlan.official())  # offline spark_tts ignores chunks
 
-    async def run(url: str) -> tuple[np.ndarray, list[np.ndarray], int]:
-        async with AsyncTritonSparkClient(url) as aio:
+    async def run(url: str, model_name: str) -> tuple[np.ndarray, list[np.ndarray], int]:
+        async with AsyncTritonSparkClient(url, model_name=model_name) as aio:
             assert await aio.is_server_ready()
             wav, rate = await aio.inference(TEXT, reference.wav, reference.text, params,
                                             reference_sample_rate=reference.sample_rate)
@@ -90,8 +91,8 @@ def test_async_client_works_on_both_variants(
                                                   reference_sample_rate=reference.sample_rate)]
             return wav, chunks, rate
 
-    offline_wav, offline_chunks, rate = asyncio.run(run(offline_server.grpc_url))
-    streamed_wav, streamed_chunks, _ = asyncio.run(run(streaming_server.grpc_url))
+    offline_wav, offline_chunks, rate = asyncio.run(run(offline_server.grpc_url, contract.SPARK_TTS))
+    streamed_wav, streamed_chunks, _ = asyncio.run(run(streaming_server.grpc_url, contract.SPARK_TTS_DECOUPLED))
     assert rate == contract.SAMPLE_RATE
     assert len(offline_chunks) == 1 and len(streamed_chunks) == 2  # 50 tokens, then the remaining 75
     np.testing.assert_array_equal(offline_chunks[0], offline_wav)
@@ -99,3 +100,37 @@ def test_async_client_works_on_both_variants(
     # Offline and streaming servers: the same tokens (same length); only chunk-edge vocoding differs.
     assert streamed_wav.shape == offline_wav.shape == (320 * 120,)
     assert np.corrcoef(streamed_wav, offline_wav)[0, 1] > 0.99
+
+
+def test_chunk_joiner_releases_only_final_audio_and_matches_join_chunks() -> None:
+    from rvc.grpc.chunks import ChunkJoiner
+
+    rng = np.random.default_rng(1)
+    chunks = [rng.standard_normal(n).astype(np.float32) for n in (4800, 8000, 8000, 100, 3200)]
+    joiner = ChunkJoiner(1600)
+    released = [joiner.push(chunk) for chunk in chunks]
+    assert released[0].size == 4800 - 1600  # the overlap waits for the next chunk
+    released.append(joiner.finish())
+    np.testing.assert_array_equal(np.concatenate(released), join_chunks(chunks, 1600))
+    np.testing.assert_array_equal(join_chunks(chunks, 1600), crossfade_join_short(chunks, 1600))
+    assert joiner.finish().size == 0 and joiner.push(np.zeros(0, np.float32)).size == 0
+
+
+def crossfade_join_short(chunks: list[np.ndarray], overlap: int) -> np.ndarray:
+    """The official client's join, written out (the fade shrinks when a chunk is shorter)."""
+    out = chunks[0]
+    for piece in chunks[1:]:
+        n = min(overlap, len(out), len(piece))
+        mixed = piece[:n] * np.linspace(0, 1, n) + out[-n:] * np.linspace(1, 0, n)
+        out = np.concatenate([out[:-n], mixed.astype(np.float32), piece[n:]])
+    return out
+
+
+def test_chunk_plan_travels_as_optional_inputs() -> None:
+    plan = ChunkPlan(first_tokens=12, steady_tokens=30, overlap_tokens=4)
+    inputs = {i.name(): i for i in build_inputs("hi", np.zeros(10), None, TTSParams(chunks=plan))}
+    assert {"chunk_first_tokens", "chunk_steady_tokens", "chunk_overlap_tokens"} <= set(inputs)
+    assert "chunk_scale" not in inputs and inputs["chunk_first_tokens"].datatype() == "INT32"
+    assert ChunkPlan.official() == ChunkPlan(50, 1500, 8.0, 5)
+    with pytest.raises(InvalidInput, match="chunk_first_tokens"):
+        ChunkPlan(first_tokens=0)

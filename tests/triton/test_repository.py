@@ -74,17 +74,38 @@ def test_fill_template_cli_matches_the_official_usage(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["offline", "streaming"])
 def test_prepared_repository_is_complete(tmp_path: Path, fake_model_dir: Path, mode: str) -> None:
     output = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, mode=mode, bls_instances=2)
-    assert sorted(p.name for p in output.iterdir()) == sorted(
-        [contract.AUDIO_TOKENIZER, contract.SPARK_TTS, contract.VOCODER, MARKER_FILE]
-    )
-    for model in (contract.AUDIO_TOKENIZER, contract.SPARK_TTS, contract.VOCODER):
+    models = [contract.AUDIO_TOKENIZER, contract.SPARK_TTS, contract.SPARK_TTS_DECOUPLED, contract.VOCODER]
+    assert sorted(p.name for p in output.iterdir()) == sorted([*models, MARKER_FILE])
+    for model in models:
         text = (output / model / "config.pbtxt").read_text()
         assert unfilled_placeholders(text) == [], model
         assert (output / model / "1" / "model.py").is_file()
     spark = (output / contract.SPARK_TTS / "config.pbtxt").read_text()
     assert f"decoupled: {'true' if mode == 'streaming' else 'false'}" in spark
     assert "count: 2" in spark
-    assert f'"{fake_model_dir.resolve() / "LLM"}"' in spark
+    assert f'"{fake_model_dir.resolve() / "LLM"}"' in spark and 'name: "spark_tts"' in spark
+    streaming = (output / contract.SPARK_TTS_DECOUPLED / "config.pbtxt").read_text()
+    assert 'name: "spark_tts_decoupled"' in streaming and "decoupled: true" in streaming
+    # identical contracts, different default schedules
+    assert config_tensors(streaming, "input") == config_tensors(spark, "input")
+    assert parameter(streaming, "chunk_first_tokens") == "15" and parameter(streaming, "chunk_steady_tokens") == "25"
+    assert parameter(spark, "chunk_first_tokens") == "50" and parameter(spark, "chunk_steady_tokens") == "1500"
+    assert parameter(spark, "chunk_scale") == "8.0" and parameter(spark, "chunk_overlap_tokens") == "5"
+
+
+def parameter(config: str, key: str) -> str:
+    match = re.search(rf'key: "{key}", value: {{ string_value: "([^"]*)" }}', config)
+    assert match, key
+    return match.group(1)
+
+
+def test_the_streaming_model_can_be_left_out_and_its_schedule_set(tmp_path: Path, fake_model_dir: Path) -> None:
+    alone = prepare_model_repository(tmp_path / "alone", model_dir=fake_model_dir, streaming_model=False)
+    assert not (alone / contract.SPARK_TTS_DECOUPLED).exists()
+    tuned = prepare_model_repository(tmp_path / "tuned", model_dir=fake_model_dir, stream_first_tokens=10,
+                                     stream_steady_tokens=40, stream_overlap_tokens=2)
+    streaming = (tuned / contract.SPARK_TTS_DECOUPLED / "config.pbtxt").read_text()
+    assert [parameter(streaming, f"chunk_{k}_tokens") for k in ("first", "steady", "overlap")] == ["10", "40", "2"]
 
 
 def test_configs_declare_the_contracts_tensors(tmp_path: Path, fake_model_dir: Path) -> None:
@@ -141,6 +162,9 @@ def test_preparing_again_replaces_only_a_prepared_folder(tmp_path: Path, fake_mo
         ({"audio_chunk_overlap_duration": 2.0}, "audio_chunk_overlap_duration"),
         ({"top_p": 1.5}, "generation defaults"),
         ({"llm_fast_matmul": "yes"}, "llm_fast_matmul must be one of"),
+        ({"stream_first_tokens": 5, "stream_overlap_tokens": 5}, "stream_overlap_tokens < stream_first_tokens"),
+        ({"stream_steady_tokens": 10}, "stream_first_tokens <= stream_steady_tokens"),
+        ({"stream_chunk_scale": 0.5}, "stream_chunk_scale"),
     ],
 )
 def test_bad_options_are_refused_by_name(tmp_path: Path, fake_model_dir: Path, options: dict, message: str) -> None:

@@ -17,6 +17,7 @@ from rvc.grpc import contract
 from rvc.grpc.client import AsyncTritonSparkClient, TritonSparkClient, TTSParams, map_error
 from rvc.grpc.launcher import TritonServer
 from sparktts import serving
+from sparktts.llm import GenerationParams
 from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference, official_inputs
 
 
@@ -75,8 +76,8 @@ def test_served_voice_equals_in_process_sparktts(client: TritonSparkClient, spar
         TEXT, reference.wav, reference.text, TTSParams(seed=11), reference_sample_rate=reference.sample_rate
     )
     expected = spark_tts.inference(
-        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate, seed=11,
-        max_new_tokens=MAX_NEW_TOKENS,
+        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate,
+        params=GenerationParams(seed=11, max_new_tokens=MAX_NEW_TOKENS),
     )
     assert rate == 16000 and wav.dtype == np.float32
     np.testing.assert_array_equal(wav, expected)  # bit-identical: same code, same weights, one thread

@@ -1,6 +1,7 @@
-"""The streaming (decoupled) repository on the real tritonserver: chunks while generating, the
-FINAL flag on a data response, equality with the in-process SparkTTS.stream and the offline
-tokens, the official sync client's pattern, errors that end the stream, and cancellation."""
+"""The streaming (decoupled) ``spark_tts_decoupled`` model on the real tritonserver, beside the
+offline ``spark_tts``: chunks while generating, the FINAL flag on a data response, equality with the
+in-process SparkTTS.stream and the offline tokens (on the official schedule, requested per
+request), the official sync client's pattern, errors that end the stream, and cancellation."""
 
 from __future__ import annotations
 
@@ -14,47 +15,56 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 
 from rvc.errors import InvalidInput
-from rvc.grpc.client import AsyncTritonSparkClient, TritonSparkClient, TTSParams, build_inputs, join_chunks
+from rvc.grpc import contract
+from rvc.grpc.client import (
+    AsyncTritonSparkClient,
+    ChunkPlan,
+    TritonSparkClient,
+    TTSParams,
+    build_inputs,
+    join_chunks,
+)
 from rvc.grpc.launcher import TritonServer
+from sparktts.llm import GenerationParams
 from sparktts.streaming import crossfade_join
 from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference, official_inputs
 
 OVERLAP = 1600  # 5 tokens x 320 samples
+OFFICIAL = ChunkPlan.official()
+STREAMING = contract.SPARK_TTS_DECOUPLED
 
 
 @pytest.fixture(scope="module")
 def client(streaming_server: TritonServer):
-    with TritonSparkClient(streaming_server.grpc_url, timeout_s=120) as sync_client:
+    with TritonSparkClient(streaming_server.grpc_url, model_name=STREAMING, timeout_s=120) as sync_client:
         yield sync_client
 
 
 def expected_chunks(spark_tts, reference: Reference, seed: int) -> list[np.ndarray]:
     return list(spark_tts.stream(
-        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate, seed=seed,
-        max_new_tokens=MAX_NEW_TOKENS,
+        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate,
+        params=GenerationParams(seed=seed, max_new_tokens=MAX_NEW_TOKENS),
     ))
 
 
 def test_stream_equals_in_process_sparktts_stream(client: TritonSparkClient, spark_tts, reference: Reference) -> None:
     assert client.model_info().decoupled and client.model_info().overlap_samples == OVERLAP
-    chunks = list(client.stream(TEXT, reference.wav, reference.text, TTSParams(seed=21),
+    chunks = list(client.stream(TEXT, reference.wav, reference.text, TTSParams(seed=21, chunks=OFFICIAL),
                                 reference_sample_rate=reference.sample_rate))
     expected = expected_chunks(spark_tts, reference, 21)
     assert [c.size for c in chunks] == [e.size for e in expected] and chunks[0].size == 50 * 320
     for chunk, want in zip(chunks, expected, strict=True):
         np.testing.assert_array_equal(chunk, want)
-    wav, rate = client.inference(TEXT, reference.wav, reference.text, TTSParams(seed=21),
+    wav, rate = client.inference(TEXT, reference.wav, reference.text, TTSParams(seed=21, chunks=OFFICIAL),
                                  reference_sample_rate=reference.sample_rate)
     np.testing.assert_array_equal(wav, crossfade_join(expected, OVERLAP))
 
 
 def test_streamed_tokens_are_the_offline_tokens(client: TritonSparkClient, spark_tts, reference: Reference) -> None:
     """Each chunk is the vocoding of a slice of the very tokens offline synthesis vocodes."""
-    chunks = list(client.stream(TEXT, reference.wav, reference.text, TTSParams(seed=22),
+    chunks = list(client.stream(TEXT, reference.wav, reference.text, TTSParams(seed=22, chunks=OFFICIAL),
                                 reference_sample_rate=reference.sample_rate))
     prompt = spark_tts.build_prompt(TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate)
-    from sparktts.llm import GenerationParams
-
     tokens = spark_tts.lm.semantic_ids(spark_tts.lm.generate(prompt.text, GenerationParams(
         seed=22, max_new_tokens=MAX_NEW_TOKENS)))
     start = 0
@@ -82,7 +92,7 @@ def test_final_flag_rides_on_a_data_response_for_asyncio_clients(
         hold_open = asyncio.Event()
 
         async def requests():
-            yield {"model_name": "spark_tts", "inputs": inputs, "request_id": "final-flag"}
+            yield {"model_name": STREAMING, "inputs": inputs, "request_id": "final-flag"}
             await hold_open.wait()
 
         seen = []
@@ -100,7 +110,8 @@ def test_final_flag_rides_on_a_data_response_for_asyncio_clients(
 
     seen = asyncio.run(asyncio.wait_for(run(), timeout=120))
     assert [final for _, final in seen] == [False] * (len(seen) - 1) + [True]
-    assert seen[0][0] == 50 * 320 and sum(size for size, _ in seen) > 50 * 320
+    # the model's default schedule: a 15-token first chunk, then 25-token chunks
+    assert [size for size, _ in seen[:2]] == [15 * 320, 25 * 320] and sum(size for size, _ in seen) > 40 * 320
 
 
 def test_official_sync_streaming_client_pattern_gets_all_audio(
@@ -112,7 +123,7 @@ def test_official_sync_streaming_client_pattern_gets_all_audio(
     responses: queue.Queue = queue.Queue()
     sync = grpcclient.InferenceServerClient(streaming_server.grpc_url)
     sync.start_stream(callback=lambda result, error: responses.put((result, error)))
-    sync.async_stream_infer("spark_tts", inputs, request_id="official", enable_empty_final_response=True,
+    sync.async_stream_infer(STREAMING, inputs, request_id="official", enable_empty_final_response=True,
                             outputs=[grpcclient.InferRequestedOutput("waveform")])
     audios = []
     while True:
@@ -138,26 +149,26 @@ def test_stream_errors_end_the_stream_and_the_server_stays_up(
     sync.start_stream(callback=lambda result, error: responses.put((result, error)))
     only_text = grpcclient.InferInput("target_text", [1, 1], "BYTES")
     only_text.set_data_from_numpy(np.array([[b"hi"]], dtype=object))
-    sync.async_stream_infer("spark_tts", [only_text], request_id="missing")
+    sync.async_stream_infer(STREAMING, [only_text], request_id="missing")
     _, error = responses.get(timeout=60)
     sync.stop_stream()
     sync.close()
     assert error is not None and "reference_wav" in error.message()
     assert client.is_server_ready()
-    chunks = list(client.stream(TEXT, reference.wav, "", TTSParams(seed=1, max_new_tokens=20),
+    chunks = list(client.stream(TEXT, reference.wav, "", TTSParams(seed=1, max_new_tokens=20, chunks=OFFICIAL),
                                 reference_sample_rate=reference.sample_rate))
     assert [c.size for c in chunks] == [320 * 20]
 
 
 def test_cancelled_stream_stops_generating(streaming_server: TritonServer, reference: Reference) -> None:
     async def first_chunk_then_leave() -> int:
-        async with AsyncTritonSparkClient(streaming_server.grpc_url) as aio:
+        async with AsyncTritonSparkClient(streaming_server.grpc_url, model_name=STREAMING) as aio:
             async for chunk in aio.stream(TEXT, reference.wav, "", TTSParams(seed=4, max_new_tokens=3000),
                                           reference_sample_rate=reference.sample_rate, request_id="to-cancel"):
                 return chunk.size  # leaving the loop closes (cancels) the stream
         return 0
 
-    assert asyncio.run(first_chunk_then_leave()) == 50 * 320
+    assert asyncio.run(first_chunk_then_leave()) == 15 * 320
     deadline = time.monotonic() + 60
     while "[to-cancel] cancelled after 1 chunks" not in streaming_server.log_text(None):
         assert time.monotonic() < deadline, streaming_server.log_text(40)

@@ -11,7 +11,7 @@ import pytest
 from rvc.grpc.client import join_chunks
 from sparktts import serving
 from sparktts.llm import GenerationParams
-from sparktts.streaming import crossfade_join
+from sparktts.streaming import ChunkSchedule, crossfade_join
 from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference
 
 DEFAULTS = GenerationParams(max_new_tokens=MAX_NEW_TOKENS)
@@ -110,8 +110,8 @@ def test_offline_pipeline_equals_sparktts_inference_and_caches_the_speaker(spark
     )
     first, second = pipeline.synthesize_batch([request, request])
     expected = spark_tts.inference(
-        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate, seed=3,
-        max_new_tokens=MAX_NEW_TOKENS,
+        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate,
+        params=GenerationParams(seed=3, max_new_tokens=MAX_NEW_TOKENS),
     )
     np.testing.assert_array_equal(first, expected)
     np.testing.assert_array_equal(second, expected)
@@ -129,8 +129,8 @@ def test_streaming_pipeline_equals_sparktts_stream(spark_tts, reference: Referen
     )
     chunks = list(pipeline.stream_chunks(request))
     expected = list(spark_tts.stream(
-        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate, seed=5,
-        max_new_tokens=MAX_NEW_TOKENS,
+        TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate,
+        params=GenerationParams(seed=5, max_new_tokens=MAX_NEW_TOKENS),
     ))
     assert [flag for _, flag in chunks] == [False] * (len(expected) - 1) + [True]
     assert len(chunks) == len(expected) >= 2
@@ -206,3 +206,33 @@ def test_answer_batch_keeps_order_and_isolates_failures() -> None:
         raise RuntimeError("batch failed")
 
     assert serving.answer_batch([1, 2], parse, broken, str, lambda exc: str(exc)) == ["batch failed"] * 2
+
+
+def test_chunk_inputs_override_the_models_schedule_field_by_field(reference: Reference) -> None:
+    default = ChunkSchedule(first=15, scale=2.0, largest=25, overlap=5)
+    inputs = official_inputs(reference.wav, TEXT)
+    assert serving.parse_synthesis_request(inputs.get, DEFAULTS, schedule=default).schedule is None
+    inputs["chunk_first_tokens"] = np.array([[10]], np.int32)
+    inputs["chunk_overlap_tokens"] = np.array([[2]], np.int32)
+    request = serving.parse_synthesis_request(inputs.get, DEFAULTS, schedule=default)
+    assert request.schedule == ChunkSchedule(first=10, scale=2.0, largest=25, overlap=2)
+    inputs["chunk_overlap_tokens"] = np.array([[10]], np.int32)
+    with pytest.raises(ValueError, match=r"chunk schedule \(chunk_first_tokens=10, chunk_overlap_tokens=10\)"):
+        serving.parse_synthesis_request(inputs.get, DEFAULTS, schedule=default)
+    parameters = {"chunk_first_tokens": "15", "chunk_steady_tokens": "25", "chunk_scale": "2.0",
+                  "chunk_overlap_tokens": "5"}
+    assert serving.schedule_from_parameters(parameters) == default
+    with pytest.raises(ValueError, match="chunk_scale"):
+        serving.schedule_from_parameters({**parameters, "chunk_scale": "${chunk_scale}"})
+
+
+def test_stream_chunks_follow_the_requests_schedule(spark_tts, reference: Reference) -> None:
+    pipeline = in_process_pipeline(spark_tts, Counter())
+    inputs = {**official_inputs(reference.wav, TEXT), "seed": np.array([[6]]),
+              "chunk_first_tokens": np.array([[15]], np.int32), "chunk_steady_tokens": np.array([[25]], np.int32),
+              "chunk_scale": np.array([[2.0]], np.float32)}
+    request = serving.parse_synthesis_request(inputs.get, DEFAULTS)
+    chunks = [chunk for chunk, _ in pipeline.stream_chunks(request)]
+    sizes = [c.size // 320 for c in chunks]
+    assert sizes[:3] == [15, 25, 25] and sum(sizes) - 5 * (len(sizes) - 1) == MAX_NEW_TOKENS
+    pipeline.close()

@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         "--llm-fast-matmul", choices=("auto", "on", "off"), default="auto",
         help="python LLM decode projections as GEMMs (float32, reordered sums); auto: on for --device cpu",
     )
+    parser.add_argument("--no-streaming-model", action="store_true",
+                        help="leave out spark_tts_decoupled (saves its stub and LLM copy)")
+    parser.add_argument("--stream-first-tokens", type=int, default=RepositoryConfig.stream_first_tokens)
+    parser.add_argument("--stream-steady-tokens", type=int, default=RepositoryConfig.stream_steady_tokens)
+    parser.add_argument("--stream-chunk-scale", type=float, default=RepositoryConfig.stream_chunk_scale)
+    parser.add_argument("--stream-overlap-tokens", type=int, default=RepositoryConfig.stream_overlap_tokens)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
@@ -65,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             stream_end=args.stream_end,
             max_new_tokens=args.max_new_tokens,
             llm_fast_matmul=args.llm_fast_matmul,
+            streaming_model=not args.no_streaming_model,
+            stream_first_tokens=args.stream_first_tokens,
+            stream_steady_tokens=args.stream_steady_tokens,
+            stream_chunk_scale=args.stream_chunk_scale,
+            stream_overlap_tokens=args.stream_overlap_tokens,
         )
     except (ConfigError, ValueError) as exc:
         print(f"prepare_repository: {exc}", file=sys.stderr)

@@ -8,16 +8,14 @@ Per request: ``reference_wav`` (1, N) float32 cut to ``reference_wav_len``, opti
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from sparktts import serving
 
-
-def error_response(exc: BaseException) -> pb_utils.InferenceResponse:
-    message, invalid = serving.describe_error(exc)
-    code = pb_utils.TritonError.INVALID_ARG if invalid else pb_utils.TritonError.INTERNAL
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+error_response = partial(serving.error_response, pb_utils)
 
 
 def tokens_response(tokens: serving.Tokens) -> pb_utils.InferenceResponse:

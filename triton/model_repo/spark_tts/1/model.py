@@ -9,9 +9,10 @@ the LLM) and turns its results into responses. The LLM runs in this process thro
 
 Offline (``decoupled: false``): one response per request with the whole ``waveform`` (1, T); the
 prompts of a dynamic batch are decoded together. Streaming (``decoupled: true``): each request
-runs in a worker thread and sends a ``waveform`` chunk whenever enough tokens exist (the official
-50 -> 400 -> 1500 token schedule of ``sparktts.streaming.ChunkSchedule``, chunks overlapping by
-5 tokens = 1600 samples). The stream ends
+runs in a worker thread and sends a ``waveform`` chunk whenever enough tokens exist, on the
+request's chunk schedule (``chunk_*`` inputs) or the model's (``chunk_*`` parameters: the official
+50 -> 400 -> 1500 tokens for a streaming ``spark_tts``, a small first chunk and steady chunks for
+``spark_tts_decoupled``), chunks overlapping by 5 tokens = 1600 samples by default. The stream ends
 with a response carrying the FINAL flag: by default an extra response with an empty waveform
 (``stream_end=empty_chunk``), which both the official client (it stops reading at the FINAL flag)
 and asyncio clients (they never see a FINAL-only response) handle; ``stream_end=last_chunk`` puts
@@ -24,29 +25,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from sparktts import serving
 from sparktts.llm import GenerationParams
-from sparktts.streaming import ChunkSchedule
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
-
-def error_response(exc: BaseException) -> pb_utils.InferenceResponse:
-    message, invalid = serving.describe_error(exc)
-    code = pb_utils.TritonError.INVALID_ARG if invalid else pb_utils.TritonError.INTERNAL
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
-
-
-def cancelled_response() -> pb_utils.InferenceResponse:
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError("request cancelled", pb_utils.TritonError.CANCELLED))
-
-
-def waveform_response(wav: np.ndarray) -> pb_utils.InferenceResponse:
-    return pb_utils.InferenceResponse([pb_utils.Tensor("waveform", serving.waveform_row(wav))])
+error_response = partial(serving.error_response, pb_utils)
+waveform_response = partial(serving.waveform_response, pb_utils)
 
 
 def bls(model: str, outputs: list[str], inputs: dict[str, np.ndarray]) -> pb_utils.InferenceResponse:
@@ -65,6 +55,21 @@ def output(response: pb_utils.InferenceResponse, name: str) -> np.ndarray:
     return pb_utils.get_output_tensor_by_name(response, name).as_numpy()
 
 
+def tensorrt_llm_request(inputs: dict[str, np.ndarray], decoupled: bool) -> Iterator[dict[str, np.ndarray]]:
+    """``sparktts.serving.RequestExecutor`` over BLS: one request to the ``tensorrt_llm`` model."""
+    request = pb_utils.InferenceRequest(
+        model_name="tensorrt_llm",
+        requested_output_names=["output_ids", "sequence_length"],
+        inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
+    )
+    responses = request.exec(decoupled=True) if decoupled else [request.exec()]
+    for response in responses:
+        if response.has_error():
+            raise RuntimeError(f"tensorrt_llm: {response.error().message()}")
+        if response.output_tensors():  # a decoupled stream ends with an empty final response
+            yield {name: output(response, name) for name in ("output_ids", "sequence_length")}
+
+
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
@@ -81,19 +86,18 @@ class TritonPythonModel:
             top_p=float(parameters.get("top_p", "0.95")),
             max_new_tokens=int(parameters.get("max_new_tokens", "3000")),
         )
-        schedule = ChunkSchedule.from_durations(
-            float(parameters["audio_chunk_duration"]),
-            float(parameters["audio_chunk_size_scale_factor"]),
-            float(parameters["max_audio_chunk_duration"]),
-            float(parameters["audio_chunk_overlap_duration"]),
-        )
+        schedule = serving.schedule_from_parameters(parameters)
         workers = int(parameters.get("request_workers", "4"))
         llm_dir = serving.required_parameter(parameters, "llm_tokenizer_dir")
         backend = parameters.get("llm_backend", "python")
         if backend == "python":
             generate, stream, semantic_ids, semantic_index = self._python_llm(llm_dir, parameters)
         elif backend == "tensorrtllm":
-            generate, stream, semantic_ids, semantic_index = self._tensorrt_llm(llm_dir, workers)
+            self.llm = serving.TensorRTLLM.from_pretrained(
+                llm_dir, tensorrt_llm_request, decoupled=parameters.get("llm_decoupled") == "true", workers=workers
+            )
+            generate, stream = self.llm.generate, self.llm.stream
+            semantic_ids, semantic_index = self.llm.semantic_ids, self.llm.semantic_index
         else:
             raise ValueError(f"llm_backend must be python or tensorrtllm, got {backend!r}")
         self.pipeline = serving.SpeechPipeline(
@@ -109,7 +113,7 @@ class TritonPythonModel:
         )
         self.requests = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spark-stream")
         pb_utils.Logger.log_info(
-            f"spark_tts: llm {backend} from {llm_dir}, {'streaming' if self.decoupled else 'offline'}, "
+            f"{model_config['name']}: llm {backend} from {llm_dir}, {'streaming' if self.decoupled else 'offline'}, "
             f"{schedule}, cache {self.pipeline.cache.capacity}, stream_end {self.stream_end}"
         )
 
@@ -121,48 +125,6 @@ class TritonPythonModel:
         fast_matmul = {"auto": None, "on": True, "off": False}[parameters.get("llm_fast_matmul", "auto")]
         self.llm = SparkLM.from_pretrained(llm_dir, device=device, dtype=dtype, fast_matmul=fast_matmul)
         return self.llm.generate_batch, self.llm.stream, self.llm.semantic_ids, self.llm.semantic_index
-
-    def _tensorrt_llm(self, llm_dir: str, workers: int):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(llm_dir)
-        end_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-        pad_id = end_id if pad_id is None else pad_id
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trtllm")
-
-        def ids_of(prompt: str) -> list[int]:
-            return tokenizer([prompt])["input_ids"][0]
-
-        def request(prompt: str, params: GenerationParams, streaming: bool) -> pb_utils.InferenceRequest:
-            inputs = serving.tensorrt_llm_inputs(ids_of(prompt), params, end_id=end_id, pad_id=pad_id, streaming=streaming)
-            return pb_utils.InferenceRequest(
-                model_name="tensorrt_llm",
-                requested_output_names=["output_ids", "sequence_length"],
-                inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
-            )
-
-        def new_ids(response: pb_utils.InferenceResponse) -> list[int]:
-            if response.has_error():
-                raise RuntimeError(f"tensorrt_llm: {response.error().message()}")
-            return serving.generated_ids(output(response, "output_ids"), output(response, "sequence_length"))
-
-        def decoupled_ids(prompt: str, params: GenerationParams, streaming: bool) -> Iterator[int]:
-            for response in request(prompt, params, streaming).exec(decoupled=True):
-                if response.output_tensors() or response.has_error():  # skip the empty final response
-                    yield from new_ids(response)
-
-        def generate_one(item: tuple[str, GenerationParams]) -> list[int]:
-            if self.decoupled:  # a decoupled tensorrt_llm answers through the decoupled BLS API only
-                return list(decoupled_ids(*item, False))
-            return new_ids(request(*item, False).exec())
-
-        def generate(prompts: list[str], params: list[GenerationParams]) -> list[list[int]]:
-            return list(pool.map(generate_one, zip(prompts, params, strict=True)))
-
-        def stream(prompt: str, params: GenerationParams) -> Iterator[int]:
-            return decoupled_ids(prompt, params, True)
-
-        return generate, stream, serving.tokenizer_semantic_ids(tokenizer), serving.semantic_lookup(tokenizer)
 
     def _tokenize(self, wav: np.ndarray, sample_rate: int) -> serving.Tokens:
         response = bls(
@@ -190,30 +152,24 @@ class TritonPythonModel:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             return None if tensor is None else tensor.as_numpy()
 
-        return serving.parse_synthesis_request(get, self.defaults, request.request_id())
+        return serving.parse_synthesis_request(get, self.defaults, request.request_id(), self.pipeline.schedule)
+
+    def _parse_waiting(self, request) -> serving.SynthesisRequest:
+        if request.is_cancelled():  # the client gave up while the request was queued
+            raise serving.RequestCancelled(request.request_id())
+        return self._parse(request)
 
     def execute(self, requests: list) -> list | None:
         if self.decoupled:
             for request in requests:
                 self.requests.submit(self._stream, request)
             return None
-        responses: list = [None] * len(requests)
-        parsed, indices = [], []
-        for index, request in enumerate(requests):
-            if request.is_cancelled():  # the client gave up while the request was queued
-                responses[index] = cancelled_response()
-                continue
-            try:
-                parsed.append(self._parse(request))
-                indices.append(index)
-            except ValueError as exc:
-                responses[index] = error_response(exc)
-        for index, result in zip(indices, self.pipeline.synthesize_batch(parsed), strict=True):
-            if isinstance(result, Exception):
-                pb_utils.Logger.log_warn(f"[{requests[index].request_id()}] failed: {result}")
-                responses[index] = error_response(result)
-            else:
-                responses[index] = waveform_response(result)
+        responses = serving.answer_batch(
+            requests, self._parse_waiting, self.pipeline.synthesize_batch, waveform_response, error_response
+        )
+        for request, response in zip(requests, responses, strict=True):
+            if response.has_error():
+                pb_utils.Logger.log_warn(f"[{request.request_id()}] failed: {response.error().message()}")
         serving.release_freed_memory()
         return responses
 
@@ -232,7 +188,7 @@ class TritonPythonModel:
                     return
             if request.is_cancelled():
                 pb_utils.Logger.log_info(f"[{request_id}] cancelled after {sent} chunks")
-                sender.send(cancelled_response(), flags=FINAL)
+                sender.send(error_response(serving.RequestCancelled(request_id)), flags=FINAL)
                 return
             sender.send(waveform_response(np.zeros(0, np.float32)), flags=FINAL)
             pb_utils.Logger.log_info(f"[{request_id}] streamed {sent} chunks")
@@ -245,3 +201,5 @@ class TritonPythonModel:
     def finalize(self) -> None:
         self.requests.shutdown(wait=False, cancel_futures=True)
         self.pipeline.close()
+        if isinstance(self.llm, serving.TensorRTLLM):
+            self.llm.close()

@@ -7,20 +7,15 @@ float32. Requests of a dynamic batch with equal T are decoded together.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from sparktts import serving
 
-
-def error_response(exc: BaseException) -> pb_utils.InferenceResponse:
-    message, invalid = serving.describe_error(exc)
-    code = pb_utils.TritonError.INVALID_ARG if invalid else pb_utils.TritonError.INTERNAL
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
-
-
-def waveform_response(wav: np.ndarray) -> pb_utils.InferenceResponse:
-    return pb_utils.InferenceResponse([pb_utils.Tensor("waveform", serving.waveform_row(wav))])
+error_response = partial(serving.error_response, pb_utils)
+waveform_response = partial(serving.waveform_response, pb_utils)
 
 
 def parse(request) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,29 @@
+"""Triton responses built the same way by every adapter in ``triton/model_repo``.
+
+Triton's ``triton_python_backend_utils`` exists only inside the python backend's stub, so the
+adapters pass it in; nothing here imports it, and nothing else in ``sparktts`` touches it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sparktts.serving.inputs import RequestCancelled, describe_error, waveform_row
+
+
+def error_response(pb_utils: Any, exc: BaseException) -> Any:
+    """An error response: INVALID_ARG for a ValueError (the message carries the ``invalid input:``
+    prefix clients map to their invalid-input error), CANCELLED for a cancelled request, INTERNAL
+    for anything else."""
+    if isinstance(exc, RequestCancelled):
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError("request cancelled", pb_utils.TritonError.CANCELLED))
+    message, invalid = describe_error(exc)
+    code = pb_utils.TritonError.INVALID_ARG if invalid else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+
+
+def waveform_response(pb_utils: Any, wav: np.ndarray) -> Any:
+    """A ``waveform`` (1, T) float32 response from (T,) audio."""
+    return pb_utils.InferenceResponse([pb_utils.Tensor("waveform", waveform_row(wav))])
