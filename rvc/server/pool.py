@@ -28,6 +28,7 @@ import secrets
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -96,7 +97,7 @@ class RVCServer:
         self._supervisor: Supervisor | None = None
         self._state = "new"
         self._state_lock = threading.Lock()
-        self._at_exit = None
+        self._at_exit: Callable[[weakref.ReferenceType[RVCServer]], None] | None = None
 
     # ------------------------------------------------------------------------- lifecycle
     def start(self, timeout: float | None = None) -> RVCServer:
