@@ -4,9 +4,11 @@ Every pipe and process sentinel goes into one ``multiprocessing.connection.wait`
 together with a self-pipe that other threads write to after they queue a job,
 cancel one or ask for a voice. Each round it reads replies, reaps dead
 workers, expires deadlines, keeps N workers alive and hands queued work to
-idle workers. It works on the parts that ``PoolState`` (state.py) composes,
-under that state's lock; futures are settled after the lock is released, so
-callbacks may call back into the pool.
+idle workers. It composes its parts: the data in ``PoolState`` (state.py:
+job queue, worker set, voice operations, counters) and the lifecycle rules
+in ``Lifecycle`` (lifecycle.py); it handles replies, deaths and dispatch
+itself, all under the state's lock. Futures are settled after the lock is
+released, so callbacks may call back into the pool.
 
 A worker that dies while converting fails its job with WorkerCrashed and the
 job is **not retried**: the input itself may be what killed the worker (a
@@ -24,17 +26,17 @@ import time
 from multiprocessing.connection import wait
 from typing import Any
 
-from rvc.errors import JobTimeout, ModelUnavailable, VoiceError, WorkerCrashed
+from rvc.errors import ModelUnavailable, VoiceError, WorkerCrashed
 from rvc.infer.params import ConversionResult
 from rvc.server.config import PoolConfig
 from rvc.server.jobs import Job, Settled, settle
+from rvc.server.lifecycle import Lifecycle
 from rvc.server.messages import ConvertJob, InitFailed, JobConverted, JobFailed, Ready, Reply, VoiceDone
 from rvc.server.process import WorkerProcess, WorkerState
 from rvc.server.shm import read_audio, unlink_segment
 from rvc.server.state import PoolState
 from rvc.server.voiceops import VoiceOp
 from rvc.server.voices import VoiceFiles
-from rvc.server.wire import ErrorReport
 
 __all__ = ["Supervisor"]
 
@@ -49,6 +51,7 @@ class Supervisor:
     def __init__(self, config: PoolConfig, voices: dict[str, VoiceFiles], shm_prefix: str) -> None:
         self.config = config
         self.state = PoolState(config, voices, shm_prefix)
+        self.lifecycle = Lifecycle(self.state, config)
         self._thread = threading.Thread(target=self._run, name="rvc-pool-supervisor", daemon=True)
 
     # -- lifecycle (callers' threads) -------------------------------------------------------------
@@ -103,8 +106,8 @@ class Supervisor:
             settled: Settled = []
             with state.lock:
                 now = time.monotonic()
-                self._expire(now, settled)
-                self._maintain(now)
+                self.lifecycle.expire(now, settled)
+                self.lifecycle.maintain(now)
                 self._dispatch(settled)
                 finished = state.stopping and state.workers.all_dead()
                 waitables = state.workers.waitables()
@@ -201,7 +204,7 @@ class Supervisor:
             state.counters.done += 1
         finally:
             unlink_segment(job.output_segment)
-            self._check_recycle(worker)
+            self.lifecycle.recycle_if_due(worker)
 
     def _result(self, job: Job, reply: JobConverted) -> ConversionResult:
         replied = time.monotonic()
@@ -216,18 +219,6 @@ class Supervisor:
         timings["pool_total"] = time.monotonic() - job.submitted_at
         self.state.stages.add(timings)
         return ConversionResult(audio=audio, sample_rate=reply.sample_rate, timings=timings)
-
-    def _check_recycle(self, worker: WorkerProcess) -> None:
-        cfg, state = self.config, self.state
-        reason = None
-        if cfg.max_jobs_per_worker and worker.jobs_done >= cfg.max_jobs_per_worker:
-            reason = f"{worker.jobs_done} jobs done"
-        elif cfg.max_rss_mb and worker.rss_mb is not None and worker.rss_mb > cfg.max_rss_mb:
-            reason = f"resident memory {worker.rss_mb:.0f} MiB > {cfg.max_rss_mb:.0f} MiB"
-        if reason and worker.state is WorkerState.SERVING and not state.stopping:
-            worker.advance(WorkerState.RECYCLING)
-            state.counters.recycled += 1
-            logger.info("recycling worker %d (pid %s): %s", worker.worker_id, worker.pid, reason)
 
     # -- deaths -----------------------------------------------------------------------------------
 
@@ -282,113 +273,6 @@ class Supervisor:
             state.accepting = False
             failure = ModelUnavailable(f"RVC workers cannot start: {error.message}")
             settled.extend((job.future, failure) for job in state.jobs.drop_all_queued())
-
-    # -- keeping N workers, retiring, stopping ----------------------------------------------------
-
-    def _maintain(self, now: float) -> None:
-        """One round of lifecycle decisions, in order: spawn, retire, wind down, enforce the stop deadline."""
-        self._replace_missing_workers(now)
-        self._retire_recycled()
-        for worker in self.state.workers.live():
-            self._wind_down(worker)
-        self._kill_past_stop_deadline(now)
-
-    def _replace_missing_workers(self, now: float) -> None:
-        state, workers = self.state, self.state.workers
-        # While draining for shutdown, replace workers only if queued jobs still need them.
-        wanted = state.accepting or state.jobs.depth > 0
-        if not wanted or state.stopping or state.broken is not None or now < workers.respawn_after:
-            return
-        while workers.counting() < self.config.num_workers:
-            try:
-                workers.spawn(tuple(state.voices.resident.values()))
-            except OSError as exc:  # fork/exec refused (process or memory limits)
-                logger.error("could not spawn an RVC worker: %s", exc)
-                workers.respawn_after = now + 1.0
-                return
-
-    def _retire_recycled(self) -> None:
-        """A worker due for recycling retires once N others are ready (or the pool stops)."""
-        enough = self.state.workers.ready_serving() >= self.config.num_workers
-        if not (enough or self.state.stopping):
-            return
-        for worker in self.state.workers.live():
-            if worker.state is WorkerState.RECYCLING:
-                worker.advance(WorkerState.RETIRING)
-
-    def _wind_down(self, worker: WorkerProcess) -> None:
-        """Stop a worker that has no more reason to live: retiring, or the pool is stopping."""
-        if worker.stopping:
-            return
-        stopping = self.state.stopping
-        task = worker.task
-        if stopping and isinstance(task, Job) and task.abandoned:
-            worker.advance(WorkerState.STOPPING)  # nobody wants its result: do not wait for it
-            worker.terminate()
-        elif stopping and not worker.ready:
-            worker.advance(WorkerState.STOPPING)  # still importing torch: no need to wait for it to listen
-            worker.terminate()
-        elif (worker.state is WorkerState.RETIRING or stopping) and task is None:
-            worker.request_stop()
-
-    def _kill_past_stop_deadline(self, now: float) -> None:
-        deadline = self.state.stop_deadline
-        if deadline is not None and now >= deadline:
-            for worker in self.state.workers.live():
-                worker.kill()
-
-    # -- deadlines --------------------------------------------------------------------------------
-
-    def _expire(self, now: float, settled: Settled) -> None:
-        self._expire_queued(now, settled)
-        for worker in self.state.workers:
-            self._expire_running(worker, now, settled)
-            self._kill_if_hung(worker, now)
-            self._kill_if_slow_to_start(worker, now)
-
-    def _expire_queued(self, now: float, settled: Settled) -> None:
-        for job in self.state.jobs.drop_expired(now):
-            self.state.counters.timed_out += 1
-            waited = now - job.submitted_at
-            error = JobTimeout(f"job {job.job_id} waited {waited:.1f} s in the queue: past its deadline")
-            settled.append((job.future, error))
-
-    def _expire_running(self, worker: WorkerProcess, now: float, settled: Settled) -> None:
-        """A running job past its deadline: its caller gets JobTimeout, its worker a kill time."""
-        job = worker.task if isinstance(worker.task, Job) else None
-        if job is None or now < job.deadline:
-            return
-        if not job.abandoned:
-            job.abandoned = True
-            self.state.counters.timed_out += 1
-            allowed = job.deadline - job.submitted_at
-            settled.append(
-                (
-                    job.future,
-                    JobTimeout(f"job {job.job_id} did not finish within its deadline ({allowed:.1f} s)"),
-                )
-            )
-        if worker.kill_at is None:
-            worker.kill_at = job.deadline + self.config.hung_grace_s
-
-    def _kill_if_hung(self, worker: WorkerProcess, now: float) -> None:
-        if worker.kill_at is None or now < worker.kill_at:
-            return
-        logger.warning(
-            "killing worker %d (pid %s): still on a job past its deadline", worker.worker_id, worker.pid
-        )
-        self.state.counters.killed_hung += 1
-        worker.kill_at = None
-        worker.advance(WorkerState.STOPPING)  # a deliberate kill, not a crash; replaced at once
-        worker.kill()
-
-    def _kill_if_slow_to_start(self, worker: WorkerProcess, now: float) -> None:
-        limit = self.config.start_timeout_s
-        if worker.ready or worker.init_error is not None or now < worker.spawned_at + limit:
-            return
-        logger.error("worker %d not ready after %.0f s; killing it", worker.worker_id, limit)
-        worker.init_error = ErrorReport("ModelUnavailable", f"worker not ready after {limit} s")
-        worker.kill()
 
     # -- handing out work -------------------------------------------------------------------------
 
