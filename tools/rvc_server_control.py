@@ -38,14 +38,14 @@ import rvc  # noqa: E402, F401  (hides the repo's triton/ folder before torch is
 from rvc.errors import ModelUnavailable, VoiceError  # noqa: E402
 from rvc.server.client import RVCClient  # noqa: E402
 from rvc.server.daemon import DaemonPaths, build_parser, pool_config_from_args, to_argv  # noqa: E402
+from rvc.server.daemon import main as daemon_main  # noqa: E402
 from rvc.server.status import PoolStatus  # noqa: E402
+from rvc.settings import load_settings  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 
 
 def _paths(args: argparse.Namespace) -> DaemonPaths:
-    from rvc.settings import load_settings
-
     run_dir = args.run_dir if args.run_dir is not None else load_settings().run_dir
     return DaemonPaths.under(run_dir, args.socket)
 
@@ -109,8 +109,6 @@ def cmd_start(args: argparse.Namespace) -> int:
         print(f"RVC server already running (pid {client.ping()['pid']}, socket {paths.socket})")
         return EXIT_OK
     if args.foreground:
-        from rvc.server.daemon import main as daemon_main
-
         return daemon_main(to_argv(args))
     paths.log_file.parent.mkdir(parents=True, exist_ok=True)
     environment = dict(os.environ)

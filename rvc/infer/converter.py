@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +18,24 @@ import torch
 
 from rvc.audio import resample, validate_waveform
 from rvc.errors import InvalidInput, NotFound
-from rvc.infer.f0 import CREPE_MODELS, F0_METHODS
 from rvc.infer.hubert import ContentEncoder
 from rvc.infer.index import FeatureIndex
+from rvc.infer.params import (
+    CREPE_MODELS,
+    F0_METHODS,
+    MIN_INPUT_SECONDS,
+    PRECISIONS,
+    ConversionParams,
+    ConversionResult,
+    VoiceInfo,
+)
 from rvc.infer.pipeline import CPU_SEGMENTS, SegmentConfig, SegmentModels, Trace, run_pipeline
 from rvc.infer.rmvpe import RMVPE
 from rvc.infer.signal_ops import limit_peak, to_int16
 from rvc.infer.synthesizer import VoiceCheckpoint, load_voice_checkpoint
 
+# The value types live in the torch-free rvc.infer.params; they are re-exported here for model-side
+# code (benchmarks, parity tests) that already imports them from the converter.
 __all__ = [
     "F0_METHODS",
     "PRECISIONS",
@@ -40,71 +50,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-MIN_INPUT_SECONDS = 0.1
 _WARM_UP_SECONDS = 1.0
-
-
-def _check_range(name: str, value: float, low: float, high: float, *, integer: bool = False) -> None:
-    kind = "an integer" if integer else "a number"
-    wrong_type = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
-    if wrong_type or not low <= value <= high:
-        raise InvalidInput(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}", field=name)
-
-
-@dataclass(frozen=True)
-class ConversionParams:
-    """Per-request settings (WebUI defaults). ``deterministic`` zeroes the synthesizer's noise draws."""
-
-    pitch_shift: int = 0
-    f0_method: str = "rmvpe"
-    index_rate: float = 0.75
-    filter_radius: int = 3
-    rms_mix_rate: float = 0.25
-    protect: float = 0.33
-    resample_sr: int = 0
-    speaker_id: int = 0
-    seed: int | None = None
-    deterministic: bool = False
-
-    def validate(self) -> None:
-        """Raise InvalidInput naming the first field outside its allowed range."""
-        _check_range("pitch_shift", self.pitch_shift, -24, 24, integer=True)
-        if self.f0_method not in F0_METHODS:
-            raise InvalidInput(
-                f"f0_method must be one of {', '.join(F0_METHODS)}, got {self.f0_method!r}", field="f0_method"
-            )
-        _check_range("index_rate", self.index_rate, 0, 1)
-        _check_range("filter_radius", self.filter_radius, 0, 7, integer=True)
-        _check_range("rms_mix_rate", self.rms_mix_rate, 0, 1)
-        _check_range("protect", self.protect, 0, 0.5)
-        if not (isinstance(self.resample_sr, int) and not isinstance(self.resample_sr, bool)) or not (
-            self.resample_sr == 0 or 8000 <= self.resample_sr <= 48000
-        ):
-            raise InvalidInput(
-                f"resample_sr must be 0 (keep the voice's rate) or an integer from 8000 to 48000, "
-                f"got {self.resample_sr!r}",
-                field="resample_sr",
-            )
-        _check_range("speaker_id", self.speaker_id, 0, 2**31 - 1, integer=True)
-        if self.seed is not None:
-            _check_range("seed", self.seed, 0, 2**63 - 1, integer=True)
-        if not isinstance(self.deterministic, bool):
-            raise InvalidInput(
-                f"deterministic must be true or false, got {self.deterministic!r}", field="deterministic"
-            )
-
-
-@dataclass(frozen=True)
-class ConversionResult:
-    """audio: (N,) float32 in [-1, 1] (int16-exact: k / 32768) at ``sample_rate``; seconds per stage."""
-
-    audio: np.ndarray
-    sample_rate: int
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def to_int16(self) -> np.ndarray:
-        """The reference's int16 output, exactly."""
-        return np.round(self.audio * 32768.0).astype(np.int16)
 
 
 @dataclass(frozen=True)
@@ -113,17 +59,6 @@ class ConverterAssets:
 
     hubert_path: Path
     rmvpe_path: Path | None
-
-
-@dataclass(frozen=True)
-class VoiceInfo:
-    name: str
-    version: str
-    if_f0: bool
-    sample_rate: int
-    has_index: bool
-    n_speakers: int = 1
-    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,9 +75,6 @@ def _resolve_index_path(path: Path) -> Path:
         if added.is_file():
             return added
     return path
-
-
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def decoder_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -255,8 +187,12 @@ class VoiceConverter:
         *,
         trace: Trace | None = None,
     ) -> ConversionResult:
-        """(N,) mono float audio at ``sample_rate`` -> the voice's rendition (see ConversionResult)."""
-        params.validate()
+        """(N,) mono float audio at ``sample_rate`` -> the voice's rendition (see ConversionResult).
+
+        ``params`` are trusted: ``RVCServer.submit`` validated them where the job entered the pool
+        (a library caller of the converter itself calls ``params.validate()`` first). Only what
+        depends on this voice and these assets is checked here: the speaker and rmvpe.
+        """
         resident = self._voice(voice)
         if params.speaker_id >= resident.info.n_speakers:
             raise InvalidInput(

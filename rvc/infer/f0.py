@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rvc.errors import InvalidInput
+from rvc.infer.params import CREPE_MODELS, F0_METHODS
 
 if TYPE_CHECKING:
     from rvc.infer.rmvpe import RMVPE
@@ -37,8 +38,6 @@ SAMPLE_RATE = 16000
 HOP_LENGTH = 160
 F0_MIN = 50.0
 F0_MAX = 1100.0
-F0_METHODS = ("rmvpe", "pm", "harvest", "crepe")
-CREPE_MODELS = ("full", "tiny")
 RMVPE_THRESHOLD = 0.03
 PM_VOICING_THRESHOLD = 0.6
 CREPE_BATCH_SIZE = 512

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from rvc.infer.f0 import compute_f0
+from rvc.infer.params import ConversionParams
 from rvc.infer.signal_ops import high_pass, mix_rms, resample_output, split_points
 
 if TYPE_CHECKING:
-    from rvc.infer.converter import ConversionParams
     from rvc.infer.hubert import ContentEncoder
     from rvc.infer.index import FeatureIndex
     from rvc.infer.rmvpe import RMVPE

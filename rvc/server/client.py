@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from rvc.errors import ModelUnavailable
+from rvc.infer.params import ConversionParams, ConversionResult
 from rvc.server.protocol import audio_from_payload, audio_to_payload, read_frame, write_frame
 from rvc.server.status import PoolStatus
 from rvc.server.wire import error_from_dict, params_to_dict
-
-if TYPE_CHECKING:
-    from rvc.infer.converter import ConversionParams, ConversionResult
 
 __all__ = ["RVCClient"]
 
@@ -97,8 +95,6 @@ class RVCClient:
         timeout_s: float | None = None,
     ) -> ConversionResult:
         """Convert (T,) float mono audio at ``sample_rate`` Hz on the daemon's pool."""
-        from rvc.infer.converter import ConversionParams, ConversionResult
-
         header = {
             "op": "convert",
             "sample_rate": int(sample_rate),

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rvc.infer.params import PRECISIONS
+
 if TYPE_CHECKING:
     from rvc.settings import Settings
 
 __all__ = ["PoolConfig"]
 
 _DEVICES = ("auto", "cpu", "cuda")
-_PRECISIONS = ("fp32", "bf16", "fp16")  # rvc.infer.converter.PRECISIONS (not imported: no torch here)
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -97,8 +98,8 @@ class PoolConfig:
         _non_negative("max_rss_mb", self.max_rss_mb)
         if self.device not in _DEVICES and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be one of {_DEVICES} or 'cuda:N', got {self.device!r}")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.precision == "fp16" and self.device == "cpu":
             raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
         if self.log_level not in _LOG_LEVELS:

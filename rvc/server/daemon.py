@@ -31,6 +31,7 @@ from rvc.server.config import PoolConfig
 from rvc.server.pool import RVCServer
 from rvc.server.protocol import audio_from_payload, audio_to_payload, read_frame, write_frame
 from rvc.server.wire import error_to_dict, params_from_dict
+from rvc.settings import load_settings
 
 __all__ = ["DaemonPaths", "RVCDaemon", "build_parser", "main", "pool_config_from_args", "to_argv"]
 
@@ -266,8 +267,6 @@ def to_argv(args: argparse.Namespace) -> list[str]:
 
 def pool_config_from_args(args: argparse.Namespace) -> tuple[PoolConfig, DaemonPaths]:
     """Settings from the environment, overridden by the command line."""
-    from rvc.settings import load_settings
-
     overrides = {
         "weights_dir": args.weights_dir,
         "assets_dir": args.assets_dir,

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import enum
 import itertools
 import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rvc.errors import JobTimeout
+from rvc.infer.params import ConversionParams, ConversionResult
 
-if TYPE_CHECKING:
-    from rvc.infer.converter import ConversionParams, ConversionResult
-
-__all__ = ["Job", "JobHandle", "JobIds", "Settled", "new_future", "settle"]
+__all__ = ["Job", "JobHandle", "JobIds", "JobState", "Settled", "new_future", "settle"]
 
 Settled = list[tuple[concurrent.futures.Future[Any], Any]]
 
@@ -58,6 +57,13 @@ class JobIds:
         return text
 
 
+class JobState(enum.Enum):
+    """QUEUED: waiting for a worker; RUNNING: sent to one (it stays RUNNING until it leaves the pool)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+
+
 @dataclass(eq=False)
 class Job:
     """The pool's record of one job (only the supervisor thread changes it after submit).
@@ -78,7 +84,7 @@ class Job:
     deadline: float
     future: concurrent.futures.Future[ConversionResult]
     write_s: float = 0.0
-    state: str = "queued"  # queued -> running -> finished
+    state: JobState = JobState.QUEUED
     dispatched_at: float | None = None
     worker_id: int | None = None
     abandoned: bool = False  # the caller already has an answer; the worker's result is dropped

@@ -28,21 +28,20 @@ import secrets
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from rvc.errors import InvalidInput, ModelUnavailable
+from rvc.infer.params import ConversionParams, ConversionResult
 from rvc.server.config import PoolConfig
 from rvc.server.jobs import Job, JobHandle, JobIds, new_future
 from rvc.server.shm import input_segment_name, list_segments, output_segment_name, unlink_segment, write_audio
 from rvc.server.status import PoolStatus
 from rvc.server.supervisor import Supervisor
 from rvc.server.voices import resolve_voice, voice_stem
-
-if TYPE_CHECKING:
-    from rvc.infer.converter import ConversionParams, ConversionResult
 
 __all__ = ["RVCServer"]
 
@@ -98,7 +97,7 @@ class RVCServer:
         self._supervisor: Supervisor | None = None
         self._state = "new"
         self._state_lock = threading.Lock()
-        self._at_exit = None
+        self._at_exit: Callable[[weakref.ReferenceType[RVCServer]], None] | None = None
 
     # ------------------------------------------------------------------------- lifecycle
     def start(self, timeout: float | None = None) -> RVCServer:
@@ -122,7 +121,7 @@ class RVCServer:
                 self._supervisor, self._state = supervisor, "running"
             supervisor.start()
             self._at_exit = atexit.register(_shutdown_at_exit, weakref.ref(self))
-            supervisor.wait_ready(self.config.start_timeout_s + 30.0 if timeout is None else timeout)
+            supervisor.state.wait_ready(self.config.start_timeout_s + 30.0 if timeout is None else timeout)
         except BaseException:
             self.shutdown(drain=False, timeout=5.0)
             raise
@@ -148,10 +147,10 @@ class RVCServer:
         if timeout is None:
             timeout = self.config.job_timeout_s if drain else 10.0
         deadline = time.monotonic() + timeout
-        supervisor.close_intake()
-        if drain and not supervisor.wait_idle(deadline):
+        supervisor.state.close_intake()
+        if drain and not supervisor.state.wait_idle(deadline):
             logger.warning("RVC pool: jobs still running after %.0f s; cancelling them", timeout)
-        cancelled = supervisor.cancel_all("the RVC server is shutting down")
+        cancelled = supervisor.state.cancel_all("the RVC server is shutting down")
         if cancelled:
             logger.info("RVC pool: cancelled %d jobs at shutdown", cancelled)
         supervisor.stop(
@@ -208,8 +207,6 @@ class RVCServer:
         length), and a silent retry would then take down a second worker; the
         caller knows whether the request is worth repeating.
         """
-        from rvc.infer.converter import ConversionParams
-
         supervisor = self._running()
         samples = _as_mono_float32(audio)
         if (
@@ -227,7 +224,7 @@ class RVCServer:
             raise InvalidInput(
                 f"params must be ConversionParams, got {type(params).__name__}", field="params"
             )
-        params.validate()
+        params.validate()  # the one check of a job's parameters: workers trust them from here on
         name = self._default_voice if voice is None else voice_stem(voice)
         if timeout_s is None:
             timeout_s = self.config.job_timeout_s
@@ -255,11 +252,11 @@ class RVCServer:
             write_s=time.monotonic() - submitted,
         )
         try:
-            supervisor.enqueue(job)
+            supervisor.state.enqueue(job)
         except BaseException:
             unlink_segment(segment)
             raise
-        return JobHandle(job_id, name, job.future, supervisor.cancel)
+        return JobHandle(job_id, name, job.future, supervisor.state.cancel)
 
     def convert(
         self,
@@ -281,7 +278,7 @@ class RVCServer:
     @property
     def voices(self) -> tuple[str, ...]:
         """Resident voices (including ones still loading)."""
-        return self._running().resident_voices()
+        return self._running().state.resident_voices()
 
     def load_voice(
         self, name: str, *, make_default: bool = False, timeout: float | None = None
@@ -296,13 +293,13 @@ class RVCServer:
         supervisor = self._running()
         files = resolve_voice(self.config.weights_dir, name)
         info = _wait_voice(
-            supervisor.voice_op("load", files.name, files),
+            supervisor.state.load_voice(files),
             files.name,
             self.config.start_timeout_s if timeout is None else timeout,
         )
         if make_default:
             self._default_voice = files.name
-        return info
+        return info.to_dict() if info is not None else {"name": files.name}
 
     def unload_voice(self, name: str, *, timeout: float | None = None) -> None:
         """Remove a voice from every worker once the jobs already queued for it have run."""
@@ -312,7 +309,7 @@ class RVCServer:
                 f"{stem!r} is the default voice; make another voice the default first", field="voice"
             )
         _wait_voice(
-            self._running().voice_op("unload", stem),
+            self._running().state.unload_voice(stem),
             stem,
             self.config.start_timeout_s if timeout is None else timeout,
         )
@@ -328,7 +325,7 @@ class RVCServer:
         """A snapshot of workers, queue, counters, stage averages and voices."""
         if self._supervisor is None:
             raise ModelUnavailable(f"the RVC server is {self._state}")
-        return self._supervisor.snapshot(self._default_voice)
+        return self._supervisor.state.snapshot(self._default_voice)
 
     @property
     def state(self) -> str:

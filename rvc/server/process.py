@@ -1,34 +1,62 @@
 """The parent's handle on one worker process: spawn, talk, watch, stop.
 
-Only the pool's supervisor thread calls these methods; the handle itself is
-not locked.
+Only the pool's supervisor thread calls these methods (under the pool's
+lock); the handle itself is not locked.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import multiprocessing
 import signal
 import time
 from collections import deque
 from multiprocessing.connection import Connection
-from typing import Any
 
+from rvc.server.jobs import Job
+from rvc.server.messages import Command, Reply, Stop
 from rvc.server.status import WorkerStatus, process_rss_mb
+from rvc.server.voiceops import VoiceOp
+from rvc.server.wire import ErrorReport
 from rvc.server.worker import WorkerSpec, worker_main
 
-__all__ = ["WorkerProcess"]
+__all__ = ["Task", "WorkerProcess", "WorkerState"]
 
 logger = logging.getLogger(__name__)
+
+# What a worker can be doing: one job or one voice operation at a time (a stream job would join here).
+Task = Job | VoiceOp
+
+
+class WorkerState(enum.Enum):
+    """Where a worker is in its life; it only ever moves down this list.
+
+    STARTING: spawned, loading models (counts toward the pool's N).
+    SERVING: takes jobs and voice operations.
+    RECYCLING: due for replacement (job count or memory); still takes work but no
+        longer counts toward N, so a replacement is spawned beside it.
+    RETIRING: its replacement is ready: it takes nothing new and stops once idle.
+    STOPPING: asked to exit, or terminated/killed on purpose: its exit is expected.
+    DEAD: exited and reaped.
+    """
+
+    STARTING = 0
+    SERVING = 1
+    RECYCLING = 2
+    RETIRING = 3
+    STOPPING = 4
+    DEAD = 5
 
 
 class WorkerProcess:
     """One spawned worker and what the pool knows about it.
 
-    Life: starting -> ready (idle/busy) -> [retire_requested -> retiring] ->
-    stop_sent -> dead. ``task`` is the one job or voice operation it is
-    running (a worker does one thing at a time); ``ops`` are voice operations
-    waiting for it.
+    ``state`` is its lifecycle (WorkerState); ``ready_at`` records that it
+    said Ready, which can happen after it was already told to stop. ``task``
+    is the one job or voice operation it is running; ``ops`` are voice
+    operations waiting for it. ``kill_at`` is set once its job passed its
+    deadline: past that moment it is killed as hung.
     """
 
     def __init__(self, context: multiprocessing.context.SpawnContext, spec: WorkerSpec) -> None:
@@ -43,70 +71,96 @@ class WorkerProcess:
         child_end.close()
         self.pid: int | None = self.process.pid
         self.spawned_at = time.monotonic()
-        self.ready = False
-        self.init_error: dict[str, Any] | None = None
+        self.state = WorkerState.STARTING
+        self.ready_at: float | None = None
+        self.init_error: ErrorReport | None = None
         self.voices: set[str] = set()
-        self.task: Any = None  # Job or VoiceOp in progress
-        self.ops: deque[Any] = deque()
+        self.task: Task | None = None
+        self.ops: deque[VoiceOp] = deque()
         self.jobs_done = 0
         self.rss_mb: float | None = None
-        self.retire_requested = False
-        self.retiring = False
-        self.stop_sent = False
         self.kill_at: float | None = None
-        self.dead = False
         self.exitcode: int | None = None
 
-    @property
-    def sentinel(self) -> int:
-        return self.process.sentinel
+    # -- state --------------------------------------------------------------------------------
+
+    def advance(self, state: WorkerState) -> None:
+        """Move to ``state`` unless the worker is already past it (states never go back)."""
+        if state.value > self.state.value:
+            self.state = state
+
+    def mark_ready(self, now: float) -> None:
+        self.ready_at = now
+        self.advance(WorkerState.SERVING)
 
     @property
-    def serving(self) -> bool:
+    def ready(self) -> bool:
+        return self.ready_at is not None
+
+    @property
+    def dead(self) -> bool:
+        return self.state is WorkerState.DEAD
+
+    @property
+    def stopping(self) -> bool:
+        """Told to exit (or made to): its death is expected."""
+        return self.state.value >= WorkerState.STOPPING.value
+
+    @property
+    def counts_toward_pool(self) -> bool:
         """Counts toward the pool's N: alive and not on its way out."""
-        return not self.dead and not self.retire_requested and not self.stop_sent
+        return self.state in (WorkerState.STARTING, WorkerState.SERVING)
 
     @property
     def accepts_work(self) -> bool:
-        return self.ready and not self.dead and not self.retiring and not self.stop_sent
+        return self.ready and self.state in (WorkerState.SERVING, WorkerState.RECYCLING)
 
     @property
     def idle(self) -> bool:
         return self.accepts_work and self.task is None
 
-    def send(self, message: tuple[Any, ...]) -> bool:
-        """Send a message; False if the pipe is already broken (death is noticed via the sentinel)."""
+    @property
+    def sentinel(self) -> int:
+        return self.process.sentinel
+
+    # -- talking ------------------------------------------------------------------------------
+
+    def send(self, command: Command) -> bool:
+        """Send a command; False if the pipe is already broken (death is noticed via the sentinel)."""
         if self.conn is None:
             return False
         try:
-            self.conn.send(message)
+            self.conn.send(command)
         except (BrokenPipeError, ConnectionResetError, OSError) as exc:
             logger.warning("worker %d (pid %s): send failed: %s", self.worker_id, self.pid, exc)
             return False
         return True
 
-    def receive_all(self) -> list[tuple[Any, ...]]:
-        """Every message waiting in the pipe; closes it on EOF."""
-        messages: list[tuple[Any, ...]] = []
+    def receive_all(self) -> list[Reply]:
+        """Every reply waiting in the pipe; closes it on EOF."""
+        replies: list[Reply] = []
         while self.conn is not None:
             try:
                 if not self.conn.poll():
                     break
-                messages.append(self.conn.recv())
+                replies.append(self.conn.recv())
             except (EOFError, OSError):
                 self.close_pipe()
-        return messages
+        return replies
 
     def close_pipe(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
 
+    # -- stopping -----------------------------------------------------------------------------
+
     def request_stop(self) -> None:
-        if not self.stop_sent:
+        """Ask an idle worker to exit (terminate it if the pipe is broken)."""
+        if not self.stopping:
             logger.debug("worker %d (pid %s): asking it to stop", self.worker_id, self.pid)
-            self.stop_sent = True
-            if not self.send(("stop",)):
+            self.advance(WorkerState.STOPPING)
+            if not self.send(Stop()):
                 self.terminate()
 
     def terminate(self) -> None:
@@ -121,7 +175,7 @@ class WorkerProcess:
         """Collect the exit status of a process whose sentinel fired."""
         self.process.join(timeout=5.0)
         self.exitcode = self.process.exitcode
-        self.dead = True
+        self.state = WorkerState.DEAD
         self.close_pipe()
         self.process.close()
         return self.exitcode
@@ -142,14 +196,13 @@ class WorkerProcess:
             state = "dead"
         elif not self.ready:
             state = "starting"
-        elif self.stop_sent:
+        elif self.stopping:
             state = "stopping"
-        elif self.retiring:
+        elif self.state is WorkerState.RETIRING:
             state = "retiring"
         else:
             state = "idle" if self.task is None else "busy"
         rss = process_rss_mb(self.pid) if self.pid is not None and not self.dead else None
-        job_id = getattr(self.task, "job_id", None)
         return WorkerStatus(
             worker_id=self.worker_id,
             pid=self.pid,
@@ -157,6 +210,6 @@ class WorkerProcess:
             jobs_done=self.jobs_done,
             rss_mb=rss if rss is not None else self.rss_mb,
             voices=tuple(sorted(self.voices)),
-            job_id=job_id,
+            job_id=getattr(self.task, "job_id", None),
             uptime_s=now - self.spawned_at,
         )

@@ -78,7 +78,7 @@ def read_audio(name: str | None, num_samples: int) -> np.ndarray:
     try:
         if segment.size < num_samples * _DTYPE.itemsize:
             raise ValueError(f"segment {name} holds {segment.size} bytes, fewer than {num_samples} samples")
-        view = np.ndarray((num_samples,), dtype=_DTYPE, buffer=segment.buf)
+        view: np.ndarray = np.ndarray((num_samples,), dtype=_DTYPE, buffer=segment.buf)
         audio = view.copy()
         del view
     finally:

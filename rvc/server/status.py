@@ -11,7 +11,7 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["PoolStatus", "StageAverages", "WorkerStatus", "process_rss_mb"]
+__all__ = ["PoolCounters", "PoolStatus", "StageAverages", "WorkerStatus", "process_rss_mb"]
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -103,6 +103,21 @@ class PoolStatus:
         values["voices"] = tuple(data["voices"])
         values["stage_avg_s"] = dict(data["stage_avg_s"])
         return cls(**values)
+
+
+@dataclass
+class PoolCounters:
+    """Running totals of one pool (changed under the pool's lock, copied into each PoolStatus)."""
+
+    submitted: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    timed_out: int = 0
+    rejected_busy: int = 0
+    crashed: int = 0
+    recycled: int = 0
+    killed_hung: int = 0
 
 
 class StageAverages:

@@ -5,60 +5,75 @@ jobs (a worker does one thing at a time), so queued jobs are never dropped.
 It finishes when every worker has answered (or died); a load that failed on
 any worker is rolled back everywhere, because a voice that only some workers
 hold would make jobs succeed or fail by chance.
+
+``VoiceOps`` is one part of the pool's state (state.py): it is handed the
+worker set, the job queue and the counters it works with, and like them it
+is called under the pool's lock.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import enum
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rvc.errors import ModelUnavailable, NotFound
-from rvc.server.jobs import Settled, new_future, settle
-from rvc.server.shm import unlink_segment
+from rvc.infer.params import VoiceInfo
+from rvc.server.jobs import Settled, new_future
+from rvc.server.messages import LoadVoice, UnloadVoice, VoiceDone
+from rvc.server.status import PoolCounters
 from rvc.server.voices import VoiceFiles
-from rvc.server.wire import error_from_dict
+from rvc.server.wire import ErrorReport
 
 if TYPE_CHECKING:
+    from rvc.server.job_queue import JobQueue
     from rvc.server.process import WorkerProcess
+    from rvc.server.workers import WorkerSet
 
-__all__ = ["VoiceOp", "VoiceOpsMixin"]
+__all__ = ["VoiceOp", "VoiceOpKind", "VoiceOps"]
 
 logger = logging.getLogger(__name__)
+
+
+class VoiceOpKind(enum.Enum):
+    LOAD = "load"
+    UNLOAD = "unload"
 
 
 @dataclass(eq=False)
 class VoiceOp:
     """One load or unload, across the workers listed in ``waiting``.
 
-    kind: "load" or "unload". ``future`` gets the voice info dict (load),
+    ``future`` gets the VoiceInfo (load; None when no worker reported one),
     None (unload) or the error; ``internal`` operations (rollbacks) have
-    nobody waiting on them.
+    nobody waiting on them. ``files`` is set for a load.
     """
 
     op_id: int
-    kind: str
+    kind: VoiceOpKind
     name: str
     files: VoiceFiles | None
     future: concurrent.futures.Future[Any]
     waiting: set[int] = field(default_factory=set)
-    info: dict[str, Any] | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    info: VoiceInfo | None = None
+    errors: list[ErrorReport] = field(default_factory=list)
     finished: bool = False
 
-    def message(self) -> tuple[Any, ...]:
-        """The pipe message asking a worker to do this."""
-        if self.kind == "load":
-            return ("load_voice", self.op_id, self.files)
-        return ("unload_voice", self.op_id, self.name)
+    def command(self) -> LoadVoice | UnloadVoice:
+        """The command asking a worker to do this."""
+        if self.kind is VoiceOpKind.LOAD and self.files is not None:
+            return LoadVoice(op_id=self.op_id, files=self.files)
+        return UnloadVoice(op_id=self.op_id, name=self.name)
 
     def needed_by(self, voices: set[str]) -> bool:
         """Whether a worker holding ``voices`` has anything to do."""
-        return (self.name not in voices) if self.kind == "load" else (self.name in voices)
+        return (self.name not in voices) if self.kind is VoiceOpKind.LOAD else (self.name in voices)
 
     def answered(
-        self, worker_id: int, *, info: dict[str, Any] | None = None, error: dict[str, Any] | None = None
+        self, worker_id: int, *, info: VoiceInfo | None = None, error: ErrorReport | None = None
     ) -> None:
         self.waiting.discard(worker_id)
         if error is not None:
@@ -71,63 +86,102 @@ class VoiceOp:
         return not self.waiting and not self.finished
 
 
-class VoiceOpsMixin:
-    """Voice operations of ``Supervisor`` (mixed into it; uses ``PoolState``'s fields under its lock)."""
+class VoiceOps:
+    """The resident voices and the operations that change them."""
 
-    def voice_op(
-        self, kind: str, name: str, files: VoiceFiles | None = None
-    ) -> concurrent.futures.Future[Any]:
-        """Start loading or unloading a voice on every worker; the future ends when all have."""
-        with self.lock:
-            if not self.accepting:
-                raise ModelUnavailable("the RVC server is not accepting work (stopped or stopping)")
-            if kind == "load":
-                if name in self._loading:
-                    return self._loading[name].future
-                if name in self._resident:
-                    done = new_future()
-                    done.set_result(self.voice_info.get(name, {"name": name}))
-                    return done
-                self._resident[name] = files  # type: ignore[assignment]
-            elif name not in self._resident:
-                raise NotFound(f"voice {name!r} is not loaded", field="voice")
-            else:
-                del self._resident[name]
-                self.voice_info.pop(name, None)
-            op = self._new_op(kind, name, files)
-            settled: Settled = []
-            self._finish_op(op, settled)  # no live worker to wait for: done at once
-        settle(settled)
-        self.wake()
+    def __init__(
+        self, voices: dict[str, VoiceFiles], workers: WorkerSet, jobs: JobQueue, counters: PoolCounters
+    ) -> None:
+        self.resident: dict[str, VoiceFiles] = dict(voices)  # loaded or loading
+        self.info: dict[str, VoiceInfo] = {}
+        self._loading: dict[str, VoiceOp] = {}
+        self._workers = workers
+        self._jobs = jobs
+        self._counters = counters
+        self._op_ids = itertools.count(1)
+
+    def pending_loads(self) -> list[VoiceOp]:
+        return list(self._loading.values())
+
+    # -- starting operations (from callers' threads, under the lock) -----------------------------
+
+    def load(self, files: VoiceFiles, settled: Settled) -> concurrent.futures.Future[Any]:
+        """Start loading ``files`` on every worker; an ongoing load of the same name is shared."""
+        if files.name in self._loading:
+            return self._loading[files.name].future
+        if files.name in self.resident:
+            done = new_future()
+            done.set_result(self.info.get(files.name))
+            return done
+        self.resident[files.name] = files
+        op = self._new_op(VoiceOpKind.LOAD, files.name, files)
+        self._finish(op, settled)  # no live worker to wait for: done at once
         return op.future
 
-    def _on_voice_done(self, worker: WorkerProcess, message: tuple[Any, ...], settled: Settled) -> None:
-        _, op_id, name, info, error = message
-        op = worker.task if isinstance(worker.task, VoiceOp) and worker.task.op_id == op_id else None
-        worker.task = None
-        if op is None:
-            return
-        if error is None:
-            (worker.voices.add if op.kind == "load" else worker.voices.discard)(name)
-        op.answered(worker.worker_id, info=info, error=error)
-        self._finish_op(op, settled)
+    def unload(self, name: str, settled: Settled) -> concurrent.futures.Future[Any]:
+        """Start unloading ``name`` everywhere, once the jobs queued for it have run."""
+        if name not in self.resident:
+            raise NotFound(f"voice {name!r} is not loaded", field="voice")
+        del self.resident[name]
+        self.info.pop(name, None)
+        op = self._new_op(VoiceOpKind.UNLOAD, name, None)
+        self._finish(op, settled)
+        return op.future
 
-    def _next_op(self, worker: WorkerProcess, settled: Settled) -> VoiceOp | None:
+    def fail_pending(self, error: ModelUnavailable) -> Settled:
+        return [(op.future, error) for op in self._loading.values()]
+
+    # -- the supervisor's side -------------------------------------------------------------------
+
+    def on_worker_ready(self, worker: WorkerProcess, voices: dict[str, VoiceInfo]) -> None:
+        """Record what a new worker holds; unload what was unloaded while it was starting."""
+        for name, info in voices.items():
+            self.info.setdefault(name, info)
+        for name in worker.voices - set(self.resident):
+            self._new_op(VoiceOpKind.UNLOAD, name, None, targets=[worker], internal=True)
+
+    def next_for(self, worker: WorkerProcess, settled: Settled) -> VoiceOp | None:
+        """The voice operation ``worker`` should run now, if any (skips those it does not need)."""
         while worker.ops:
             op = worker.ops[0]
             if not op.needed_by(worker.voices):
                 worker.ops.popleft()
-                op.answered(worker.worker_id, info=self.voice_info.get(op.name))
-                self._finish_op(op, settled)
+                op.answered(worker.worker_id, info=self.info.get(op.name))
+                self._finish(op, settled)
                 continue
-            if op.kind == "unload" and any(job.voice == op.name for job in self._queue):
+            if op.kind is VoiceOpKind.UNLOAD and self._jobs.has_queued_for(op.name):
                 return None  # let the queued jobs for this voice run first
             return worker.ops.popleft()
         return None
 
+    def on_done(self, worker: WorkerProcess, reply: VoiceDone, settled: Settled) -> None:
+        op = worker.task if isinstance(worker.task, VoiceOp) and worker.task.op_id == reply.op_id else None
+        worker.task = None
+        if op is None:
+            return
+        if reply.error is None:
+            if op.kind is VoiceOpKind.LOAD:
+                worker.voices.add(reply.name)
+            else:
+                worker.voices.discard(reply.name)
+        op.answered(worker.worker_id, info=reply.info, error=reply.error)
+        self._finish(op, settled)
+
+    def on_worker_death(
+        self, worker: WorkerProcess, task: VoiceOp | None, how: str, settled: Settled
+    ) -> None:
+        """A dead worker answers every operation it owed: the one it ran failed, the rest are moot."""
+        for op in ([task] if task is not None else []) + list(worker.ops):
+            error = ErrorReport("WorkerCrashed", f"worker {worker.worker_id} died ({how}) loading {op.name}")
+            op.answered(worker.worker_id, error=error if op is task else None)
+            self._finish(op, settled)
+        worker.ops.clear()
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
     def _new_op(
         self,
-        kind: str,
+        kind: VoiceOpKind,
         name: str,
         files: VoiceFiles | None,
         *,
@@ -136,43 +190,41 @@ class VoiceOpsMixin:
     ) -> VoiceOp:
         op = VoiceOp(op_id=next(self._op_ids), kind=kind, name=name, files=files, future=new_future())
         if targets is None:
-            targets = [w for w in self._workers if not w.dead and not w.stop_sent]
+            targets = [w for w in self._workers if not w.stopping]
         for worker in targets:
             worker.ops.append(op)
             op.waiting.add(worker.worker_id)
-        if kind == "load" and not internal:
+        if kind is VoiceOpKind.LOAD and not internal:
             self._loading[name] = op
         if internal:
             op.future.set_result(None)
         return op
 
-    def _finish_op(self, op: VoiceOp, settled: Settled) -> None:
+    def _finish(self, op: VoiceOp, settled: Settled) -> None:
         if not op.complete:
             return
         op.finished = True
-        if op.kind == "load" and self._loading.get(op.name) is op:
+        if op.kind is VoiceOpKind.LOAD and self._loading.get(op.name) is op:
             del self._loading[op.name]
-        if op.kind == "unload" or not op.errors:
-            if op.kind == "load":
-                info = op.info or {"name": op.name}
-                if op.name in self._resident:
-                    self.voice_info[op.name] = info
-                settled.append((op.future, info))
-            else:
-                settled.append((op.future, None))
-            return
-        error = error_from_dict(op.errors[0])
+        if op.kind is VoiceOpKind.UNLOAD:
+            settled.append((op.future, None))
+        elif not op.errors:
+            if op.name in self.resident and op.info is not None:
+                self.info[op.name] = op.info
+            settled.append((op.future, op.info))
+        else:
+            self._roll_back(op, settled)
+
+    def _roll_back(self, op: VoiceOp, settled: Settled) -> None:
+        error = op.errors[0].to_exception()
         logger.error("loading voice %s failed: %s; unloading it everywhere", op.name, error.message)
-        if self._resident.get(op.name) is op.files:
-            del self._resident[op.name]
+        if self.resident.get(op.name) is op.files:
+            del self.resident[op.name]
         holders = [w for w in self._workers if not w.dead and op.name in w.voices]
         if holders:
-            self._new_op("unload", op.name, None, targets=holders, internal=True)
-        for job in [job for job in self._queue if job.voice == op.name]:
-            self._queue.remove(job)
-            self._jobs.pop(job.job_id, None)
-            unlink_segment(job.input_segment)
-            self.counters["failed"] += 1
+            self._new_op(VoiceOpKind.UNLOAD, op.name, None, targets=holders, internal=True)
+        for job in self._jobs.drop_queued_for(op.name):
+            self._counters.failed += 1
             settled.append(
                 (job.future, NotFound(f"voice {op.name!r} failed to load: {error.message}", field="voice"))
             )

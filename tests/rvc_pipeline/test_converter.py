@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from rvc.errors import AssetError, InvalidInput, NotFound
-from rvc.infer.converter import ConversionParams, ConverterAssets, VoiceConverter
+from rvc.infer.converter import ConverterAssets, VoiceConverter
+from rvc.infer.params import ConversionParams
 from rvc.infer.synthesizer import Synthesizer, load_voice_checkpoint, save_voice_checkpoint
 from rvc.infer.synthesizer_config import official_config
 
@@ -146,14 +147,13 @@ BAD_PARAMS = [
 
 
 @pytest.mark.parametrize(("field", "value"), BAD_PARAMS)
-def test_bad_parameters_raise_invalid_input_naming_the_field(demo_converter, field, value) -> None:
+def test_bad_parameters_raise_invalid_input_naming_the_field(field, value) -> None:
+    # validate() runs where a job enters the pool (tests/rvc_server); the converter trusts its input.
     params = dataclasses.replace(ConversionParams(), **{field: value})
     with pytest.raises(InvalidInput, match=field) as info:
         params.validate()
     assert info.value.field == field
     assert any(ch.isdigit() for ch in info.value.message) or field == "f0_method"
-    with pytest.raises(InvalidInput):
-        demo_converter.convert("demo", ONE_SECOND, 16000, params)
 
 
 def test_edge_values_are_accepted() -> None:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from rvc.errors import InvalidInput, ModelUnavailable, NotFound
-from rvc.infer.converter import ConversionParams, VoiceConverter
+from rvc.infer.converter import VoiceConverter
+from rvc.infer.params import ConversionParams
 from rvc.server.client import RVCClient
 from rvc.server.shm import list_segments
 
@@ -102,6 +103,9 @@ def test_control_tool_starts_reports_and_stops_a_daemon(tool: Tool, reference: V
         client.convert(x, SAMPLE_RATE, voice=OTHER_VOICE)
     with pytest.raises(InvalidInput):
         client.load_voice("../weights/x")
+    with pytest.raises(InvalidInput, match="pitch_shift") as out_of_range:  # checked once, at the pool's entry
+        client.convert(x, SAMPLE_RATE, ConversionParams(pitch_shift=99))
+    assert out_of_range.value.field == "pitch_shift"
     with pytest.raises(InvalidInput, match="unknown conversion parameters"):
         client._call({"op": "convert", "sample_rate": SAMPLE_RATE, "params": {"nope": 1}}, x.tobytes())
     with pytest.raises(InvalidInput, match="unknown op"):

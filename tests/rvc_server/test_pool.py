@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from rvc.errors import Busy, InvalidInput, JobCancelled, JobTimeout, ModelUnavailable, NotFound, WorkerCrashed
-from rvc.infer.converter import ConversionParams, VoiceConverter
+from rvc.infer.converter import VoiceConverter
+from rvc.infer.params import ConversionParams
 from rvc.server.pool import RVCServer
 
 from .conftest import OTHER_VOICE, SAMPLE_RATE, VOICE, speech_like, wait_for, worker_pids

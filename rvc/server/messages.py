@@ -1,0 +1,157 @@
+"""The messages between the pool's supervisor and its worker processes.
+
+Each message is a frozen dataclass sent whole over the worker's pipe
+(multiprocessing pickles it); neither side unpacks anything by position,
+and both dispatch on the message's class with ``match``::
+
+    supervisor -> worker (Command)          worker -> supervisor (Reply)
+                                            Ready | InitFailed      once, after start
+    ConvertJob                              JobConverted | JobFailed
+    LoadVoice | UnloadVoice                 VoiceDone
+    Stop                                    (the worker exits 0)
+
+Audio never travels in a message: a message names the shared-memory
+segment that holds it (shm.py), so a pipe carries a few hundred bytes per
+job whatever the audio's length.
+
+Every reply that answers a command carries the id of the task it answers
+(``job_id``, ``op_id``); the supervisor checks it against the task it
+believes the worker is running, so a late answer to an abandoned task can
+never settle another task's future.
+
+A stream job (one worker for a stream's lifetime, audio blocks sent to it
+one by one) fits this shape without a redesign: ``OpenStream`` /
+``StreamBlock`` / ``CloseStream`` commands keyed by a ``stream_id``, each
+block naming its input and output segments like ``ConvertJob`` does, and
+``BlockConverted`` / ``StreamFailed`` / ``StreamClosed`` replies carrying
+that id; the worker's match gains three cases, the supervisor's one more
+task kind (process.py's ``Task`` union).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rvc.infer.params import ConversionParams, VoiceInfo
+from rvc.server.voices import VoiceFiles
+from rvc.server.wire import ErrorReport
+
+__all__ = [
+    "Command",
+    "ConvertJob",
+    "InitFailed",
+    "JobConverted",
+    "JobFailed",
+    "LoadVoice",
+    "Ready",
+    "Reply",
+    "Stop",
+    "UnloadVoice",
+    "VoiceDone",
+]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A message from the supervisor to one worker."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message from a worker to the supervisor."""
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConvertJob(Command):
+    """Convert ``num_samples`` float32 samples at ``sample_rate`` from ``input_segment``.
+
+    The worker writes the result to ``output_segment`` (which it creates) and
+    answers ``JobConverted`` or ``JobFailed``. ``params`` were validated when
+    the job entered the pool.
+    """
+
+    job_id: str
+    voice: str
+    input_segment: str | None
+    num_samples: int
+    sample_rate: int
+    params: ConversionParams
+    output_segment: str
+
+
+@dataclass(frozen=True)
+class LoadVoice(Command):
+    """Load (or replace) a voice from its files; answered by ``VoiceDone``."""
+
+    op_id: int
+    files: VoiceFiles
+
+
+@dataclass(frozen=True)
+class UnloadVoice(Command):
+    """Drop a resident voice; answered by ``VoiceDone``."""
+
+    op_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Stop(Command):
+    """Exit now (sent only to a worker with no task)."""
+
+
+# -- replies ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ready(Reply):
+    """Models loaded, voices resident, warm-up done: the worker takes commands from now on."""
+
+    pid: int
+    voices: dict[str, VoiceInfo]
+    startup_s: float
+    rss_mb: float | None
+
+
+@dataclass(frozen=True)
+class InitFailed(Reply):
+    """The worker could not start (assets unreadable, ...); it exits 1 right after."""
+
+    error: ErrorReport
+
+
+@dataclass(frozen=True)
+class JobConverted(Reply):
+    """``num_samples`` float32 samples at ``sample_rate`` are in the job's output segment.
+
+    timings: the converter's seconds per stage plus ``worker_convert`` and
+    ``worker_shm`` (the worker's share of the IPC cost).
+    """
+
+    job_id: str
+    num_samples: int
+    sample_rate: int
+    timings: dict[str, float]
+    rss_mb: float | None
+
+
+@dataclass(frozen=True)
+class JobFailed(Reply):
+    """The job raised; the worker lives on (a poisoned input costs one job)."""
+
+    job_id: str
+    error: ErrorReport
+    rss_mb: float | None
+
+
+@dataclass(frozen=True)
+class VoiceDone(Reply):
+    """A voice operation ended: ``info`` after a load, ``error`` when it failed."""
+
+    op_id: int
+    name: str
+    info: VoiceInfo | None = None
+    error: ErrorReport | None = None

@@ -1,0 +1,179 @@
+"""The model side of a worker process: one VoiceConverter, a loop over commands from its pipe.
+
+Imported by ``worker.worker_main`` once the thread limits are set (worker.py
+says why the order matters); nothing else imports it. The worker builds one
+``VoiceConverter``, loads its voices, warms up, answers ``Ready``, then
+serves one command at a time (messages.py lists them and their replies).
+
+An exception inside a task is caught and sent back as that task's error (a
+poisoned input costs one job, not the process). When the parent disappears
+the pipe reaches EOF and the worker exits, so it never outlives the pool.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import NoReturn
+
+import faiss
+import torch
+
+from rvc.infer.converter import ConverterAssets, VoiceConverter
+from rvc.server.messages import (
+    Command,
+    ConvertJob,
+    InitFailed,
+    JobConverted,
+    JobFailed,
+    LoadVoice,
+    Ready,
+    Reply,
+    Stop,
+    UnloadVoice,
+    VoiceDone,
+)
+from rvc.server.shm import read_audio, write_audio
+from rvc.server.status import process_rss_mb
+from rvc.server.wire import ErrorReport
+from rvc.server.worker import WorkerSpec
+
+__all__ = ["serve"]
+
+logger = logging.getLogger(__name__)
+
+
+def _release_freed_memory() -> None:
+    """glibc keeps the pages of freed tensors; hand them back after each job (~10 ms, off the reply path)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Leave without interpreter teardown: unloading torch, transformers and faiss takes seconds,
+    and a worker owns nothing that needs a finalizer (the parent unlinks all shared memory)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _build_converter(spec: WorkerSpec) -> VoiceConverter:
+    torch.set_num_threads(spec.torch_threads)
+    faiss.omp_set_num_threads(spec.torch_threads)  # its OpenMP pool is separate from torch's
+    device = spec.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    converter = VoiceConverter(
+        ConverterAssets(hubert_path=spec.hubert_path, rmvpe_path=spec.rmvpe_path),
+        device=device,
+        precision=spec.precision,
+    )
+    for voice in spec.voices:
+        converter.load_voice(voice.name, voice.pth, voice.index)
+    if spec.warmup:
+        converter.warm_up()
+    return converter
+
+
+def _convert(converter: VoiceConverter, job: ConvertJob) -> JobConverted | JobFailed:
+    try:
+        started = time.perf_counter()
+        audio = read_audio(job.input_segment, job.num_samples)
+        read_s = time.perf_counter() - started
+        result = converter.convert(job.voice, audio, job.sample_rate, job.params)
+        converted = time.perf_counter()
+        written = write_audio(job.output_segment, result.audio)
+        timings = dict(result.timings)
+        timings["worker_convert"] = converted - started - read_s
+        timings["worker_shm"] = read_s + (time.perf_counter() - converted)
+        return JobConverted(
+            job_id=job.job_id,
+            num_samples=0 if written is None else int(result.audio.size),
+            sample_rate=int(result.sample_rate),
+            timings=timings,
+            rss_mb=process_rss_mb(),
+        )
+    except Exception as exc:  # any failure is this job's, not the worker's
+        logger.warning("job %s failed: %s: %s", job.job_id, type(exc).__name__, exc)
+        return JobFailed(job_id=job.job_id, error=ErrorReport.from_exception(exc), rss_mb=process_rss_mb())
+
+
+def _load_voice(converter: VoiceConverter, command: LoadVoice) -> VoiceDone:
+    files = command.files
+    try:
+        info = converter.load_voice(files.name, files.pth, files.index)
+    except Exception as exc:  # reported to the caller of load_voice
+        return VoiceDone(op_id=command.op_id, name=files.name, error=ErrorReport.from_exception(exc))
+    return VoiceDone(op_id=command.op_id, name=files.name, info=info)
+
+
+def _unload_voice(converter: VoiceConverter, command: UnloadVoice) -> VoiceDone:
+    try:
+        converter.unload_voice(command.name)
+    except Exception as exc:  # reported to the caller of unload_voice
+        return VoiceDone(op_id=command.op_id, name=command.name, error=ErrorReport.from_exception(exc))
+    return VoiceDone(op_id=command.op_id, name=command.name)
+
+
+def _answer(converter: VoiceConverter, command: Command) -> Reply | None:
+    """The reply to one command; None for a command this worker does not know (logged)."""
+    match command:
+        case ConvertJob():
+            return _convert(converter, command)
+        case LoadVoice():
+            return _load_voice(converter, command)
+        case UnloadVoice():
+            return _unload_voice(converter, command)
+        case _:
+            logger.error("unknown command %r", type(command).__name__)
+            return None
+
+
+def _send(conn: Connection, reply: Reply) -> None:
+    try:
+        conn.send(reply)
+    except (BrokenPipeError, OSError):  # the parent is gone
+        _exit_now(0)
+
+
+def serve(spec: WorkerSpec, conn: Connection, *, torch_was_loaded: bool = False) -> NoReturn:
+    """Build the converter, say Ready (or InitFailed), then answer commands until Stop or EOF."""
+    logging.basicConfig(
+        level=spec.log_level, format="%(asctime)s rvc-worker-%(process)d %(levelname)s %(name)s: %(message)s"
+    )
+    if torch_was_loaded:
+        logger.warning("worker %d: torch was loaded before its thread limits were set", spec.worker_id)
+    started = time.monotonic()
+    try:
+        converter = _build_converter(spec)
+    except Exception as exc:  # reported to the parent, which decides what it means
+        logger.exception("worker %d could not start", spec.worker_id)
+        conn.send(InitFailed(ErrorReport.from_exception(exc)))
+        conn.close()
+        _exit_now(1)
+    startup_s = time.monotonic() - started
+    _send(conn, Ready(pid=os.getpid(), voices=converter.voices, startup_s=startup_s, rss_mb=process_rss_mb()))
+    logger.info(
+        "worker %d ready in %.1f s with voices %s", spec.worker_id, startup_s, sorted(converter.voices)
+    )
+    while True:
+        try:
+            command = conn.recv()
+        except (EOFError, OSError):
+            logger.info("worker %d: parent gone, exiting", spec.worker_id)
+            _exit_now(0)
+        if isinstance(command, Stop):
+            conn.close()
+            _exit_now(0)
+        reply = _answer(converter, command)
+        if reply is not None:
+            _send(conn, reply)
+        if isinstance(command, ConvertJob):
+            _release_freed_memory()
