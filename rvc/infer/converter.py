@@ -62,7 +62,7 @@ class ConverterAssets:
 
 
 @dataclass(frozen=True)
-class _ResidentVoice:
+class ResidentVoice:
     info: VoiceInfo
     checkpoint: VoiceCheckpoint
     index: FeatureIndex | None
@@ -122,7 +122,7 @@ class VoiceConverter:
         self.rmvpe = (
             RMVPE.from_pretrained(assets.rmvpe_path, device=self.device) if assets.rmvpe_path else None
         )
-        self._voices: dict[str, _ResidentVoice] = {}
+        self._voices: dict[str, ResidentVoice] = {}
         self._lock = threading.RLock()
         self._methods_used: set[str] = set()
 
@@ -143,7 +143,7 @@ class VoiceConverter:
             path=str(pth_path),
         )
         with self._lock:
-            self._voices[name] = _ResidentVoice(info, checkpoint, index)
+            self._voices[name] = ResidentVoice(info, checkpoint, index)
         logger.info("voice %s resident (%s, f0=%s, %d Hz, index=%s)", name, info.version, info.if_f0,
                     info.sample_rate, info.has_index)  # fmt: skip
         return info
@@ -158,7 +158,8 @@ class VoiceConverter:
         with self._lock:
             return {name: voice.info for name, voice in self._voices.items()}
 
-    def _voice(self, name: str) -> _ResidentVoice:
+    def resident(self, name: str) -> ResidentVoice:
+        """The models of a loaded voice (a stream converts with them block by block); NotFound otherwise."""
         with self._lock:
             voice = self._voices.get(name)
             known = sorted(self._voices)
@@ -193,7 +194,7 @@ class VoiceConverter:
         (a library caller of the converter itself calls ``params.validate()`` first). Only what
         depends on this voice and these assets is checked here: the speaker and rmvpe.
         """
-        resident = self._voice(voice)
+        resident = self.resident(voice)
         if params.speaker_id >= resident.info.n_speakers:
             raise InvalidInput(
                 f"speaker_id must be from 0 to {resident.info.n_speakers - 1} for voice {voice!r}, "

@@ -32,10 +32,11 @@ import torch
 from scipy import signal
 
 from rvc.errors import InvalidInput
-from rvc.infer.converter import ConversionParams, VoiceConverter  # ConversionParams moves to rvc.infer.params
+from rvc.infer.converter import VoiceConverter
 from rvc.infer.f0 import compute_f0
 from rvc.infer.hubert import ContentEncoder
 from rvc.infer.index import FeatureIndex
+from rvc.infer.params import ConversionParams
 from rvc.infer.rmvpe import RMVPE
 from rvc.infer.sola import SolaJoiner
 from rvc.infer.stream_config import StreamConfig
@@ -75,8 +76,7 @@ def open_stream(
 ) -> StreamConverter:
     """A stream on a resident voice of ``converter`` (InvalidInput / NotFound as ``convert`` raises them)."""
     params.validate()
-    # the converter has no public accessor for a resident voice's models yet (owned by rvc/infer/converter.py)
-    resident = converter._voice(voice)
+    resident = converter.resident(voice)
     if params.speaker_id >= resident.info.n_speakers:
         raise InvalidInput(
             f"speaker_id must be from 0 to {resident.info.n_speakers - 1} for voice {voice!r}, "
