@@ -10,6 +10,7 @@ without internals.
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,6 +50,16 @@ class HeaderTooLarge(InvalidInput):
 _MESSAGES = {"finite_number": "must be a finite number"}
 
 
+def _non_finite(value: object) -> bool:
+    """NaN or an infinity, as a number or as form text ("nan", "-inf"): refused whatever the field's type."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
     """One message naming each offending field once, and the first field, from FastAPI's validation errors."""
     messages: list[str] = []
@@ -61,7 +72,8 @@ def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
         named = [str(part) for part in location if part not in ("body", "query", "form", "path", "header")]
         field = ".".join(named) or None
         first_field = first_field or field
-        text = _MESSAGES.get(str(item.get("type")), str(item.get("msg")))
+        kind = "finite_number" if _non_finite(item.get("input")) else str(item.get("type"))
+        text = _MESSAGES.get(kind, str(item.get("msg")))
         messages.append(f"{field}: {text}" if field else text)
     return "; ".join(messages) or "invalid request", first_field
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Optional, get_args
 
 from fastapi import Depends, File, Form, Header, UploadFile
 from pydantic.fields import FieldInfo
@@ -54,11 +54,14 @@ def form_fields(fields: dict[str, FieldInfo]) -> Callable[..., dict[str, Any]]:
     """A dependency reading ``fields`` as optional form fields; it returns those the client sent."""
     parameters = []
     for name, info in fields.items():
-        finite = {"allow_inf_nan": False} if float in (info.annotation, *get_args(info.annotation)) else {}
-        form = Form(description=info.description, **constraints(info), **finite)
-        parameters.append(inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[info.annotation | None, form]
-        ))
+        limits: dict[str, Any] = constraints(info)
+        if float in (info.annotation, *get_args(info.annotation)):
+            limits["allow_inf_nan"] = False
+        form = Form(description=info.description, **limits)
+        annotation = Annotated[Optional[info.annotation], form]  # type: ignore[name-defined]  # noqa: UP045 - a runtime type
+        parameters.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        )
 
     def read(**values: Any) -> dict[str, Any]:
         return {name: value for name, value in values.items() if value is not None}

@@ -291,7 +291,7 @@ async def list_openai_voices(services: Services) -> dict[str, Any]:
     mapped = [name for name in OPENAI_VOICES if name not in saved and DEFAULT_VOICE in saved]
     data = [
         {"id": record.name, "object": "voice", "name": record.name, "description": record.description,
-         "rvc_model": record.rvc_model, "skip_rvc": bool(record.defaults.skip_rvc)}
+         "rvc_model": record.rvc_model, "skip_rvc": bool(record.defaults.given().get("skip_rvc"))}
         for record in records
     ]
     data += [{"id": name, "object": "voice", "name": name, "alias_of": DEFAULT_VOICE} for name in mapped]

@@ -144,7 +144,7 @@ def optional_fields(fields: dict[str, FieldInfo]) -> dict[str, Any]:
     """``create_model`` definitions of ``fields`` made optional (default None) with the same checks and help."""
     return {
         name: (
-            Annotated[info.annotation, *info.metadata] | None,  # type: ignore[name-defined]  # built at runtime
+            Annotated[info.annotation, *info.metadata] | None,  # a type built at runtime
             Field(None, description=info.description),
         )
         for name, info in fields.items()
