@@ -26,6 +26,7 @@ from pydantic.fields import FieldInfo
 
 from rvc.api.formats import output_spec
 from rvc.processing.contract import (
+    RVC_MODEL_MAX_CHARS,
     RequestOptions,
     SynthesisDefaults,
     SynthesisOverrides,
@@ -88,7 +89,7 @@ VoiceField = Annotated[
                      "(the seed's meaning)", json_schema_extra=VOICE_NAME_SCHEMA),
 ]
 RvcModelField = Annotated[
-    str | None, Form(max_length=128, description="RVC model (a .pth in WEIGHTS_DIR); default: the voice's, else RVC_MODEL")
+    str | None, Form(max_length=RVC_MODEL_MAX_CHARS, description="RVC model (a .pth in WEIGHTS_DIR); default: the voice's, else RVC_MODEL")
 ]
 AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
 

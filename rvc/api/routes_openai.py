@@ -52,6 +52,7 @@ from rvc.api.middleware import openai_error
 from rvc.api.streaming import RequestTracker, run_tracked, stream_sentences
 from rvc.errors import InvalidInput, VoiceError
 from rvc.processing.contract import (
+    RVC_MODEL_MAX_CHARS,
     RequestOptions,
     SynthesisDefaults,
     SynthesisOverrides,
@@ -120,7 +121,7 @@ class _SpeechBody(BaseModel):
     instructions: str | None = Field(None, max_length=4096)
     response_format: str = Field("mp3", description="mp3, opus, aac, flac, wav, pcm (or wav_float)")
     stream_format: Literal["audio", "sse"] = "audio"
-    rvc_model: str | None = Field(None, max_length=128)
+    rvc_model: str | None = Field(None, max_length=RVC_MODEL_MAX_CHARS)
     reference_audio: str | None = Field(None, description="base64 of an audio file (WAV, FLAC, OGG, MP3)")
 
     def tunables(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from rvc.api.dependencies import Services, form_body
 from rvc.api.forms import VOICE_NAME_SCHEMA, VoiceForm, voice_form
+from rvc.processing.contract import DESCRIPTION_MAX_CHARS, RVC_MODEL_MAX_CHARS
 from rvc.processing.requests import decode_reference
 from rvc.processing.services import VoiceServices
 from rvc.processing.voices import VoiceRecord, check_voice_name
@@ -40,9 +41,9 @@ class Deleted(BaseModel):
 
 RvcModelField = Annotated[
     str | None,
-    Form(max_length=128, description="a .pth in WEIGHTS_DIR, 'none' (no RVC) or 'default' (RVC_MODEL)"),
+    Form(max_length=RVC_MODEL_MAX_CHARS, description="a .pth in WEIGHTS_DIR, 'none' (no RVC) or 'default' (RVC_MODEL)"),
 ]
-DescriptionField = Annotated[str | None, Form(max_length=500)]
+DescriptionField = Annotated[str | None, Form(max_length=DESCRIPTION_MAX_CHARS, description="what the voice is for")]
 VoiceName = Annotated[str, Path(description="a saved voice's name", json_schema_extra=VOICE_NAME_SCHEMA)]
 
 

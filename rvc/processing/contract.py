@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
 __all__ = [
+    "DESCRIPTION_MAX_CHARS",
+    "RVC_MODEL_MAX_CHARS",
     "F0Method",
     "RequestOptions",
     "SynthesisDefaults",
@@ -39,6 +41,8 @@ __all__ = [
 ]
 
 F0Method = Literal["rmvpe", "pm", "harvest", "crepe"]
+RVC_MODEL_MAX_CHARS = 128  # an ``rvc_model`` field wherever it is sent (forms, OpenAI body, saved voices)
+DESCRIPTION_MAX_CHARS = 500  # a saved voice's description
 
 
 class Target(enum.Enum):

@@ -37,7 +37,7 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rvc.errors import Conflict, InvalidInput, NotFound, VoiceError
-from rvc.processing.contract import SynthesisOverrides
+from rvc.processing.contract import DESCRIPTION_MAX_CHARS, SynthesisDefaults, SynthesisOverrides, constraints
 from rvc.processing.defaults_store import atomic_write_bytes
 
 __all__ = [
@@ -77,8 +77,11 @@ class VoiceRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    description: str = Field("", max_length=500)
-    reference_text: str = Field("", max_length=1000, description="transcript of the clip ('' when unknown)")
+    description: str = Field("", max_length=DESCRIPTION_MAX_CHARS)
+    reference_text: str = Field(
+        "", description="transcript of the clip ('' when unknown)",
+        **constraints(SynthesisDefaults.model_fields["reference_text"]),
+    )
     rvc_model: str | None = Field(
         None, description="RVC .pth stem in WEIGHTS_DIR; null: the service's RVC_MODEL at request time"
     )
