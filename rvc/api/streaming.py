@@ -115,7 +115,7 @@ async def stream_sentences(
             logger.warning("%s failed mid-stream, the response is cut short: %s", tracker.route, error)
             raise
         yield on_error(error)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, GeneratorExit):  # the client went away, mid-work or between items
         tracker.finish(499, cancelled=True)
         raise
     except Exception:
