@@ -21,7 +21,7 @@ constraints. Past that point the models are trusted.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -167,12 +167,10 @@ class _Overrides(BaseModel):
     def apply(self, defaults: SynthesisDefaults) -> SynthesisDefaults:
         return defaults.model_copy(update=self.given())
 
-    def merged(self: _OverridesT, **changes: Any) -> _OverridesT:
+    def merged(self, **changes: Any) -> Self:
         """A copy with ``changes`` set (None clears a field); the values come from trusted code."""
         return self.model_copy(update=changes)
 
-
-_OverridesT = TypeVar("_OverridesT", bound=_Overrides)
 
 if TYPE_CHECKING:  # the type checker sees the base: fields are read by name (``given()``), never as attributes
     SynthesisOverrides = _Overrides
