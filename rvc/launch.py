@@ -78,10 +78,14 @@ def serve_api(settings: Settings, stop: threading.Event) -> int:
     import uvicorn
 
     from rvc.api.app import create_app
+    from rvc.api.middleware import HTTP_HEAD_BUFFER_BYTES
 
     print_usage(settings)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+        uvicorn.Config(
+            create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None,
+            h11_max_incomplete_event_size=HTTP_HEAD_BUFFER_BYTES,  # oversized headers reach the app's 431
+        )
     )
     def exit_when_stopped() -> None:
         stop.wait()

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from rvc.api.auth import ApiKeyMiddleware, load_api_keys
 from rvc.api.errors import install_error_handlers
 from rvc.api.metrics import ApiMetrics
-from rvc.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from rvc.api.middleware import BodyLimitMiddleware, HeaderLimitMiddleware, RequestIdMiddleware
 from rvc.api.routes_openai import router as openai_router
 from rvc.api.routes_playground import router as playground_router
 from rvc.api.routes_synthesis import router as synthesis_router
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, services: VoiceServices | No
     api_keys = load_api_keys(settings.api_keys)
     if api_keys:  # inside the request id, outside the body limit: no body is read for a refused key
         app.add_middleware(ApiKeyMiddleware, keys=api_keys, metrics=app.state.metrics)
+    app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(synthesis_router)
     app.include_router(system_router)

@@ -10,6 +10,7 @@ without internals.
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rvc.errors import Busy, InvalidInput, VoiceError
 from rvc.logging_setup import request_id_var
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["HeaderTooLarge", "UnsupportedMediaType", "describe_validation", "error_response", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +36,45 @@ def error_response(error: VoiceError) -> JSONResponse:
     )
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
-    messages, first_field = [], None
+class UnsupportedMediaType(InvalidInput):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class HeaderTooLarge(InvalidInput):
+    status_code = 431
+    code = "request_header_too_large"
+
+
+# pydantic's wording, rewritten where it does not say what to send instead
+_MESSAGES = {"finite_number": "must be a finite number"}
+
+
+def _non_finite(value: object) -> bool:
+    """NaN or an infinity, as a number or as form text ("nan", "-inf"): refused whatever the field's type."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+    """One message naming each offending field once, and the first field, from FastAPI's validation errors."""
+    messages: list[str] = []
+    first_field: str | None = None
     for item in exc.errors():
-        location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "form")]
-        field = ".".join(location) or None
+        location = list(item.get("loc", ()))
+        if item.get("type") == "json_invalid":
+            position = location[-1] if location and isinstance(location[-1], int) else 0
+            return f"body is not valid JSON (at character {position})", None
+        named = [str(part) for part in location if part not in ("body", "query", "form", "path", "header")]
+        field = ".".join(named) or None
         first_field = first_field or field
-        messages.append(f"{field}: {item.get('msg')}" if field else str(item.get("msg")))
+        kind = "finite_number" if _non_finite(item.get("input")) else str(item.get("type"))
+        text = _MESSAGES.get(kind, str(item.get("msg")))
+        messages.append(f"{field}: {text}" if field else text)
     return "; ".join(messages) or "invalid request", first_field
 
 
@@ -54,7 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, field = _describe_validation(exc)
+        message, field = describe_validation(exc)
         return error_response(InvalidInput(message, field=field))
 
     @app.exception_handler(StarletteHTTPException)

@@ -10,15 +10,13 @@ default, WAV PCM16 at the voice's own rate. Encoding itself lives in
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
 import numpy as np
-from fastapi import Form, Header
 
 from rvc.errors import InvalidInput
-from rvc.processing.formats import FORMATS, MAX_OUTPUT_RATE, MAX_SPEED, MIN_OUTPUT_RATE, MIN_SPEED, OutputSpec
+from rvc.processing.formats import FORMATS, OutputSpec
 
-__all__ = ["FORMAT_ALIASES", "content_type", "encode_body", "negotiate_format", "output_form", "output_headers"]
+__all__ = ["FORMAT_ALIASES", "content_type", "encode_body", "negotiate_format", "output_headers", "output_spec"]
 
 FORMAT_ALIASES = {"ogg": "opus", "wav_pcm16": "wav", "wav_f32": "wav_float", "raw": "pcm", "pcm16": "pcm"}
 
@@ -36,11 +34,6 @@ def _format_name(value: str) -> str:
     if name not in FORMATS:
         raise InvalidInput(f"unknown format {value!r}; use one of {', '.join(FORMATS)}", field="format")
     return name
-
-
-FORMAT_DESCRIPTION = (
-    "wav (PCM16, default), wav_float, flac, opus (Ogg), mp3, aac or pcm (raw s16le); or an Accept header such as audio/mpeg"
-)
 
 
 def negotiate_format(explicit: str | None, accept: str | None, *, default: str = "wav") -> str:
@@ -66,23 +59,13 @@ def negotiate_format(explicit: str | None, accept: str | None, *, default: str =
     return best
 
 
-def output_form(
-    format: Annotated[
-        str | None,
-        Form(description=FORMAT_DESCRIPTION),
-    ] = None,
-    sample_rate: Annotated[
-        int | None,
-        Form(ge=MIN_OUTPUT_RATE, le=MAX_OUTPUT_RATE, description="output rate in Hz (soxr); default: the voice's"),
-    ] = None,
-    speed: Annotated[
-        float | None,
-        Form(ge=MIN_SPEED, le=MAX_SPEED, description="tempo, pitch kept (WSOLA time stretch); 1.0 = untouched"),
-    ] = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+def output_spec(
+    format: str | None, sample_rate: int | None, speed: float | None, *, accept: str | None = None,
+    default: str = "wav",
 ) -> OutputSpec:
+    """What the client asked for: ``format`` (or ``Accept``, else ``default``) at ``sample_rate`` and ``speed``."""
     return OutputSpec(
-        format=negotiate_format(format, accept),  # type: ignore[arg-type]
+        format=negotiate_format(format, accept, default=default),  # type: ignore[arg-type]  # checked in FORMATS
         sample_rate=sample_rate,
         speed=1.0 if speed is None else speed,
     )

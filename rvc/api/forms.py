@@ -1,38 +1,103 @@
-"""The multipart form fields of the synthesis routes, validated with the API's ranges.
+"""The multipart form fields of the form routes, generated from the request contract.
 
-Fields the client leaves out are None and fall back to the saved voice's
-parameters, then to the stored defaults (``/config``); a value outside its
-range is a 400 naming the field, raised by FastAPI's validation and rewritten
-by ``rvc.api.errors``.
+Every tunable field is made from its declaration in ``rvc.processing.contract``
+(type, range, help), so the OpenAPI schema shows the ranges the service
+enforces and nothing here repeats one. Each route reads its tunables through
+one generated dependency, so a bad value is reported once. Values are parsed
+strictly from their text ("3.5" is not an integer, "nan" not a number).
 
-``voice`` names a saved voice (``/voices``); when no saved voice has that
-name it is read as an RVC model name, which is what the field meant before
-saved voices existed. ``rvc_model`` names the .pth explicitly and overrides
-the voice's model. ``format`` / ``Accept``, ``sample_rate`` and ``speed`` shape
-the output (``rvc.api.formats``).
+Fields the client leaves out fall back to the saved voice's parameters, then
+to the stored defaults (``/config``). ``voice`` names a saved voice
+(``/voices``); when no saved voice has that name it is read as an RVC model
+name, which is what the field meant before saved voices existed.
+``rvc_model`` names the .pth explicitly and overrides the voice's model.
+``format`` / ``Accept``, ``sample_rate`` and ``speed`` shape the output.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Optional, get_args
 
-from fastapi import Depends, File, Form, UploadFile
+from fastapi import Depends, File, Form, Header, UploadFile
+from pydantic.fields import FieldInfo
 
-from rvc.api.formats import output_form
+from rvc.api.formats import output_spec
+from rvc.processing.contract import (
+    RVC_MODEL_MAX_CHARS,
+    RequestOptions,
+    SynthesisDefaults,
+    SynthesisOverrides,
+    Target,
+    constraints,
+    fields_for,
+)
 from rvc.processing.formats import OutputSpec
-from rvc.processing.params import F0Method, SynthesisOverrides
+from rvc.processing.requests import VoiceFields
+from rvc.processing.voices import VOICE_NAME_PATTERN
 
-__all__ = ["ConversionForm", "SynthesisForm", "conversion_form", "rvc_fields", "synthesis_form", "tts_fields"]
+__all__ = [
+    "ConversionForm",
+    "SynthesisForm",
+    "VoiceForm",
+    "conversion_form",
+    "form_fields",
+    "synthesis_form",
+    "voice_form",
+]
+
+VOICE_NAME_SCHEMA = {"pattern": VOICE_NAME_PATTERN}
+
+
+def form_fields(fields: dict[str, FieldInfo]) -> Callable[..., dict[str, Any]]:
+    """A dependency reading ``fields`` as optional form fields; it returns those the client sent."""
+    parameters = []
+    for name, info in fields.items():
+        limits: dict[str, Any] = constraints(info)
+        if float in (info.annotation, *get_args(info.annotation)):
+            limits["allow_inf_nan"] = False
+        form = Form(description=info.description, **limits)
+        annotation = Annotated[Optional[info.annotation], form]  # type: ignore[name-defined]  # noqa: UP045 - a runtime type
+        parameters.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        )
+
+    def read(**values: Any) -> dict[str, Any]:
+        return {name: value for name, value in values.items() if value is not None}
+
+    read.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # FastAPI reads it
+    return read
+
+
+def _overrides(values: dict[str, Any]) -> SynthesisOverrides:
+    # FastAPI checked every value against the declaration already: trusted from here on
+    stored = {name: value for name, value in values.items() if name in SynthesisDefaults.model_fields}
+    return SynthesisOverrides.model_construct(**stored)
+
+
+_REQUEST = fields_for(RequestOptions)
+synthesis_values = form_fields({**fields_for(SynthesisDefaults), **_REQUEST})
+conversion_values = form_fields({**fields_for(SynthesisDefaults, Target.RVC), **_REQUEST})
+# a voice's skip_rvc is set through its rvc_model ("none"), not as a field of its own
+voice_values = form_fields({name: info for name, info in fields_for(SynthesisDefaults).items() if name != "skip_rvc"})
+
+VoiceField = Annotated[
+    str | None,
+    Form(description="a saved voice (GET /voices); a name no saved voice has is taken as an RVC model name "
+                     "(the seed's meaning)", json_schema_extra=VOICE_NAME_SCHEMA),
+]
+RvcModelField = Annotated[
+    str | None, Form(max_length=RVC_MODEL_MAX_CHARS, description="RVC model (a .pth in WEIGHTS_DIR); default: the voice's, else RVC_MODEL")
+]
+AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ConversionForm:
-    overrides: SynthesisOverrides
-    voice: str | None
-    seed: int | None
-    rvc_model: str | None = None
-    output: OutputSpec = OutputSpec()
+    fields: VoiceFields
+    output: OutputSpec
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,65 +106,46 @@ class SynthesisForm(ConversionForm):
     reference_audio: UploadFile | None
 
 
-def rvc_fields(
-    pitch_shift: Annotated[int | None, Form(ge=-24, le=24, description="semitones, -24..24")] = None,
-    f0_method: Annotated[F0Method | None, Form(description="rmvpe, pm, harvest or crepe")] = None,
-    index_rate: Annotated[float | None, Form(ge=0.0, le=1.0, description="0..1")] = None,
-    filter_radius: Annotated[int | None, Form(ge=0, le=7, description="0..7")] = None,
-    rms_mix_rate: Annotated[float | None, Form(ge=0.0, le=1.0, description="0..1")] = None,
-    protect: Annotated[float | None, Form(ge=0.0, le=0.5, description="0..0.5")] = None,
-) -> SynthesisOverrides:
-    """The RVC conversion parameters of a form, as overrides (None: not given)."""
-    return SynthesisOverrides(
-        pitch_shift=pitch_shift, f0_method=f0_method, index_rate=index_rate, filter_radius=filter_radius,
-        rms_mix_rate=rms_mix_rate, protect=protect,
+def _read(values: dict[str, Any], voice: str | None, rvc_model: str | None, accept: str | None) -> ConversionForm:
+    fields = VoiceFields(
+        overrides=_overrides(values), voice=voice or None, rvc_model=rvc_model or None, seed=values.get("seed")
     )
-
-
-def tts_fields(
-    conversion: Annotated[SynthesisOverrides, Depends(rvc_fields)],
-    temperature: Annotated[float | None, Form(gt=0.0, le=2.0, description="Spark-TTS sampling temperature")] = None,
-    top_k: Annotated[int | None, Form(ge=1, le=10000, description="Spark-TTS top-k")] = None,
-    top_p: Annotated[float | None, Form(gt=0.0, le=1.0, description="Spark-TTS nucleus sampling")] = None,
-) -> SynthesisOverrides:
-    """The conversion parameters plus Spark-TTS's sampling parameters."""
-    sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
-    return conversion.model_copy(update={k: v for k, v in sampling.items() if v is not None})
+    output = output_spec(values.get("format"), values.get("sample_rate"), values.get("speed"), accept=accept)
+    return ConversionForm(fields=fields, output=output)
 
 
 def conversion_form(
-    output: Annotated[OutputSpec, Depends(output_form)],
-    overrides: Annotated[SynthesisOverrides, Depends(rvc_fields)],
-    voice: Annotated[
-        str | None,
-        Form(max_length=128, description="a saved voice (GET /voices); a name no saved voice has is taken as an "
-                                         "RVC model name (the seed's meaning)"),
-    ] = None,
-    rvc_model: Annotated[
-        str | None, Form(max_length=128, description="RVC model (a .pth in WEIGHTS_DIR); default: the voice's, "
-                                                     "else RVC_MODEL")
-    ] = None,
-    seed: Annotated[int | None, Form(ge=0, le=2**31 - 1, description="fixes sampling for repeatable output")] = None,
+    values: Annotated[dict[str, Any], Depends(conversion_values)],
+    voice: VoiceField = None,
+    rvc_model: RvcModelField = None,
+    accept: AcceptHeader = None,
 ) -> ConversionForm:
-    return ConversionForm(
-        overrides=overrides, voice=voice or None, seed=seed, rvc_model=rvc_model or None, output=output
-    )
+    return _read(values, voice, rvc_model, accept)
 
 
 def synthesis_form(
     text: Annotated[str, Form(description="what to say")],
-    conversion: Annotated[ConversionForm, Depends(conversion_form)],
-    parameters: Annotated[SynthesisOverrides, Depends(tts_fields)],
+    values: Annotated[dict[str, Any], Depends(synthesis_values)],
     reference_audio: Annotated[
         UploadFile | None, File(description="clip whose speaking style Spark-TTS imitates; default: the stored one")
     ] = None,
-    reference_text: Annotated[str | None, Form(max_length=1000, description="transcript of the clip")] = None,
-    skip_rvc: Annotated[bool | None, Form(description="return the Spark-TTS voice unconverted")] = None,
+    voice: VoiceField = None,
+    rvc_model: RvcModelField = None,
+    accept: AcceptHeader = None,
 ) -> SynthesisForm:
-    extra = {"reference_text": reference_text, "skip_rvc": skip_rvc}
-    overrides = parameters.model_copy(update={k: v for k, v in extra.items() if v is not None})
+    read = _read(values, voice, rvc_model, accept)
     upload = reference_audio if reference_audio is not None and reference_audio.filename else None
-    return SynthesisForm(
-        overrides=overrides, voice=conversion.voice, seed=conversion.seed, rvc_model=conversion.rvc_model,
-        output=conversion.output, text=text, reference_audio=upload,
-    )
+    return SynthesisForm(fields=read.fields, output=read.output, text=text, reference_audio=upload)
+
+
+@dataclass(frozen=True)
+class VoiceForm:
+    """A saved voice's parameters as sent: the transcript apart, the rest as overrides."""
+
+    overrides: SynthesisOverrides
+    reference_text: str | None
+
+
+def voice_form(values: Annotated[dict[str, Any], Depends(voice_values)]) -> VoiceForm:
+    reference_text = values.pop("reference_text", None)
+    return VoiceForm(_overrides(values), reference_text)

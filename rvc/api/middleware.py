@@ -1,8 +1,13 @@
-"""ASGI middleware: a request id on every request, and the upload size limit.
+"""ASGI middleware: a request id on every request, the request header limit and the upload size limit.
 
 Errors answered from here use the route family's shape: OpenAI's
 ``{"error": {"message", "type", "param", "code"}}`` under ``/v1/``, the
 service's envelope everywhere else (``error_payload``).
+
+Request headers over ``MAX_HEADER_BYTES`` in all get 431 in the JSON
+envelope. The HTTP server must let such a head through to the app
+(``HTTP_HEAD_BUFFER_BYTES`` for uvicorn's h11), or it answers a plain-text
+400 itself.
 
 The size limit is enforced while the body streams in, before the multipart
 parser spools it anywhere: a declared Content-Length over the limit is refused
@@ -17,12 +22,24 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rvc.api.errors import HeaderTooLarge
 from rvc.errors import PayloadTooLarge, VoiceError
 from rvc.logging_setup import request_id_var
 
-__all__ = ["OPENAI_PREFIX", "BodyLimitMiddleware", "RequestIdMiddleware", "error_payload", "openai_error"]
+__all__ = [
+    "HTTP_HEAD_BUFFER_BYTES",
+    "MAX_HEADER_BYTES",
+    "OPENAI_PREFIX",
+    "BodyLimitMiddleware",
+    "HeaderLimitMiddleware",
+    "RequestIdMiddleware",
+    "error_payload",
+    "openai_error",
+]
 
 OPENAI_PREFIX = "/v1/"
+MAX_HEADER_BYTES = 8192  # all request headers together, as nginx's default header buffer
+HTTP_HEAD_BUFFER_BYTES = 65536  # what the server must accept so the app, not the server, answers 431
 
 
 def openai_error(error: VoiceError) -> dict[str, Any]:
@@ -66,6 +83,40 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+
+
+class HeaderLimitMiddleware:
+    """Answer 431 in the route family's error shape when the request headers are over ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        size = sum(len(name) + len(value) + 4 for name, value in scope.get("headers", []))
+        if size <= self.max_bytes:
+            await self.app(scope, receive, send)
+            return
+        error = HeaderTooLarge(
+            f"the request headers are {size} bytes; the limit is {self.max_bytes}: send fewer or shorter headers "
+            "(cookies, tokens)"
+        )
+        await _send_json(send, error, error_payload(scope.get("path", ""), error))
+
+
+async def _send_json(send: Send, error: VoiceError, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimitMiddleware:
@@ -118,12 +169,4 @@ class BodyLimitMiddleware:
             f"the request body is over the {self.max_bytes / 1048576:g} MB upload limit (MAX_UPLOAD_MB); "
             "send a shorter or compressed clip"
         )
-        body = json.dumps(error_payload(scope.get("path", ""), error)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, error, error_payload(scope.get("path", ""), error))

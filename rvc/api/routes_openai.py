@@ -35,33 +35,34 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, Literal
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from rvc.api.errors import _describe_validation
-from rvc.api.formats import FORMAT_ALIASES, content_type, output_headers
-from rvc.api.forms import SynthesisForm
+from rvc.api.dependencies import Services
+from rvc.api.errors import describe_validation
+from rvc.api.formats import FORMAT_ALIASES, content_type, output_headers, output_spec
 from rvc.api.middleware import openai_error
-from rvc.api.routes_synthesis import TTS_RATE, RequestTracker, Services, build_request, run_tracked
-from rvc.audio import decode_audio
+from rvc.api.streaming import RequestTracker, run_tracked, stream_sentences
 from rvc.errors import InvalidInput, VoiceError
-from rvc.processing.formats import (
-    FORMATS,
-    MAX_OUTPUT_RATE,
-    MIN_OUTPUT_RATE,
-    OutputSpec,
-    StreamEncoder,
-    time_stretch,
+from rvc.processing.contract import (
+    RVC_MODEL_MAX_CHARS,
+    RequestOptions,
+    SynthesisDefaults,
+    SynthesisOverrides,
+    Target,
+    fields_for,
+    optional_fields,
 )
-from rvc.processing.params import SynthesisOverrides
+from rvc.processing.formats import FORMATS, OutputSpec, StreamEncoder, time_stretch
 from rvc.processing.pipeline import SentenceAudio, SynthesisRequest
+from rvc.processing.requests import OPENAI_INPUT_LIMIT, VoiceFields, build_request
 from rvc.processing.services import VoiceServices
 from rvc.processing.voices import DEFAULT_VOICE
 
@@ -87,11 +88,9 @@ class OpenAIRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                message, field = _describe_validation(exc)
+                message, field = describe_validation(exc)
                 return openai_response(InvalidInput(message, field=field))
             except VoiceError as exc:
-                if exc.field == "text":  # the seed's name for what OpenAI calls input
-                    exc.field = "input"
                 if exc.status_code >= 500:
                     logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
                 return openai_response(exc)
@@ -111,25 +110,38 @@ class VoiceId(BaseModel):
     id: str
 
 
-class SpeechRequest(SynthesisOverrides):
-    """OpenAI's speech request plus our conversion fields (inherited from ``SynthesisOverrides``)."""
+class _SpeechBody(BaseModel):
+    """OpenAI's speech request; the contract's tunables are added to it below."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str
-    input: str
+    input: str = Field(json_schema_extra={"maxLength": OPENAI_INPUT_LIMIT.max_chars})
     voice: str | VoiceId
     instructions: str | None = Field(None, max_length=4096)
     response_format: str = Field("mp3", description="mp3, opus, aac, flac, wav, pcm (or wav_float)")
-    speed: float = Field(1.0, ge=0.25, le=4.0)
     stream_format: Literal["audio", "sse"] = "audio"
-    rvc_model: str | None = Field(None, max_length=128)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
-    sample_rate: int | None = Field(None, ge=MIN_OUTPUT_RATE, le=MAX_OUTPUT_RATE)
+    rvc_model: str | None = Field(None, max_length=RVC_MODEL_MAX_CHARS)
     reference_audio: str | None = Field(None, description="base64 of an audio file (WAV, FLAC, OGG, MP3)")
 
+    def tunables(self) -> dict[str, Any]:
+        """The contract's fields the client set, by name."""
+        return {name: value for name, value in self.model_dump().items() if name in _TUNABLES and value is not None}
 
-def _voice_name(request: SpeechRequest, services: VoiceServices) -> str:
+
+# every storable tunable plus seed, sample_rate and speed (OpenAI names the format response_format)
+_TUNABLES = {**fields_for(SynthesisDefaults), **fields_for(RequestOptions, Target.REQUEST)}
+_TUNABLES |= {name: info for name, info in fields_for(RequestOptions, Target.OUTPUT).items() if name != "format"}
+
+if TYPE_CHECKING:
+    SpeechRequest = _SpeechBody
+else:
+    SpeechRequest = create_model(
+        "SpeechRequest", __base__=_SpeechBody, __module__=__name__, **optional_fields(_TUNABLES)
+    )
+
+
+def _voice_name(request: _SpeechBody, services: VoiceServices) -> str:
     name = request.voice.id if isinstance(request.voice, VoiceId) else request.voice
     saved = services.voices.names()
     if name in saved or name.lower() not in OPENAI_VOICES:
@@ -143,48 +155,40 @@ def _voice_name(request: SpeechRequest, services: VoiceServices) -> str:
     )
 
 
-def _output(request: SpeechRequest) -> OutputSpec:
+def _output(request: _SpeechBody, tunables: dict[str, Any]) -> OutputSpec:
     name = FORMAT_ALIASES.get(request.response_format.lower(), request.response_format.lower())
     if name not in FORMATS:
         raise InvalidInput(
             f"unknown response_format {request.response_format!r}; use mp3, opus, aac, flac, wav or pcm",
             field="response_format",
         )
-    rate = request.sample_rate or (OPENAI_PCM_RATE if name == "pcm" else None)
-    return OutputSpec(format=name, sample_rate=rate, speed=request.speed)  # type: ignore[arg-type]
+    rate = tunables.get("sample_rate") or (OPENAI_PCM_RATE if name == "pcm" else None)
+    return output_spec(name, rate, tunables.get("speed"))
 
 
-async def _reference(request: SpeechRequest, services: VoiceServices) -> np.ndarray | None:
+def _reference_bytes(request: _SpeechBody) -> bytes | None:
     if request.reference_audio is None:
         return None
     try:
-        data = base64.b64decode(request.reference_audio, validate=True)
+        return base64.b64decode(request.reference_audio, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidInput("reference_audio must be a base64-encoded audio file", field="reference_audio") from exc
-    wav, _ = await asyncio.to_thread(
-        decode_audio, data, max_seconds=services.settings.max_reference_seconds, target_sample_rate=TTS_RATE,
-        field="reference_audio",
-    )
-    return wav
 
 
-async def _prepare(request: SpeechRequest, services: VoiceServices) -> tuple[SynthesisRequest, OutputSpec]:
+async def _prepare(request: _SpeechBody, services: VoiceServices) -> tuple[SynthesisRequest, OutputSpec]:
     if request.model not in MODELS:
         raise InvalidInput(f"unknown model {request.model!r}; use one of {', '.join(MODELS)}", field="model")
-    if not request.input.strip():
-        raise InvalidInput("input is empty: give the text to speak", field="input")
-    output = _output(request)
-    overrides = SynthesisOverrides(**request.model_dump(include=set(SynthesisOverrides.model_fields)))
-    form = SynthesisForm(
-        overrides=overrides, voice=_voice_name(request, services), seed=request.seed, rvc_model=request.rvc_model,
-        output=output, text=request.input, reference_audio=None,
+    tunables = request.tunables()
+    output = _output(request, tunables)
+    stored = {name: value for name, value in tunables.items() if name in SynthesisDefaults.model_fields}
+    fields = VoiceFields(
+        overrides=SynthesisOverrides.model_construct(**stored), voice=_voice_name(request, services),
+        rvc_model=request.rvc_model, seed=tunables.get("seed"),
     )
-    synthesis = await build_request(form, services, uploaded=await _reference(request, services))
+    synthesis = await build_request(
+        request.input, fields, services, limit=OPENAI_INPUT_LIMIT, reference=_reference_bytes(request)
+    )
     return synthesis, output
-
-
-def _encode_sentence(encoder: StreamEncoder, sentence: SentenceAudio, speed: float) -> bytes:
-    return encoder.push(time_stretch(sentence.audio, sentence.sample_rate, speed))
 
 
 @router.post(
@@ -195,7 +199,7 @@ def _encode_sentence(encoder: StreamEncoder, sentence: SentenceAudio, speed: flo
 async def create_speech(request: Request, body: SpeechRequest, services: Services) -> Response:
     tracker = RequestTracker(request, "/v1/audio/speech")
 
-    async def start() -> tuple[SynthesisRequest, OutputSpec, AsyncIterator[SentenceAudio], SentenceAudio]:
+    async def start() -> tuple[SynthesisRequest, OutputSpec, AsyncGenerator[SentenceAudio, None], SentenceAudio]:
         synthesis, output = await _prepare(body, services)
         sentences = services.pipeline.stream(synthesis)
         try:
@@ -208,48 +212,38 @@ async def create_speech(request: Request, body: SpeechRequest, services: Service
     synthesis, output, sentences, first = await run_tracked(tracker, start(), finish=False)
     encoder = StreamEncoder(output, first.sample_rate)
 
-    async def chunks() -> AsyncIterator[tuple[bytes, float]]:
-        """(bytes, seconds of audio they carry) per sentence, then the encoder's tail."""
-        status = 200
-        try:
-            sentence: SentenceAudio | None = first
-            while sentence is not None:
-                tracker.observe_sentence(
-                    sentence.tts_time, sentence.rvc_time, sentence.duration_s, bool(sentence.warnings)
-                )
-                data = await asyncio.to_thread(_encode_sentence, encoder, sentence, output.speed)
-                yield data, sentence.duration_s / output.speed
-                sentence = await anext(sentences, None)
-            yield await asyncio.to_thread(encoder.finish), 0.0
-        except VoiceError as error:
-            status = error.status_code
-            logger.warning("/v1/audio/speech failed mid-stream, the response is cut short: %s", error)
-            raise
-        except asyncio.CancelledError:
-            tracker.finish(499, cancelled=True)
-            raise
-        finally:
-            await sentences.aclose()
-            tracker.finish(status)
+    async def encode(sentence: SentenceAudio) -> tuple[bytes, float]:
+        """(bytes, seconds of audio they carry) per sentence."""
+        data = await asyncio.to_thread(_encode_sentence, encoder, sentence, output.speed)
+        return data, sentence.duration_s / output.speed
 
+    async def tail() -> tuple[bytes, float]:
+        return await asyncio.to_thread(encoder.finish), 0.0
+
+    chunks = stream_sentences(tracker, sentences, encode, first=first, end=tail)
     headers = output_headers(output, encoder.rate) | {"X-Sentences": str(len(synthesis.sentences))}
     if body.instructions:
         headers["X-Instructions"] = "ignored"
     if services.assets.demo:
         headers["X-Demo-Assets"] = "random weights: output is noise until real assets are installed"
     if body.stream_format == "sse":
-        events = _sse_events(chunks(), len(body.input))
+        events = _sse_events(chunks, len(body.input))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-    return StreamingResponse(_audio_bytes(chunks()), media_type=content_type(output, encoder.rate), headers=headers)
+    return StreamingResponse(_audio_bytes(chunks), media_type=content_type(output, encoder.rate), headers=headers)
 
 
-async def _audio_bytes(chunks: AsyncIterator[tuple[bytes, float]]) -> AsyncIterator[bytes]:
-    async for data, _ in chunks:
-        if data:
-            yield data
+def _encode_sentence(encoder: StreamEncoder, sentence: SentenceAudio, speed: float) -> bytes:
+    return encoder.push(time_stretch(sentence.audio, sentence.sample_rate, speed))
 
 
-async def _sse_events(chunks: AsyncIterator[tuple[bytes, float]], input_chars: int) -> AsyncIterator[bytes]:
+async def _audio_bytes(chunks: AsyncGenerator[tuple[bytes, float], None]) -> AsyncIterator[bytes]:
+    async with aclosing(chunks) as stream:
+        async for data, _ in stream:
+            if data:
+                yield data
+
+
+async def _sse_events(chunks: AsyncGenerator[tuple[bytes, float], None], input_chars: int) -> AsyncIterator[bytes]:
     """OpenAI's stream: ``speech.audio.delta`` per chunk, then ``speech.audio.done`` with usage.
 
     usage counts input characters as input tokens and 50 BiCodec semantic
@@ -257,10 +251,11 @@ async def _sse_events(chunks: AsyncIterator[tuple[bytes, float]], input_chars: i
     """
     seconds = 0.0
     try:
-        async for data, duration in chunks:
-            seconds += duration
-            if data:
-                yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+        async with aclosing(chunks) as stream:
+            async for data, duration in stream:
+                seconds += duration
+                if data:
+                    yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
     except VoiceError as error:
         yield _sse({"type": "error", **openai_error(error)})
         return
@@ -297,7 +292,7 @@ async def list_openai_voices(services: Services) -> dict[str, Any]:
     mapped = [name for name in OPENAI_VOICES if name not in saved and DEFAULT_VOICE in saved]
     data = [
         {"id": record.name, "object": "voice", "name": record.name, "description": record.description,
-         "rvc_model": record.rvc_model, "skip_rvc": bool(record.defaults.skip_rvc)}
+         "rvc_model": record.rvc_model, "skip_rvc": bool(record.defaults.given().get("skip_rvc"))}
         for record in records
     ]
     data += [{"id": name, "object": "voice", "name": name, "alias_of": DEFAULT_VOICE} for name in mapped]

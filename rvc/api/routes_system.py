@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from rvc.api.routes_synthesis import Services, check_reference, services_of
-from rvc.audio import decode_audio, resample
+from rvc.api.dependencies import Services, form_body, services_of
+from rvc.audio import resample
+from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
 from rvc.processing.defaults_store import StoredReference
-from rvc.processing.params import SynthesisDefaults, SynthesisOverrides
+from rvc.processing.requests import TTS_RATE, check_reference, decode_clip
 from rvc.processing.services import VoiceServices
 
 __all__ = ["router"]
@@ -90,17 +91,16 @@ async def update_config(overrides: SynthesisOverrides, services: Services) -> St
 
 @router.post(
     "/config/reference-audio", response_model=StoredConfig,
-    summary="Store the default reference clip used when a request uploads none",
+    summary="Store the default reference clip used when a request uploads none", dependencies=[Depends(form_body)],
 )
 async def store_reference(
     reference_audio: Annotated[UploadFile, File(description="the default reference clip")],
     services: Services,
 ) -> StoredConfig:
-    data = await reference_audio.read()
-    wav, rate = await asyncio.to_thread(
-        decode_audio, data, max_seconds=services.settings.max_reference_seconds, field="reference_audio"
+    wav, rate = await decode_clip(
+        await reference_audio.read(), field="reference_audio", max_seconds=services.settings.max_reference_seconds
     )
-    check_reference(await asyncio.to_thread(resample, wav, rate, 16000))
+    check_reference(await asyncio.to_thread(resample, wav, rate, TTS_RATE))
     await asyncio.to_thread(services.store.set_reference, wav, rate)
     return _config(services)
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from rvc.api.forms import tts_fields
-from rvc.api.routes_synthesis import TTS_RATE, Services, check_reference, read_upload
-from rvc.processing.params import SynthesisOverrides
+from rvc.api.dependencies import Services, form_body
+from rvc.api.forms import VOICE_NAME_SCHEMA, VoiceForm, voice_form
+from rvc.processing.contract import DESCRIPTION_MAX_CHARS, RVC_MODEL_MAX_CHARS
+from rvc.processing.requests import decode_reference
 from rvc.processing.services import VoiceServices
 from rvc.processing.voices import VoiceRecord, check_voice_name
 
@@ -40,10 +41,10 @@ class Deleted(BaseModel):
 
 RvcModelField = Annotated[
     str | None,
-    Form(max_length=128, description="a .pth in WEIGHTS_DIR, 'none' (no RVC) or 'default' (RVC_MODEL)"),
+    Form(max_length=RVC_MODEL_MAX_CHARS, description="a .pth in WEIGHTS_DIR, 'none' (no RVC) or 'default' (RVC_MODEL)"),
 ]
-TextField = Annotated[str | None, Form(max_length=1000, description="transcript of the clip (optional)")]
-DescriptionField = Annotated[str | None, Form(max_length=500)]
+DescriptionField = Annotated[str | None, Form(max_length=DESCRIPTION_MAX_CHARS, description="what the voice is for")]
+VoiceName = Annotated[str, Path(description="a saved voice's name", json_schema_extra=VOICE_NAME_SCHEMA)]
 
 
 def _model_fields(rvc_model: str | None, services: VoiceServices) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -57,31 +58,25 @@ def _model_fields(rvc_model: str | None, services: VoiceServices) -> tuple[dict[
     return {"rvc_model": services.check_rvc_model(rvc_model)}, {"skip_rvc": False}
 
 
-async def _reference(upload: UploadFile, services: VoiceServices) -> Any:
-    clip = await read_upload(
-        upload, field="reference_audio", max_seconds=services.settings.max_reference_seconds, rate=TTS_RATE
-    )
-    check_reference(clip)
-    return clip
-
-
-@router.post("", status_code=201, response_model=VoiceRecord, summary="Save a voice (409 if the name exists)")
+@router.post(
+    "", status_code=201, response_model=VoiceRecord, summary="Save a voice (409 if the name exists)",
+    dependencies=[Depends(form_body)],
+)
 async def create_voice(
     services: Services,
-    name: Annotated[str, Form(description="[A-Za-z0-9_.-]{1,64}, not starting with '.'")],
+    name: Annotated[str, Form(description="the voice's name", json_schema_extra=VOICE_NAME_SCHEMA)],
     reference_audio: Annotated[UploadFile, File(description="the clip whose speaking style Spark-TTS imitates")],
-    parameters: Annotated[SynthesisOverrides, Depends(tts_fields)],
-    reference_text: TextField = None,
+    parameters: Annotated[VoiceForm, Depends(voice_form)],
     rvc_model: RvcModelField = None,
     description: DescriptionField = None,
     overwrite: Annotated[bool, Form(description="replace a voice of the same name")] = False,
 ) -> VoiceRecord:
     check_voice_name(name)
     changes, switches = _model_fields(rvc_model, services)
-    clip = await _reference(reference_audio, services)
+    clip = await decode_reference(await reference_audio.read(), services)
     return await asyncio.to_thread(
-        services.voices.create, name, clip, reference_text=reference_text or "",
-        rvc_model=changes.get("rvc_model"), defaults=parameters.model_copy(update=switches),
+        services.voices.create, name, clip, reference_text=parameters.reference_text or "",
+        rvc_model=changes.get("rvc_model"), defaults=parameters.overrides.merged(**switches),
         description=description or "", overwrite=overwrite,
     )
 
@@ -92,38 +87,40 @@ async def list_voices(services: Services) -> VoiceList:
 
 
 @router.get("/{name}", response_model=VoiceRecord, summary="One saved voice")
-async def get_voice(name: str, services: Services) -> VoiceRecord:
+async def get_voice(name: VoiceName, services: Services) -> VoiceRecord:
     check_voice_name(name)
     return await asyncio.to_thread(services.voices.record, name)
 
 
-@router.patch("/{name}", response_model=VoiceRecord, summary="Change the fields given; the rest stay")
+@router.patch(
+    "/{name}", response_model=VoiceRecord, summary="Change the fields given (multipart form); the rest stay",
+    dependencies=[Depends(form_body)],
+)
 async def update_voice(
-    name: str,
+    name: VoiceName,
     services: Services,
-    parameters: Annotated[SynthesisOverrides, Depends(tts_fields)],
+    parameters: Annotated[VoiceForm, Depends(voice_form)],
     reference_audio: Annotated[UploadFile | None, File(description="a new clip")] = None,
-    reference_text: TextField = None,
     rvc_model: RvcModelField = None,
     description: DescriptionField = None,
 ) -> VoiceRecord:
     check_voice_name(name)
     changes, switches = _model_fields(rvc_model, services)
-    if reference_text is not None:
-        changes["reference_text"] = reference_text
+    if parameters.reference_text is not None:
+        changes["reference_text"] = parameters.reference_text
     if description is not None:
         changes["description"] = description
     clip = None
     if reference_audio is not None and reference_audio.filename:
-        clip = await _reference(reference_audio, services)
+        clip = await decode_reference(await reference_audio.read(), services)
     return await asyncio.to_thread(
         services.voices.update, name, reference_wav=clip, changes=changes,
-        defaults=parameters.model_copy(update=switches),
+        defaults=parameters.overrides.merged(**switches),
     )
 
 
 @router.delete("/{name}", response_model=Deleted, summary="Forget a saved voice")
-async def delete_voice(name: str, services: Services) -> JSONResponse:
+async def delete_voice(name: VoiceName, services: Services) -> JSONResponse:
     check_voice_name(name)
     await asyncio.to_thread(services.voices.delete, name)
     return JSONResponse(Deleted(deleted=name).model_dump())

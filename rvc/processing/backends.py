@@ -17,7 +17,7 @@ import numpy as np
 from rvc.errors import ModelUnavailable
 from rvc.grpc.client import AsyncTritonSparkClient, TTSParams
 from rvc.logging_setup import request_id_var
-from rvc.processing.params import SynthesisDefaults
+from rvc.processing.contract import SynthesisDefaults, Target
 from rvc.server import ConversionParams, PoolConfig, RVCServer
 from rvc.settings import Settings
 
@@ -27,11 +27,8 @@ logger = logging.getLogger(__name__)
 
 
 def conversion_params(settings: SynthesisDefaults, seed: int | None) -> ConversionParams:
-    return ConversionParams(
-        pitch_shift=settings.pitch_shift, f0_method=settings.f0_method, index_rate=settings.index_rate,
-        filter_radius=settings.filter_radius, rms_mix_rate=settings.rms_mix_rate, protect=settings.protect,
-        seed=seed,
-    )
+    """The worker's parameters: every field the contract marks ``Target.RVC``, already checked at entry."""
+    return ConversionParams(**settings.values_for(Target.RVC), seed=seed)
 
 
 class TritonSpeech:
@@ -62,10 +59,7 @@ class TritonSpeech:
         if self._client is None:
             raise ModelUnavailable("the Spark-TTS client is not started")
         self._count += 1
-        params = TTSParams(
-            temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-            max_new_tokens=max_new_tokens, seed=seed,
-        )
+        params = TTSParams(**settings.values_for(Target.TTS), max_new_tokens=max_new_tokens, seed=seed)
         wav, _ = await self._client.inference(
             text, reference_wav, settings.reference_text or None, params,
             request_id=f"{request_id_var.get()}-{self._count}",

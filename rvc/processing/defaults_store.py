@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from rvc.processing.params import SynthesisDefaults, SynthesisOverrides
+from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
 
 __all__ = ["DefaultsStore", "StoredReference", "atomic_write_bytes"]
 

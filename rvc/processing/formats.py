@@ -37,6 +37,7 @@ import soxr
 
 from rvc.audio import resample
 from rvc.errors import InvalidInput
+from rvc.processing.contract import RequestOptions, constraints
 
 __all__ = [
     "FORMATS",
@@ -50,9 +51,9 @@ __all__ = [
 
 AudioFormat = Literal["wav", "wav_float", "flac", "opus", "mp3", "aac", "pcm"]
 
-MIN_OUTPUT_RATE = 8000
-MAX_OUTPUT_RATE = 48000
-MIN_SPEED, MAX_SPEED = 0.25, 4.0
+_RATE, _SPEED = (constraints(RequestOptions.model_fields[name]) for name in ("sample_rate", "speed"))
+MIN_OUTPUT_RATE, MAX_OUTPUT_RATE = int(_RATE["ge"]), int(_RATE["le"])
+MIN_SPEED, MAX_SPEED = float(_SPEED["ge"]), float(_SPEED["le"])
 _LOSSY_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 

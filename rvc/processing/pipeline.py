@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from rvc.errors import InvalidInput
 from rvc.processing.audio_join import crossfade_concat, rms
-from rvc.processing.params import SynthesisDefaults
+from rvc.processing.contract import SynthesisDefaults
 from rvc.processing.speech_waves import SpeechWaves
 
 __all__ = [
@@ -181,7 +181,7 @@ class TTSRVCPipeline:
         )
         return audio, rate, time.perf_counter() - started
 
-    async def stream(self, request: SynthesisRequest) -> AsyncIterator[SentenceAudio]:
+    async def stream(self, request: SynthesisRequest) -> AsyncGenerator[SentenceAudio, None]:
         """Yield each sentence's audio as soon as it and every earlier one are done.
 
         Up to ``lookahead`` sentences are in flight beyond those yielded. They are spoken in

@@ -22,8 +22,8 @@ import numpy as np
 from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
 from rvc.errors import InvalidInput, VoiceError
+from rvc.processing.contract import SynthesisOverrides
 from rvc.processing.defaults_store import DefaultsStore, atomic_write_bytes
-from rvc.processing.params import SynthesisOverrides
 from rvc.processing.pipeline import SpeechBackend, TTSRVCPipeline, VoiceBackend
 from rvc.processing.voices import (
     DEFAULT_VOICE,
@@ -161,7 +161,11 @@ class VoiceServices:
         try:
             return resolve_voice(self.settings.weights_dir, name).name
         except VoiceError as exc:
-            raise InvalidInput(exc.message, field="rvc_model") from exc
+            models = ", ".join(list_voices(self.settings.weights_dir)) or "none"
+            raise InvalidInput(
+                f"rvc_model {name!r} is not an RVC model in WEIGHTS_DIR: name a .pth file there (available: "
+                f"{models})", field="rvc_model",
+            ) from exc
 
     async def select_voice(self, voice: str | None, rvc_model: str | None = None) -> VoiceSelection:
         """Resolve a request's voice fields and make sure the RVC model it needs is on the workers.
@@ -189,7 +193,12 @@ class VoiceServices:
             else:
                 raise InvalidInput(f"unknown voice {voice!r}; {self.describe_voices()}", field="voice")
         if selection.rvc_model is not None:
-            await self.voice.ensure_voice(selection.rvc_model)
+            try:
+                await self.voice.ensure_voice(selection.rvc_model)
+            except VoiceError as exc:
+                if model is not None and exc.field == "voice":  # the model came from the rvc_model field
+                    exc.field = "rvc_model"
+                raise
         return selection
 
     def describe_voices(self) -> str:

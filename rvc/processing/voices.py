@@ -37,12 +37,13 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rvc.errors import Conflict, InvalidInput, NotFound, VoiceError
+from rvc.processing.contract import DESCRIPTION_MAX_CHARS, SynthesisDefaults, SynthesisOverrides, constraints
 from rvc.processing.defaults_store import atomic_write_bytes
-from rvc.processing.params import SynthesisOverrides
 
 __all__ = [
     "DEFAULT_VOICE",
     "REFERENCE_RATE",
+    "VOICE_NAME_PATTERN",
     "SavedVoice",
     "VoiceRecord",
     "VoiceStore",
@@ -54,13 +55,15 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_VOICE = "default"
 REFERENCE_RATE = 16000  # Spark-TTS's rate: clips are stored as Triton receives them
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# 1-64 of [A-Za-z0-9_.-], not starting with '.': the one rule, enforced here and published in the OpenAPI schema
+VOICE_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
+_NAME = re.compile(VOICE_NAME_PATTERN)
 _RECORD = "voice.json"
 
 
 def check_voice_name(name: str, *, field: str = "name") -> str:
     """Return ``name`` if it is a safe saved-voice name; InvalidInput naming the rule otherwise."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name.startswith("."):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInput(
             f"invalid voice name {name!r}: use 1-64 letters, digits, '_', '-' or '.', not starting with '.'",
             field=field,
@@ -74,8 +77,11 @@ class VoiceRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    description: str = Field("", max_length=500)
-    reference_text: str = Field("", max_length=1000, description="transcript of the clip ('' when unknown)")
+    description: str = Field("", max_length=DESCRIPTION_MAX_CHARS)
+    reference_text: str = Field(
+        "", description="transcript of the clip ('' when unknown)",
+        **constraints(SynthesisDefaults.model_fields["reference_text"]),
+    )
     rvc_model: str | None = Field(
         None, description="RVC .pth stem in WEIGHTS_DIR; null: the service's RVC_MODEL at request time"
     )
@@ -132,7 +138,7 @@ class VoiceStore:
             return []
         return sorted(
             entry.name for entry in self.folder.iterdir()
-            if _NAME.fullmatch(entry.name) and not entry.name.startswith(".") and (entry / _RECORD).is_file()
+            if _NAME.fullmatch(entry.name) and (entry / _RECORD).is_file()
         )
 
     def records(self) -> list[VoiceRecord]:

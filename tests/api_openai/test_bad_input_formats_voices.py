@@ -32,7 +32,7 @@ def tone(seconds: float, rate: int = 16000) -> bytes:
         ({"voice": "nobody"}, 400, "voice", ["nobody", "saved voices", "default", "SilverWolf_e300_s6600"]),
         ({"voice": "../etc"}, 400, "voice", ["invalid voice name"]),
         ({"rvc_model": "Missing"}, 400, "rvc_model", ["Missing", "SilverWolf_e300_s6600"]),
-        ({"voice": "default", "rvc_model": "../x"}, 400, "rvc_model", ["invalid voice name"]),
+        ({"voice": "default", "rvc_model": "../x"}, 400, "rvc_model", ["rvc_model", "../x", "not an RVC model"]),
     ],
     ids=["format", "speed-high", "speed-zero", "rate-low", "rate-high", "mp3-rate", "unknown-voice",
          "voice-traversal", "unknown-model", "model-traversal"],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rvc.errors import Conflict, InvalidInput, NotFound
-from rvc.processing.params import SynthesisOverrides
+from rvc.processing.contract import SynthesisOverrides
 from rvc.processing.voices import REFERENCE_RATE, VoiceStore, check_voice_name, demo_reference_clip
 
 

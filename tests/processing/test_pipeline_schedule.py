@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from rvc.processing.params import SynthesisDefaults
+from rvc.processing.contract import SynthesisDefaults
 from rvc.processing.pipeline import SentenceAudio, SynthesisRequest, TTSRVCPipeline
 
 SENTENCES = ("One goes first.", "Two comes next.", "Three follows on.", "Four ends it.")

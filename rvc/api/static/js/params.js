@@ -3,7 +3,7 @@
 // apply to the rest, as they would for any client that leaves a field out.
 
 // Labels and steps are the page's own; ranges, descriptions and choices come from the API's schema of the
-// stored defaults when the server publishes it, and these fallbacks mirror rvc/processing/params.py.
+// stored defaults when the server publishes it, and these fallbacks mirror rvc/processing/contract.py.
 const PARAMETERS = [
   { name: "pitch_shift", label: "Pitch shift", group: "rvc", step: 1, min: -24, max: 24, value: 0,
     text: "semitones applied by RVC" },

@@ -1,0 +1,184 @@
+"""Request assembly: what a client sent, turned into a checked ``SynthesisRequest`` or ``ConversionRequest``.
+
+Every route family (the seed's form routes, OpenAI's JSON route) parses its
+own wire format and then comes here, so the rules are stated once: the text
+limit, which voice and which reference clip win, and how request fields,
+a saved voice's parameters and the stored defaults merge (request over voice
+over stored defaults; naming an RVC model turns RVC on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from rvc.audio import decode_audio, resample
+from rvc.errors import InvalidInput
+from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
+from rvc.processing.pipeline import SynthesisRequest
+from rvc.processing.sentences import split_sentences
+from rvc.processing.services import VoiceSelection, VoiceServices
+
+__all__ = [
+    "MIN_REFERENCE_SECONDS",
+    "OPENAI_INPUT_LIMIT",
+    "TTS_RATE",
+    "ConversionRequest",
+    "TextLimit",
+    "VoiceFields",
+    "build_conversion",
+    "build_request",
+    "check_reference",
+    "decode_clip",
+    "decode_reference",
+    "service_text_limit",
+]
+
+MIN_REFERENCE_SECONDS = 0.5
+SILENT_REFERENCE_RMS = 1e-4
+TTS_RATE = 16000  # Spark-TTS's rate: references are decoded to it once, at entry
+
+
+@dataclass(frozen=True)
+class TextLimit:
+    """The longest text a route accepts, the field that carries it and what to do when it is over."""
+
+    max_chars: int
+    field: str = "text"
+    source: str = "MAX_TEXT_CHARS"
+    advice: str = "split it into several requests or use /synthesize/stream"
+
+
+OPENAI_INPUT_LIMIT = TextLimit(4096, field="input", source="OpenAI's input limit", advice="split it into several requests")
+
+
+def service_text_limit(services: VoiceServices) -> TextLimit:
+    return TextLimit(services.settings.max_text_chars)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoiceFields:
+    """What a request says about its voice and parameters; ``overrides`` holds only the fields it set."""
+
+    overrides: SynthesisOverrides
+    voice: str | None = None
+    rvc_model: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    """An RVC-only job: the merged parameters and the model to convert with."""
+
+    settings: SynthesisDefaults
+    rvc_model: str | None
+    seed: int | None
+
+
+async def decode_clip(data: bytes, *, field: str, max_seconds: float, rate: int | None = None) -> tuple[np.ndarray, int]:
+    """An uploaded audio file as (T,) float32 mono and its rate (``rate`` when given), decoded off the event loop."""
+    return await asyncio.to_thread(decode_audio, data, max_seconds=max_seconds, target_sample_rate=rate, field=field)
+
+
+async def decode_reference(data: bytes, services: VoiceServices) -> np.ndarray:
+    """A reference clip upload as (T,) float32 at 16 kHz, checked for length and silence."""
+    clip, _ = await decode_clip(
+        data, field="reference_audio", max_seconds=services.settings.max_reference_seconds, rate=TTS_RATE
+    )
+    check_reference(clip)
+    return clip
+
+
+def check_reference(reference: np.ndarray) -> None:
+    """reference: (T,) float32 at 16 kHz; too short or silent is the client's to fix."""
+    seconds = reference.size / TTS_RATE
+    if seconds < MIN_REFERENCE_SECONDS:
+        raise InvalidInput(
+            f"reference_audio is {seconds:.2f} s long; give at least {MIN_REFERENCE_SECONDS:g} s of speech",
+            field="reference_audio",
+        )
+    if float(np.sqrt(np.mean(np.square(reference, dtype=np.float64)))) < SILENT_REFERENCE_RMS:
+        raise InvalidInput("reference_audio is silent: record some speech", field="reference_audio")
+
+
+def _sentences(text: str, limit: TextLimit) -> tuple[str, ...]:
+    text = text.strip()
+    if not text:
+        raise InvalidInput(f"{limit.field} is empty: give the words to speak", field=limit.field)
+    if len(text) > limit.max_chars:
+        raise InvalidInput(
+            f"{limit.field} is {len(text)} characters; the limit is {limit.max_chars} ({limit.source}): "
+            f"{limit.advice}",
+            field=limit.field,
+        )
+    sentences = tuple(split_sentences(text))
+    if not sentences:
+        raise InvalidInput(f"{limit.field} has nothing speakable: it needs letters or digits", field=limit.field)
+    return sentences
+
+
+async def build_request(
+    text: str,
+    fields: VoiceFields,
+    services: VoiceServices,
+    *,
+    limit: TextLimit,
+    reference: bytes | None = None,
+    skip_rvc: bool = False,
+) -> SynthesisRequest:
+    """Check the text and reference; merge request fields over the saved voice's over the stored defaults.
+
+    The reference is the uploaded file (``reference``), else the saved
+    voice's clip, else the stored default clip. An upload replaces the
+    voice's clip, so the voice's transcript is dropped with it.
+    """
+    sentences = _sentences(text, limit)
+    selection = await services.select_voice(fields.voice, fields.rvc_model)
+    voice_overrides = selection.overrides
+    if reference is not None:
+        clip, _ = await decode_clip(
+            reference, field="reference_audio", max_seconds=services.settings.max_reference_seconds, rate=TTS_RATE
+        )
+        voice_overrides = voice_overrides.merged(reference_text=None)
+    elif selection.reference_wav is not None:
+        clip = selection.reference_wav
+    else:
+        stored = services.store.reference()
+        if stored is None:
+            raise InvalidInput(
+                "reference_audio is required: upload a clip, name a saved voice (voice=, GET /voices), or store a "
+                "default with POST /config/reference-audio",
+                field="reference_audio",
+            )
+        clip = await asyncio.to_thread(resample, stored.wav, stored.sample_rate, TTS_RATE)
+    check_reference(clip)
+    resolved = _resolve(fields, voice_overrides.apply(services.store.get()))
+    if skip_rvc:
+        resolved = resolved.model_copy(update={"skip_rvc": True})
+    return SynthesisRequest(sentences, clip, resolved, rvc_model=selection.rvc_model, seed=fields.seed)
+
+
+async def build_conversion(fields: VoiceFields, services: VoiceServices) -> ConversionRequest:
+    """The parameters of an RVC-only request; a voice without an RVC model is the client's to fix."""
+    selection = await services.select_voice(fields.voice, fields.rvc_model)
+    settings = _resolve(fields, _voice_defaults(services, selection))
+    if settings.skip_rvc:
+        raise InvalidInput(
+            f"voice {fields.voice!r} has no RVC model; name one with rvc_model to convert", field="voice"
+        )
+    return ConversionRequest(settings, selection.rvc_model, fields.seed)
+
+
+def _voice_defaults(services: VoiceServices, selection: VoiceSelection) -> SynthesisDefaults:
+    return selection.overrides.apply(services.store.get())
+
+
+def _resolve(fields: VoiceFields, base: SynthesisDefaults) -> SynthesisDefaults:
+    """Request fields over ``base``; naming an RVC model turns RVC on unless the request says skip_rvc."""
+    given = fields.overrides.given()
+    resolved = base.model_copy(update=given)
+    if fields.rvc_model and "skip_rvc" not in given:
+        resolved = resolved.model_copy(update={"skip_rvc": False})
+    return resolved
