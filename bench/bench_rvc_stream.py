@@ -53,10 +53,13 @@ def join_ratio(audio: np.ndarray, block: int, first: int) -> float:
     return float(jumps[joins].max() / jumps[inside].max())
 
 
-def stream_once(converter: VoiceConverter, audio: np.ndarray, params: ConversionParams, config: StreamConfig):
+def stream_once(
+    converter: VoiceConverter, audio: np.ndarray, params: ConversionParams, config: StreamConfig
+) -> tuple[np.ndarray, float, np.ndarray, dict[str, float]]:
     stream = open_stream(converter, "bench", params, config)
     block = stream.block_samples
-    pieces, step_seconds = [], []
+    pieces: list[np.ndarray] = []
+    step_seconds: list[float] = []
     for start in range(0, audio.shape[0], block):
         steps, started = stream.steps, time.perf_counter()
         pieces.append(stream.feed(audio[start : start + block]))

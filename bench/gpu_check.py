@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -88,7 +89,7 @@ def descendants(pid: int) -> set[int]:
     return children
 
 
-def need_cuda(ctx: Context, *, smoke_ok: bool = True) -> str:
+def need_cuda(ctx: Context, *, smoke_ok: bool = True) -> Literal["cpu", "cuda"]:
     """The device a GPU step runs on: CUDA, or the CPU under --smoke-on-cpu (a test of this script only)."""
     if ctx.cuda:
         return "cuda"
@@ -214,7 +215,7 @@ def step_triton(ctx: Context) -> str:
                     audio, _ = client.inference("Checking the GPU.", reference)
                     first = time.monotonic() - started
                 else:
-                    chunks = []
+                    chunks: list[np.ndarray] = []
                     for chunk in client.stream("Checking the GPU, streaming.", reference):
                         if not chunks:
                             first = time.monotonic() - started
@@ -250,7 +251,7 @@ def step_rvc_pool(ctx: Context) -> str:
     try:
         from rvc.infer.params import ConversionParams  # after the worker redesign
     except ImportError:
-        from rvc.infer.converter import ConversionParams  # type: ignore[no-redef]
+        from rvc.infer.converter import ConversionParams
     paths = demo_assets(ctx)
     outputs: dict[tuple[str, str, float], np.ndarray] = {}
     lines = []

@@ -167,7 +167,7 @@ class SparkTTS:
         request = self.build_prompt(text, prompt_speech, prompt_text, prompt_sample_rate=prompt_sample_rate,
                                     gender=gender, pitch=pitch, speed=speed)
         generated = self.lm.generate(request.text, params)
-        decoded = self.lm.tokenizer.decode(generated, skip_special_tokens=True)
+        decoded = str(self.lm.tokenizer.decode(generated, skip_special_tokens=True))
         semantic = prompts.parse_semantic_tokens(decoded)
         global_tokens = self._globals(request, prompts.parse_global_tokens(decoded))
         return self.vocode(global_tokens, semantic)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import torch
@@ -285,7 +284,7 @@ class StreamConverter:
         use_protect = models.if_f0 and params.protect < 0.5
         raw = feats.clone() if use_protect else None
         if models.index is not None and params.index_rate != 0:
-            feats = cast(torch.Tensor, models.index.blend(feats, params.index_rate))  # same type out
+            feats = models.index.blend(feats, params.index_rate)
         feats = feats.repeat_interleave(2, dim=1)[:, :total]
         if raw is not None:
             raw = raw.repeat_interleave(2, dim=1)[:, :total]

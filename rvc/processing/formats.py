@@ -240,9 +240,12 @@ class _PyAVWriter:
         self._av = av
         self.rate = sample_rate
         self.container = av.open(file, mode="w", format=info.container, options=options)
-        self.stream = self.container.add_stream(
-            info.codec, rate=sample_rate, layout="mono", options=dict(info.codec_options)
-        )
+        if info.codec is None:
+            raise ValueError(f"format {info.name!r} has no PyAV codec")
+        stream = self.container.add_stream(info.codec, rate=sample_rate, layout="mono", options=dict(info.codec_options))
+        if not isinstance(stream, av.AudioStream):
+            raise TypeError(f"PyAV opened a {type(stream).__name__} for codec {info.codec!r}, not an audio stream")
+        self.stream = stream
         if info.bit_rate:
             self.stream.bit_rate = info.bit_rate
 

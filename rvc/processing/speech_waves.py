@@ -12,6 +12,7 @@ its own call returns; the next wave starts when the whole wave has returned.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -53,10 +54,10 @@ class SpeechWaves(Generic[T]):
         self._wave = asyncio.ensure_future(self._run(wave))
 
     async def _run(self, wave: list[tuple[int, asyncio.Future[T]]]) -> None:
-        calls = []
+        calls: list[asyncio.Task[T]] = []
         for index, future in wave:
             call = asyncio.ensure_future(self._speak(index))
-            call.add_done_callback(lambda done, future=future: _settle(future, done))
+            call.add_done_callback(functools.partial(_settle, future))
             self._calls.add(call)
             call.add_done_callback(self._calls.discard)
             calls.append(call)

@@ -195,7 +195,7 @@ def parse_synthesis_request(
 def token_row(tokens: object) -> np.ndarray:
     """Any int tensor/array of token ids -> (1, T) int32, the wire form of token outputs."""
     if hasattr(tokens, "detach"):
-        tokens = tokens.detach().cpu().numpy()  # type: ignore[union-attr]
+        tokens = tokens.detach().cpu().numpy()
     return np.asarray(tokens, dtype=np.int32).reshape(1, -1)
 
 

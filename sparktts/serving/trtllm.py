@@ -14,7 +14,7 @@ from sparktts import prompts
 from sparktts.llm import GenerationParams
 
 
-def semantic_lookup(tokenizer) -> Callable[[int], int | None]:
+def semantic_lookup(tokenizer: Any) -> Callable[[int], int | None]:
     """One generated id -> its semantic code or None, from the tokenizer's vocabulary (for the
     TensorRT-LLM path, which has no SparkLM; SparkLM.semantic_index does the same).
     """
@@ -26,7 +26,7 @@ def semantic_lookup(tokenizer) -> Callable[[int], int | None]:
     return table.get
 
 
-def tokenizer_semantic_ids(tokenizer) -> Callable[[Sequence[int]], list[int]]:
+def tokenizer_semantic_ids(tokenizer: Any) -> Callable[[Sequence[int]], list[int]]:
     """The official parse (decode with skip_special_tokens, then regex), for the TensorRT-LLM path."""
     return lambda ids: prompts.parse_semantic_tokens(tokenizer.decode(list(ids), skip_special_tokens=True))
 
