@@ -14,7 +14,7 @@ import soundfile as sf
 from sqlalchemy import event
 
 from rvc.processing.defaults_store import DefaultsStore
-from rvc.processing.params import SynthesisOverrides
+from rvc.processing.contract import SynthesisOverrides
 from rvc.processing.services import SEEDED_MARKER as SEEDED_FILE
 from rvc.processing.voices import VoiceStore
 from rvc.storage import IMPORT_MARKER, SEEDED_MARKER, Database, Markers, import_legacy_files, open_storage

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rvc.errors import Conflict, InvalidInput, NotFound
-from rvc.processing.params import SynthesisOverrides
+from rvc.processing.contract import SynthesisOverrides
 from rvc.processing.voices import SavedVoice, VoiceRecord, VoiceStore
 from rvc.processing.voices import check_voice_name as processing_check_voice_name
 from rvc.storage import Database, SavedVoiceStore, check_voice_name
