@@ -141,7 +141,9 @@ def _stream_block(stream: StreamConverter | None, block: StreamBlock) -> BlockCo
     audio = read_audio(block.input_segment, block.num_samples)
     read_s = time.perf_counter() - started
     before = dict(stream.timings)
-    output = stream.feed(audio)
+    # a final block may be empty (the fed audio ended on a block boundary); StreamConverter.feed
+    # rejects an empty array in scipy's filter, so only the flush runs then
+    output = stream.feed(audio) if audio.size else np.zeros(0, dtype=np.float32)
     if block.final:
         output = np.concatenate([output, stream.flush()])
     converted = time.perf_counter()
