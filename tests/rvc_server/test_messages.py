@@ -10,8 +10,8 @@ import pytest
 
 from rvc.errors import Busy, InvalidInput
 from rvc.infer.params import ConversionParams, VoiceInfo
-from rvc.server import messages
 from rvc.infer.stream_config import StreamConfig
+from rvc.server import messages
 from rvc.server.messages import (
     BlockConverted,
     CloseStream,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from rvc.errors import InvalidInput, JobCancelled, NotFound, WorkerCrashed
+from rvc.errors import InvalidInput, JobCancelled, JobTimeout, NotFound, WorkerCrashed
 from rvc.infer.converter import VoiceConverter
 from rvc.infer.params import ConversionParams
 from rvc.infer.stream import open_stream
@@ -248,3 +248,22 @@ def test_pool_voice_streams_through_asyncio(solo: PoolVoice, reference: VoiceCon
 
     asyncio.run(cancelled())
     wait_for(lambda: solo.pool.status().open_streams == 0, 60, "the cancelled stream to close")
+
+
+def test_a_block_past_the_job_timeout_fails_its_stream_and_the_hung_worker_is_replaced(assets: Assets) -> None:
+    # one 8 s block takes far longer than 50 ms on the demo voice: its worker is killed as hung at 60 ms
+    pool = RVCServer(pool_config(assets, num_workers=1, job_timeout_s=0.05, hung_grace_s=0.01)).start()
+    try:
+        pid = next(iter(worker_pids(pool)))
+        handle = pool.open_stream(None, PARAMS, StreamConfig(block=8.0, context=0.5))
+        with pytest.raises(JobTimeout, match="past its deadline"):
+            handle.feed(speech_like(70, 8.0)).result(timeout=60)
+        wait_for(lambda: pool.status().workers_killed_hung == 1, 60, "the hung worker to be killed")
+        wait_for(lambda: pool.status().ready_workers == 1, 300, "a replacement worker")
+        assert pid not in worker_pids(pool) and pool.status().open_streams == 0
+        with pytest.raises(JobTimeout):
+            handle.feed(speech_like(71, 0.25))
+        assert pool.convert(speech_like(72, 0.3), 16000, PARAMS, timeout_s=300).sample_rate == RATE
+    finally:
+        pool.shutdown(drain=False, timeout=10.0)
+    assert not list_segments(pool.shm_prefix)
