@@ -44,9 +44,20 @@ HOP_SAMPLES = 160  # 16 kHz samples per 10 ms frame, the unit of StreamConfig's 
 
 
 def _close_abandoned(state_ref: weakref.ReferenceType[PoolState], stream_id: str) -> None:
+    """Close a stream whose handle was collected, from a thread of its own.
+
+    The collector may run in any thread, the pool's supervisor included while
+    it holds the pool's lock, which ``close_stream`` takes: closing here could
+    deadlock.
+    """
     state = state_ref()
-    if state is not None:
-        state.close_stream(stream_id, "its handle was garbage-collected without close()")
+    if state is None:
+        return
+    reason = "its handle was garbage-collected without close()"
+    try:
+        threading.Thread(target=state.close_stream, args=(stream_id, reason), daemon=True).start()
+    except RuntimeError:  # the interpreter is shutting down: the pool's own shutdown frees the stream
+        pass
 
 
 class StreamHandle:

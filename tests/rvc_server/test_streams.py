@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import threading
@@ -162,6 +163,15 @@ def test_close_mid_stream_frees_the_worker_state_and_later_feeds_raise(pool: RVC
         handle.flush()
     handle.close()  # idempotent
     assert pool.convert(speech_like(44, 0.3), 16000, PARAMS).sample_rate == RATE
+
+
+def test_a_forgotten_handle_frees_its_stream_when_collected(pool: RVCServer) -> None:
+    handle = pool.open_stream(None, SEEDED)
+    handle.feed(speech_like(45, 0.25)).result(timeout=300)
+    assert pool.status().open_streams == 1
+    del handle
+    gc.collect()
+    wait_for(lambda: _open_streams(pool) == (0, [0, 0]), 60, "the collected handle's stream to close")
 
 
 def test_killing_the_streams_worker_fails_its_futures_and_the_pool_heals(
