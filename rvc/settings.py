@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     max_reference_seconds: float = Field(30.0, gt=0, description="longest accepted reference clip")
     max_audio_seconds: float = Field(600.0, gt=0, description="longest audio accepted by /rvc")
     rvc_queue_size: int = Field(32, ge=1, description="jobs waiting for a worker before 503 busy")
+    rvc_stream_max: int = Field(16, ge=1, description="open RVC streams (chunk mode) before 503 busy")
     rvc_job_timeout_s: float = Field(300.0, gt=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -175,6 +175,8 @@ class StreamConverter:
             )
         if not np.all(np.isfinite(wav)):
             raise InvalidInput("stream audio contains NaN or infinite samples", field="audio")
+        if wav.shape[0] == 0:  # scipy's sosfilt refuses an empty signal; nothing changes anyway
+            return np.zeros(0, dtype=np.float32)
         self._received += wav.shape[0]
         filtered, self._high_pass_state = signal.sosfilt(self._high_pass, wav, zi=self._high_pass_state)
         self._pending = np.concatenate([self._pending, filtered.astype(np.float32)])

@@ -9,7 +9,9 @@ requests answer 503, and it recovers by itself when the backend returns
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -18,10 +20,10 @@ from rvc.errors import ModelUnavailable
 from rvc.grpc.client import AsyncTritonSparkClient, TTSParams
 from rvc.logging_setup import request_id_var
 from rvc.processing.contract import SynthesisDefaults, Target
-from rvc.server import ConversionParams, PoolConfig, RVCServer
+from rvc.server import ConversionParams, PoolConfig, RVCServer, StreamConfig, StreamHandle
 from rvc.settings import Settings
 
-__all__ = ["PoolVoice", "TritonSpeech", "conversion_params"]
+__all__ = ["PoolVoice", "TritonSpeech", "VoiceStream", "conversion_params"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,3 +126,55 @@ class PoolVoice:
         handle = self.pool.submit(audio, sample_rate, conversion_params(settings, seed), voice=voice)
         result = await handle.wait()  # cancelling this await cancels the job in the pool
         return result.audio, result.sample_rate
+
+    async def open_stream(
+        self, voice: str | None, params: ConversionParams, config: StreamConfig | None = None
+    ) -> VoiceStream:
+        """A stream job on one worker (``RVCServer.open_stream``; it never waits, so no thread is needed)."""
+        return VoiceStream(self.pool.open_stream(voice, params, config))
+
+
+class VoiceStream:
+    """The async face of a pool stream: ``await feed(audio16k)``, ``await flush()``, ``await aclose()``.
+
+    audio16k: (N,) float32 at 16 kHz; each call returns (M,) float32 at
+    ``sample_rate`` (M may be 0 while a block fills). Leaving ``async with``
+    closes the stream, and so does cancelling an awaited ``feed`` or
+    ``flush``: a block whose output nobody takes would leave a hole in the
+    audio, so the stream cannot go on after it.
+    """
+
+    def __init__(self, handle: StreamHandle) -> None:
+        self._handle = handle
+
+    @property
+    def sample_rate(self) -> int:
+        return self._handle.sample_rate
+
+    @property
+    def stream_id(self) -> str:
+        return self._handle.stream_id
+
+    async def feed(self, audio16k: np.ndarray) -> np.ndarray:
+        return await self._wait(self._handle.feed(audio16k))
+
+    async def flush(self) -> np.ndarray:
+        return await self._wait(self._handle.flush())
+
+    async def aclose(self) -> None:
+        self._handle.close()
+
+    async def _wait(self, future: concurrent.futures.Future[np.ndarray]) -> np.ndarray:
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            self._handle.close("the awaiting task was cancelled")
+            raise
+
+    async def __aenter__(self) -> VoiceStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.aclose()

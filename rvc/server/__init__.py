@@ -9,11 +9,13 @@ torch (worker.py says why a worker depends on that).
 from __future__ import annotations
 
 from rvc.infer.params import F0_METHODS, PRECISIONS, ConversionParams, ConversionResult, VoiceInfo
+from rvc.infer.stream_config import StreamConfig
 from rvc.server.client import RVCClient
 from rvc.server.config import PoolConfig
 from rvc.server.jobs import JobHandle
 from rvc.server.pool import RVCServer
 from rvc.server.status import PoolStatus, WorkerStatus
+from rvc.server.streams import StreamHandle
 
 __all__ = [
     "F0_METHODS",
@@ -25,6 +27,8 @@ __all__ = [
     "PoolStatus",
     "RVCClient",
     "RVCServer",
+    "StreamConfig",
+    "StreamHandle",
     "VoiceInfo",
     "WorkerStatus",
 ]

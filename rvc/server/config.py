@@ -2,7 +2,7 @@
 
 The pool never reads the environment itself: ``PoolConfig.from_settings``
 builds it from the service's ``Settings`` (RVC_MODEL, RVC_WORKERS,
-RVC_QUEUE_SIZE, RVC_JOB_TIMEOUT_S, WEIGHTS_DIR, ASSETS_DIR), and tests build
+RVC_QUEUE_SIZE, RVC_STREAM_MAX, RVC_JOB_TIMEOUT_S, WEIGHTS_DIR, ASSETS_DIR), and tests build
 one directly around tiny demo assets.
 """
 
@@ -45,6 +45,8 @@ class PoolConfig:
         given with or without ``.pth``, stored without it.
     num_workers: worker processes kept alive (each holds every resident voice).
     max_queue: jobs waiting for a worker before ``submit`` raises Busy.
+    max_streams: open streams before ``open_stream`` raises Busy (each one
+        needs its share of a worker in real time).
     job_timeout_s: default deadline of a job, counted from submit.
     max_jobs_per_worker / max_rss_mb: recycle a worker after that many jobs or
         above that resident memory (0 = never); its replacement is ready first.
@@ -66,6 +68,7 @@ class PoolConfig:
     default_voice: str
     num_workers: int = 2
     max_queue: int = 32
+    max_streams: int = 16
     job_timeout_s: float = 300.0
     max_jobs_per_worker: int = 0
     max_rss_mb: float = 0.0
@@ -87,7 +90,7 @@ class PoolConfig:
             raise ValueError(f"default_voice must be a voice name, got {self.default_voice!r}")
         object.__setattr__(self, "default_voice", self.default_voice.removesuffix(".pth"))
         object.__setattr__(self, "extra_voices", tuple(v.removesuffix(".pth") for v in self.extra_voices))
-        for name in ("num_workers", "max_queue", "torch_threads"):
+        for name in ("num_workers", "max_queue", "max_streams", "torch_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -115,6 +118,7 @@ class PoolConfig:
             "default_voice": settings.voice_name,
             "num_workers": settings.rvc_workers,
             "max_queue": settings.rvc_queue_size,
+            "max_streams": settings.rvc_stream_max,
             "job_timeout_s": settings.rvc_job_timeout_s,
             "device": settings.device,
             "precision": settings.rvc_precision,

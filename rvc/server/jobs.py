@@ -17,10 +17,12 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from rvc.errors import JobTimeout
+import numpy as np
+
+from rvc.errors import InvalidInput, JobTimeout
 from rvc.infer.params import ConversionParams, ConversionResult
 
-__all__ = ["Job", "JobHandle", "JobIds", "JobState", "Settled", "new_future", "settle"]
+__all__ = ["Job", "JobHandle", "JobIds", "JobState", "Settled", "mono_float32", "new_future", "settle"]
 
 Settled = list[tuple[concurrent.futures.Future[Any], Any]]
 
@@ -37,6 +39,27 @@ def settle(settled: Settled) -> None:
                 future.set_result(outcome)
         except concurrent.futures.InvalidStateError:
             continue
+
+
+def mono_float32(audio: Any, *, allow_empty: bool = False) -> np.ndarray:
+    """(T,), (T, 1) or (1, T) numeric audio -> (T,) float32; InvalidInput otherwise.
+
+    allow_empty: a stream may be fed nothing (a job may not).
+    """
+    if not isinstance(audio, np.ndarray):
+        raise InvalidInput(f"audio must be a numpy array, got {type(audio).__name__}", field="audio")
+    if audio.ndim == 2 and 1 in audio.shape:
+        audio = audio.reshape(-1)
+    if audio.ndim != 1:
+        raise InvalidInput(f"audio must be mono (T,), got shape {audio.shape}", field="audio")
+    if audio.size == 0 and not allow_empty:
+        raise InvalidInput("audio is empty", field="audio")
+    if not (np.issubdtype(audio.dtype, np.floating) or np.issubdtype(audio.dtype, np.integer)):
+        raise InvalidInput(f"audio must be numeric, got dtype {audio.dtype}", field="audio")
+    samples = np.ascontiguousarray(audio, dtype=np.float32)
+    if not np.isfinite(samples).all():
+        raise InvalidInput("audio contains NaN or infinite samples", field="audio")
+    return samples
 
 
 class JobIds:

@@ -10,9 +10,9 @@ supervisor's loop, under the pool's lock, in two calls:
 - ``recycle_if_due``: after each job, mark a worker past ``max_jobs_per_worker``
   or ``max_rss_mb`` for replacement.
 - ``maintain``: spawn up to N workers (paced after failed starts), retire a
-  recycled worker once N others are ready, stop workers that are retiring or
-  that a stopping pool no longer needs, kill whatever is left at the stop
-  deadline.
+  recycled worker once N others are ready, stop workers that are retiring
+  (once the streams they hold have ended) or that a stopping pool no longer
+  needs, kill whatever is left at the stop deadline.
 
 Each decision is one small method, so a change to one rule touches one place.
 """
@@ -24,8 +24,9 @@ import logging
 from rvc.errors import JobTimeout
 from rvc.server.config import PoolConfig
 from rvc.server.jobs import Job, Settled
-from rvc.server.process import WorkerProcess, WorkerState
+from rvc.server.process import Task, WorkerProcess, WorkerState
 from rvc.server.state import PoolState
+from rvc.server.stream_jobs import Block
 from rvc.server.wire import ErrorReport
 
 __all__ = ["Lifecycle"]
@@ -92,14 +93,25 @@ class Lifecycle:
             return
         stopping = self._state.stopping
         task = worker.task
-        if stopping and isinstance(task, Job) and task.abandoned:
+        if stopping and self._unwanted(task):
             worker.advance(WorkerState.STOPPING)  # nobody wants its result: do not wait for it
             worker.terminate()
         elif stopping and not worker.ready:
             worker.advance(WorkerState.STOPPING)  # still importing torch: no need to wait for it to listen
             worker.terminate()
-        elif (worker.state is WorkerState.RETIRING or stopping) and task is None:
+        elif stopping and task is None:
             worker.request_stop()
+        elif worker.state is WorkerState.RETIRING and task is None and not worker.streams:
+            worker.request_stop()  # a retiring worker serves the streams it holds until they end
+
+    def _unwanted(self, task: Task | None) -> bool:
+        """A running job or block whose caller already has an answer."""
+        if isinstance(task, Job):
+            return task.abandoned
+        if isinstance(task, Block):
+            stream = next((s for s in self._state.streams if s.running is task), None)
+            return stream is None or stream.ended is not None
+        return False
 
     def _kill_past_stop_deadline(self, now: float) -> None:
         deadline = self._state.stop_deadline

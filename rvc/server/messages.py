@@ -7,6 +7,8 @@ and both dispatch on the message's class with ``match``::
     supervisor -> worker (Command)          worker -> supervisor (Reply)
                                             Ready | InitFailed      once, after start
     ConvertJob                              JobConverted | JobFailed
+    OpenStream | StreamBlock                BlockConverted | StreamFailed
+    CloseStream                             StreamClosed
     LoadVoice | UnloadVoice                 VoiceDone
     Stop                                    (the worker exits 0)
 
@@ -19,13 +21,13 @@ Every reply that answers a command carries the id of the task it answers
 believes the worker is running, so a late answer to an abandoned task can
 never settle another task's future.
 
-A stream job (one worker for a stream's lifetime, audio blocks sent to it
-one by one) fits this shape without a redesign: ``OpenStream`` /
-``StreamBlock`` / ``CloseStream`` commands keyed by a ``stream_id``, each
-block naming its input and output segments like ``ConvertJob`` does, and
-``BlockConverted`` / ``StreamFailed`` / ``StreamClosed`` replies carrying
-that id; the worker's match gains three cases, the supervisor's one more
-task kind (process.py's ``Task`` union).
+A stream job keeps a ``StreamConverter`` on one worker between its blocks
+(streams.py says why the pool cuts a stream into blocks). ``OpenStream``
+builds that state and converts the stream's first block, so every block,
+the first included, is answered by exactly one reply keyed by its
+``block_id``: ``BlockConverted``, or ``StreamFailed`` after which the worker
+holds nothing of the stream. A ``final`` block flushes the stream and frees
+its state on the worker; ``CloseStream`` frees it at any other time.
 """
 
 from __future__ import annotations
@@ -33,19 +35,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rvc.infer.params import ConversionParams, VoiceInfo
+from rvc.infer.stream_config import StreamConfig
 from rvc.server.voices import VoiceFiles
 from rvc.server.wire import ErrorReport
 
 __all__ = [
+    "BlockConverted",
+    "CloseStream",
     "Command",
     "ConvertJob",
     "InitFailed",
     "JobConverted",
     "JobFailed",
     "LoadVoice",
+    "OpenStream",
     "Ready",
     "Reply",
     "Stop",
+    "StreamBlock",
+    "StreamClosed",
+    "StreamFailed",
     "UnloadVoice",
     "VoiceDone",
 ]
@@ -80,6 +89,47 @@ class ConvertJob(Command):
     sample_rate: int
     params: ConversionParams
     output_segment: str
+
+
+@dataclass(frozen=True)
+class StreamBlock(Command):
+    """Feed ``num_samples`` float32 samples at 16 kHz from ``input_segment`` to stream ``stream_id``.
+
+    The pool cuts a stream so that a block completes at most one converter
+    step (``final`` blocks excepted: a flush pushes the rest out in one or two
+    more). ``final``: flush after feeding; the worker then drops the stream.
+    The output, at the voice's rate, goes to ``output_segment`` (created by
+    the worker unless it is empty).
+    """
+
+    stream_id: str
+    block_id: str
+    input_segment: str | None
+    num_samples: int
+    output_segment: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class OpenStream(Command):
+    """Open stream ``stream_id`` on ``voice`` and convert its first ``block`` (one reply, for the block).
+
+    ``params`` were validated when the stream entered the pool; the
+    voice-dependent checks (speaker id, rmvpe present) fail the block.
+    """
+
+    stream_id: str
+    voice: str
+    params: ConversionParams
+    config: StreamConfig
+    block: StreamBlock
+
+
+@dataclass(frozen=True)
+class CloseStream(Command):
+    """Drop stream ``stream_id`` (a no-op for a stream the worker does not hold); answered by ``StreamClosed``."""
+
+    stream_id: str
 
 
 @dataclass(frozen=True)
@@ -145,6 +195,38 @@ class JobFailed(Reply):
     job_id: str
     error: ErrorReport
     rss_mb: float | None
+
+
+@dataclass(frozen=True)
+class BlockConverted(Reply):
+    """``num_samples`` float32 samples at ``sample_rate`` are in the block's output segment.
+
+    timings: the converter's seconds per stage for this block plus ``worker_convert`` and ``worker_shm``.
+    """
+
+    stream_id: str
+    block_id: str
+    num_samples: int
+    sample_rate: int
+    timings: dict[str, float]
+    rss_mb: float | None
+
+
+@dataclass(frozen=True)
+class StreamFailed(Reply):
+    """Block ``block_id`` raised; the worker dropped the stream (it lives on itself)."""
+
+    stream_id: str
+    block_id: str
+    error: ErrorReport
+    rss_mb: float | None
+
+
+@dataclass(frozen=True)
+class StreamClosed(Reply):
+    """The worker holds nothing of stream ``stream_id`` any more."""
+
+    stream_id: str
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
     with RVCServer(config) as server:                      # spawns, loads, warms up
         handle = server.submit(audio, 16000, ConversionParams(pitch_shift=2))
         result = handle.result()                            # or: await handle.wait()
+        stream = server.open_stream(None, ConversionParams())   # streams.py: audio in as it arrives
 
 Each worker is a spawned process holding one ``VoiceConverter`` (HuBERT,
 RMVPE and every resident voice, loaded once). A job's audio travels in
@@ -34,12 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from rvc.errors import InvalidInput, ModelUnavailable
+from rvc.errors import InvalidInput, ModelUnavailable, NotFound
 from rvc.infer.params import ConversionParams, ConversionResult
+from rvc.infer.stream_config import StreamConfig
 from rvc.server.config import PoolConfig
-from rvc.server.jobs import Job, JobHandle, JobIds, new_future
+from rvc.server.jobs import Job, JobHandle, JobIds, mono_float32, new_future
 from rvc.server.shm import input_segment_name, list_segments, output_segment_name, unlink_segment, write_audio
 from rvc.server.status import PoolStatus
+from rvc.server.stream_jobs import Stream
+from rvc.server.streams import StreamHandle
 from rvc.server.supervisor import Supervisor
 from rvc.server.voices import resolve_voice, voice_stem
 
@@ -48,24 +52,6 @@ __all__ = ["RVCServer"]
 logger = logging.getLogger(__name__)
 
 _MAX_SAMPLE_RATE = 384_000
-
-
-def _as_mono_float32(audio: Any) -> np.ndarray:
-    """(T,), (T, 1) or (1, T) numeric audio -> (T,) float32; InvalidInput otherwise."""
-    if not isinstance(audio, np.ndarray):
-        raise InvalidInput(f"audio must be a numpy array, got {type(audio).__name__}", field="audio")
-    if audio.ndim == 2 and 1 in audio.shape:
-        audio = audio.reshape(-1)
-    if audio.ndim != 1:
-        raise InvalidInput(f"audio must be mono (T,), got shape {audio.shape}", field="audio")
-    if audio.size == 0:
-        raise InvalidInput("audio is empty", field="audio")
-    if not (np.issubdtype(audio.dtype, np.floating) or np.issubdtype(audio.dtype, np.integer)):
-        raise InvalidInput(f"audio must be numeric, got dtype {audio.dtype}", field="audio")
-    samples = np.ascontiguousarray(audio, dtype=np.float32)
-    if not np.isfinite(samples).all():
-        raise InvalidInput("audio contains NaN or infinite samples", field="audio")
-    return samples
 
 
 def _wait_voice(future: concurrent.futures.Future[Any], name: str, timeout: float) -> Any:
@@ -92,6 +78,7 @@ class RVCServer:
         self.config = config
         self._default_voice = config.default_voice
         self._ids = JobIds()
+        self._stream_ids = JobIds()
         # Short and unique per pool, so tests and operators can find its segments in /dev/shm.
         self.shm_prefix = f"rvc{os.getpid():x}{secrets.token_hex(3)}_"
         self._supervisor: Supervisor | None = None
@@ -208,7 +195,7 @@ class RVCServer:
         caller knows whether the request is worth repeating.
         """
         supervisor = self._running()
-        samples = _as_mono_float32(audio)
+        samples = mono_float32(audio)
         if (
             isinstance(sample_rate, bool)
             or not isinstance(sample_rate, int | np.integer)
@@ -269,6 +256,41 @@ class RVCServer:
     ) -> ConversionResult:
         """``submit(...).result()``: blocking convenience for scripts and tests."""
         return self.submit(audio, sample_rate, params, voice=voice, timeout_s=timeout_s).result()
+
+    def open_stream(
+        self, voice: str | None, params: ConversionParams, config: StreamConfig | None = None
+    ) -> StreamHandle:
+        """Open a stream job (streams.py): 16 kHz audio in as it arrives, the voice's audio out.
+
+        voice: a resident voice (None: the default voice). config: the block
+        geometry (default ``StreamConfig()``). The stream binds to one worker
+        with its first block and stays there; between blocks that worker takes
+        other jobs. Raises InvalidInput (params, config), NotFound (voice not
+        loaded), Busy (``config.max_streams`` open, or the job queue full;
+        ``retry_after_s`` set) or ModelUnavailable. Never waits for a worker.
+        """
+        supervisor = self._running()
+        if not isinstance(params, ConversionParams):
+            raise InvalidInput(f"params must be ConversionParams, got {type(params).__name__}", field="params")
+        params.validate()  # once, here: workers trust them from here on
+        if config is None:
+            config = StreamConfig()
+        if not isinstance(config, StreamConfig):
+            raise InvalidInput(f"config must be StreamConfig, got {type(config).__name__}", field="config")
+        name = self._default_voice if voice is None else voice_stem(voice)
+        state = supervisor.state
+        sample_rate = state.voice_rate(name)
+        if sample_rate is None:
+            if name not in state.resident_voices():
+                raise NotFound(f"voice {name!r} is not loaded (loaded: {list(state.resident_voices())})",
+                               field="voice")  # fmt: skip
+            raise ModelUnavailable(f"voice {name!r} is still loading; open the stream once it is loaded")
+        stream = Stream(
+            stream_id=f"s{self._stream_ids.next()}", voice=name, params=params, config=config,
+            sample_rate=sample_rate, opened_at=time.monotonic(),
+        )  # fmt: skip
+        state.open_stream(stream)
+        return StreamHandle(stream, state, self.shm_prefix)
 
     # ------------------------------------------------------------------------- voices
     @property

@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from rvc.server.jobs import Job
 from rvc.server.messages import Command, Reply, Stop
 from rvc.server.status import WorkerStatus, process_rss_mb
+from rvc.server.stream_jobs import Block, Stream
 from rvc.server.voiceops import VoiceOp
 from rvc.server.wire import ErrorReport
 from rvc.server.worker import WorkerSpec, worker_main
@@ -25,8 +26,9 @@ __all__ = ["Task", "WorkerProcess", "WorkerState"]
 
 logger = logging.getLogger(__name__)
 
-# What a worker can be doing: one job or one voice operation at a time (a stream job would join here).
-Task = Job | VoiceOp
+# What a worker can be doing, one at a time: a job, a voice operation, one block of a stream,
+# or closing a stream (the Stream itself stands for its CloseStream).
+Task = Job | VoiceOp | Block | Stream
 
 
 class WorkerState(enum.Enum):
@@ -54,8 +56,10 @@ class WorkerProcess:
 
     ``state`` is its lifecycle (WorkerState); ``ready_at`` records that it
     said Ready, which can happen after it was already told to stop. ``task``
-    is the one job or voice operation it is running; ``ops`` are voice
-    operations waiting for it. ``kill_at`` is set once its job passed its
+    is the one thing it is running; ``ops`` are voice operations waiting for
+    it; ``streams`` the ids of the streams whose state it holds, and
+    ``last_was_block`` whether its last task was a stream's block (the
+    dispatcher alternates blocks and new work: stream_runner.py). ``kill_at`` is set once its job passed its
     deadline: past that moment it is killed as hung.
     """
 
@@ -77,6 +81,8 @@ class WorkerProcess:
         self.voices: set[str] = set()
         self.task: Task | None = None
         self.ops: deque[VoiceOp] = deque()
+        self.streams: set[str] = set()
+        self.last_was_block = False
         self.jobs_done = 0
         self.rss_mb: float | None = None
         self.kill_at: float | None = None
@@ -191,6 +197,14 @@ class WorkerProcess:
                 return f"signal {-code}"
         return f"exit code {code}"
 
+    def _task_id(self) -> str | None:
+        task = self.task
+        if isinstance(task, Job):
+            return task.job_id
+        if isinstance(task, Block):
+            return task.block_id
+        return None
+
     def status(self, now: float) -> WorkerStatus:
         if self.dead:
             state = "dead"
@@ -210,6 +224,7 @@ class WorkerProcess:
             jobs_done=self.jobs_done,
             rss_mb=rss if rss is not None else self.rss_mb,
             voices=tuple(sorted(self.voices)),
-            job_id=getattr(self.task, "job_id", None),
+            job_id=self._task_id(),
             uptime_s=now - self.spawned_at,
+            streams=len(self.streams),
         )

@@ -1,8 +1,9 @@
 """The pool's shared state and the thread-safe calls other threads make on it.
 
 ``PoolState`` composes the pool's parts, each a plain object with one job:
-``JobQueue`` (job_queue.py), ``WorkerSet`` (workers.py), ``VoiceOps``
-(voiceops.py), the counters and stage averages (status.py). One lock guards
+``JobQueue`` (job_queue.py), ``StreamTable`` (stream_jobs.py), ``WorkerSet``
+(workers.py), ``VoiceOps`` (voiceops.py), the counters and stage averages
+(status.py). One lock guards
 them all; the parts do not lock themselves. Callers' threads use the methods
 here; the supervisor thread (supervisor.py) drives the workers with the same
 parts under the same lock. Futures are settled after the lock is released
@@ -17,13 +18,15 @@ import threading
 import time
 from typing import Any
 
-from rvc.errors import Busy, JobCancelled, ModelUnavailable, NotFound, VoiceError
+from rvc.errors import Busy, InvalidInput, JobCancelled, ModelUnavailable, NotFound, VoiceError
 from rvc.server.config import PoolConfig
 from rvc.server.job_queue import JobQueue
 from rvc.server.jobs import Job, JobState, Settled, settle
 from rvc.server.status import PoolCounters, PoolStatus, StageAverages
+from rvc.server.stream_jobs import Block, Feed, Stream, StreamTable
 from rvc.server.voiceops import VoiceOps
 from rvc.server.voices import VoiceFiles
+from rvc.server.wire import ErrorReport
 from rvc.server.workers import WorkerSet
 
 __all__ = ["PoolState"]
@@ -44,6 +47,7 @@ class PoolState:
         self.counters = PoolCounters()
         self.stages = StageAverages()
         self.jobs = JobQueue()
+        self.streams = StreamTable(config.job_timeout_s)
         self.workers = WorkerSet(config)
         self.voices = VoiceOps(voices, self.workers, self.jobs, self.counters)
         self.wake_read, self._wake_write = os.pipe()
@@ -124,9 +128,71 @@ class PoolState:
         return True
 
     def cancel_all(self, reason: str) -> int:
+        """Cancel every job and end every stream; returns the number of jobs cancelled."""
         with self.lock:
             ids = [job.job_id for job in self.jobs.live()]
+            streams = [stream.stream_id for stream in self.streams if stream.ended is None]
+        for stream_id in streams:
+            self.close_stream(stream_id, reason)
         return sum(self.cancel(job_id, reason) for job_id in ids)
+
+    # -- streams ----------------------------------------------------------------------------------
+
+    def open_stream(self, stream: Stream) -> None:
+        """Admit a stream; raises Busy (streams or queue full), NotFound or ModelUnavailable."""
+        with self.lock:
+            if self.broken is not None:
+                raise ModelUnavailable(f"RVC workers are down: {self.broken.message}")
+            if not self.accepting:
+                raise ModelUnavailable("the RVC server is not accepting streams (stopped or stopping)")
+            if stream.voice not in self.voices.resident:
+                raise NotFound(
+                    f"voice {stream.voice!r} is not loaded (loaded: {sorted(self.voices.resident)})",
+                    field="voice",
+                )
+            full = len(self.streams) >= self.config.max_streams or self.jobs.depth >= self.config.max_queue
+            if full:
+                self.counters.rejected_busy += 1
+                raise Busy(
+                    f"RVC pool full ({len(self.streams)} streams open, {self.jobs.depth} jobs waiting)",
+                    retry_after_s=self._retry_after(),
+                )
+            self.streams.add(stream)
+            self.counters.streams_opened += 1
+
+    def voice_rate(self, voice: str) -> int | None:
+        """The output rate of a resident voice, None while no worker has reported it."""
+        with self.lock:
+            info = self.voices.info.get(voice)
+            return None if info is None else info.sample_rate
+
+    def feed_stream(self, stream: Stream, blocks: list[Block], feed: Feed, *, final: bool) -> None:
+        """Queue a feed (``final``: the flush); raises the stream's end reason when it takes no more."""
+        settled: Settled = []
+        with self.lock:
+            if stream.ended is not None:  # a fresh exception: the original is on the failed futures
+                raise ErrorReport.from_exception(stream.ended).to_exception()
+            if stream.flushed:
+                raise InvalidInput(
+                    f"stream {stream.stream_id} was flushed; open a new stream to convert more audio",
+                    field="audio",
+                )
+            stream.flushed = final
+            self.streams.feed(stream, blocks, feed, settled)
+        settle(settled)
+        self.wake()
+
+    def close_stream(self, stream_id: str, reason: str) -> bool:
+        """End a stream: waiting feeds get JobCancelled, its worker state is freed; False if already ended."""
+        settled: Settled = []
+        with self.lock:
+            stream = self.streams.get(stream_id)
+            if stream is None or stream.ended is not None:
+                return False
+            self.streams.fail(stream, JobCancelled(f"stream {stream_id} closed: {reason}"), settled)
+        settle(settled)
+        self.wake()
+        return True
 
     def load_voice(self, files: VoiceFiles) -> concurrent.futures.Future[Any]:
         """Start loading a voice on every worker; the future ends (with its VoiceInfo) when all have."""
@@ -173,9 +239,9 @@ class PoolState:
                 raise ModelUnavailable("the RVC server was stopped while starting")
 
     def wait_idle(self, deadline: float) -> bool:
-        """Block until no job is queued or running (True) or the deadline passes (False)."""
+        """Block until no job or stream block is queued or running (True) or the deadline passes (False)."""
         with self.changed:
-            while self.jobs.live():
+            while self.jobs.live() or self.streams.busy():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -206,6 +272,11 @@ class PoolState:
                 default_voice=default_voice,
                 stage_avg_s=self.stages.means(),
                 error=None if self.broken is None else self.broken.message,
+                open_streams=len(self.streams),
+                max_streams=self.config.max_streams,
+                streams_opened=c.streams_opened,
+                streams_failed=c.streams_failed,
+                stream_blocks_done=c.stream_blocks_done,
             )
 
     def _retry_after(self) -> float:

@@ -33,6 +33,8 @@ class WorkerStatus:
 
     state: "starting" (loading models), "idle", "busy", "retiring" (its
     replacement is ready; it takes no more jobs) or "stopping".
+    job_id: the offline job or stream block it is converting.
+    streams: open streams whose converter state it holds.
     """
 
     worker_id: int
@@ -43,6 +45,7 @@ class WorkerStatus:
     voices: tuple[str, ...]
     job_id: str | None
     uptime_s: float
+    streams: int = 0
 
     @property
     def alive(self) -> bool:
@@ -56,6 +59,9 @@ class PoolStatus:
     stage_avg_s: mean seconds per stage over finished jobs, the converter's
     own stages plus ``queue_wait`` (submit -> a worker took it), ``ipc``
     (shared memory + pipes, both directions) and ``pool_total``.
+    open_streams: streams opened and not yet gone from their worker (each
+    worker's own count is in ``workers``); stream blocks are not jobs and
+    count only in the ``stream*`` fields.
     """
 
     accepting: bool
@@ -77,6 +83,11 @@ class PoolStatus:
     default_voice: str
     stage_avg_s: dict[str, float]
     error: str | None = None
+    open_streams: int = 0
+    max_streams: int = 0
+    streams_opened: int = 0
+    streams_failed: int = 0
+    stream_blocks_done: int = 0
 
     @property
     def ready_workers(self) -> int:
@@ -118,6 +129,9 @@ class PoolCounters:
     crashed: int = 0
     recycled: int = 0
     killed_hung: int = 0
+    streams_opened: int = 0
+    streams_failed: int = 0
+    stream_blocks_done: int = 0
 
 
 class StageAverages:

@@ -5,9 +5,10 @@ together with a self-pipe that other threads write to after they queue a job,
 cancel one or ask for a voice. Each round it reads replies, reaps dead
 workers, expires deadlines, keeps N workers alive and hands queued work to
 idle workers. It composes its parts: the data in ``PoolState`` (state.py:
-job queue, worker set, voice operations, counters) and the lifecycle rules
-in ``Lifecycle`` (lifecycle.py); it handles replies, deaths and dispatch
-itself, all under the state's lock. Futures are settled after the lock is
+job queue, streams, worker set, voice operations, counters), the lifecycle
+rules in ``Lifecycle`` (lifecycle.py) and the stream rules in
+``StreamRunner`` (stream_runner.py); it handles job replies, deaths and
+dispatch itself, all under the state's lock. Futures are settled after the lock is
 released, so callbacks may call back into the pool.
 
 A worker that dies while converting fails its job with WorkerCrashed and the
@@ -31,10 +32,22 @@ from rvc.infer.params import ConversionResult
 from rvc.server.config import PoolConfig
 from rvc.server.jobs import Job, Settled, settle
 from rvc.server.lifecycle import Lifecycle
-from rvc.server.messages import ConvertJob, InitFailed, JobConverted, JobFailed, Ready, Reply, VoiceDone
+from rvc.server.messages import (
+    BlockConverted,
+    ConvertJob,
+    InitFailed,
+    JobConverted,
+    JobFailed,
+    Ready,
+    Reply,
+    StreamClosed,
+    StreamFailed,
+    VoiceDone,
+)
 from rvc.server.process import WorkerProcess, WorkerState
 from rvc.server.shm import read_audio, unlink_segment
 from rvc.server.state import PoolState
+from rvc.server.stream_runner import StreamRunner, takes_stream_work
 from rvc.server.voiceops import VoiceOp
 from rvc.server.voices import VoiceFiles
 
@@ -52,6 +65,7 @@ class Supervisor:
         self.config = config
         self.state = PoolState(config, voices, shm_prefix)
         self.lifecycle = Lifecycle(self.state, config)
+        self.streams = StreamRunner(self.state, config)
         self._thread = threading.Thread(target=self._run, name="rvc-pool-supervisor", daemon=True)
 
     # -- lifecycle (callers' threads) -------------------------------------------------------------
@@ -97,8 +111,12 @@ class Supervisor:
                 for worker in state.workers:
                     worker.kill()
                     worker.reap()
+                settled: Settled = [(job.future, state.broken) for job in jobs]
+                for stream in state.streams:
+                    stream.running, stream.on_worker = None, False
+                self.streams.fail_all(state.broken, settled)
                 state.changed.notify_all()
-            settle([(job.future, state.broken) for job in jobs])
+            settle(settled)
 
     def _loop(self) -> None:
         state = self.state
@@ -107,6 +125,7 @@ class Supervisor:
             with state.lock:
                 now = time.monotonic()
                 self.lifecycle.expire(now, settled)
+                self.streams.expire(now, settled)
                 self.lifecycle.maintain(now)
                 self._dispatch(settled)
                 finished = state.stopping and state.workers.all_dead()
@@ -130,6 +149,7 @@ class Supervisor:
     def _next_timeout(self, now: float) -> float | None:
         state = self.state
         times = [job.deadline for job in state.jobs.live()] + state.workers.wake_times()
+        times += state.streams.deadlines()
         if state.workers.respawn_after > now:
             times.append(state.workers.respawn_after)
         if state.stop_deadline is not None:
@@ -158,6 +178,9 @@ class Supervisor:
                 worker.init_error = reply.error
             case JobConverted() | JobFailed():
                 self._on_job_reply(worker, reply, settled)
+            case BlockConverted() | StreamFailed() | StreamClosed():
+                self.streams.on_reply(worker, reply, settled)
+                self.lifecycle.recycle_if_due(worker)
             case VoiceDone():
                 self.state.voices.on_done(worker, reply, settled)
             case _:
@@ -230,6 +253,7 @@ class Supervisor:
         task, worker.task = worker.task, None
         if isinstance(task, Job):
             self._fail_crashed_job(worker, task, how, settled)
+        self.streams.on_worker_death(worker, how, settled)
         state.voices.on_worker_death(worker, task if isinstance(task, VoiceOp) else None, how, settled)
         state.workers.remove(worker)
         if not worker.ready and not expected:
@@ -273,13 +297,25 @@ class Supervisor:
             state.accepting = False
             failure = ModelUnavailable(f"RVC workers cannot start: {error.message}")
             settled.extend((job.future, failure) for job in state.jobs.drop_all_queued())
+            self.streams.fail_unbound(failure, settled)
 
     # -- handing out work -------------------------------------------------------------------------
 
     def _dispatch(self, settled: Settled) -> None:
-        for worker in self.state.workers:
-            if worker.idle and not self._dispatch_voice_op(worker, settled):
-                self._dispatch_job(worker)
+        free = sorted(
+            (worker for worker in self.state.workers if takes_stream_work(worker)), key=self.streams.dispatch_order
+        )
+        for worker in free:
+            if worker.idle and self._dispatch_voice_op(worker, settled):
+                continue
+            if self.streams.send_close(worker):
+                continue
+            job = self.state.jobs.next_for(worker.voices) if worker.idle else None
+            match self.streams.choose(worker, job):
+                case Job() as chosen:
+                    self._dispatch_job(worker, chosen)
+                case (stream, block):
+                    self.streams.send_block(worker, stream, block)
 
     def _dispatch_voice_op(self, worker: WorkerProcess, settled: Settled) -> bool:
         """Voice operations go before jobs; True when one was sent."""
@@ -290,13 +326,10 @@ class Supervisor:
         worker.send(op.command())
         return True
 
-    def _dispatch_job(self, worker: WorkerProcess) -> None:
+    def _dispatch_job(self, worker: WorkerProcess, job: Job) -> None:
         jobs = self.state.jobs
-        job = jobs.next_for(worker.voices)
-        if job is None:
-            return
         jobs.start(job, worker.worker_id)
-        worker.task = job
+        worker.task, worker.last_was_block = job, False
         command = ConvertJob(
             job_id=job.job_id,
             voice=job.voice,

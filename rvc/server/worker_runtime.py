@@ -4,6 +4,8 @@ Imported by ``worker.worker_main`` once the thread limits are set (worker.py
 says why the order matters); nothing else imports it. The worker builds one
 ``VoiceConverter``, loads its voices, warms up, answers ``Ready``, then
 serves one command at a time (messages.py lists them and their replies).
+Open streams' converters live in a dict by stream id between their blocks;
+the pool decides which worker holds which stream.
 
 An exception inside a task is caught and sent back as that task's error (a
 poisoned input costs one job, not the process). When the parent disappears
@@ -21,19 +23,28 @@ from multiprocessing.connection import Connection
 from typing import NoReturn
 
 import faiss
+import numpy as np
 import torch
 
+from rvc.errors import NotFound
 from rvc.infer.converter import ConverterAssets, VoiceConverter
+from rvc.infer.stream import StreamConverter, open_stream
 from rvc.server.messages import (
+    BlockConverted,
+    CloseStream,
     Command,
     ConvertJob,
     InitFailed,
     JobConverted,
     JobFailed,
     LoadVoice,
+    OpenStream,
     Ready,
     Reply,
     Stop,
+    StreamBlock,
+    StreamClosed,
+    StreamFailed,
     UnloadVoice,
     VoiceDone,
 )
@@ -122,11 +133,66 @@ def _unload_voice(converter: VoiceConverter, command: UnloadVoice) -> VoiceDone:
     return VoiceDone(op_id=command.op_id, name=command.name)
 
 
-def _answer(converter: VoiceConverter, command: Command) -> Reply | None:
+def _stream_block(stream: StreamConverter | None, block: StreamBlock) -> BlockConverted:
+    """Feed one block (and flush a final one); raises what the converter raises."""
+    if stream is None:
+        raise NotFound(f"stream {block.stream_id} is not open on this worker", field="stream_id")
+    started = time.perf_counter()
+    audio = read_audio(block.input_segment, block.num_samples)
+    read_s = time.perf_counter() - started
+    before = dict(stream.timings)
+    # a final block may be empty (the fed audio ended on a block boundary); StreamConverter.feed
+    # rejects an empty array in scipy's filter, so only the flush runs then
+    output = stream.feed(audio) if audio.size else np.zeros(0, dtype=np.float32)
+    if block.final:
+        output = np.concatenate([output, stream.flush()])
+    converted = time.perf_counter()
+    written = write_audio(block.output_segment, output)
+    timings = {stage: seconds - before.get(stage, 0.0) for stage, seconds in stream.timings.items()}
+    timings["worker_convert"] = converted - started - read_s
+    timings["worker_shm"] = read_s + (time.perf_counter() - converted)
+    return BlockConverted(
+        stream_id=block.stream_id,
+        block_id=block.block_id,
+        num_samples=0 if written is None else int(output.size),
+        sample_rate=stream.sample_rate,
+        timings=timings,
+        rss_mb=process_rss_mb(),
+    )
+
+
+def _answer_stream(
+    converter: VoiceConverter, streams: dict[str, StreamConverter], command: OpenStream | StreamBlock
+) -> BlockConverted | StreamFailed:
+    """Open (for OpenStream) and convert one block; a failure drops the stream, never the worker."""
+    block = command.block if isinstance(command, OpenStream) else command
+    try:
+        if isinstance(command, OpenStream):
+            streams[command.stream_id] = open_stream(converter, command.voice, command.params, command.config)
+        reply = _stream_block(streams.get(block.stream_id), block)
+    except Exception as exc:  # the stream's failure, not the worker's
+        streams.pop(block.stream_id, None)
+        logger.warning("stream %s failed at block %s: %s: %s", block.stream_id, block.block_id,
+                       type(exc).__name__, exc)  # fmt: skip
+        return StreamFailed(
+            stream_id=block.stream_id, block_id=block.block_id, error=ErrorReport.from_exception(exc),
+            rss_mb=process_rss_mb(),
+        )  # fmt: skip
+    if block.final:
+        streams.pop(block.stream_id, None)
+    return reply
+
+
+def _answer(converter: VoiceConverter, streams: dict[str, StreamConverter], command: Command) -> Reply | None:
     """The reply to one command; None for a command this worker does not know (logged)."""
     match command:
         case ConvertJob():
             return _convert(converter, command)
+        case OpenStream() | StreamBlock():
+            return _answer_stream(converter, streams, command)
+        case CloseStream():
+            streams.pop(command.stream_id, None)
+            return StreamClosed(stream_id=command.stream_id)
         case LoadVoice():
             return _load_voice(converter, command)
         case UnloadVoice():
@@ -134,6 +200,14 @@ def _answer(converter: VoiceConverter, command: Command) -> Reply | None:
         case _:
             logger.error("unknown command %r", type(command).__name__)
             return None
+
+
+def _ends_work(command: Command, reply: Reply | None) -> bool:
+    """After a job or a stream's end; not after every block (the stream's next would wait ~10 ms)."""
+    if isinstance(command, ConvertJob | CloseStream) or isinstance(reply, StreamFailed):
+        return True
+    block = command.block if isinstance(command, OpenStream) else command
+    return isinstance(block, StreamBlock) and block.final
 
 
 def _send(conn: Connection, reply: Reply) -> None:
@@ -163,6 +237,7 @@ def serve(spec: WorkerSpec, conn: Connection, *, torch_was_loaded: bool = False)
     logger.info(
         "worker %d ready in %.1f s with voices %s", spec.worker_id, startup_s, sorted(converter.voices)
     )
+    streams: dict[str, StreamConverter] = {}
     while True:
         try:
             command = conn.recv()
@@ -172,8 +247,8 @@ def serve(spec: WorkerSpec, conn: Connection, *, torch_was_loaded: bool = False)
         if isinstance(command, Stop):
             conn.close()
             _exit_now(0)
-        reply = _answer(converter, command)
+        reply = _answer(converter, streams, command)
         if reply is not None:
             _send(conn, reply)
-        if isinstance(command, ConvertJob):
+        if _ends_work(command, reply):
             _release_freed_memory()

@@ -10,17 +10,24 @@ import pytest
 
 from rvc.errors import Busy, InvalidInput
 from rvc.infer.params import ConversionParams, VoiceInfo
+from rvc.infer.stream_config import StreamConfig
 from rvc.server import messages
 from rvc.server.messages import (
+    BlockConverted,
+    CloseStream,
     Command,
     ConvertJob,
     InitFailed,
     JobConverted,
     JobFailed,
     LoadVoice,
+    OpenStream,
     Ready,
     Reply,
     Stop,
+    StreamBlock,
+    StreamClosed,
+    StreamFailed,
     UnloadVoice,
     VoiceDone,
 )
@@ -28,6 +35,7 @@ from rvc.server.voices import VoiceFiles
 from rvc.server.wire import ErrorReport
 
 INFO = VoiceInfo("demo", "v2", True, 40000, True, 1, "/w/demo.pth")
+BLOCK = StreamBlock("s1", "s1-1", "rvcs1-1i", 4000, "rvcs1-1o", final=False)
 EXAMPLES: list[Command | Reply] = [
     ConvertJob("1a", "demo", "rvc1i", 16000, 16000, ConversionParams(pitch_shift=3, seed=2), "rvc1o"),
     LoadVoice(4, VoiceFiles("demo", Path("/w/demo.pth"), None)),
@@ -38,6 +46,12 @@ EXAMPLES: list[Command | Reply] = [
     JobConverted("1a", 40000, 40000, {"total": 0.5}, 310.0),
     JobFailed("1a", ErrorReport.from_exception(RuntimeError("boom")), None),
     VoiceDone(4, "demo", info=INFO),
+    OpenStream("s1", "demo", ConversionParams(seed=3), StreamConfig(block=0.1, context=0.5), BLOCK),
+    BLOCK,
+    CloseStream("s1"),
+    BlockConverted("s1", "s1-1", 7600, 40000, {"synthesizer": 0.02}, 300.0),
+    StreamFailed("s1", "s1-2", ErrorReport.from_exception(InvalidInput("bad", field="speaker_id")), None),
+    StreamClosed("s1"),
 ]
 
 
