@@ -196,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return code
     except VoiceError as exc:
+        if stop.is_set() and not triton_gave_up.is_set():  # SIGINT/SIGTERM while tritonserver loaded
+            logger.info("stopped before the service was ready")
+            return 0
         logger.error("%s", exc)
         return 1
     finally:

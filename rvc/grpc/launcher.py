@@ -34,6 +34,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -315,8 +316,12 @@ class TritonServer:
             self._installation = locate_tritonserver()
         return self._installation
 
-    def start(self) -> TritonServer:
-        """Start the server and block until every model is ready; raise TritonStartError with the log if not."""
+    def start(self, *, cancel: threading.Event | None = None) -> TritonServer:
+        """Start the server and block until every model is ready; raise TritonStartError with the log if not.
+
+        ``cancel`` set while the models load stops the server and raises: a supervisor asked to stop
+        must not wait out a model load first.
+        """
         if self._process is not None:
             raise RuntimeError("this TritonServer was already started")
         repository = Path(self.config.model_repository)
@@ -345,14 +350,14 @@ class TritonServer:
             preexec_fn=die_with_parent() if self.config.die_with_starter else None,
         )
         try:
-            self._wait_ready()
+            self._wait_ready(cancel)
         except BaseException:
             self.stop()
             raise
         logger.info("tritonserver ready on %s (pid %s)", self.grpc_url, self._process.pid)
         return self
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, cancel: threading.Event | None) -> None:
         assert self._process is not None
         deadline = time.monotonic() + self.config.startup_timeout_s
         with httpx.Client(timeout=1.0) as client:
@@ -364,6 +369,8 @@ class TritonServer:
                     )
                 if self.is_ready(client):
                     return
+                if cancel is not None and cancel.is_set():
+                    raise TritonStartError("tritonserver start cancelled: the service is stopping")
                 if time.monotonic() > deadline:
                     raise TritonStartError(
                         f"tritonserver not ready after {self.config.startup_timeout_s:g} s; its log:\n"

@@ -130,7 +130,7 @@ class TritonSupervisor:
     # ------------------------------------------------------------------ the supervisor's thread
     def _run(self) -> None:
         try:
-            self._server = TritonServer(self.config).start()
+            self._server = TritonServer(self.config).start(cancel=self._stop)
         except BaseException as exc:  # handed to start(), which raises it in the caller's thread
             self._first_error = exc
             self.state = SupervisorState.STOPPED
@@ -174,9 +174,10 @@ class TritonSupervisor:
             self._restart_times.append(time.monotonic())
             self.restarts += 1
             try:
-                self._server = TritonServer(self.config).start()
+                self._server = TritonServer(self.config).start(cancel=self._stop)
             except VoiceError as exc:  # TritonStartError carries the log; ConfigError the missing repository
-                logger.error("tritonserver restart %d failed: %s", self.restarts, exc)
+                if not self._stop.is_set():
+                    logger.error("tritonserver restart %d failed: %s", self.restarts, exc)
                 continue
             self.state = SupervisorState.READY
             since = f" {time.monotonic() - died_at:.1f} s after it died" if died_at is not None else ""
