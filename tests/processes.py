@@ -6,7 +6,6 @@ what the supervisor says about itself.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -102,10 +101,3 @@ def wait_for(condition: Callable[[], bool], deadline_s: float, what: str, *, pol
         time.sleep(poll_s)
     return time.monotonic() - started
 
-
-def process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
