@@ -79,8 +79,7 @@ def test_supervisor_restarts_a_killed_server_then_stops_it(echo_repository: Path
         second = supervisor.server
         assert second is not None and second.pid is not None
         os.kill(second.pid, signal.SIGKILL)  # the one restart allowed is spent: the supervisor gives up
-        wait_for(lambda: bool(gave_up), 60, "the supervisor gave up")
-        assert supervisor.state is SupervisorState.GAVE_UP
+        wait_for(lambda: bool(gave_up) and supervisor.state is SupervisorState.GAVE_UP, 60, "the supervisor gave up")
         assert "died again after 1 restarts" in gave_up[0]
     finally:
         supervisor.stop()
