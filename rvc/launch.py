@@ -3,9 +3,14 @@
 ``python -m rvc.launch`` is what the README's first command ends in. It
 supervises both servers: it provisions assets (downloads, or generates the
 demo ones when the hub cannot be reached), prepares the Triton model
-repository, starts the real tritonserver through the launcher, then serves
-the API in this process; SIGINT/SIGTERM stop both, and the exit code is
-non-zero when a part failed (tritonserver dying while the API runs included).
+repository, starts the real tritonserver through its supervisor, then serves
+the API in this process. A tritonserver that dies is restarted with backoff
+while the API keeps serving; after TRITON_RESTARTS restarts within the
+window the service exits non-zero. SIGINT/SIGTERM stop both, and the exit
+code is non-zero when a part failed. Killed outright (SIGKILL, the OOM
+killer), it leaves nothing behind: tritonserver dies with the supervisor's
+thread (children.py) and its stubs follow; the RVC workers exit when their
+pipe to this process reads EOF.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Literal
 from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.device import check_rvc_precision, driver_present, probe_torch, resolve_device
 from rvc.errors import ConfigError, VoiceError
-from rvc.grpc.launcher import TritonServer, TritonServerConfig
+from rvc.grpc.launcher import TritonServerConfig
 from rvc.grpc.model_repository import prepare_model_repository
+from rvc.grpc.supervisor import RestartPolicy, TritonSupervisor
 from rvc.logging_setup import configure_logging
 from rvc.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -61,16 +67,6 @@ def provision_assets(settings: Settings, stop: threading.Event, *, allow_downloa
     report = inspect_assets(settings)
     if not report.complete:
         logger.error("still missing: %s", ", ".join(report.missing))
-
-
-def watch_triton(triton: TritonServer, stop: threading.Event, died: threading.Event) -> None:
-    """A tritonserver that exits while the API runs ends the service (exit code 1), so a supervisor restarts it."""
-    while not stop.wait(1.0):
-        if not triton.is_running():
-            logger.error("tritonserver exited unexpectedly; its log:\n%s", triton.log_text(40))
-            died.set()
-            stop.set()
-            return
 
 
 def serve_api(settings: Settings, stop: threading.Event) -> int:
@@ -148,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
 
-    stop, triton_died = threading.Event(), threading.Event()
+    stop, triton_gave_up = threading.Event(), threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         logger.info("signal %s received; stopping", signum)
@@ -163,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     if stop.is_set():
         return 0
 
-    triton: TritonServer | None = None
+    triton: TritonSupervisor | None = None
+
+    def give_up(message: str) -> None:
+        triton_gave_up.set()
+        stop.set()
+
     try:
         if not args.no_triton:
             repository = prepare_model_repository(
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 llm_backend=settings.llm_backend,
                 trtllm_engine_dir=settings.trt_engine_dir,
             )
-            triton = TritonServer(
+            triton = TritonSupervisor(
                 TritonServerConfig(
                     model_repository=repository,
                     host=settings.triton_host,
@@ -184,13 +185,24 @@ def main(argv: list[str] | None = None) -> int:
                     work_dir=settings.run_dir / "tritonserver",
                     startup_timeout_s=settings.triton_startup_timeout_s,
                     cpu_only=settings.device == "cpu",
-                )
+                ),
+                RestartPolicy(
+                    max_restarts=settings.triton_restarts,
+                    window_s=settings.triton_restart_window_s,
+                    backoff_s=settings.triton_restart_backoff_s,
+                ),
+                on_give_up=give_up,
             )
             triton.start()
-            threading.Thread(target=watch_triton, args=(triton, stop, triton_died), daemon=True).start()
         code = serve_api(settings, stop)
-        return 1 if triton_died.is_set() else code
+        if triton_gave_up.is_set():
+            print(f"error: {triton.failure if triton is not None else 'tritonserver failed'}", file=sys.stderr)
+            return 1
+        return code
     except VoiceError as exc:
+        if stop.is_set() and not triton_gave_up.is_set():  # SIGINT/SIGTERM while tritonserver loaded
+            logger.info("stopped before the service was ready")
+            return 0
         logger.error("%s", exc)
         return 1
     finally:

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         600.0, gt=0, description="how long the service waits for tritonserver to load every model (a first "
         "start on a GPU, or udocker's ptrace mode on Colab, can take minutes)",
     )
+    triton_restarts: int = Field(
+        5, ge=0, description="how many times python -m rvc.launch restarts a tritonserver it owns that died, within "
+        "TRITON_RESTART_WINDOW_S, before it gives up and exits non-zero (the API keeps serving meanwhile); 0: never",
+    )
+    triton_restart_window_s: float = Field(600.0, gt=0, description="the window TRITON_RESTARTS counts in")
+    triton_restart_backoff_s: float = Field(
+        1.0, ge=0, le=30, description="wait before the first restart; it doubles with each restart in the window, "
+        "up to 30 s",
+    )
 
     # --- the LLM engine ---------------------------------------------------------------------
     llm_backend: Literal["python", "tensorrtllm"] = Field(

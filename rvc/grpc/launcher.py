@@ -18,7 +18,10 @@ python backend needs the stub built for the running Python copied beside it
 * an open gRPC stream keeps the server alive after SIGTERM, so ``stop``
   escalates to SIGKILL of the whole process group;
 * stubs map ``/dev/shm`` regions; each server gets its own region prefix so
-  that leftovers can be removed without touching another server's.
+  that leftovers can be removed without touching another server's;
+* a supervisor killed with SIGKILL runs no cleanup, so the server is started
+  with the parent-death signal armed (``children.py``): it dies with the
+  thread that started it, and its stubs follow it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -42,6 +46,7 @@ import httpx
 
 from rvc.device import driver_present
 from rvc.errors import ConfigError, TritonStartError
+from rvc.grpc.children import die_with_parent, group_members, kill_group
 
 __all__ = [
     "TritonInstallation",
@@ -77,6 +82,9 @@ class TritonServerConfig:
     log_verbose: int = 0
     extra_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
+    # SIGKILL the server when the thread that started it ends (the process killed included): start it
+    # from the main thread or one that outlives it. Off only for a server meant to outlive its starter.
+    die_with_starter: bool = True
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port", "metrics_port"):
@@ -308,8 +316,12 @@ class TritonServer:
             self._installation = locate_tritonserver()
         return self._installation
 
-    def start(self) -> TritonServer:
-        """Start the server and block until every model is ready; raise TritonStartError with the log if not."""
+    def start(self, *, cancel: threading.Event | None = None) -> TritonServer:
+        """Start the server and block until every model is ready; raise TritonStartError with the log if not.
+
+        ``cancel`` set while the models load stops the server and raises: a supervisor asked to stop
+        must not wait out a model load first.
+        """
         if self._process is not None:
             raise RuntimeError("this TritonServer was already started")
         repository = Path(self.config.model_repository)
@@ -324,6 +336,8 @@ class TritonServer:
         command = self.command(backend_dir, cpu_only)
         env = server_environment(installation, self.config.torch_threads, self.config.extra_env)
         logger.info("starting tritonserver %s (repository %s)", installation.binary, repository)
+        if self.log_path.is_file():  # an earlier server's log in this work dir: keep it for the post-mortem
+            os.replace(self.log_path, self.log_path.with_suffix(".previous.log"))
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
             command,
@@ -333,16 +347,17 @@ class TritonServer:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # the backend stub processes join this group, so stop() reaches them
+            preexec_fn=die_with_parent() if self.config.die_with_starter else None,
         )
         try:
-            self._wait_ready()
+            self._wait_ready(cancel)
         except BaseException:
             self.stop()
             raise
         logger.info("tritonserver ready on %s (pid %s)", self.grpc_url, self._process.pid)
         return self
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, cancel: threading.Event | None) -> None:
         assert self._process is not None
         deadline = time.monotonic() + self.config.startup_timeout_s
         with httpx.Client(timeout=1.0) as client:
@@ -354,6 +369,8 @@ class TritonServer:
                     )
                 if self.is_ready(client):
                     return
+                if cancel is not None and cancel.is_set():
+                    raise TritonStartError("tritonserver start cancelled: the service is stopping")
                 if time.monotonic() > deadline:
                     raise TritonStartError(
                         f"tritonserver not ready after {self.config.startup_timeout_s:g} s; its log:\n"
@@ -374,6 +391,15 @@ class TritonServer:
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def wait(self, timeout_s: float) -> int | None:
+        """The server's exit code once it has exited (reaping it), or None if it still runs after ``timeout_s``."""
+        if self._process is None:
+            raise RuntimeError("the server has not been started")
+        try:
+            return self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL of the whole group after ``stop_timeout_s``; then remove leftovers.
 
@@ -382,30 +408,32 @@ class TritonServer:
         process = self._process
         if process is None:
             return None
-        if process.poll() is None:
+        died = process.poll() is not None
+        if not died:
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(self.config.stop_timeout_s)
             except subprocess.TimeoutExpired:
                 logger.warning("tritonserver ignored SIGTERM for %.0f s; killing it", self.config.stop_timeout_s)
-                _kill_group(process.pid)
+                kill_group(process.pid)
                 process.wait()
-        self._reap_group(process.pid)
+        # The stubs of a server that died have nothing left to finish: no grace for them.
+        self._reap_group(process.pid, grace_s=0.0 if died else 3.0)
         self._remove_shared_memory()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
         return process.returncode
 
-    def _reap_group(self, group_id: int) -> None:
-        """Stubs exit by themselves once the server is gone; anything still there is killed."""
-        deadline = time.monotonic() + 3.0
-        while _group_members(group_id) and time.monotonic() < deadline:
+    def _reap_group(self, group_id: int, grace_s: float) -> None:
+        """Stubs exit by themselves once the server is gone; anything still there after ``grace_s`` is killed."""
+        deadline = time.monotonic() + grace_s
+        while group_members(group_id) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _group_members(group_id):
-            _kill_group(group_id)
+        if group_members(group_id):
+            kill_group(group_id)
             deadline = time.monotonic() + 3.0
-            while _group_members(group_id) and time.monotonic() < deadline:
+            while group_members(group_id) and time.monotonic() < deadline:
                 time.sleep(0.05)
 
     def _remove_shared_memory(self) -> None:
@@ -419,7 +447,7 @@ class TritonServer:
 
     def group_members(self) -> list[int]:
         """PIDs of the server and its stubs (they share the server's process group)."""
-        return _group_members(self._process.pid) if self._process is not None else []
+        return group_members(self._process.pid) if self._process is not None else []
 
     def __enter__(self) -> TritonServer:
         return self.start()
@@ -431,26 +459,3 @@ class TritonServer:
         if self._owns_work_dir and self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
 
-
-def _kill_group(group_id: int) -> None:
-    try:
-        os.killpg(group_id, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _group_members(group_id: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is ``group_id``, read from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state, ppid, pgrp, ...
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == group_id and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
