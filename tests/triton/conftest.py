@@ -53,20 +53,15 @@ def official_inputs(protocol, reference: Reference, spark_tts, target_text: str,
 
 
 @pytest.fixture(scope="session")
-def spark_fixture(shared_fixtures: Path) -> Path:
-    return shared_fixtures / "spark_tts_tiny"
-
-
-@pytest.fixture(scope="session")
-def model_dir(spark_fixture: Path) -> Path:
+def model_dir(spark_tiny: Path) -> Path:
     """A complete tiny Spark-TTS-0.5B folder (official layout, random weights)."""
-    return spark_fixture / "model"
+    return spark_tiny / "model"
 
 
 @pytest.fixture(scope="session")
-def reference(spark_fixture: Path) -> Reference:
-    wav, rate = sf.read(spark_fixture / "inputs" / "reference.wav", dtype="float32", always_2d=True)
-    texts = json.loads((spark_fixture / "inputs" / "texts.json").read_text())
+def reference(spark_tiny: Path) -> Reference:
+    wav, rate = sf.read(spark_tiny / "inputs" / "reference.wav", dtype="float32", always_2d=True)
+    texts = json.loads((spark_tiny / "inputs" / "texts.json").read_text())
     return Reference(np.ascontiguousarray(wav[:, 0]), int(rate), texts["prompt_text"])
 
 
