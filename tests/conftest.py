@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
 if TYPE_CHECKING:
@@ -29,6 +30,28 @@ def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         raise RuntimeError(f"golden fixtures not found at {SHARED_FIXTURES}; ../shared must sit beside the repo")
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def spark_tiny(shared_fixtures: Path) -> Path:
+    """The tiny Spark-TTS golden: ``model/`` (official layout, random weights), ``inputs/``, ``expected/``.
+
+    Here because the codec, LM and Triton tests all read it.
+    """
+    return shared_fixtures / "spark_tts_tiny"
+
+
+@pytest.fixture(scope="session")
+def pipeline_tiny(shared_fixtures: Path) -> Path:
+    """The tiny RVC pipeline golden, read by the model tests (HuBERT, index) and the pipeline tests."""
+    return shared_fixtures / "rvc_pipeline_tiny"
+
+
+@pytest.fixture(scope="session")
+def tokenizer_golden(spark_tiny: Path) -> dict[str, np.ndarray]:
+    """The audio tokenizer's expected intermediates, checked by the codec tests and the prompt tests."""
+    with np.load(spark_tiny / "expected" / "tokenizer_path.npz") as data:
+        return {key: data[key] for key in data.files}
 
 
 @pytest.fixture(scope="session", autouse=True)

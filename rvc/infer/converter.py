@@ -167,6 +167,25 @@ class VoiceConverter:
             raise NotFound(f"voice {name!r} is not loaded; loaded voices: {known}", field="voice")
         return voice
 
+    def resident_for(self, name: str, params: ConversionParams) -> ResidentVoice:
+        """The resident voice, once ``params`` passed the checks that depend on it and on these assets.
+
+        The request contract checked each value alone; only here is it known whether the voice has
+        that speaker and whether rmvpe was configured. Offline conversion and streams check alike.
+        """
+        resident = self.resident(name)
+        if params.speaker_id >= resident.info.n_speakers:
+            raise InvalidInput(
+                f"speaker_id must be from 0 to {resident.info.n_speakers - 1} for voice {name!r}, "
+                f"got {params.speaker_id}",
+                field="speaker_id",
+            )
+        if resident.info.if_f0 and params.f0_method == "rmvpe" and self.rmvpe is None:
+            raise InvalidInput(
+                "f0_method 'rmvpe' is unavailable: no rmvpe.pt was configured", field="f0_method"
+            )
+        return resident
+
     # -- conversion -------------------------------------------------------------------------
 
     def warm_up(self, methods: tuple[str, ...] | None = None) -> None:
@@ -194,17 +213,7 @@ class VoiceConverter:
         (a library caller of the converter itself calls ``params.validate()`` first). Only what
         depends on this voice and these assets is checked here: the speaker and rmvpe.
         """
-        resident = self.resident(voice)
-        if params.speaker_id >= resident.info.n_speakers:
-            raise InvalidInput(
-                f"speaker_id must be from 0 to {resident.info.n_speakers - 1} for voice {voice!r}, "
-                f"got {params.speaker_id}",
-                field="speaker_id",
-            )
-        if resident.info.if_f0 and params.f0_method == "rmvpe" and self.rmvpe is None:
-            raise InvalidInput(
-                "f0_method 'rmvpe' is unavailable: no rmvpe.pt was configured", field="f0_method"
-            )
+        resident = self.resident_for(voice, params)
         wav = np.asarray(audio, dtype=np.float32)
         validate_waveform(wav, sample_rate)
         if wav.size < MIN_INPUT_SECONDS * sample_rate:

@@ -18,6 +18,7 @@ from torch import nn
 
 from rvc.infer.nsf import NoiseSource, SourceModule
 from rvc.infer.planar import PlanarConv1d, from_planar, to_planar
+from rvc.infer.synthesizer_config import SynthesizerConfig
 from rvc.infer.weight_norm import WeightNormConv1d, WeightNormConvTranspose1d
 
 __all__ = ["HiFiGanGenerator", "NsfGenerator", "ResBlock1", "ResBlock2"]
@@ -81,34 +82,27 @@ class ResBlock2(nn.Module):
 class HiFiGanGenerator(nn.Module):
     """The plain HiFi-GAN decoder; parameters ``conv_pre``, ``ups``, ``resblocks``, ``conv_post``, ``cond``."""
 
-    def __init__(
-        self,
-        initial_channel: int,
-        resblock: str,
-        resblock_kernel_sizes: Sequence[int],
-        resblock_dilation_sizes: Sequence[Sequence[int]],
-        upsample_rates: Sequence[int],
-        upsample_initial_channel: int,
-        upsample_kernel_sizes: Sequence[int],
-        gin_channels: int,
-    ) -> None:
+    def __init__(self, config: SynthesizerConfig) -> None:
+        """The decoder part of ``config``: input width ``inter_channels``, the resblock and upsample lists."""
         super().__init__()
-        self.num_kernels = len(resblock_kernel_sizes)
-        self.upsample = math.prod(upsample_rates)
-        self.conv_pre = PlanarConv1d(initial_channel, upsample_initial_channel, 7, 1, padding=3)
-        block = ResBlock1 if resblock == "1" else ResBlock2
+        self.num_kernels = len(config.resblock_kernel_sizes)
+        self.upsample = math.prod(config.upsample_rates)
+        self.conv_pre = PlanarConv1d(config.inter_channels, config.upsample_initial_channel, 7, 1, padding=3)
+        block = ResBlock1 if config.resblock == "1" else ResBlock2
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
-        channels = upsample_initial_channel
-        for rate, kernel in zip(upsample_rates, upsample_kernel_sizes, strict=True):
+        channels = config.upsample_initial_channel
+        for rate, kernel in zip(config.upsample_rates, config.upsample_kernel_sizes, strict=True):
             self.ups.append(
                 WeightNormConvTranspose1d(channels, channels // 2, kernel, rate, padding=(kernel - rate) // 2)
             )
             channels //= 2
-            for kernel_size, dilations in zip(resblock_kernel_sizes, resblock_dilation_sizes, strict=True):
+            for kernel_size, dilations in zip(
+                config.resblock_kernel_sizes, config.resblock_dilation_sizes, strict=True
+            ):
                 self.resblocks.append(block(channels, kernel_size, dilations))
         self.conv_post = PlanarConv1d(channels, 1, 7, 1, padding=3, bias=False)
-        self.cond = PlanarConv1d(gin_channels, upsample_initial_channel, 1)
+        self.cond = PlanarConv1d(config.gin_channels, config.upsample_initial_channel, 1)
         # Frames per decoding window (0: one pass over the whole input); see the module docstring.
         self.window_frames = DEFAULT_WINDOW_FRAMES
         self.planar = True  # False: the reference's (B, C, T) 1-D convolutions (benchmark baselines)
@@ -199,32 +193,13 @@ class HiFiGanGenerator(nn.Module):
 class NsfGenerator(HiFiGanGenerator):
     """HiFi-GAN plus the NSF source: adds ``m_source`` and one ``noise_convs`` conv per stage."""
 
-    def __init__(
-        self,
-        initial_channel: int,
-        resblock: str,
-        resblock_kernel_sizes: Sequence[int],
-        resblock_dilation_sizes: Sequence[Sequence[int]],
-        upsample_rates: Sequence[int],
-        upsample_initial_channel: int,
-        upsample_kernel_sizes: Sequence[int],
-        gin_channels: int,
-        sample_rate: int,
-    ) -> None:
-        super().__init__(
-            initial_channel,
-            resblock,
-            resblock_kernel_sizes,
-            resblock_dilation_sizes,
-            upsample_rates,
-            upsample_initial_channel,
-            upsample_kernel_sizes,
-            gin_channels,
-        )
-        self.m_source = SourceModule(sample_rate)
+    def __init__(self, config: SynthesizerConfig) -> None:
+        super().__init__(config)
+        self.m_source = SourceModule(config.sample_rate)
         self.noise_convs = nn.ModuleList()
+        upsample_rates = config.upsample_rates
         for i in range(len(upsample_rates)):
-            channels = upsample_initial_channel // 2 ** (i + 1)
+            channels = config.upsample_initial_channel // 2 ** (i + 1)
             stride = math.prod(upsample_rates[i + 1 :])
             if i + 1 < len(upsample_rates):
                 self.noise_convs.append(

@@ -75,13 +75,7 @@ def open_stream(
 ) -> StreamConverter:
     """A stream on a resident voice of ``converter`` (InvalidInput / NotFound as ``convert`` raises them)."""
     params.validate()
-    resident = converter.resident(voice)
-    if params.speaker_id >= resident.info.n_speakers:
-        raise InvalidInput(
-            f"speaker_id must be from 0 to {resident.info.n_speakers - 1} for voice {voice!r}, "
-            f"got {params.speaker_id}",
-            field="speaker_id",
-        )
+    resident = converter.resident_for(voice, params)
     checkpoint = resident.checkpoint
     models = StreamModels(
         hubert=converter.hubert, synthesizer=checkpoint.model, version=checkpoint.version,

@@ -85,21 +85,7 @@ class Synthesizer(nn.Module):
             config.kernel_size,
             with_pitch=config.if_f0,
         )
-        decoder_args = (
-            config.inter_channels,
-            config.resblock,
-            config.resblock_kernel_sizes,
-            config.resblock_dilation_sizes,
-            config.upsample_rates,
-            config.upsample_initial_channel,
-            config.upsample_kernel_sizes,
-            config.gin_channels,
-        )
-        self.dec: HiFiGanGenerator = (
-            NsfGenerator(*decoder_args, sample_rate=config.sample_rate)
-            if config.if_f0
-            else HiFiGanGenerator(*decoder_args)
-        )
+        self.dec: HiFiGanGenerator = NsfGenerator(config) if config.if_f0 else HiFiGanGenerator(config)
         self.flow = ResidualCouplingBlock(
             config.inter_channels, config.hidden_channels, 5, 1, 3, gin_channels=config.gin_channels
         )

@@ -37,7 +37,7 @@ from sparktts.serving.inputs import (
 )
 from sparktts.serving.memory import bound_primitive_cache, release_freed_memory
 from sparktts.serving.pipeline import SpeakerCache, SpeechPipeline
-from sparktts.serving.responses import error_response, waveform_response
+from sparktts.serving.responses import error_response, start_adapter, waveform_response
 from sparktts.serving.trtllm import (
     RequestExecutor,
     TensorRTLLM,
@@ -74,6 +74,7 @@ __all__ = [
     "required_parameter",
     "schedule_from_parameters",
     "semantic_lookup",
+    "start_adapter",
     "tensorrt_llm_inputs",
     "token_row",
     "tokenize_references",

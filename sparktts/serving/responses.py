@@ -1,4 +1,4 @@
-"""Triton responses built the same way by every adapter in ``triton/model_repo``.
+"""Triton start-up and responses done the same way by every adapter in ``triton/model_repo``.
 
 Triton's ``triton_python_backend_utils`` exists only inside the python backend's stub, so the
 adapters pass it in; nothing here imports it, and nothing else in ``sparktts`` touches it.
@@ -10,7 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from sparktts.serving.inputs import RequestCancelled, describe_error, waveform_row
+from sparktts.serving.inputs import RequestCancelled, describe_error, forward_logging, waveform_row
+from sparktts.serving.memory import bound_primitive_cache
+
+
+def start_adapter(pb_utils: Any) -> None:
+    """First thing in every adapter's ``initialize``: this package's log records go to Triton's log,
+    and oneDNN's primitive cache is bounded before the model's first convolution or matmul
+    (``sparktts.serving.memory``), so every model process gets both the same way."""
+    forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
+    bound_primitive_cache()
 
 
 def error_response(pb_utils: Any, exc: BaseException) -> Any:

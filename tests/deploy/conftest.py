@@ -7,8 +7,11 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +124,31 @@ def run_tool(tmp_path: Path, asset_dirs: dict[str, str]) -> RunTool:
         )
 
     return run
+
+
+@pytest.fixture
+def health_server() -> Iterator[tuple[int, dict[str, Any]]]:
+    """An HTTP server answering /health with the body and status that the test sets (the gateway's shape),
+    on which the Docker healthchecks and the Kubernetes probes run for real."""
+    state: dict[str, Any] = {"status": 200, "body": b""}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+        def do_GET(self) -> None:
+            body = state["body"] if self.path == "/health" else b""
+            self.send_response(state["status"] if self.path == "/health" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], state
+    finally:
+        server.shutdown()
+        server.server_close()

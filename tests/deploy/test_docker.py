@@ -15,10 +15,7 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -193,29 +190,6 @@ def test_image_environment_is_valid_settings(instructions: list[Instruction]) ->
 # --- the healthcheck commands, run for real ----------------------------------------------------------
 
 
-@pytest.fixture
-def health_server() -> Iterator[tuple[int, dict[str, int]]]:
-    state = {"status": 200}
-
-    class Health(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(state["status"] if self.path == "/health" else 404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], state
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def run_probe(command: list[str], env: dict[str, str]) -> int:
     assert command[0] == "python"
     return subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, timeout=30,
@@ -223,7 +197,7 @@ def run_probe(command: list[str], env: dict[str, str]) -> int:
 
 
 def test_dockerfile_healthcheck_follows_health(instructions: list[Instruction],
-                                              health_server: tuple[int, dict[str, int]]) -> None:
+                                              health_server: tuple[int, dict[str, Any]]) -> None:
     port, state = health_server
     (healthcheck,) = [i for i in instructions if i.keyword == "HEALTHCHECK"]
     command = healthcheck.exec_form()
@@ -234,7 +208,7 @@ def test_dockerfile_healthcheck_follows_health(instructions: list[Instruction],
 
 
 def test_compose_healthcheck_follows_health(compose: dict[str, Any],
-                                            health_server: tuple[int, dict[str, int]]) -> None:
+                                            health_server: tuple[int, dict[str, Any]]) -> None:
     port, state = health_server
     test = compose["services"]["voice"]["healthcheck"]["test"]
     assert test[0] == "CMD"

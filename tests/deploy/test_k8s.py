@@ -21,10 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -372,33 +369,6 @@ def test_hpa_metrics_are_what_the_gateway_and_the_adapter_publish(everything: tu
     gateway_env = environment(everything, container(everything, "voice-gateway", "gateway"))
     target = float(hpas["voice-gateway"]["spec"]["metrics"][0]["pods"]["target"]["averageValue"])
     assert target == load_settings(rvc_workers=gateway_env["RVC_WORKERS"]).rvc_workers  # capacity: one per worker
-
-
-@pytest.fixture
-def health_server() -> Iterator[tuple[int, dict[str, Any]]]:
-    """An HTTP server answering /health with the body and status that the test sets (the gateway's shape)."""
-    state: dict[str, Any] = {"status": 200, "body": b""}
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-            pass
-
-        def do_GET(self) -> None:
-            body = state["body"] if self.path == "/health" else b""
-            self.send_response(state["status"] if self.path == "/health" else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_gateway_readiness_probe_passes_only_when_ready(everything: tuple[dict[str, Any], ...],

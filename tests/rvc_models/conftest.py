@@ -23,11 +23,6 @@ def hubert_dir(shared_fixtures: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipeline_dir(shared_fixtures: Path) -> Path:
-    return shared_fixtures / "rvc_pipeline_tiny"
-
-
-@pytest.fixture(scope="session")
 def keys_dir(shared_fixtures: Path) -> Path:
     return shared_fixtures.parent / "reference" / "keys"
 

@@ -122,11 +122,11 @@ def test_folder_with_legacy_weight_norm_names_and_bin_weights(
     )
 
 
-def test_fp16_container_of_the_pipeline_fixture_matches_its_golden(pipeline_dir: Path) -> None:
+def test_fp16_container_of_the_pipeline_fixture_matches_its_golden(pipeline_tiny: Path) -> None:
     # rvc_pipeline_tiny: 768-wide, 1-layer HuBERT stored in fp16; v2 asks for layer 12 and gets layer 1.
-    encoder = ContentEncoder.from_fairseq(pipeline_dir / "hubert_base.pt")
+    encoder = ContentEncoder.from_fairseq(pipeline_tiny / "hubert_base.pt")
     assert encoder.num_layers == 1
-    with np.load(pipeline_dir / "expected_rmvpe.npz") as data:
+    with np.load(pipeline_tiny / "expected_rmvpe.npz") as data:
         high_passed, expected = data["hp_audio_16k"], data["hubert_feats"]
     padded = np.pad(high_passed, (16000, 16000), mode="reflect").astype(np.float32)
     features = encoder.extract(torch.from_numpy(padded).unsqueeze(0), "v2")

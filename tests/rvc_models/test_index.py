@@ -16,20 +16,20 @@ INDEX_NAME = "added_IVF5_Flat_nprobe_1_tiny_v2.index"
 
 
 @pytest.fixture(scope="module")
-def feature_index(pipeline_dir: Path) -> FeatureIndex:
-    return FeatureIndex.load(pipeline_dir / INDEX_NAME)
+def feature_index(pipeline_tiny: Path) -> FeatureIndex:
+    return FeatureIndex.load(pipeline_tiny / INDEX_NAME)
 
 
 @pytest.fixture(scope="module")
-def golden(pipeline_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(pipeline_dir / "expected_rmvpe.npz") as data:
+def golden(pipeline_tiny: Path) -> dict[str, np.ndarray]:
+    with np.load(pipeline_tiny / "expected_rmvpe.npz") as data:
         return {key: data[key] for key in ("hubert_feats", "index_score", "index_ix", "feats_blended")}
 
 
 def test_vectors_are_reconstructed_once_in_insertion_order(
-    feature_index: FeatureIndex, pipeline_dir: Path
+    feature_index: FeatureIndex, pipeline_tiny: Path
 ) -> None:
-    with np.load(pipeline_dir / "index_vectors.npz") as data:
+    with np.load(pipeline_tiny / "index_vectors.npz") as data:
         np.testing.assert_array_equal(feature_index.vectors, data["vectors"])
     assert (feature_index.ntotal, feature_index.dim) == (200, 768)
     assert faiss.extract_index_ivf(feature_index.index).nprobe == 1

@@ -18,11 +18,6 @@ def rmvpe_tiny(shared_fixtures: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipeline_tiny(shared_fixtures: Path) -> Path:
-    return shared_fixtures / "rvc_pipeline_tiny"
-
-
-@pytest.fixture(scope="session")
 def rmvpe_model(rmvpe_tiny: Path):
     from rvc.infer.rmvpe import RMVPE
 

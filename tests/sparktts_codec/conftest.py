@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -17,11 +16,6 @@ from sparktts.bicodec import BiCodec
 @pytest.fixture(scope="session")
 def bicodec_tiny_dir(shared_fixtures: Path) -> Path:
     return shared_fixtures / "bicodec_tiny"
-
-
-@pytest.fixture(scope="session")
-def spark_tiny_dir(shared_fixtures: Path) -> Path:
-    return shared_fixtures / "spark_tts_tiny"
 
 
 @pytest.fixture(scope="session")
@@ -40,14 +34,8 @@ def bicodec_expected(bicodec_tiny_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="session")
-def tokenizer(spark_tiny_dir: Path) -> BiCodecTokenizer:
-    return BiCodecTokenizer.from_pretrained(spark_tiny_dir / "model")
-
-
-@pytest.fixture(scope="session")
-def tokenizer_golden(spark_tiny_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(spark_tiny_dir / "expected" / "tokenizer_path.npz") as data:
-        return {key: data[key] for key in data.files}
+def tokenizer(spark_tiny: Path) -> BiCodecTokenizer:
+    return BiCodecTokenizer.from_pretrained(spark_tiny / "model")
 
 
 @pytest.fixture()

@@ -81,8 +81,8 @@ def test_tokenize_batch_equals_one_by_one(tokenizer, prepared) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_detokenize_reproduces_official_inference_waveforms(tokenizer, spark_tiny_dir: Path, case: str) -> None:
-    with np.load(spark_tiny_dir / "expected" / f"{case}.npz") as data:
+def test_detokenize_reproduces_official_inference_waveforms(tokenizer, spark_tiny: Path, case: str) -> None:
+    with np.load(spark_tiny / "expected" / f"{case}.npz") as data:
         global_ids, semantic_ids, expected = data["global_ids"], data["semantic_ids"], data["wav"]
     wav = tokenizer.detokenize(torch.from_numpy(global_ids), torch.from_numpy(semantic_ids))
     assert wav.dtype == np.float32 and wav.shape == (1, 320 * semantic_ids.shape[1])
@@ -131,8 +131,8 @@ def test_bad_wav_for_tokenize_raises_value_error(tokenizer, wav: np.ndarray, mes
         tokenizer.tokenize(wav)
 
 
-def test_vocoder_only_tokenizer_skips_wav2vec2(spark_tiny_dir: Path, tokenizer_golden) -> None:
-    vocoder = BiCodecTokenizer.from_pretrained(spark_tiny_dir / "model", with_encoder=False)
+def test_vocoder_only_tokenizer_skips_wav2vec2(spark_tiny: Path, tokenizer_golden) -> None:
+    vocoder = BiCodecTokenizer.from_pretrained(spark_tiny / "model", with_encoder=False)
     assert vocoder.wav2vec2 is None and vocoder.model.encoder is None
     wav = vocoder.detokenize(torch.from_numpy(tokenizer_golden["global_tokens"][0]),
                              torch.from_numpy(tokenizer_golden["semantic_tokens"]))
@@ -141,8 +141,8 @@ def test_vocoder_only_tokenizer_skips_wav2vec2(spark_tiny_dir: Path, tokenizer_g
         vocoder.tokenize(np.zeros(16000, np.float32))
 
 
-def test_tokenizer_only_skips_the_decoder(spark_tiny_dir: Path, tokenizer_golden) -> None:
-    encoder_only = BiCodecTokenizer.from_pretrained(spark_tiny_dir / "model", with_decoder=False)
+def test_tokenizer_only_skips_the_decoder(spark_tiny: Path, tokenizer_golden) -> None:
+    encoder_only = BiCodecTokenizer.from_pretrained(spark_tiny / "model", with_decoder=False)
     assert encoder_only.model.decoder is None and encoder_only.model.prenet is None
     _, semantic = encoder_only.tokenize(tokenizer_golden["wav_processed"].astype(np.float32))
     np.testing.assert_array_equal(semantic.numpy(), tokenizer_golden["semantic_tokens"])
@@ -150,9 +150,9 @@ def test_tokenizer_only_skips_the_decoder(spark_tiny_dir: Path, tokenizer_golden
         encoder_only.detokenize(torch.zeros(32, dtype=torch.long), torch.zeros(3, dtype=torch.long))
 
 
-def test_xlsr53_config_builds_the_official_wav2vec2_layout(shared_fixtures: Path, spark_tiny_dir: Path) -> None:
+def test_xlsr53_config_builds_the_official_wav2vec2_layout(shared_fixtures: Path, spark_tiny: Path) -> None:
     manifest = json.loads((shared_fixtures.parent / "reference" / "keys" / "w2v_keys.json").read_text())
-    tiny = Wav2Vec2Config.from_pretrained(spark_tiny_dir / "model" / "wav2vec2-large-xlsr-53")
+    tiny = Wav2Vec2Config.from_pretrained(spark_tiny / "model" / "wav2vec2-large-xlsr-53")
     full = Wav2Vec2Config(**{**tiny.to_dict(), "hidden_size": 1024, "num_hidden_layers": 24,
                              "num_attention_heads": 16, "intermediate_size": 4096, "conv_dim": [512] * 7})
     with torch.device("meta"):
@@ -168,8 +168,8 @@ def test_xlsr53_config_builds_the_official_wav2vec2_layout(shared_fixtures: Path
     ],
     ids=["missing", "unexpected"],
 )
-def test_bad_wav2vec2_checkpoint_raises_checkpoint_error(spark_tiny_dir: Path, tmp_path: Path, edit, named: str) -> None:
-    source = spark_tiny_dir / "model" / "wav2vec2-large-xlsr-53"
+def test_bad_wav2vec2_checkpoint_raises_checkpoint_error(spark_tiny: Path, tmp_path: Path, edit, named: str) -> None:
+    source = spark_tiny / "model" / "wav2vec2-large-xlsr-53"
     for name in ("config.json", "preprocessor_config.json"):
         shutil.copy(source / name, tmp_path / name)
     state = torch.load(source / "pytorch_model.bin", weights_only=True)

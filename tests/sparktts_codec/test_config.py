@@ -76,16 +76,16 @@ def test_wave_generator_rejects_inexact_upsampling() -> None:
         WaveGeneratorConfig(input_channel=8, channels=16, rates=(4,), kernel_sizes=(7,))
 
 
-def test_top_level_config_reads_the_four_inference_keys(spark_tiny_dir: Path) -> None:
-    config = AudioTokenizerConfig.from_yaml(spark_tiny_dir / "model" / "config.yaml")
+def test_top_level_config_reads_the_four_inference_keys(spark_tiny: Path) -> None:
+    config = AudioTokenizerConfig.from_yaml(spark_tiny / "model" / "config.yaml")
     assert (config.sample_rate, config.ref_segment_duration, config.latent_hop_length) == (16000, 6, 320)
     assert config.volume_normalize is True
     assert config.ref_segment_length == 96000
     assert config.extra["highpass_cutoff_freq"] == 40
 
 
-def test_float64_model_gives_the_same_tokens(spark_tiny_dir: Path, tokenizer_golden) -> None:
-    tokenizer = BiCodecTokenizer.from_pretrained(spark_tiny_dir / "model", dtype=torch.float64)
+def test_float64_model_gives_the_same_tokens(spark_tiny: Path, tokenizer_golden) -> None:
+    tokenizer = BiCodecTokenizer.from_pretrained(spark_tiny / "model", dtype=torch.float64)
     assert tokenizer.model.mel_transformer.mel_scale.fb.dtype == torch.float32
     global_tokens, semantic_tokens = tokenizer.tokenize(tokenizer_golden["wav_processed"].astype(np.float32))
     np.testing.assert_array_equal(global_tokens.numpy(), tokenizer_golden["global_tokens"][0])

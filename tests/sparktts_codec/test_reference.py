@@ -12,8 +12,8 @@ from sparktts.reference import audio_volume_normalize, load_reference, reference
 
 
 @pytest.fixture(scope="module")
-def reference_wav(spark_tiny_dir: Path) -> tuple[np.ndarray, int]:
-    wav, sample_rate = sf.read(spark_tiny_dir / "inputs" / "reference.wav")
+def reference_wav(spark_tiny: Path) -> tuple[np.ndarray, int]:
+    wav, sample_rate = sf.read(spark_tiny / "inputs" / "reference.wav")
     assert wav.shape == (84000, 2) and sample_rate == 24000
     return wav, sample_rate
 

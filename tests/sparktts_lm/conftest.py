@@ -19,11 +19,6 @@ GOLDEN_MAX_NEW_TOKENS = 120
 
 
 @pytest.fixture(scope="session")
-def spark_tiny(shared_fixtures: Path) -> Path:
-    return shared_fixtures / "spark_tts_tiny"
-
-
-@pytest.fixture(scope="session")
 def tiny_tts(spark_tiny: Path) -> SparkTTS:
     return SparkTTS.from_pretrained(spark_tiny / "model")
 
@@ -39,12 +34,6 @@ def golden(spark_tiny: Path) -> dict[str, dict[str, Any]]:
         entry["decoded"] = (spark_tiny / "expected" / f"{case}.decoded.txt").read_text(encoding="utf-8")
         out[case] = entry
     return out
-
-
-@pytest.fixture(scope="session")
-def tokenizer_golden(spark_tiny: Path) -> dict[str, np.ndarray]:
-    with np.load(spark_tiny / "expected" / "tokenizer_path.npz") as data:
-        return {key: data[key] for key in data.files}
 
 
 @pytest.fixture(scope="session")

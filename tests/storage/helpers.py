@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import numpy as np
 
 from rvc.processing.contract import SynthesisDefaults
@@ -22,6 +25,32 @@ def defaults_store(database: Database) -> StoredDefaults[SynthesisDefaults]:
 def clip(seconds: float = 0.5, *, seed: int = 0) -> np.ndarray:
     """A (T,) float32 clip at 16 kHz with values no rounding would preserve by accident."""
     return np.random.default_rng(seed).uniform(-0.5, 0.5, int(seconds * RATE)).astype(np.float32)
+
+
+def run_together(calls: list[Callable[[], object]]) -> list[BaseException]:
+    """Run the calls on their own threads, released at once; the errors they raised.
+
+    What two gateways doing the same thing at the same moment looks like to the database.
+    """
+    barrier = threading.Barrier(len(calls))
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(call: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return errors
 
 
 def comparable(record: VoiceRecord) -> dict[str, object]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rvc.processing.defaults_store import DefaultsStore
 from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
+from rvc.processing.defaults_store import DefaultsStore
 from rvc.storage import Database, Markers
 from tests.storage.helpers import clip, defaults_store
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +12,13 @@ import pytest
 import soundfile as sf
 from sqlalchemy import event
 
-from rvc.processing.defaults_store import DefaultsStore
 from rvc.processing.contract import SynthesisOverrides
+from rvc.processing.defaults_store import DefaultsStore
 from rvc.processing.services import SEEDED_MARKER as SEEDED_FILE
 from rvc.processing.voices import VoiceStore
 from rvc.storage import IMPORT_MARKER, SEEDED_MARKER, Database, Markers, import_legacy_files, open_storage
 from rvc.storage.legacy import SEEDED_FILE as STORAGE_SEEDED_FILE
-from tests.storage.helpers import clip, defaults_store, voice_store
+from tests.storage.helpers import clip, defaults_store, run_together, voice_store
 
 
 def write_todays_files(root: Path) -> tuple[VoiceStore, DefaultsStore]:
@@ -152,18 +151,10 @@ def test_two_gateways_starting_together_import_once(database_url: str, tmp_path:
     write_todays_files(tmp_path / "var")
     dirs = {"state_dir": tmp_path / "var" / "state", "voices_dir": tmp_path / "var" / "voices"}
     databases = [Database(database_url) for _ in range(2)]
-    barrier = threading.Barrier(2)
     results = []
-
-    def start(database: Database) -> None:
-        barrier.wait()
-        results.append(import_legacy_files(database, **dirs))
-
-    threads = [threading.Thread(target=start, args=(database,)) for database in databases]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    errors = run_together([lambda database=database: results.append(import_legacy_files(database, **dirs))
+                           for database in databases])
+    assert errors == []
     assert sorted(result.already_done for result in results) == [False, True]
     assert voice_store(databases[1]).names() == ["default", "narrator"]
     for database in databases:

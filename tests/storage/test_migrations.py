@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
@@ -11,7 +9,7 @@ from sqlalchemy import inspect
 from rvc.processing.contract import SynthesisOverrides
 from rvc.storage import Database
 from rvc.storage.database import MIGRATIONS
-from tests.storage.helpers import clip, defaults_store, voice_store
+from tests.storage.helpers import clip, defaults_store, run_together, voice_store
 
 TABLES = {"alembic_version", "storage_meta", "voices", "stored_defaults", "default_reference"}
 
@@ -43,22 +41,8 @@ def test_migrating_again_changes_nothing_and_keeps_the_data(database_url: str) -
 
 def test_two_gateways_starting_together_migrate_once(database_url: str) -> None:
     databases = [Database(database_url) for _ in range(2)]
-    barrier = threading.Barrier(len(databases))
     revisions: list[str | None] = []
-    errors: list[BaseException] = []
-
-    def start(database: Database) -> None:
-        barrier.wait()
-        try:
-            revisions.append(database.migrate())
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(database,)) for database in databases]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    errors = run_together([lambda database=database: revisions.append(database.migrate()) for database in databases])
     try:
         assert errors == []
         assert revisions == ["0001", "0001"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from rvc.processing.contract import SynthesisOverrides
 from rvc.processing.voices import SavedVoice, VoiceRecord, VoiceStore
 from rvc.processing.voices import check_voice_name as processing_check_voice_name
 from rvc.storage import Database, SavedVoiceStore, check_voice_name
-from tests.storage.helpers import clip, comparable, voice_store
+from tests.storage.helpers import clip, comparable, run_together, voice_store
 
 BAD_NAMES = ["", ".hidden", "..", "../etc", "a/b", "a\\b", "x" * 65, "naïve", "with space", "nul\0"]
 GOOD_NAMES = ["a", "x" * 64, "Silver.Wolf_e300-s6600", "0", "a..b"]
@@ -183,7 +182,7 @@ def test_concurrent_default_merges_from_two_gateways_lose_no_field(
         SynthesisOverrides(top_k=9), SynthesisOverrides(temperature=1.1), SynthesisOverrides(filter_radius=1),
         SynthesisOverrides(rms_mix_rate=0.9), SynthesisOverrides(top_p=0.5),
     ]
-    errors = _together([
+    errors = run_together([
         lambda store=stores[index % 2], change=change: store.update("busy", defaults=change)
         for index, change in enumerate(changes)
     ])
@@ -198,31 +197,9 @@ def test_two_gateways_creating_one_name_together_give_one_voice_and_one_conflict
     two_gateways: tuple[Database, Database],
 ) -> None:
     stores = [voice_store(database) for database in two_gateways]
-    errors = _together([lambda store=store, seed=seed: store.create("race", clip(seed=seed))
+    errors = run_together([lambda store=store, seed=seed: store.create("race", clip(seed=seed))
                         for seed, store in enumerate(stores)])
     assert len(errors) == 1 and isinstance(errors[0], Conflict)
     saved = stores[0].get("race")
     assert any(np.array_equal(saved.reference_wav, clip(seed=seed)) for seed in range(2))
 
-
-def _together(calls: list[Callable[[], object]]) -> list[BaseException]:
-    """Run the calls on their own threads, released at once; the errors they raised."""
-    barrier = threading.Barrier(len(calls))
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run(call: Callable[[], object]) -> None:
-        barrier.wait()
-        try:
-            call()
-        except BaseException as exc:  # noqa: BLE001 - returned to the test
-            with lock:
-                errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return errors

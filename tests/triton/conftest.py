@@ -6,6 +6,7 @@ real tritonserver serving both contracts (the offline ``spark_tts`` and the deco
 from __future__ import annotations
 
 import json
+import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import tritonclient.grpc as grpcclient
 
 from rvc.errors import TritonStartError
+from rvc.grpc import contract
 from rvc.grpc.launcher import TritonServer, TritonServerConfig
 from rvc.grpc.model_repository import prepare_model_repository
 from tests.conftest import free_port
@@ -52,21 +55,37 @@ def official_inputs(protocol, reference: Reference, spark_tts, target_text: str,
     return inputs
 
 
-@pytest.fixture(scope="session")
-def spark_fixture(shared_fixtures: Path) -> Path:
-    return shared_fixtures / "spark_tts_tiny"
+def official_stream(grpc_url: str, inputs: list, request_id: str) -> list[np.ndarray]:
+    """The waveform chunks of ``spark_tts_decoupled`` read as the official ``client_grpc.py --mode
+    streaming`` reads them: the sync client's stream with enable_empty_final_response=True, stopping
+    at the FINAL flag before reading that response's audio."""
+    responses: queue.Queue = queue.Queue()
+    sync = grpcclient.InferenceServerClient(grpc_url)
+    sync.start_stream(callback=lambda result, error: responses.put((result, error)))
+    sync.async_stream_infer(contract.SPARK_TTS_DECOUPLED, inputs, request_id=request_id,
+                            enable_empty_final_response=True, outputs=[grpcclient.InferRequestedOutput("waveform")])
+    audios = []
+    while True:
+        result, error = responses.get(timeout=120)
+        assert error is None, error
+        if result.get_response().parameters["triton_final_response"].bool_param:
+            break
+        audios.append(result.as_numpy("waveform").reshape(-1))
+    sync.stop_stream()
+    sync.close()
+    return audios
 
 
 @pytest.fixture(scope="session")
-def model_dir(spark_fixture: Path) -> Path:
+def model_dir(spark_tiny: Path) -> Path:
     """A complete tiny Spark-TTS-0.5B folder (official layout, random weights)."""
-    return spark_fixture / "model"
+    return spark_tiny / "model"
 
 
 @pytest.fixture(scope="session")
-def reference(spark_fixture: Path) -> Reference:
-    wav, rate = sf.read(spark_fixture / "inputs" / "reference.wav", dtype="float32", always_2d=True)
-    texts = json.loads((spark_fixture / "inputs" / "texts.json").read_text())
+def reference(spark_tiny: Path) -> Reference:
+    wav, rate = sf.read(spark_tiny / "inputs" / "reference.wav", dtype="float32", always_2d=True)
+    texts = json.loads((spark_tiny / "inputs" / "texts.json").read_text())
     return Reference(np.ascontiguousarray(wav[:, 0]), int(rate), texts["prompt_text"])
 
 

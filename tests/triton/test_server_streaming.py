@@ -27,7 +27,7 @@ from rvc.grpc.client import (
 from rvc.grpc.launcher import TritonServer
 from sparktts.llm import GenerationParams
 from sparktts.streaming import crossfade_join
-from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference, official_inputs
+from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference, official_inputs, official_stream
 
 OVERLAP = 1600  # 5 tokens x 320 samples
 OFFICIAL = ChunkPlan.official()
@@ -120,20 +120,7 @@ def test_official_sync_streaming_client_pattern_gets_all_audio(
     """As client_grpc.py --mode streaming: [1, N] padded clip, enable_empty_final_response=True, and
     the loop stops at the FINAL flag before reading that response's audio."""
     inputs = official_inputs(grpcclient, reference, spark_tts, TEXT, padding_s=10)
-    responses: queue.Queue = queue.Queue()
-    sync = grpcclient.InferenceServerClient(streaming_server.grpc_url)
-    sync.start_stream(callback=lambda result, error: responses.put((result, error)))
-    sync.async_stream_infer(STREAMING, inputs, request_id="official", enable_empty_final_response=True,
-                            outputs=[grpcclient.InferRequestedOutput("waveform")])
-    audios = []
-    while True:
-        result, error = responses.get(timeout=120)
-        assert error is None
-        if result.get_response().parameters["triton_final_response"].bool_param:
-            break
-        audios.append(result.as_numpy("waveform").reshape(-1))
-    sync.stop_stream()
-    sync.close()
+    audios = official_stream(streaming_server.grpc_url, inputs, "official")
     assert sum(a.size for a in audios) - OVERLAP * (len(audios) - 1) == 320 * MAX_NEW_TOKENS
 
 

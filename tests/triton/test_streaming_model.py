@@ -6,7 +6,6 @@ to the whole waveform) and cancellation in Triton when its iterator is closed.""
 from __future__ import annotations
 
 import asyncio
-import queue
 import re
 import time
 
@@ -21,7 +20,7 @@ from rvc.grpc.client import AsyncTritonSparkClient, AudioChunk, ChunkPlan, TTSPa
 from rvc.grpc.launcher import TritonServer
 from sparktts.llm import GenerationParams
 from sparktts.streaming import ChunkSchedule, crossfade_join
-from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference, official_inputs
+from tests.triton.conftest import MAX_NEW_TOKENS, TEXT, Reference, official_inputs, official_stream
 
 STREAMING = contract.SPARK_TTS_DECOUPLED
 OVERLAP = 5 * 320  # the default overlap, which the official client assumes (0.1 s)
@@ -68,20 +67,7 @@ def test_official_streaming_client_gets_all_audio_from_the_streaming_model(
     texts, enable_empty_final_response=True, reading until the FINAL flag, and its fixed 0.1 s
     cross-fade: the default schedule (15-token first chunk, then 25) joins to the whole waveform."""
     inputs = official_inputs(grpcclient, reference, spark_tts, TEXT, padding_s=10)
-    responses: queue.Queue = queue.Queue()
-    sync = grpcclient.InferenceServerClient(offline_server.grpc_url)
-    sync.start_stream(callback=lambda result, error: responses.put((result, error)))
-    sync.async_stream_infer(STREAMING, inputs, request_id="official-streaming", enable_empty_final_response=True,
-                            outputs=[grpcclient.InferRequestedOutput("waveform")])
-    audios = []
-    while True:
-        result, error = responses.get(timeout=120)
-        assert error is None, error
-        if result.get_response().parameters["triton_final_response"].bool_param:
-            break
-        audios.append(result.as_numpy("waveform").reshape(-1))
-    sync.stop_stream()
-    sync.close()
+    audios = official_stream(offline_server.grpc_url, inputs, "official-streaming")
     tokens = [a.size // 320 for a in audios]
     assert tokens[:3] == [15, 25, 25] and all(10 <= t <= 25 for t in tokens)
     waveform = official_reconstruction(audios, int(0.1 * 16000))

@@ -36,8 +36,7 @@ def parse(request) -> tuple[np.ndarray, int]:
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
-        serving.bound_primitive_cache()  # before the first convolution (sparktts.serving.memory)
+        serving.start_adapter(pb_utils)
         self.tokenizer = serving.load_codec(args["model_config"], with_encoder=True, with_decoder=False)
 
     def execute(self, requests: list) -> list:

@@ -72,8 +72,7 @@ def tensorrt_llm_request(inputs: dict[str, np.ndarray], decoupled: bool) -> Iter
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
-        serving.bound_primitive_cache()  # before the LLM's first matmul (sparktts.serving.memory)
+        serving.start_adapter(pb_utils)
         model_config = json.loads(args["model_config"])
         parameters = serving.model_parameters(model_config)
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(model_config)
