@@ -42,6 +42,8 @@ _UNIT_LETTERS = sorted(
 )
 # letters that belong to the number before them: units and ordinal or decade suffixes
 _NUMBER_SUFFIX = re.compile(rf"(?<=\d)\s?(?:{'|'.join(map(re.escape, _UNIT_LETTERS))}|st|nd|rd|th|s)(?![A-Za-z])")
+_CJK = "\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\u3040-\u30ff\U00020000-\U0002ffff"  # ideographs and kana
+_LETTERS = re.compile(rf"(?P<cjk>[{_CJK}]+)|(?P<latin>(?:(?![{_CJK}])[^\W\d_])+)")
 _NORMALIZERS = {Script.CHINESE: normalize_chinese, Script.ENGLISH: normalize_english}
 
 
@@ -58,37 +60,22 @@ def normalize_text(text: str) -> str:
     return "".join(pieces)
 
 
-def _is_cjk(char: str) -> bool:
-    return ("\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf" or "\uf900" <= char <= "\ufaff"
-            or "\u3040" <= char <= "\u30ff" or "\U00020000" <= char <= "\U0002ffff")
-
-
-def _script_of(char: str) -> Script | None:
-    if _is_cjk(char):
-        return Script.CHINESE
-    return Script.ENGLISH if char.isalpha() else None
-
-
 def script_runs(text: str) -> list[tuple[Script, str]]:
     """``text`` cut into runs of one script, in order; digits and symbols assigned as the module says."""
-    labels = [_script_of(char) for char in text]
-    for match in _NUMBER_SUFFIX.finditer(text):
-        labels[match.start():match.end()] = [None] * (match.end() - match.start())
-    spans: list[tuple[Script | None, int, int]] = []
-    for index, label in enumerate(labels):
-        if spans and spans[-1][0] is label:
-            spans[-1] = (label, spans[-1][1], index + 1)
-        else:
-            spans.append((label, index, index + 1))
+    in_numbers = {index for match in _NUMBER_SUFFIX.finditer(text) for index in range(*match.span())}
     default = Script.CHINESE if re.search(r"[\u3000-\u303f\uff00-\uffef]", text) else Script.ENGLISH
     pieces: list[tuple[Script, str]] = []
-    for position, (label, start, end) in enumerate(spans):
-        if label is not None:
-            pieces.append((label, text[start:end]))
-            continue
-        left = spans[position - 1][0] if position > 0 else None
-        right = spans[position + 1][0] if position + 1 < len(spans) else None
-        pieces.extend(_assign(text[start:end], left, right, default))
+    previous_end, previous = 0, None
+    for match in _LETTERS.finditer(text):
+        if match.lastgroup == "latin" and match.start() in in_numbers:
+            continue  # a unit or suffix: it belongs to its number, which has no script
+        script = Script.CHINESE if match.lastgroup == "cjk" else Script.ENGLISH
+        if match.start() > previous_end:
+            pieces.extend(_assign(text[previous_end:match.start()], previous, script, default))
+        pieces.append((script, match.group()))
+        previous_end, previous = match.end(), script
+    if previous_end < len(text):
+        pieces.extend(_assign(text[previous_end:], previous, None, default))
     runs: list[tuple[Script, str]] = []
     for script, piece in pieces:
         if runs and runs[-1][0] is script:

@@ -17,7 +17,8 @@ readings chosen where English has several (README, "Text normalisation"):
   read digit by digit; URLs and e-mail addresses are never touched
   (``rvc.processing.normalize`` keeps them out).
 * times: ``12:30`` -> "twelve thirty", ``9:05`` -> "nine oh five", ``10:00``
-  -> "ten o'clock"; a.m./p.m. become "A M" / "P M".
+  -> "ten o'clock"; a.m./p.m. become "AM" / "PM" (not "P M.": the sentence
+  splitter takes a capital and a full stop for an initial).
 * dates: ``2026-12-01`` and ``12/01/2026`` (month first unless the first
   number is over 12) -> "December first, twenty twenty-six".
 """
@@ -29,6 +30,8 @@ import unicodedata
 from collections.abc import Callable
 
 from num2words import CONVERTER_CLASSES, num2words
+
+from rvc.processing.rewrite import Rule, apply_rules, rule
 
 __all__ = ["normalize_english"]
 
@@ -168,7 +171,7 @@ def _meridiem(letter: str | None, match: re.Match[str]) -> str:
     if not letter:
         return ""
     stop = "." if match.group(0).endswith(".") and _keeps_stop(match) else ""
-    return f" {letter.upper()} M{stop}"
+    return f" {letter.upper()}M{stop}"
 
 
 def _time(match: re.Match[str]) -> str:
@@ -296,53 +299,46 @@ def _spaced(word: str) -> Callable[[re.Match[str]], str]:
     return replace
 
 
-def _sub(pattern: str, replace: str | Callable[[re.Match[str]], str], flags: int = 0) -> Callable[[str], str]:
-    compiled = re.compile(pattern, flags)
-    return lambda text: compiled.sub(replace, text)
-
-
-_RULES: tuple[Callable[[str], str], ...] = (
-    _sub(r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)", _phone),
-    _sub(r"(?<![\w.-])\d{3}-\d{4}(?![\w-]|\.\d)", _phone),
-    _sub(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", _iso_date),
-    _sub(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b", _slash_date),
-    _sub(rf"\b({_MONTH_WORD})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?", _month_day),
-    _sub(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+({_MONTH_WORD})\b\.?(?:,?\s+(\d{{4}})\b)?", _day_month),
-    _sub(r"\b([01]?\d|2[0-4]):([0-5]\d)(?::([0-5]\d))?(?:\s?([AaPp])\.?[Mm]\b\.?)?", _time),
-    _sub(r"\b(1[0-2]|0?[1-9])\s?([AaPp])\.?[Mm]\b\.?", _hour),
-    _sub(r"(?<![\w.,])(\d+)(?:[-–]|\s[–—]\s)(\d+)(?!\d|[.,]\d)", _range),
-    _sub(rf"(?<!\w)([-−]?)([$€£¥₹])\s?({_NUMBER})(?:\s?(thousand|million|billion|trillion|[kKmMbB]n?)\b)?",
+_RULES: tuple[Rule, ...] = (
+    rule(r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)", _phone),
+    rule(r"(?<![\w.-])\d{3}-\d{4}(?![\w-]|\.\d)", _phone),
+    rule(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", _iso_date),
+    rule(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b", _slash_date),
+    rule(rf"\b({_MONTH_WORD})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?", _month_day),
+    rule(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+({_MONTH_WORD})\b\.?(?:,?\s+(\d{{4}})\b)?", _day_month),
+    rule(r"\b([01]?\d|2[0-4]):([0-5]\d)(?::([0-5]\d))?(?:\s?([AaPp])\.?[Mm]\b\.?)?", _time),
+    rule(r"\b(1[0-2]|0?[1-9])\s?([AaPp])\.?[Mm]\b\.?", _hour),
+    rule(r"(?<![\w.,])(\d+)(?:[-–]|\s[–—]\s)(\d+)(?!\d|[.,]\d)", _range),
+    rule(rf"(?<!\w)([-−]?)([$€£¥₹])\s?({_NUMBER})(?:\s?(thousand|million|billion|trillion|[kKmMbB]n?)\b)?",
          _symbol_money),
-    _sub(rf"(?<![\w.])([-−]?)({_NUMBER})\s?(USD|EUR|GBP|INR|JPY)\b", _code_money),
-    _sub(rf"(?<![\w.])([-−+]?)({_NUMBER})\s?([%％‰])", _percent),
-    _sub(r"(?<![\w.])['’]?(1[1-9]\d0|20\d0|[1-9]0)s\b", _decade),
-    _sub(r"\b(\d+)(?:st|nd|rd|th|ST|ND|RD|TH)\b", lambda match: _ordinal(int(match.group(1)))),
-    _sub(rf"(?<![\w.])([-−]?)({_NUMBER})\s?({_UNIT_WORD}){_WORD_STOP}", _unit),
-    _sub(r"(?<![\w/.])(\d{1,2})/(\d{1,2})(?![\w/]|\.\d)", _slash_fraction),
-    _sub(r"(?<![\d.])(?:(\d+)\s?)?([½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])", _vulgar_fraction),
-    _sub(rf"\b({'|'.join(_TITLES)})\.(?=\s+[A-Z])", _title),
-    _sub(r"\b(Mr|Mrs|Ms|Dr)(?=\s+[A-Z][a-z])", _title),
-    _sub(rf"\b({'|'.join(_BEFORE_NUMBER)})\.\s?(?=\d)", lambda match: _BEFORE_NUMBER[match.group(1)] + " "),
-    _sub(rf"\b({'|'.join(_ENDINGS)})\.", _ending),
-    _sub(r"(?<!\w)(e\.g|i\.e|vs|cf|approx)(?:\.|\b)", lambda match: _INLINE[match.group(1)]),
-    _sub(r"\s*&\s*", _spaced("and")),
-    _sub(r"(?<=\d)\s*\+\s*(?=\d)", " plus "),
-    _sub(r"(?<=\s)\+(?=\s)", "plus"),
-    _sub(r"(?<=\d )[-−](?= \d)", "minus"),
-    _sub(r"\s*=\s*", _spaced("equals")),
-    _sub(r"\s*×\s*", _spaced("times")),
-    _sub(r"\s*÷\s*", _spaced("divided by")),
-    _sub(r"\s*±\s*", _spaced("plus or minus")),
-    _sub(r"#(?=\d)", "number "),
-    _sub(r"[~≈](?=\d)", "about "),
-    _sub(r"\s@\s", " at "),
-    _sub(r"\b\d+(?:\.\d+){2,}\b", _dotted),
-    _sub(rf"(?<![\w.])([-−+]?)({_NUMBER}|\.\d+)", _plain_number),
+    rule(rf"(?<![\w.])([-−]?)({_NUMBER})\s?(USD|EUR|GBP|INR|JPY)\b", _code_money),
+    rule(rf"(?<![\w.])([-−+]?)({_NUMBER})\s?([%％‰])", _percent),
+    rule(r"(?<![\w.])['’]?(1[1-9]\d0|20\d0|[1-9]0)s\b", _decade),
+    rule(r"\b(\d+)(?:st|nd|rd|th|ST|ND|RD|TH)\b", lambda match: _ordinal(int(match.group(1)))),
+    rule(rf"(?<![\w.])([-−]?)({_NUMBER})\s?({_UNIT_WORD}){_WORD_STOP}", _unit),
+    rule(r"(?<![\w/.])(\d{1,2})/(\d{1,2})(?![\w/]|\.\d)", _slash_fraction),
+    rule(r"(?<![\d.])(?:(\d+)\s?)?([½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])", _vulgar_fraction, needs_digits=False),
+    rule(rf"\b({'|'.join(_TITLES)})\.(?=\s+[A-Z])", _title, needs_digits=False),
+    rule(r"\b(Mr|Mrs|Ms|Dr)(?=\s+[A-Z][a-z])", _title, needs_digits=False),
+    rule(rf"\b({'|'.join(_BEFORE_NUMBER)})\.\s?(?=\d)", lambda match: _BEFORE_NUMBER[match.group(1)] + " "),
+    rule(rf"\b({'|'.join(_ENDINGS)})\.", _ending, needs_digits=False),
+    rule(r"(?<!\w)(e\.g|i\.e|vs|cf|approx)(?:\.|\b)", lambda match: _INLINE[match.group(1)], needs_digits=False),
+    rule(r"\s*&\s*", _spaced("and"), needs_digits=False),
+    rule(r"(?<=\d)\s*\+\s*(?=\d)", " plus "),
+    rule(r"(?<=\s)\+(?=\s)", "plus", needs_digits=False),
+    rule(r"(?<=\d )[-−](?= \d)", "minus"),
+    rule(r"\s*=\s*", _spaced("equals"), needs_digits=False),
+    rule(r"\s*×\s*", _spaced("times"), needs_digits=False),
+    rule(r"\s*÷\s*", _spaced("divided by"), needs_digits=False),
+    rule(r"\s*±\s*", _spaced("plus or minus"), needs_digits=False),
+    rule(r"#(?=\d)", "number "),
+    rule(r"[~≈](?=\d)", "about "),
+    rule(r"\s@\s", " at ", needs_digits=False),
+    rule(r"\b\d+(?:\.\d+){2,}\b", _dotted),
+    rule(rf"(?<![\w.])([-−+]?)({_NUMBER}|\.\d+)", _plain_number),
 )
 
 
 def normalize_english(text: str) -> str:
     """English (or any Latin-script) text with its numbers, symbols and abbreviations as words."""
-    for rule in _RULES:
-        text = rule(text)
-    return text
+    return apply_rules(_RULES, text)

@@ -19,9 +19,10 @@ reading. ``cn2an.transform`` is not used: it reads ``12:30`` as "十二:三十",
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import cn2an
+
+from rvc.processing.rewrite import Rule, apply_rules, rule
 
 __all__ = ["UNITS", "normalize_chinese"]
 
@@ -129,37 +130,30 @@ def _plain(match: re.Match[str]) -> str:
     return _signed(match.group(1), number(match.group(2)))
 
 
-def _sub(pattern: str, replace: str | Callable[[re.Match[str]], str]) -> Callable[[str], str]:
-    compiled = re.compile(pattern)
-    return lambda text: compiled.sub(replace, text)
-
-
-_RULES: tuple[Callable[[str], str], ...] = (
-    _sub(r"(?<![\d.])(?:\+\d{1,3}[ -])?0\d{2,3}-\d{7,8}(?![\d.])", _phone),
-    _sub(r"(?<![\d.])(?:\+\d{1,3}[ -])?\d{3,4}([- ])\d{3,4}\1\d{4}(?![\d.])", _phone),
-    _sub(r"(?<!\d)(\d{4})\s?[-/.年]\s?(\d{1,2})\s?[-/.月]\s?(\d{1,2})\s?[日号]?(?![\d.])", _date),
-    _sub(r"(?<!\d)(\d{4})(?=\s?年)", lambda match: digits(match.group(1))),
-    _sub(r"(?<![\d:])([01]?\d|2[0-4])[:：]([0-5]\d)(?:[:：]([0-5]\d))?(?![\d:])", _time),
-    _sub(r"(?<![\d:])(\d+)\s?[:：]\s?(\d+)(?![\d:])", lambda match: f"{match.group(1)}比{match.group(2)}"),
-    _sub(r"(?<=\d)(?:-|\s?[~～—–]\s?)(?=\d)", "到"),
-    _sub(rf"(?P<sign>[-−]?)(?P<symbol>[¥￥$€£₹])\s?(?P<amount>{_NUMBER})(?P<scale>[万亿]?)", _money),
-    _sub(rf"(?<![\d.])(?P<sign>[-−]?)(?P<amount>{_NUMBER})(?P<scale>[万亿]?)\s?(?:元)", _yuan),
-    _sub(rf"(?<![\d.])([-−+]?)({_NUMBER})\s?([%％‰])", _percent),
-    _sub(rf"(?<![\d.])([-−]?)({_NUMBER})\s?({_UNIT_WORD})(?![A-Za-z/²])", _unit),
-    _sub(r"(?<![\d/.])(\d+)/(\d+)(?![\d/])", _fraction),
-    _sub(rf"(?<![\d.第,])2(?=[{_COUNTERS}])(?!点\d)", "两"),
-    _sub(r"(?<=\d)\s*\+\s*(?=\d)", "加"),
-    _sub(r"\s*=\s*", "等于"),
-    _sub(r"\s*×\s*", "乘"),
-    _sub(r"\s*÷\s*", "除以"),
-    _sub(r"\s*±\s*", "正负"),
-    _sub(r"\s*&\s*", "和"),
-    _sub(rf"(?<![\d.A-Za-z])([-−+]?)({_NUMBER}|\.\d+)", _plain),
+_RULES: tuple[Rule, ...] = (
+    rule(r"(?<![\d.])(?:\+\d{1,3}[ -])?0\d{2,3}-\d{7,8}(?![\d.])", _phone),
+    rule(r"(?<![\d.])(?:\+\d{1,3}[ -])?\d{3,4}([- ])\d{3,4}\1\d{4}(?![\d.])", _phone),
+    rule(r"(?<!\d)(\d{4})\s?[-/.年]\s?(\d{1,2})\s?[-/.月]\s?(\d{1,2})\s?[日号]?(?![\d.])", _date),
+    rule(r"(?<!\d)(\d{4})(?=\s?年)", lambda match: digits(match.group(1))),
+    rule(r"(?<![\d:])([01]?\d|2[0-4])[:：]([0-5]\d)(?:[:：]([0-5]\d))?(?![\d:])", _time),
+    rule(r"(?<![\d:])(\d+)\s?[:：]\s?(\d+)(?![\d:])", lambda match: f"{match.group(1)}比{match.group(2)}"),
+    rule(r"(?<=\d)(?:-|\s?[~～—–]\s?)(?=\d)", "到"),
+    rule(rf"(?P<sign>[-−]?)(?P<symbol>[¥￥$€£₹])\s?(?P<amount>{_NUMBER})(?P<scale>[万亿]?)", _money),
+    rule(rf"(?<![\d.])(?P<sign>[-−]?)(?P<amount>{_NUMBER})(?P<scale>[万亿]?)\s?(?:元)", _yuan),
+    rule(rf"(?<![\d.])([-−+]?)({_NUMBER})\s?([%％‰])", _percent),
+    rule(rf"(?<![\d.])([-−]?)({_NUMBER})\s?({_UNIT_WORD})(?![A-Za-z/²])", _unit),
+    rule(r"(?<![\d/.])(\d+)/(\d+)(?![\d/])", _fraction),
+    rule(rf"(?<![\d.第,])2(?=[{_COUNTERS}])(?!点\d)", "两"),
+    rule(r"(?<=\d)\s*\+\s*(?=\d)", "加"),
+    rule(r"\s*=\s*", "等于", needs_digits=False),
+    rule(r"\s*×\s*", "乘", needs_digits=False),
+    rule(r"\s*÷\s*", "除以", needs_digits=False),
+    rule(r"\s*±\s*", "正负", needs_digits=False),
+    rule(r"\s*&\s*", "和", needs_digits=False),
+    rule(rf"(?<![\d.A-Za-z])([-−+]?)({_NUMBER}|\.\d+)", _plain),
 )
 
 
 def normalize_chinese(text: str) -> str:
     """Chinese text with its numbers and symbols in characters."""
-    for rule in _RULES:
-        text = rule(text)
-    return text
+    return apply_rules(_RULES, text)
