@@ -3,13 +3,24 @@
 The audio inside them is encoded by ``rvc.api.formats.encode_body`` in a
 worker thread, because a long file takes milliseconds to encode and the event
 loop serves other clients.
+
+``X-Normalized-Text`` carries the text as spoken after normalisation. HTTP
+header values are ASCII in practice, so it is percent-encoded UTF-8 in which
+printable ASCII other than ``%`` stays as it is: English stays readable, and
+``urllib.parse.unquote`` or JavaScript's ``decodeURIComponent`` gives the text
+back. Proxies cap the whole header block (nginx: 4 or 8 KiB by default), so
+the value stops at ``NORMALIZED_HEADER_MAX`` bytes: a cut value ends in an
+encoded "…" and ``X-Normalized-Text-Truncated: true`` says so; the full text
+is in the SSE ``start`` event.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import string
 from typing import Any
+from urllib.parse import quote
 
 from rvc.processing.pipeline import SentenceAudio, SynthesisResult
 
@@ -17,6 +28,7 @@ __all__ = [
     "multipart_closing",
     "multipart_error_part",
     "multipart_part",
+    "normalized_text_headers",
     "result_headers",
     "sentence_event",
 ]
@@ -24,6 +36,28 @@ __all__ = [
 
 def _seconds(value: float) -> str:
     return f"{value:.3f}"
+
+
+NORMALIZED_HEADER_MAX = 2048  # bytes of the encoded value
+_HEADER_SAFE = "".join(char for char in string.printable if char not in "%\t\n\r\x0b\x0c")
+_CUT_MARKER = quote("…")
+
+
+def normalized_text_headers(text: str | None) -> dict[str, str]:
+    """``X-Normalized-Text`` (and ``X-Normalized-Text-Truncated`` when cut); none when the text was sent as is."""
+    if text is None:
+        return {}
+    encoded = quote(text, safe=_HEADER_SAFE)
+    if len(encoded) <= NORMALIZED_HEADER_MAX:
+        return {"X-Normalized-Text": encoded}
+    room, pieces = NORMALIZED_HEADER_MAX - len(_CUT_MARKER), []
+    for char in text:  # cut between characters, never inside one's %XX sequence
+        piece = quote(char, safe=_HEADER_SAFE)
+        if len(piece) > room:
+            break
+        pieces.append(piece)
+        room -= len(piece)
+    return {"X-Normalized-Text": "".join(pieces) + _CUT_MARKER, "X-Normalized-Text-Truncated": "true"}
 
 
 def result_headers(result: SynthesisResult, *, demo: bool) -> dict[str, str]:

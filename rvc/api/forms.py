@@ -12,6 +12,7 @@ to the stored defaults (``/config``). ``voice`` names a saved voice
 name, which is what the field meant before saved voices existed.
 ``rvc_model`` names the .pth explicitly and overrides the voice's model.
 ``format`` / ``Accept``, ``sample_rate`` and ``speed`` shape the output.
+``normalize`` (default true) writes numbers, dates and symbols out as words.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _overrides(values: dict[str, Any]) -> SynthesisOverrides:
 
 _REQUEST = fields_for(RequestOptions)
 synthesis_values = form_fields({**fields_for(SynthesisDefaults), **_REQUEST})
-conversion_values = form_fields({**fields_for(SynthesisDefaults, Target.RVC), **_REQUEST})
+conversion_values = form_fields(  # /rvc has no text: no Target.TEXT options
+    {**fields_for(SynthesisDefaults, Target.RVC), **fields_for(RequestOptions, Target.REQUEST, Target.OUTPUT)}
+)
 # a voice's skip_rvc is set through its rvc_model ("none"), not as a field of its own
 voice_values = form_fields({name: info for name, info in fields_for(SynthesisDefaults).items() if name != "skip_rvc"})
 
@@ -108,7 +111,8 @@ class SynthesisForm(ConversionForm):
 
 def _read(values: dict[str, Any], voice: str | None, rvc_model: str | None, accept: str | None) -> ConversionForm:
     fields = VoiceFields(
-        overrides=_overrides(values), voice=voice or None, rvc_model=rvc_model or None, seed=values.get("seed")
+        overrides=_overrides(values), voice=voice or None, rvc_model=rvc_model or None, seed=values.get("seed"),
+        normalize=values.get("normalize"),
     )
     output = output_spec(values.get("format"), values.get("sample_rate"), values.get("speed"), accept=accept)
     return ConversionForm(fields=fields, output=output)

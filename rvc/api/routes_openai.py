@@ -22,8 +22,10 @@ Follows OpenAI's request contract so its clients work unchanged:
 * Extra body fields (the client's ``extra_body``): ``rvc_model``,
   ``pitch_shift``, ``f0_method``, ``index_rate``, ``filter_radius``,
   ``rms_mix_rate``, ``protect``, ``skip_rvc``, ``temperature``, ``top_k``,
-  ``top_p``, ``seed``, ``sample_rate``, ``reference_audio`` (base64 audio file
-  replacing the voice's clip) and ``reference_text``. Unknown fields are a 400.
+  ``top_p``, ``seed``, ``normalize``, ``sample_rate``, ``reference_audio``
+  (base64 audio file replacing the voice's clip) and ``reference_text``.
+  Unknown fields are a 400. The text as spoken comes back in
+  ``X-Normalized-Text`` (``rvc.api.encoding``).
 
 Errors on these routes use OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``.
 """
@@ -46,6 +48,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rvc.api.dependencies import Services
+from rvc.api.encoding import normalized_text_headers
 from rvc.api.errors import describe_validation
 from rvc.api.formats import FORMAT_ALIASES, content_type, output_headers, output_spec
 from rvc.api.middleware import openai_error
@@ -129,8 +132,8 @@ class _SpeechBody(BaseModel):
         return {name: value for name, value in self.model_dump().items() if name in _TUNABLES and value is not None}
 
 
-# every storable tunable plus seed, sample_rate and speed (OpenAI names the format response_format)
-_TUNABLES = {**fields_for(SynthesisDefaults), **fields_for(RequestOptions, Target.REQUEST)}
+# every storable tunable plus seed, normalize, sample_rate and speed (OpenAI names the format response_format)
+_TUNABLES = {**fields_for(SynthesisDefaults), **fields_for(RequestOptions, Target.REQUEST, Target.TEXT)}
 _TUNABLES |= {name: info for name, info in fields_for(RequestOptions, Target.OUTPUT).items() if name != "format"}
 
 if TYPE_CHECKING:
@@ -183,7 +186,7 @@ async def _prepare(request: _SpeechBody, services: VoiceServices) -> tuple[Synth
     stored = {name: value for name, value in tunables.items() if name in SynthesisDefaults.model_fields}
     fields = VoiceFields(
         overrides=SynthesisOverrides.model_construct(**stored), voice=_voice_name(request, services),
-        rvc_model=request.rvc_model, seed=tunables.get("seed"),
+        rvc_model=request.rvc_model, seed=tunables.get("seed"), normalize=tunables.get("normalize"),
     )
     synthesis = await build_request(
         request.input, fields, services, limit=OPENAI_INPUT_LIMIT, reference=_reference_bytes(request)
@@ -222,6 +225,7 @@ async def create_speech(request: Request, body: SpeechRequest, services: Service
 
     chunks = stream_sentences(tracker, sentences, encode, first=first, end=tail)
     headers = output_headers(output, encoder.rate) | {"X-Sentences": str(len(synthesis.sentences))}
+    headers |= normalized_text_headers(synthesis.normalized_text)
     if body.instructions:
         headers["X-Instructions"] = "ignored"
     if services.assets.demo:

@@ -6,6 +6,11 @@ runs the pipeline and shapes the response; the work itself lives in
 work when the client goes away: the pipeline's iterator is closed, which
 cancels its tasks.
 
+The text routes return the text as spoken after normalisation (``normalize``,
+on by default): ``X-Normalized-Text`` on /synthesize, /tts and
+/synthesize/stream (``rvc.api.encoding`` says how it is encoded), and
+``normalized_text`` in the SSE ``start`` event (null when ``normalize=false``).
+
 Every route answers in the requested format (``format`` field or ``Accept``,
 default WAV PCM16), at ``sample_rate`` and ``speed``; the streaming routes
 send each sentence as a complete file of that format, as the seed did with WAV.
@@ -29,6 +34,7 @@ from rvc.api.encoding import (
     multipart_closing,
     multipart_error_part,
     multipart_part,
+    normalized_text_headers,
     result_headers,
     sentence_event,
 )
@@ -73,7 +79,10 @@ async def _synthesize_response(request: Request, form: SynthesisForm, route: str
         for sentence in result.sentences:
             tracker.observe(sentence)
         body, rate, seconds = await encode_body(form.output, result.audio, result.sample_rate)
-        headers = result_headers(result, demo=services.assets.demo) | output_headers(form.output, rate, seconds)
+        headers = (
+            result_headers(result, demo=services.assets.demo) | output_headers(form.output, rate, seconds)
+            | normalized_text_headers(synthesis.normalized_text)
+        )
         return Response(body, media_type=content_type(form.output, rate), headers=headers)
 
     return await run_tracked(tracker, work())
@@ -149,7 +158,7 @@ async def synthesize_stream(
     parts = stream_sentences(
         tracker, tracker.services.pipeline.stream(synthesis), part, end=closing, on_error=error_part
     )
-    headers = {"X-Sentences": str(len(synthesis.sentences))}
+    headers = {"X-Sentences": str(len(synthesis.sentences))} | normalized_text_headers(synthesis.normalized_text)
     if tracker.services.assets.demo:
         headers["X-Demo-Assets"] = DEMO_HEADER
     return StreamingResponse(parts, media_type=f"multipart/mixed; boundary={boundary}", headers=headers)
@@ -185,7 +194,7 @@ async def synthesize_sse(
     async def events() -> AsyncIterator[dict[str, str]]:
         yield {"event": "start", "data": json.dumps({
             "request_id": request_id_var.get(), "sentences": list(synthesis.sentences),
-            "demo_assets": tracker.services.assets.demo,
+            "normalized_text": synthesis.normalized_text, "demo_assets": tracker.services.assets.demo,
         })}
         stream = stream_sentences(
             tracker, tracker.services.pipeline.stream(synthesis), chunk, end=end, on_error=error_event

@@ -8,9 +8,10 @@ the RVC worker's ``ConversionParams`` (``rvc.processing.backends``). A new
 parameter is one field here plus the code that uses it.
 
 ``SynthesisDefaults`` holds the tunables that can be stored (as defaults or
-in a saved voice); ``RequestOptions`` the per-request ones (seed, output
-shape). The ``Target`` marker in a field's annotation says which backend
-consumes it, so the backends pick their fields by marker, not by a list.
+in a saved voice); ``RequestOptions`` the per-request ones (seed, text
+normalisation, output shape). The ``Target`` marker in a field's annotation
+says which backend consumes it, so the backends pick their fields by marker,
+not by a list.
 
 Values are checked once, where they enter the service: JSON bodies
 validate strictly (``true`` or ``"3"`` is not an integer; NaN and infinity
@@ -53,6 +54,7 @@ class Target(enum.Enum):
     PIPELINE = "pipeline"  # read by the pipeline itself (transcript, skip_rvc)
     OUTPUT = "output"  # shapes the response audio (``OutputSpec``)
     REQUEST = "request"  # belongs to one request only (seed)
+    TEXT = "text"  # shapes the text before it is spoken (normalize); read by request assembly
 
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -103,12 +105,18 @@ class SynthesisDefaults(BaseModel):
 
 
 class RequestOptions(BaseModel):
-    """The tunables of one request that are never stored: the sampling seed and the output's shape."""
+    """The tunables of one request that are never stored: the sampling seed, the text's handling, the output's shape."""
 
     model_config = _STRICT
 
     seed: Annotated[int | None, Target.REQUEST] = Field(
         None, ge=0, le=2**31 - 1, strict=True, description="fixes sampling for repeatable output"
+    )
+    normalize: Annotated[bool, Target.TEXT] = Field(
+        True, strict=True,
+        description="speak numbers, money, dates, times, units, abbreviations and symbols as words (English and "
+                    "Chinese, by script); false sends the text as is. The spoken text comes back in "
+                    "X-Normalized-Text (percent-encoded UTF-8) or the SSE start event's normalized_text",
     )
     format: Annotated[str | None, Target.OUTPUT] = Field(
         None, max_length=32, strict=True,

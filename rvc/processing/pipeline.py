@@ -78,6 +78,7 @@ class SynthesisRequest:
     settings: SynthesisDefaults
     rvc_model: str | None = None  # the .pth stem the pool converts with; None: the pool's default
     seed: int | None = None
+    normalized_text: str | None = None  # the whole text as spoken, when it was normalised (returned to the client)
 
     def __post_init__(self) -> None:
         if not self.sentences:

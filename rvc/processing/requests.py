@@ -5,6 +5,13 @@ own wire format and then comes here, so the rules are stated once: the text
 limit, which voice and which reference clip win, and how request fields,
 a saved voice's parameters and the stored defaults merge (request over voice
 over stored defaults; naming an RVC model turns RVC on).
+
+Text goes through three steps in this order: the length limit on the text as
+sent (a client can count what it sends; words written out from ``$3.50`` or a
+date run two to three times longer, and the sentence split keeps each TTS call
+short whatever the length), then normalisation (``rvc.processing.normalize``,
+unless the request says ``normalize=false``), then the sentence split, whose
+"nothing speakable" check sees the normalised text.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ import numpy as np
 
 from rvc.audio import decode_audio, resample
 from rvc.errors import InvalidInput
-from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
+from rvc.processing.contract import RequestOptions, SynthesisDefaults, SynthesisOverrides
+from rvc.processing.normalize import normalize_text
 from rvc.processing.pipeline import SynthesisRequest
 from rvc.processing.sentences import split_sentences
 from rvc.processing.services import VoiceSelection, VoiceServices
@@ -26,6 +34,7 @@ __all__ = [
     "OPENAI_INPUT_LIMIT",
     "TTS_RATE",
     "ConversionRequest",
+    "SpokenText",
     "TextLimit",
     "VoiceFields",
     "build_conversion",
@@ -34,6 +43,7 @@ __all__ = [
     "decode_clip",
     "decode_reference",
     "service_text_limit",
+    "spoken_text",
 ]
 
 MIN_REFERENCE_SECONDS = 0.5
@@ -66,6 +76,7 @@ class VoiceFields:
     voice: str | None = None
     rvc_model: str | None = None
     seed: int | None = None
+    normalize: bool | None = None  # None: the contract's default (on)
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,24 @@ def check_reference(reference: np.ndarray) -> None:
         raise InvalidInput("reference_audio is silent: record some speech", field="reference_audio")
 
 
-def _sentences(text: str, limit: TextLimit) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class SpokenText:
+    """The text's sentences, and the whole text as spoken when it was normalised."""
+
+    sentences: tuple[str, ...]
+    normalized: str | None
+
+
+_NORMALIZE_DEFAULT: bool = RequestOptions.model_fields["normalize"].default
+
+
+async def spoken_text(text: str, limit: TextLimit, *, normalize: bool | None = None) -> SpokenText:
+    """Check ``text`` against ``limit``, normalise it (unless ``normalize`` is False) and split it into sentences.
+
+    Normalisation runs off the event loop: a text at the length limit takes
+    tens of milliseconds (README, "Text normalisation"), long enough to stall
+    every other request if it ran on the loop.
+    """
     text = text.strip()
     if not text:
         raise InvalidInput(f"{limit.field} is empty: give the words to speak", field=limit.field)
@@ -113,10 +141,13 @@ def _sentences(text: str, limit: TextLimit) -> tuple[str, ...]:
             f"{limit.advice}",
             field=limit.field,
         )
-    sentences = tuple(split_sentences(text))
+    if normalize is None:
+        normalize = _NORMALIZE_DEFAULT
+    normalized = await asyncio.to_thread(normalize_text, text) if normalize else None
+    sentences = tuple(split_sentences(normalized if normalized is not None else text))
     if not sentences:
         raise InvalidInput(f"{limit.field} has nothing speakable: it needs letters or digits", field=limit.field)
-    return sentences
+    return SpokenText(sentences, normalized)
 
 
 async def build_request(
@@ -134,7 +165,7 @@ async def build_request(
     voice's clip, else the stored default clip. An upload replaces the
     voice's clip, so the voice's transcript is dropped with it.
     """
-    sentences = _sentences(text, limit)
+    spoken = await spoken_text(text, limit, normalize=fields.normalize)
     selection = await services.select_voice(fields.voice, fields.rvc_model)
     voice_overrides = selection.overrides
     if reference is not None:
@@ -157,7 +188,10 @@ async def build_request(
     resolved = _resolve(fields, voice_overrides.apply(services.store.get()))
     if skip_rvc:
         resolved = resolved.model_copy(update={"skip_rvc": True})
-    return SynthesisRequest(sentences, clip, resolved, rvc_model=selection.rvc_model, seed=fields.seed)
+    return SynthesisRequest(
+        spoken.sentences, clip, resolved, rvc_model=selection.rvc_model, seed=fields.seed,
+        normalized_text=spoken.normalized,
+    )
 
 
 async def build_conversion(fields: VoiceFields, services: VoiceServices) -> ConversionRequest:

@@ -13,6 +13,7 @@ import soundfile as sf
 from playwright.sync_api import Browser, Page, expect
 
 from rvc.api.routes_playground import STATIC_DIR
+from rvc.processing.normalize import normalize_text
 from rvc.processing.sentences import split_sentences
 from tests.api.conftest import espeak_wav
 from tests.playground.conftest import API_KEY
@@ -81,7 +82,9 @@ def test_page_and_everything_it_loads_come_from_the_gateway(stack: Stack) -> Non
 def test_sentence_preview_is_the_pipelines_own_split(stack: Stack) -> None:
     text = "  Dr. Smith arrived at 3 p.m. today. Did he? Yes!  新しい文です。次の文。 "
     preview = httpx.post(f"{stack.base_url}/sentences", json={"text": text}).json()
-    assert preview["sentences"] == split_sentences(text.strip()) and len(preview["sentences"]) == 5
+    spoken = normalize_text(text.strip())
+    assert preview["normalized_text"] == spoken and "three PM" in spoken
+    assert preview["sentences"] == split_sentences(spoken) and len(preview["sentences"]) == 5
     assert preview["characters"] == len(text.strip())
     assert preview["max_text_chars"] == stack.settings.max_text_chars
 

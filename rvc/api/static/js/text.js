@@ -1,5 +1,5 @@
 // The text box's character count and sentence split preview. The split comes from the server's own
-// splitter (POST /sentences), debounced, so the preview is exactly what the pipeline will speak.
+// normaliser and splitter (POST /sentences), debounced, so the preview is exactly what the pipeline will speak.
 
 import { call } from "./api.js";
 
