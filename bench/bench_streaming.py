@@ -2,7 +2,7 @@
 
 Starts the real stack (tritonserver, RVC workers, API on loopback) on demo assets with the
 ``budget`` workload of ``bench_api.py`` (the demo Spark-TTS LLM speaks every sentence to its token
-budget, so the cost follows the text) and a text of three sentences of 15-25 words. At each
+budget, so the cost follows the text) and a text of three sentences of 15-25 words (``--sentences``). At each
 concurrency (1, 2, 4, 8 clients at once) and in each round, ``sentence`` and ``chunk`` requests
 alternate, so both modes see the same machine state. Each client reads the SSE stream as it
 arrives (raw PCM, so a sample count is a byte count) and records when each piece of audio came.
@@ -31,6 +31,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -50,10 +51,10 @@ from streaming_stats import Arrival, Playback, percentile, playback  # noqa: E40
 from tests.stack import serve_app, stack_settings, start_triton, write_demo_assets  # noqa: E402
 
 # three sentences of 20, 17 and 22 words: the issue's 15-25
-TEXT = (
-    "The first sentence of this answer sets the scene for the listener and keeps going for about twenty words. "
-    "Then a second sentence carries the story on with a few more details that matter here. "
-    "Finally the third sentence brings everything home, so the listener hears the whole answer without a single pause."
+SENTENCES = (
+    "The first sentence of this answer sets the scene for the listener and keeps going for about twenty words.",
+    "Then a second sentence carries the story on with a few more details that matter here.",
+    "Finally the third sentence brings everything home, so the listener hears the whole answer without a single pause.",
 )
 MODES = ("sentence", "chunk")
 PLOT = BENCH.parent / "docs" / "streaming_first_audio.png"
@@ -85,8 +86,10 @@ class Run:
         return self.total / max(self.played.audio_seconds, 1e-9)
 
 
-async def sse_run(client: httpx.AsyncClient, base_url: str, granularity: str, seed: int, reference: bytes) -> Run:
-    fields = {"text": TEXT, "seed": str(seed), "format": "pcm"}
+async def sse_run(
+    client: httpx.AsyncClient, base_url: str, text: str, granularity: str, seed: int, reference: bytes
+) -> Run:
+    fields = {"text": text, "seed": str(seed), "format": "pcm"}
     if granularity != "sentence":  # the default: a server that predates the field is asked nothing new
         fields["granularity"] = granularity
     files = {"reference_audio": ("ref.wav", reference, "audio/wav")}
@@ -117,15 +120,15 @@ async def sse_run(client: httpx.AsyncClient, base_url: str, granularity: str, se
     return Run(time.perf_counter() - started, rate, tuple(arrivals))
 
 
-async def batch(base_url: str, granularity: str, clients: int, seed: int, reference: bytes) -> list[Run]:
+async def batch(base_url: str, text: str, granularity: str, clients: int, seed: int, reference: bytes) -> list[Run]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(900, connect=30)) as client:
         return list(await asyncio.gather(*(
-            sse_run(client, base_url, granularity, seed + index, reference) for index in range(clients)
+            sse_run(client, base_url, text, granularity, seed + index, reference) for index in range(clients)
         )))
 
 
 def measure(
-    concurrency: Sequence[int], rounds: int, workers: int, reference: bytes
+    text: str, concurrency: Sequence[int], rounds: int, workers: int, reference: bytes
 ) -> tuple[dict[tuple[str, int], list[Run]], str | None, bytes]:
     """Runs per (mode, concurrency); why chunk mode is missing (None when it works); one sentence's TTS WAV."""
     results: dict[tuple[str, int], list[Run]] = {}
@@ -138,20 +141,21 @@ def measure(
             with serve_app(settings) as (_, base_url):
                 modes = list(MODES)
                 try:
-                    asyncio.run(batch(base_url, "chunk", 1, 0, reference))  # warm-up, and the probe
+                    asyncio.run(batch(base_url, text, "chunk", 1, 0, reference))  # warm-up, and the probe
                 except ChunkUnavailable as error:
                     unavailable = str(error)
                     modes.remove("chunk")
                     print(f"chunk mode not available on this server: {unavailable}", flush=True)
-                asyncio.run(batch(base_url, "sentence", 1, 0, reference))  # warm-up
+                asyncio.run(batch(base_url, text, "sentence", 1, 0, reference))  # warm-up
+                began = time.perf_counter()
                 for clients in concurrency:
                     for round_index in range(rounds):
                         for mode in modes:
-                            runs = asyncio.run(batch(base_url, mode, clients, 1000 * round_index, reference))
+                            runs = asyncio.run(batch(base_url, text, mode, clients, 1000 * round_index, reference))
                             results.setdefault((mode, clients), []).extend(runs)
-                    print(f"  concurrency {clients} done", flush=True)
+                    print(f"  concurrency {clients} done after {time.perf_counter() - began:.0f} s", flush=True)
                 tts = httpx.post(
-                    f"{base_url}/tts", data={"text": TEXT.split(". ")[0] + ".", "seed": "1", "format": "wav"},
+                    f"{base_url}/tts", data={"text": SENTENCES[0], "seed": "1", "format": "wav"},
                     files={"reference_audio": ("ref.wav", reference, "audio/wav")}, timeout=600,
                 )
                 tts.raise_for_status()
@@ -164,9 +168,12 @@ def _p(runs: list[Run], q: float, value: str) -> float:
     return percentile([getattr(run, value) for run in runs], q)
 
 
-def report(results: dict[tuple[str, int], list[Run]], concurrency: Sequence[int], rounds: int) -> dict[str, bool]:
+def report(
+    results: dict[tuple[str, int], list[Run]], concurrency: Sequence[int], rounds: int, sentences: int
+) -> dict[str, bool]:
     """Prints the tables; returns each target's pass/fail (missing when it could not be judged)."""
-    print(f"\n/synthesize/sse, 3 sentences (15-25 words), budget workload, {rounds} round(s) per concurrency")
+    print(f"\n/synthesize/sse, {sentences} sentence(s) of 15-25 words, budget workload, {rounds} round(s) per "
+          "concurrency")
     print(f"{'mode':<9} {'c':>2} {'n':>3} {'first p50':>9} {'first p95':>9} {'total p50':>9} {'RTF p50':>7} "
           f"{'gap p50':>7} {'gap max':>7} {'continuity OK':>13}")
     for (mode, clients), runs in sorted(results.items(), key=lambda item: (item[0][1], item[0][0] != "sentence")):
@@ -182,6 +189,8 @@ def report(results: dict[tuple[str, int], list[Run]], concurrency: Sequence[int]
     print(f"\n{'c':>2} {'first p50 chunk/sentence':>25} {'first p95 chunk/sentence':>25} {'total p50 chunk/sentence':>25}")
     ratios: dict[int, tuple[float, float, float]] = {}
     for clients in concurrency:
+        if ("chunk", clients) not in results or ("sentence", clients) not in results:
+            continue  # --rounds 0: the click check only
         chunk, sentence = results[("chunk", clients)], results[("sentence", clients)]
         ratios[clients] = tuple(  # type: ignore[assignment]  # three floats
             _p(chunk, q, value) / _p(sentence, q, value)
@@ -266,13 +275,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--sentences", type=int, choices=(1, 2, 3), default=3, help="fewer for a quick check")
     parser.add_argument("--plot", type=Path, default=PLOT, help="PNG of first audio vs concurrency")
     parser.add_argument("--click", action="store_true", help="also streamed vs offline RVC on a full-size voice")
     parser.add_argument("--click-seconds", type=float, default=4.0)
     args = parser.parse_args()
+    # a timeout's SIGTERM unwinds like Ctrl+C, so tritonserver and the workers are stopped, not orphaned
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "4096"  # as bench_api.py: inherited by workers and Triton
-    results, unavailable, tts_wav = measure(args.concurrency, args.rounds, args.workers, reference_clip())
-    verdicts = report(results, args.concurrency, args.rounds)
+    text = " ".join(SENTENCES[: args.sentences])
+    results, unavailable, tts_wav = measure(text, args.concurrency, args.rounds, args.workers, reference_clip())
+    verdicts = report(results, args.concurrency, args.rounds, args.sentences)
     if args.click:
         verdicts["no click: joins' largest jump <= 1.5x the blocks' own"] = click_check(tts_wav, args.click_seconds)
     plot(results, args.concurrency, args.plot)

@@ -56,3 +56,38 @@ def test_a_stall_just_at_the_limit_is_still_continuous_and_empty_pieces_are_igno
 def test_no_audio_means_no_first_audio() -> None:
     played = playback([Arrival(0.3, 0)], RATE)
     assert played.first_audio is None and played.audio_seconds == 0.0
+
+
+def test_report_judges_the_issue_targets_from_same_run_ratios(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.bench_streaming import Arrival as BenchArrival
+    from bench.bench_streaming import Run, report
+
+    def run(first: float, total: float, step: float) -> Run:
+        # 0.5 s pieces every `step` s from `first`: continuous when step <= 0.5 + the continuity limit
+        arrivals = tuple(BenchArrival(first + step * index, 500) for index in range(4))
+        return Run(total=total, sample_rate=RATE, arrivals=arrivals)
+
+    results = {
+        ("sentence", 1): [run(2.0, 6.0, 1.5), run(2.2, 6.2, 1.5)],
+        ("chunk", 1): [run(0.6, 6.4, 0.4), run(0.8, 6.6, 0.4)],  # 0.33x first audio, 1.06x total
+        ("sentence", 4): [run(4.0, 12.0, 1.5)] * 4,
+        ("chunk", 4): [run(3.0, 12.5, 0.5)] * 4,  # 0.75x at p95: over 0.7
+    }
+    verdicts = report(results, [1, 4], rounds=1, sentences=3)
+    assert verdicts == {
+        "chunk first audio p50 <= 0.5x sentence, c=1": True,
+        "total time <= 1.15x sentence, c=1": True,
+        "zero underruns (gap > 100 ms), chunk, c=1": True,
+        "chunk first audio p95 <= 0.7x sentence, c=4": False,
+    }
+    printed = capsys.readouterr().out
+    assert " 1                      0.33" in printed and "0/2" in printed  # the ratio row; sentence mode stalls
+
+
+def test_report_without_chunk_mode_judges_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.bench_streaming import Arrival as BenchArrival
+    from bench.bench_streaming import Run, report
+
+    results = {("sentence", 1): [Run(total=3.0, sample_rate=RATE, arrivals=(BenchArrival(1.0, 1000),))]}
+    assert report(results, [1], rounds=1, sentences=1) == {}
+    assert "not judged, chunk mode not available" in capsys.readouterr().out

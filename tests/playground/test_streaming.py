@@ -161,3 +161,17 @@ def test_type_as_you_go_speaks_sentences_as_they_are_typed(
         assert page.console_errors == []  # type: ignore[attr-defined]
     finally:
         httpx.delete(f"{stack.base_url}/config/reference-audio", timeout=60)
+
+
+def test_player_joins_pieces_at_their_sample_offsets(page: Page) -> None:
+    heard = page.evaluate("""async () => {
+      const { StreamPlayer } = await import('/static/js/player.js');
+      const { pcm16ToFloat } = await import('/static/js/wav.js');
+      const player = new StreamPlayer();
+      const pcm = new Int16Array([16384, -16384, 8192]);
+      player.addSamples(pcm16ToFloat(pcm.buffer), 8000, 0);
+      player.addSamples(Float32Array.from([0.125, 0.25]), 8000, 3);
+      player.addSamples(new Float32Array(0), 8000, 5);
+      return { joined: Array.from(player.joined()), length: player.length, scheduled: player.sources.length };
+    }""")
+    assert heard == {"joined": [0.5, -0.5, 0.25, 0.125, 0.25], "length": 5, "scheduled": 2}
