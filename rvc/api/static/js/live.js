@@ -9,9 +9,11 @@ import { base64ToBuffer, pcm16ToFloat } from "./wav.js";
 
 const DEBOUNCE_MS = 300;
 
+// The socket on this page's own origin (wss under https).
 export function socketUrl(path) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${location.host}${path}`;
+  const url = new URL(path, location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.href;
 }
 
 export class LiveSession {
