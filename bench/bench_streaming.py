@@ -22,6 +22,7 @@ stream's SNR against offline and the largest sample jump at block joins over the
 blocks (``bench_rvc_stream``'s click detector: <= 1.5 is no click).
 
     python bench/bench_streaming.py [--rounds 3] [--concurrency 1 2 4 8] [--click]
+    python bench/bench_streaming.py --rounds 1 --concurrency 1 2 --sentences 1 --click --plot /tmp/p.png  # quick
 """
 
 from __future__ import annotations
