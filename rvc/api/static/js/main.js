@@ -1,8 +1,10 @@
 // The playground page: wires the form to the API. Modes: both (TTS + RVC, streamed over /synthesize/sse),
-// TTS only (the same stream with skip_rvc) and RVC only (/rvc with the chosen clip).
+// TTS only (the same stream with skip_rvc) and RVC only (/rvc with the chosen clip). Streaming by sentence or
+// by chunk (granularity), or "type as you go" on the WebSocket /ws/synthesize (live.js).
 
 import { ApiError, call, getJson, setApiKey, apiKey } from "./api.js";
 import { ClipPicker } from "./clip.js";
+import { LiveSession } from "./live.js";
 import { clearErrors, showError } from "./errors.js";
 import { NO_FEATURES, detectFeatures } from "./features.js";
 import { ParameterPanel } from "./params.js";
@@ -11,11 +13,11 @@ import { readEvents } from "./sse.js";
 import { StatusPanel } from "./status.js";
 import { TextPreview } from "./text.js";
 import { ResultView } from "./output.js";
-import { base64ToBuffer } from "./wav.js";
+import { base64ToBuffer, pcm16ToFloat } from "./wav.js";
 import { SavedVoices, fillModelChoices } from "./voices.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { features: NO_FEATURES, params: null, controller: null, player: null, lastRequest: null };
+const state = { features: NO_FEATURES, params: null, controller: null, player: null, lastRequest: null, live: null };
 const view = new ResultView($("output"));
 
 const clip = new ClipPicker({
@@ -62,6 +64,7 @@ function requestFields(current, seed) {
     if (state.features.savedVoiceField) add(state.features.savedVoiceField, savedVoices.selected());
     if (current === "both") add(state.features.rvcField, model);
     if (current === "tts") add("skip_rvc", "true");
+    if ($("granularity").value === "chunk") add("granularity", "chunk"); // the default, sentence, is not sent
     fields.push(...state.params.changedFields(current === "tts" ? ["tts", "output"] : ["rvc", "tts", "output"]));
   }
   add("seed", seed);
@@ -77,18 +80,41 @@ function formData(fields) {
   return form;
 }
 
+// The end event's totals: sentence mode's {total_time, audio_duration}, chunk mode's {total_s, duration_s}.
+function totals(end) {
+  return { total_time: end.total_time ?? end.total_s, audio_duration: end.audio_duration ?? end.duration_s };
+}
+
+// One chunk-mode piece (SSE chunk event or WebSocket audio message) onto the player at its sample offset.
+async function playPiece(player, piece, body) {
+  if (body instanceof Float32Array) player.addSamples(body, piece.sample_rate, piece.sample_offset);
+  else if (piece.format === "pcm") player.addSamples(pcm16ToFloat(body), piece.sample_rate, piece.sample_offset);
+  else await player.addAt(body, piece.sample_offset);
+  view.addPiece(piece, player);
+}
+
 async function streamSpeech(fields, signal, seed) {
+  const chunked = fields.some(([name, value]) => name === "granularity" && value === "chunk");
   const response = await call("/synthesize/sse", { method: "POST", body: formData(fields), signal });
   const player = (state.player = new StreamPlayer());
   for await (const { event, data } of readEvents(response)) {
     const payload = JSON.parse(data);
-    if (event === "start") view.plan(payload.sentences);
-    else if (event === "chunk") {
+    if (event === "start") {
+      view.plan(payload.sentences);
+      if (chunked && payload.granularity !== "chunk") {
+        const message = "This server streams whole sentences only: it ignored granularity=chunk.";
+        showError({ field: "granularity", message }, { focus: false });
+      }
+    } else if (event === "chunk" && "sample_offset" in payload) {
+      const arrivedS = (performance.now() - view.started) / 1000;
+      const piece = { ...payload, seq: payload.index, elapsed_s: payload.elapsed_s, arrivedS };
+      await playPiece(player, piece, base64ToBuffer(payload.audio));
+    } else if (event === "chunk") {
       await player.add(base64ToBuffer(payload.audio));
       view.addChunk(payload, player);
     } else if (event === "error") throw new ApiError(payload.error?.status || 500, payload.error);
     else if (event === "end") {
-      view.finish(payload, player, seed);
+      view.finish(totals(payload), player, seed);
       return;
     }
   }
@@ -107,6 +133,52 @@ async function convertClip(fields, signal, seed) {
   view.finish({ total_time: header("X-Total-Time"), audio_duration: duration }, player, seed);
 }
 
+// A value of the request's fields as the WebSocket's JSON wants it (the form sends text; JSON keeps types).
+function typed(name, value) {
+  const schema = state.features.synthesisFields[name] || state.features.parameterSchemas[name];
+  if (name === "seed" || schema?.type === "integer" || schema?.type === "number") return Number(value);
+  if (schema?.type === "boolean") return value === "true";
+  return value;
+}
+
+// Type as you go: resolves when the session is done ("stopped" when hung up), rejects with the reason it failed.
+function runLive(current, seed) {
+  const start = { format: "pcm" };
+  for (const [name, value, filename] of requestFields(current, seed)) {
+    if (!filename && !["text", "granularity", "reference_audio"].includes(name)) start[name] = typed(name, value);
+  }
+  if (clip.file) {
+    const message = "A clip cannot be sent over the socket: this session speaks with the saved voice or the "
+      + "server's stored clip.";
+    showError({ field: "live", message }, { focus: false });
+  }
+  const player = (state.player = new StreamPlayer());
+  let failure = null;
+  return new Promise((resolve, reject) => {
+    state.live = new LiveSession({
+      start,
+      textarea: $("text"),
+      on: {
+        ready: () => view.say("Connected: each sentence is spoken as it ends; Enter speaks the rest now."),
+        sentence: (message) => view.addSentence(message.index, message.text),
+        audio: (message, body) => playPiece(player, message, body).catch((error) => {
+          failure = new ApiError(0, { message: `a chunk could not be played: ${error.message}` });
+        }),
+        done: (message) => view.finish(totals(message), player, seed),
+        error: (error) => {
+          failure = new ApiError(error.status, error);
+        },
+        closed: ({ problem, finished }) => {
+          if (failure) reject(failure);
+          else if (problem) reject(new ApiError(0, { message: problem, field: "live" }));
+          else resolve(finished ? "done" : "stopped");
+        },
+      },
+    });
+    state.live.open();
+  });
+}
+
 async function generate() {
   if (state.controller) return; // one request at a time: Stop ends the running one
   clearErrors();
@@ -118,9 +190,12 @@ async function generate() {
   const controller = (state.controller = new AbortController());
   $("generate").disabled = true;
   $("stop").disabled = false;
-  view.begin(current === "rvc" ? "Converting the clip…" : "Sending the text…");
+  const live = current !== "rvc" && $("live").checked;
+  view.begin(current === "rvc" ? "Converting the clip…" : live ? "Opening the session…" : "Sending the text…");
   try {
-    if (current === "rvc") await convertClip(fields, controller.signal, seed);
+    if (live) {
+      if ((await runLive(current, seed)) === "stopped") view.stopped();
+    } else if (current === "rvc") await convertClip(fields, controller.signal, seed);
     else await streamSpeech(fields, controller.signal, seed);
     state.lastRequest = { route: current === "rvc" ? "/rvc" : "/synthesize", fields };
   } catch (error) {
@@ -132,12 +207,17 @@ async function generate() {
     }
   } finally {
     if (state.controller === controller) state.controller = null;
+    state.live = null;
     $("generate").disabled = false;
     $("stop").disabled = true;
   }
 }
 
 function stop() {
+  if (state.live) {
+    state.live.stop(); // speak what is typed, then done; a second Stop hangs up
+    return;
+  }
   state.controller?.abort();
   state.player?.stop();
 }
@@ -220,6 +300,11 @@ function setUp() {
     generate();
   });
   $("text").addEventListener("keydown", (event) => {
+    if (state.live && event.key === "Enter" && !event.shiftKey && !event.ctrlKey && !event.metaKey) {
+      event.preventDefault();
+      state.live.flush();
+      return;
+    }
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
       form.requestSubmit();

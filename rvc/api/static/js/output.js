@@ -15,6 +15,8 @@ export class ResultView {
     this.canvas = find("#waveform");
     this.waveformNote = find("#waveform-note");
     this.rows = find("#timings tbody");
+    this.pieceTable = find("#chunk-timings");
+    this.pieceRows = find("#chunk-timings tbody");
     this.sums = { audio: find("#sum-audio"), tts: find("#sum-tts"), rvc: find("#sum-rvc") };
     this.total = find("#total");
     this.warnings = find("#warnings");
@@ -34,6 +36,9 @@ export class ResultView {
     data.chunks = "0";
     this.started = performance.now();
     this.timings = [];
+    this.pieces = [];
+    this.pieceRows.replaceChildren();
+    this.pieceTable.hidden = true;
     this.samples = null;
     this.wav = null;
     if (this.url) URL.revokeObjectURL(this.url);
@@ -96,6 +101,58 @@ export class ResultView {
     const done = this.timings.length;
     if (this.expected && done < this.expected) {
       this.say(`Playing; speaking sentence ${done + 1} of ${this.expected}…`);
+    }
+    this.samples = player.joined();
+    this.draw();
+  }
+
+  // Type as you go: the server cut a sentence from what was typed and starts speaking it.
+  addSentence(index, text) {
+    const row = document.createElement("tr");
+    row.className = "pending";
+    for (const value of [String(index + 1), text, "…", "", ""]) {
+      const cell = document.createElement("td");
+      cell.textContent = value;
+      row.append(cell);
+    }
+    this.rows.append(row);
+    this.say(`Speaking sentence ${index + 1}…`);
+  }
+
+  // Chunk mode: one piece of a sentence as it left RVC (an SSE chunk event or a WebSocket audio message),
+  // {seq, sentence, sample_offset, samples, sample_rate, elapsed_s, timings?: {tts_s, rvc_s}}, plus arrivedS
+  // (seconds from the request, as this page saw it). The sentence rows sum their pieces.
+  addPiece(piece, player) {
+    this.pieces.push(piece);
+    this.pieceTable.hidden = false;
+    const duration = piece.samples / piece.sample_rate;
+    const row = document.createElement("tr");
+    for (const value of [String(piece.seq + 1), String(piece.sentence + 1), seconds(piece.sample_offset / piece.sample_rate),
+      seconds(duration), seconds(piece.arrivedS), seconds(piece.elapsed_s)]) {
+      const cell = document.createElement("td");
+      cell.textContent = value;
+      row.append(cell);
+    }
+    this.pieceRows.append(row);
+    const sentence = this.rows.children[piece.sentence];
+    if (sentence) {
+      const own = this.pieces.filter((item) => item.sentence === piece.sentence);
+      const sum = (read) => own.reduce((total, item) => total + (read(item) || 0), 0);
+      sentence.className = "";
+      sentence.children[2].textContent = seconds(sum((item) => item.samples / item.sample_rate));
+      sentence.children[3].textContent = seconds(sum((item) => item.timings?.tts_s));
+      sentence.children[4].textContent = seconds(sum((item) => item.timings?.rvc_s));
+    }
+    const total = (read) => this.pieces.reduce((sum, item) => sum + (read(item) || 0), 0);
+    this.sums.audio.textContent = seconds(total((item) => item.samples / item.sample_rate));
+    this.sums.tts.textContent = seconds(total((item) => item.timings?.tts_s));
+    this.sums.rvc.textContent = seconds(total((item) => item.timings?.rvc_s));
+    const data = this.root.dataset;
+    data.chunks = String(this.pieces.length);
+    data.underruns = String(player.underruns);
+    if (this.pieces.length === 1) {
+      data.firstAudioS = ((player.firstScheduledAt - this.started) / 1000).toFixed(3);
+      this.say(`First audio after ${Number(data.firstAudioS).toFixed(2)} s; playing as it arrives…`);
     }
     this.samples = player.joined();
     this.draw();

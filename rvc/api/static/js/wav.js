@@ -97,3 +97,11 @@ export function base64ToBuffer(base64) {
   for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
   return bytes.buffer;
 }
+
+// bytes: ArrayBuffer of raw s16le mono (the API's `pcm` format) -> Float32Array in [-1, 1].
+export function pcm16ToFloat(bytes) {
+  const view = new DataView(bytes);
+  const samples = new Float32Array(Math.floor(bytes.byteLength / 2));
+  for (let i = 0; i < samples.length; i += 1) samples[i] = view.getInt16(i * 2, true) / 32768;
+  return samples;
+}
