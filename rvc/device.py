@@ -45,6 +45,7 @@ __all__ = [
     "check_llm_dtype",
     "check_rvc_precision",
     "classify_cuda_error",
+    "decide_device",
     "default_half_dtype",
     "driver_present",
     "gpu_memory_exceeded",
@@ -175,6 +176,26 @@ def resolve_device(requested: str, *, driver: bool, facts: TorchFacts) -> Device
             "or set DEVICE=cpu", field="DEVICE",
         )
     return "cuda"
+
+
+def decide_device(
+    requested: str, rvc_precision: str, *, probe: Callable[[], TorchFacts] = probe_torch
+) -> DeviceKind:
+    """DEVICE resolved, and RVC_PRECISION checked against it, in a process that must not import
+    torch (the RVC daemon, its control tool): torch is asked in a child interpreter, and only when
+    the answer can matter (DEVICE=cpu, or "auto" without a driver, is the CPU whatever torch is).
+    """
+    driver = driver_present()
+    device: DeviceKind = "cpu"
+    capability: Capability | None = None
+    if requested != "cpu" and (requested != "auto" or driver):
+        facts = probe()
+        device = resolve_device(requested, driver=driver, facts=facts)
+        capability = facts.capability if device == "cuda" else None
+    elif requested not in ("auto", "cpu"):
+        raise ConfigError(f"DEVICE={requested!r}: must be auto, cpu or cuda", field="DEVICE")
+    check_rvc_precision(rvc_precision, device, capability)
+    return device
 
 
 def supports_bf16(capability: Capability | None) -> bool:

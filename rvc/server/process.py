@@ -79,6 +79,9 @@ class WorkerProcess:
         self.ops: deque[VoiceOp] = deque()
         self.jobs_done = 0
         self.rss_mb: float | None = None
+        self.gpu_reserved_mb: float | None = None
+        self.device: str | None = None  # from its Ready: where its models run, and in which precision
+        self.precision: str | None = None
         self.kill_at: float | None = None
         self.exitcode: int | None = None
 
@@ -212,4 +215,7 @@ class WorkerProcess:
             voices=tuple(sorted(self.voices)),
             job_id=getattr(self.task, "job_id", None),
             uptime_s=now - self.spawned_at,
+            device=self.device,
+            precision=self.precision,
+            gpu_reserved_mb=self.gpu_reserved_mb,
         )

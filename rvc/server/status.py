@@ -33,6 +33,8 @@ class WorkerStatus:
 
     state: "starting" (loading models), "idle", "busy", "retiring" (its
     replacement is ready; it takes no more jobs) or "stopping".
+    device / precision: what the worker said in its Ready (None while starting);
+    gpu_reserved_mb: its CUDA cache after its last job (None on the CPU).
     """
 
     worker_id: int
@@ -43,6 +45,9 @@ class WorkerStatus:
     voices: tuple[str, ...]
     job_id: str | None
     uptime_s: float
+    device: str | None = None
+    precision: str | None = None
+    gpu_reserved_mb: float | None = None
 
     @property
     def alive(self) -> bool:
