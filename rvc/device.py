@@ -179,13 +179,13 @@ def resolve_device(requested: str, *, driver: bool, facts: TorchFacts) -> Device
 
 
 def decide_device(
-    requested: str, rvc_precision: str, *, probe: Callable[[], TorchFacts] = probe_torch
+    requested: str, rvc_precision: str, *, driver: bool | None = None, probe: Callable[[], TorchFacts] = probe_torch
 ) -> DeviceKind:
     """DEVICE resolved, and RVC_PRECISION checked against it, in a process that must not import
     torch (the RVC daemon, its control tool): torch is asked in a child interpreter, and only when
     the answer can matter (DEVICE=cpu, or "auto" without a driver, is the CPU whatever torch is).
     """
-    driver = driver_present()
+    driver = driver_present() if driver is None else driver
     device: DeviceKind = "cpu"
     capability: Capability | None = None
     if requested != "cpu" and (requested != "auto" or driver):
