@@ -40,6 +40,7 @@ __all__ = [
     "DeviceKind",
     "GpuFacts",
     "PartPlacement",
+    "RVC_DECODER_DTYPES",
     "TorchFacts",
     "apply_precision_flags",
     "check_llm_dtype",
@@ -62,6 +63,7 @@ DeviceKind = Literal["cpu", "cuda"]
 CudaErrorKind = Literal["oom", "sticky", "other"]
 Capability = tuple[int, int]
 
+RVC_DECODER_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # RVC_PRECISION -> dtype
 CODEC_DTYPE = "float32"  # BiCodec and wav2vec2, whatever the LLM's dtype (the official code's choice)
 BF16_CAPABILITY: Capability = (8, 0)
 CUDA_TORCH_HINT = (
@@ -281,18 +283,21 @@ def instance_group(device: DeviceKind, gpu_count: int, count: int) -> str:
 
 @dataclass(frozen=True)
 class PartPlacement:
-    """Where one part of the service runs, for /status and /health."""
+    """Where one part of the service runs, for /status and /health; ``dtype`` None for a part that
+    runs no model (the gateway). ``device`` may carry an index ("cuda:1") or a list of cards
+    ("cuda:0,1" for Triton instances spread with KIND_GPU).
+    """
 
     part: str
-    device: DeviceKind
-    dtype: str
+    device: str
+    dtype: str | None
 
 
 def placements(device: DeviceKind, rvc_precision: str, llm_dtype: str, llm_backend: str) -> tuple[PartPlacement, ...]:
     """Every part's device and dtype: the codec always float32, the LLM its own dtype, the RVC
     decoder the precision (HuBERT and RMVPE stay float32 in every RVC precision today).
     """
-    decoder = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[rvc_precision]
+    decoder = RVC_DECODER_DTYPES[rvc_precision]
     return (
         PartPlacement("tts.audio_tokenizer", device, CODEC_DTYPE),
         PartPlacement("tts.vocoder", device, CODEC_DTYPE),

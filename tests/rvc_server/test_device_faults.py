@@ -19,7 +19,16 @@ from rvc.infer.params import ConversionParams
 from rvc.server.faults import FaultPlan
 from rvc.server.pool import RVCServer
 
-from .conftest import SAMPLE_RATE, VOICE, Assets, assert_no_leftovers, pool_config, speech_like, wait_for, worker_pids
+from .conftest import (
+    SAMPLE_RATE,
+    VOICE,
+    Assets,
+    assert_no_leftovers,
+    pool_config,
+    speech_like,
+    wait_for,
+    worker_pids,
+)
 
 PARAMS = ConversionParams(seed=5, deterministic=True)
 

@@ -38,7 +38,9 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
         serving.bound_primitive_cache()  # before the first convolution (sparktts.serving.memory)
-        self.tokenizer = serving.load_codec(args["model_config"], with_encoder=True, with_decoder=False)
+        self.tokenizer = serving.load_codec(
+            args["model_config"], with_encoder=True, with_decoder=False, instance=args
+        )
 
     def execute(self, requests: list) -> list:
         responses = serving.answer_batch(

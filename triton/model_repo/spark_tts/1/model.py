@@ -75,7 +75,7 @@ class TritonPythonModel:
         serving.forward_logging(pb_utils.Logger.log_info, pb_utils.Logger.log_warn, pb_utils.Logger.log_error)
         serving.bound_primitive_cache()  # before the LLM's first matmul (sparktts.serving.memory)
         model_config = json.loads(args["model_config"])
-        parameters = serving.model_parameters(model_config)
+        parameters = serving.instance_parameters(serving.model_parameters(model_config), args)
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(model_config)
         self.stream_end = parameters.get("stream_end", "empty_chunk")
         if self.stream_end not in ("empty_chunk", "last_chunk"):
