@@ -401,18 +401,22 @@ def worker_fault_paths(ctx: Context, device: str) -> str:
             if {worker.pid for worker in status.workers} != {first} or status.workers_crashed:
                 raise RuntimeError(f"the worker did not serve on after the OOM: {status.workers}")
             lines.append(f"same worker converted the next input, GPU cache {status.workers[0].gpu_reserved_mb} MiB")
-    injected = {"RVC_TESTING": "1", "RVC_FAULT_INJECTION": "oom-on-job-1,sticky-on-job-3"}
+    # per worker process: job 2 OOM, job 4 sticky; the replacement counts from 1 again (job 1 clean)
+    injected = {"RVC_TESTING": "1", "RVC_FAULT_INJECTION": "oom-on-job-2,sticky-on-job-4"}
     saved = {name: os.environ.get(name) for name in injected}
     os.environ.update(injected)  # read once by the workers this pool spawns
     try:
         with RVCServer(config.with_changes(warmup=False)) as pool:
             (first,) = {worker.pid for worker in pool.status().workers}
+            pool.convert(synthetic_speech(2.0, 4), 16000, params)
             try:
                 pool.convert(synthetic_speech(2.0, 5), 16000, params)
                 raise RuntimeError("the injected OOM did not fail its job")
             except DeviceOutOfMemory as exc:
                 lines.append(f"injected OOM -> DeviceOutOfMemory (Retry-After {exc.retry_after_s:g} s)")
             pool.convert(synthetic_speech(2.0, 6), 16000, params)
+            if {worker.pid for worker in pool.status().workers} != {first}:
+                raise RuntimeError("the worker did not serve on after the injected OOM")
             try:
                 pool.convert(synthetic_speech(2.0, 7), 16000, params)
                 raise RuntimeError("the injected sticky error did not fail its job")
