@@ -1,7 +1,7 @@
 """What only an NVIDIA GPU can tell about this service, in one run of at most 8 minutes (bench/gpu_check.sh).
 
 Steps, in order (each prints ``[ok]``, ``[FAIL]``, ``[SKIP]`` with the reason, or ``[PENDING]`` for a
-check whose code path is not built yet):
+check whose code path is not built yet; none is pending now):
 
 1. torch and driver facts: a CPU build beside a driver is refused; CUDA, cuDNN, capability, bf16, TF32.
 2. a cuDNN convolution in a child process under the launcher's environment (``server_environment``):
@@ -10,8 +10,11 @@ check whose code path is not built yet):
    streaming synthesis.
 4. the RVC pool on CUDA: 5, 60 and 300 s inputs with rmvpe and pm, fp16 against fp32 (RMS
    difference), GPU memory after each; RMVPE chunks against the whole input on CUDA (300 s).
-5. the OOM and sticky-error paths: real CUDA errors through ``rvc.device.classify_cuda_error``.
-6. one ``/synthesize`` end to end (``python -m rvc.launch``) and what ``/status`` says about devices.
+5. the OOM and sticky-error paths: real CUDA errors through ``rvc.device.classify_cuda_error``; a
+   real OOM in a pool worker (the card filled from this process) answered DeviceOutOfMemory by a
+   worker that serves on; an injected sticky error ending the worker and its replacement converting.
+6. one ``/synthesize`` end to end (``python -m rvc.launch``) and ``/status``'s device and dtype per
+   part (gateway cpu, Triton models and RVC workers on CUDA, codec float32).
 7. tokens/s, RTF and first-chunk latency at concurrency 1 and 4 (``bench/bench_triton.py``), beside
    the official runtime's figures (L20: RTF 0.136 offline, first chunk 210 ms).
 
@@ -325,7 +328,16 @@ print(first, after)
 
 
 def step_oom(ctx: Context) -> str:
-    need_cuda(ctx, smoke_ok=False)
+    device = need_cuda(ctx)
+    lines = []
+    if device == "cuda":
+        lines.append(classify_real_cuda_errors())
+    lines.append(worker_fault_paths(ctx, device))
+    return "; ".join(lines)
+
+
+def classify_real_cuda_errors() -> str:
+    """A real OOM and a real device-side assert through ``rvc.device.classify_cuda_error``."""
     import torch
 
     from rvc.device import classify_cuda_error
@@ -344,9 +356,91 @@ def step_oom(ctx: Context) -> str:
     words = run.stdout.split()
     if words[:1] != ["sticky"]:
         raise RuntimeError(f"a device-side assert was not classified sticky: {run.stdout} {run.stderr[-1500:]}")
-    print(f"OOM -> oom; device assert -> {words[0]}, next call -> {words[1]}")
-    raise Pending("classification works on real CUDA errors; the worker does not yet map OOM to 503 + Retry-After "
-                  "or end itself on a sticky error (worker redesign): rerun this step once it does")
+    line = f"classification: real OOM -> oom; device assert -> {words[0]}, next call -> {words[1]}"
+    print(line, flush=True)
+    return line
+
+
+def worker_fault_paths(ctx: Context, device: str) -> str:
+    """The pool's answer to CUDA faults in a real worker on ``device``.
+
+    OOM: on CUDA a real one, by filling the card from this process while the worker converts 60 s
+    (the worker must answer DeviceOutOfMemory, free its cache and convert the next input itself);
+    where the card cannot be filled that way (or on the CPU smoke run), the worker's test-only
+    injection (RVC_FAULT_INJECTION, rvc/server/faults.py) raises torch's OOM instead. Sticky:
+    injected (a real device-side assert cannot be aimed at a job): the job fails, the worker exits,
+    a replacement on the same device converts the next input.
+    """
+    from rvc.errors import DeviceOutOfMemory, WorkerCrashed
+    from rvc.infer.params import ConversionParams
+    from rvc.server import PoolConfig, RVCServer
+
+    paths = demo_assets(ctx)
+    config = PoolConfig(weights_dir=paths["weights"], hubert_path=paths["assets"] / "hubert" / "hubert_base.pt",
+                        rmvpe_path=paths["assets"] / "rmvpe" / "rmvpe.pt", default_voice=VOICE, num_workers=1,
+                        device=device, job_timeout_s=120)
+    params = ConversionParams(f0_method="rmvpe", deterministic=True)
+    lines = []
+    if device == "cuda":
+        import torch
+
+        with RVCServer(config) as pool:
+            (first,) = {worker.pid for worker in pool.status().workers}
+            free, _ = torch.cuda.mem_get_info()
+            hog = torch.empty(max(0, free - 64 * 2**20), dtype=torch.uint8, device="cuda")
+            try:
+                pool.convert(synthetic_speech(60.0, 3), 16000, params)
+                lines.append("real OOM: the worker converted 60 s in the last 64 MiB (not provoked; injected below)")
+            except DeviceOutOfMemory as exc:
+                lines.append(f"real OOM -> DeviceOutOfMemory (Retry-After {exc.retry_after_s:g} s)")
+            finally:
+                del hog
+                torch.cuda.empty_cache()
+            pool.convert(synthetic_speech(5.0, 4), 16000, params)
+            status = pool.status()
+            if {worker.pid for worker in status.workers} != {first} or status.workers_crashed:
+                raise RuntimeError(f"the worker did not serve on after the OOM: {status.workers}")
+            lines.append(f"same worker converted the next input, GPU cache {status.workers[0].gpu_reserved_mb} MiB")
+    # per worker process: job 2 OOM, job 4 sticky; the replacement counts from 1 again (job 1 clean)
+    injected = {"RVC_TESTING": "1", "RVC_FAULT_INJECTION": "oom-on-job-2,sticky-on-job-4"}
+    saved = {name: os.environ.get(name) for name in injected}
+    os.environ.update(injected)  # read once by the workers this pool spawns
+    try:
+        with RVCServer(config.with_changes(warmup=False)) as pool:
+            (first,) = {worker.pid for worker in pool.status().workers}
+            pool.convert(synthetic_speech(2.0, 4), 16000, params)
+            try:
+                pool.convert(synthetic_speech(2.0, 5), 16000, params)
+                raise RuntimeError("the injected OOM did not fail its job")
+            except DeviceOutOfMemory as exc:
+                lines.append(f"injected OOM -> DeviceOutOfMemory (Retry-After {exc.retry_after_s:g} s)")
+            pool.convert(synthetic_speech(2.0, 6), 16000, params)
+            if {worker.pid for worker in pool.status().workers} != {first}:
+                raise RuntimeError("the worker did not serve on after the injected OOM")
+            try:
+                pool.convert(synthetic_speech(2.0, 7), 16000, params)
+                raise RuntimeError("the injected sticky error did not fail its job")
+            except WorkerCrashed:
+                pass
+            started = time.monotonic()
+            while not ({worker.pid for worker in pool.status().workers if worker.state == "idle"} - {first}):
+                if time.monotonic() - started > 120:
+                    raise RuntimeError("no replacement worker after a sticky CUDA error")
+                time.sleep(0.2)
+            pool.convert(synthetic_speech(2.0, 8), 16000, params)
+            replaced = time.monotonic() - started
+            (worker,) = pool.status().workers
+            lines.append(f"injected sticky error -> WorkerCrashed, worker replaced in {replaced:.1f} s on "
+                         f"{worker.device}, next input converted")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    for line in lines:
+        print(line, flush=True)
+    return "; ".join(lines)
 
 
 def step_service(ctx: Context) -> str:
@@ -396,12 +490,8 @@ def step_service(ctx: Context) -> str:
         print(json.dumps(status, indent=1)[:3000])
         triton_grpc = f"127.0.0.1:{env['TRITON_GRPC_PORT']}"
         step_throughput(ctx, triton_grpc)
-        devices = "device" in json.dumps(status)
         summary = f"healthy in {ready:.0f} s; /synthesize {took:.2f} s ({len(response.content)} bytes)"
-        if not devices:
-            raise Pending(summary + "; /status does not report each part's device and dtype yet (lead, after the "
-                          "worker redesign)")
-        return summary
+        return summary + "; " + check_placement(status["placement"], device)
     finally:
         service.terminate()
         try:
@@ -410,6 +500,22 @@ def step_service(ctx: Context) -> str:
             os.killpg(service.pid, 9)
             service.wait()
         log.close()
+
+
+def check_placement(parts: list[dict[str, str | None]], device: str) -> str:
+    """/status's placement: the gateway on the CPU without a dtype, every Triton model and RVC worker
+    on ``device`` (or one of its cards), the codec float32."""
+    for part in parts:
+        print(f"  {part['part']:<28} {part['device']:<10} {part['dtype']}", flush=True)
+    by_name = {str(part["part"]): part for part in parts}
+    wrong = [part for name, part in by_name.items() if name != "gateway"
+             and not str(part["device"]).startswith(device)]
+    codec = [by_name.get(f"triton.{model}", {}).get("dtype") for model in ("audio_tokenizer", "vocoder")]
+    if by_name.get("gateway", {}).get("device") != "cpu" or wrong or codec != ["float32", "float32"]:
+        raise RuntimeError(f"/status placement is not what was asked (device {device}): {parts}")
+    if not any(name.startswith("rvc.worker.") for name in by_name):
+        raise RuntimeError(f"/status placement lists no RVC worker: {parts}")
+    return f"/status: {len(parts)} parts placed as asked ({device}; codec float32)"
 
 
 def step_throughput(ctx: Context, grpc_url: str) -> None:
@@ -439,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=470.0, help="stop starting steps after this (default 470)")
     parser.add_argument("--scratch", type=Path, default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--smoke-on-cpu", action="store_true",
-                        help="without a GPU, run steps 3, 4 and 6 on the CPU (short) to test this script; no GPU result")
+                        help="without a GPU, run steps 3-6 on the CPU (short) to test this script; no GPU result")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as temporary:
         ctx = Context(cuda=False, smoke=args.smoke_on_cpu, scratch=args.scratch or Path(temporary), deadline=time.monotonic() + args.budget_s,

@@ -8,7 +8,7 @@
 # launcher's environment, 3 Triton on CUDA, 4 the RVC pool on CUDA (+ RMVPE chunks), 5 CUDA OOM and
 # sticky errors, 6 /synthesize end to end with /status, 7 throughput beside the official figures.
 # Steps 1-2 run on any machine; 3-7 print [SKIP] without a CUDA device, [PENDING] where the code path
-# they check is not built yet. Exit code 1 when a step failed. Run it from anywhere: it works in a
+# they check is not built yet (none is, now). Exit code 1 when a step failed. Run it from anywhere: it works in a
 # neutral directory (the repo root's triton/ folder would shadow OpenAI's triton package).
 set -uo pipefail
 

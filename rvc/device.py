@@ -40,11 +40,13 @@ __all__ = [
     "DeviceKind",
     "GpuFacts",
     "PartPlacement",
+    "RVC_DECODER_DTYPES",
     "TorchFacts",
     "apply_precision_flags",
     "check_llm_dtype",
     "check_rvc_precision",
     "classify_cuda_error",
+    "decide_device",
     "default_half_dtype",
     "driver_present",
     "gpu_memory_exceeded",
@@ -61,6 +63,7 @@ DeviceKind = Literal["cpu", "cuda"]
 CudaErrorKind = Literal["oom", "sticky", "other"]
 Capability = tuple[int, int]
 
+RVC_DECODER_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # RVC_PRECISION -> dtype
 CODEC_DTYPE = "float32"  # BiCodec and wav2vec2, whatever the LLM's dtype (the official code's choice)
 BF16_CAPABILITY: Capability = (8, 0)
 CUDA_TORCH_HINT = (
@@ -177,6 +180,26 @@ def resolve_device(requested: str, *, driver: bool, facts: TorchFacts) -> Device
     return "cuda"
 
 
+def decide_device(
+    requested: str, rvc_precision: str, *, driver: bool | None = None, probe: Callable[[], TorchFacts] = probe_torch
+) -> DeviceKind:
+    """DEVICE resolved, and RVC_PRECISION checked against it, in a process that must not import
+    torch (the RVC daemon, its control tool): torch is asked in a child interpreter, and only when
+    the answer can matter (DEVICE=cpu, or "auto" without a driver, is the CPU whatever torch is).
+    """
+    driver = driver_present() if driver is None else driver
+    device: DeviceKind = "cpu"
+    capability: Capability | None = None
+    if requested != "cpu" and (requested != "auto" or driver):
+        facts = probe()
+        device = resolve_device(requested, driver=driver, facts=facts)
+        capability = facts.capability if device == "cuda" else None
+    elif requested not in ("auto", "cpu"):
+        raise ConfigError(f"DEVICE={requested!r}: must be auto, cpu or cuda", field="DEVICE")
+    check_rvc_precision(rvc_precision, device, capability)
+    return device
+
+
 def supports_bf16(capability: Capability | None) -> bool:
     """bf16 arithmetic needs compute capability 8.0 or newer (Ampere); None means the CPU (emulated, allowed)."""
     return capability is None or tuple(capability) >= BF16_CAPABILITY
@@ -260,18 +283,21 @@ def instance_group(device: DeviceKind, gpu_count: int, count: int) -> str:
 
 @dataclass(frozen=True)
 class PartPlacement:
-    """Where one part of the service runs, for /status and /health."""
+    """Where one part of the service runs, for /status and /health; ``dtype`` None for a part that
+    runs no model (the gateway). ``device`` may carry an index ("cuda:1") or a list of cards
+    ("cuda:0,1" for Triton instances spread with KIND_GPU).
+    """
 
     part: str
-    device: DeviceKind
-    dtype: str
+    device: str
+    dtype: str | None
 
 
 def placements(device: DeviceKind, rvc_precision: str, llm_dtype: str, llm_backend: str) -> tuple[PartPlacement, ...]:
     """Every part's device and dtype: the codec always float32, the LLM its own dtype, the RVC
     decoder the precision (HuBERT and RMVPE stay float32 in every RVC precision today).
     """
-    decoder = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[rvc_precision]
+    decoder = RVC_DECODER_DTYPES[rvc_precision]
     return (
         PartPlacement("tts.audio_tokenizer", device, CODEC_DTYPE),
         PartPlacement("tts.vocoder", device, CODEC_DTYPE),

@@ -17,6 +17,7 @@ the message is shown to the client as is, so it must say what to change.
     │   ├── TTSBackendError     503  Triton is unreachable or failed the request
     │   │   └── TritonStartError     tritonserver exited or never became ready
     │   ├── Busy                503  the worker queue is full (Retry-After)
+    │   │   └── DeviceOutOfMemory    the GPU had no memory for this job; cache freed (Retry-After)
     │   └── StorageUnavailable  503  the database (SQLite file or PostgreSQL) cannot be reached
     ├── WorkerCrashed           503  a worker process died while running the job
     ├── JobCancelled            499  the caller cancelled, or the pool shut down
@@ -30,6 +31,7 @@ __all__ = [
     "Busy",
     "ConfigError",
     "Conflict",
+    "DeviceOutOfMemory",
     "InvalidInput",
     "JobCancelled",
     "JobTimeout",
@@ -107,6 +109,14 @@ class Busy(ModelUnavailable):
     def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class DeviceOutOfMemory(Busy):
+    """A job ran out of GPU memory. The worker freed its cache and serves on, so the same request
+    may succeed once concurrent work has finished: a 503 with Retry-After, not a 500.
+    """
+
+    code = "device_out_of_memory"
 
 
 class StorageUnavailable(ModelUnavailable):

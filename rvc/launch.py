@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from types import FrameType
 from typing import Literal
 
@@ -104,21 +105,37 @@ def print_usage(settings: Settings) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Placement:
+    """DEVICE decided: the settings with the resolved device, and how many GPUs Triton may spread over."""
+
+    settings: Settings
+    gpu_count: int
+
+
 def resolve_placement(settings: Settings) -> Settings:
     """Decide DEVICE once, for Triton and the RVC workers alike, and check RVC_PRECISION and the
     TensorRT-LLM engine against it; the settings returned carry the resolved device (and its defaults).
+    """
+    return place(settings).settings
+
+
+def place(settings: Settings) -> Placement:
+    """``resolve_placement`` plus the GPU count (the repository spreads instances over several GPUs).
 
     torch is asked in a child interpreter: this process serves the API and never imports it.
     """
     driver = driver_present()
     device: Literal["cpu", "cuda"] = "cpu"
     capability: tuple[int, int] | None = None
+    gpu_count = 0
     if settings.device == "cpu" and settings.llm_backend == "python":
         pass
     else:
         facts = probe_torch()
         device = resolve_device(settings.device, driver=driver, facts=facts)
         capability = facts.capability if device == "cuda" else None
+        gpu_count = len(facts.gpus) if device == "cuda" else 0
         logger.info("torch %s (CUDA %s); models run on %s%s", facts.torch_version, facts.cuda_version, device,
                     f" ({', '.join(gpu.name for gpu in facts.gpus)})" if device == "cuda" else "")
     check_rvc_precision(settings.rvc_precision, device, capability)
@@ -129,7 +146,7 @@ def resolve_placement(settings: Settings) -> Settings:
         if engine is None or not (engine / "config.json").is_file():
             raise ConfigError(f"TRT_ENGINE_DIR={engine}: no TensorRT-LLM engine there (build one with "
                               "triton/run.sh 1 1 in the TensorRT-LLM image)", field="TRT_ENGINE_DIR")
-    return settings.for_device(device)
+    return Placement(settings.for_device(device), gpu_count)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-triton", action="store_true", help="do not start tritonserver (one already runs)")
     args = parser.parse_args(argv)
     try:
-        settings = resolve_placement(load_settings())
+        placement = place(load_settings())
     except VoiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    settings = placement.settings
     configure_logging(settings.log_level)
 
     stop, triton_gave_up = threading.Event(), threading.Event()
@@ -174,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 device="cuda" if settings.device == "cuda" else "cpu",
                 llm_backend=settings.llm_backend,
                 trtllm_engine_dir=settings.trt_engine_dir,
+                gpu_count=placement.gpu_count,
             )
             triton = TritonSupervisor(
                 TritonServerConfig(

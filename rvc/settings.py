@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     rvc_queue_size: int = Field(32, ge=1, description="jobs waiting for a worker before 503 busy")
     rvc_stream_max: int = Field(16, ge=1, description="open RVC streams (chunk mode) before 503 busy")
     rvc_job_timeout_s: float = Field(300.0, gt=0)
+    rvc_recycle_gpu_mb: float = Field(
+        0.0, ge=0, description="replace an RVC worker whose CUDA cache holds more than this many MiB after a job "
+        "(0: never; off on the CPU, where workers hold no GPU memory)",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

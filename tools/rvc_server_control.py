@@ -108,6 +108,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     if client.is_running():
         print(f"RVC server already running (pid {client.ping()['pid']}, socket {paths.socket})")
         return EXIT_OK
+    args.device = config.device  # resolved once above; the daemon gets "cpu" or "cuda", never "auto"
     if args.foreground:
         return daemon_main(to_argv(args))
     paths.log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,14 @@ __all__ = ["router"]
 router = APIRouter(tags=["service"])
 
 
+class Placement(BaseModel):
+    """Where one part runs: ``gateway``, ``triton.<model>``, ``rvc.worker.<id>``; dtype null for the gateway."""
+
+    part: str
+    device: str
+    dtype: str | None
+
+
 class Health(BaseModel):
     healthy: bool
     status: Literal["ready", "degraded", "error"]
@@ -29,6 +37,7 @@ class Health(BaseModel):
     rvc_ready: bool
     demo_assets: bool
     problems: list[str]
+    placement: list[Placement]
 
 
 class ReferenceInfo(BaseModel):
@@ -67,11 +76,12 @@ async def health(services: Services) -> JSONResponse:
     body = Health(
         healthy=report.status == "ready", status=report.status, tts_ready=report.tts_ready,
         rvc_ready=report.rvc_ready, demo_assets=report.demo_assets, problems=list(report.problems),
+        placement=[Placement(part=p.part, device=p.device, dtype=p.dtype) for p in services.placements()],
     )
     return JSONResponse(body.model_dump(), status_code=503 if report.status == "error" else 200)
 
 
-@router.get("/status", summary="Models, workers, request counts, uptime and the Triton address")
+@router.get("/status", summary="Models, workers, each part's device and dtype, request counts, uptime, Triton")
 async def status(services: Services) -> dict[str, Any]:
     report = await services.health()
     return {"status": report.status, "tts_ready": report.tts_ready, "rvc_ready": report.rvc_ready,

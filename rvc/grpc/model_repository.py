@@ -18,6 +18,13 @@ False, ``spark_tts_decoupled``, the same template filled as a decoupled model wi
 Both are python-backend models, so each stub process loads its own copy of the LLM (the README
 gives the measured cost); ``audio_tokenizer`` and ``vocoder`` are shared through BLS.
 
+Instances sit where the official runtime puts them (``KIND_CPU``, the model choosing its device
+from its ``device`` parameter) on the CPU and on one GPU. With ``gpu_count`` above 1 the codec and
+``spark_tts`` models get ``KIND_GPU`` over every card (``rvc.device.instance_group``), and each
+instance pins itself to the card Triton gives it (``sparktts.serving.instance_parameters``),
+instead of all stacking on GPU 0. ``read_placements`` reads back, for /status, where each model of
+a prepared repository runs and in which dtype.
+
 The streaming model's default chunk schedule is chosen for RVC downstream: a small first chunk
 (15 tokens = 0.3 s of audio, so conversion starts early) and steady 25-token chunks (0.4 s of new
 audio each, the order of the RVC realtime block), overlapping by 5 tokens (1600 samples) which the
@@ -38,7 +45,7 @@ from pathlib import Path
 from string import Template
 from typing import Literal
 
-from rvc.device import CODEC_DTYPE, kv_cache_tokens
+from rvc.device import CODEC_DTYPE, PartPlacement, instance_group, kv_cache_tokens
 from rvc.errors import ConfigError
 from rvc.grpc import contract
 from rvc.settings import PROJECT_ROOT
@@ -49,6 +56,7 @@ __all__ = [
     "fill_template",
     "parse_substitutions",
     "prepare_model_repository",
+    "read_placements",
     "unfilled_placeholders",
 ]
 
@@ -58,6 +66,9 @@ TEMPLATE_DIR = PROJECT_ROOT / "triton" / "model_repo"
 MARKER_FILE = "repository.json"  # written last; also what lets a later run replace the folder
 TEMPLATE_DEFAULTS = {"max_queue_size": 0, "max_queue_delay_microseconds": 0}
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_INSTANCE_GROUP = re.compile(r"^instance_group \[\n.*?^\]$", re.S | re.M)
+_STRING_PARAMETER = re.compile(r'key:\s*"(device|dtype)"\s*,\s*value:\s*\{\s*string_value:\s*"([^"]*)"')
+_GPU_LIST = re.compile(r"kind:\s*KIND_GPU.*?gpus:\s*\[([^\]]*)\]", re.S)
 _MODEL_FOLDERS = ("BiCodec", "LLM", "wav2vec2-large-xlsr-53")
 # Longest Spark-TTS prompt the KV pool must hold beside a full budget: 30 s of reference at 50 semantic
 # tokens/s (1500), 32 global tokens, one sentence of text and the control tokens, rounded up.
@@ -174,6 +185,7 @@ class RepositoryConfig:
     stream_overlap_tokens: int = 5
     trtllm_engine_dir: Path | None = None
     kv_cache_free_gpu_mem_fraction: float = 0.5
+    gpu_count: int = 1  # visible GPUs; above 1 (device cuda) instances spread over them with KIND_GPU
 
     def __post_init__(self) -> None:
         choices = {
@@ -190,7 +202,7 @@ class RepositoryConfig:
         for name in ("bls_instances", "tokenizer_instances", "vocoder_instances", "max_batch_size", "request_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_queue_delay_us", "speaker_cache_size"):
+        for name in ("max_queue_delay_us", "speaker_cache_size", "gpu_count"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.temperature or not 0 < self.top_p <= 1 or self.top_k < 0 or self.max_new_tokens < 1:
@@ -301,6 +313,17 @@ class RepositoryConfig:
             }
         return values
 
+    def instance_groups(self) -> dict[str, str]:
+        """The ``instance_group`` of each python-backend model (the TensorRT-LLM backend places its
+        engine itself and keeps the template's)."""
+        counts = {
+            contract.AUDIO_TOKENIZER: self.tokenizer_instances,
+            contract.VOCODER: self.vocoder_instances,
+            contract.SPARK_TTS: self.bls_instances,
+            contract.SPARK_TTS_DECOUPLED: self.bls_instances,
+        }
+        return {model: instance_group(self.device, self.gpu_count, count) for model, count in counts.items()}
+
 
 # ------------------------------------------------------------------------------------- preparation
 def prepare_model_repository(
@@ -328,6 +351,7 @@ def prepare_model_repository(
     output = Path(output_dir).resolve()
     _clear_output(output)
     output.mkdir(parents=True)
+    groups = config.instance_groups()
     for model, values in config.template_values().items():
         source = templates / (contract.SPARK_TTS if model == contract.SPARK_TTS_DECOUPLED else model)
         if not (source / "config.pbtxt").is_file():
@@ -335,6 +359,10 @@ def prepare_model_repository(
         shutil.copytree(source, output / model, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         config_path = output / model / "config.pbtxt"
         filled = fill_template(config_path.read_text(), values)
+        if model in groups and config.device == "cuda" and config.gpu_count > 1:
+            filled, replaced = _INSTANCE_GROUP.subn(groups[model], filled)
+            if replaced != 1:
+                raise ConfigError(f"{model}/config.pbtxt: expected one instance_group block, found {replaced}")
         left = unfilled_placeholders(filled)
         if left:
             raise ConfigError(f"{model}/config.pbtxt still has placeholders {left} after filling")
@@ -343,6 +371,35 @@ def prepare_model_repository(
     (output / MARKER_FILE).write_text(json.dumps(record, indent=2) + "\n")
     logger.info("prepared %s model repository at %s (llm backend %s, device %s)", mode, output, llm_backend, device)
     return output
+
+
+def read_placements(repository: Path) -> tuple[PartPlacement, ...]:
+    """Where each model of a prepared repository runs, and in which dtype, as its config.pbtxt says
+    (what tritonserver loaded, not what the settings asked): parts ``triton.<model>``. Instances
+    spread with KIND_GPU read as ``cuda:0,1``; the TensorRT-LLM engine runs on CUDA in the dtype
+    the repository was prepared with. Empty when ``repository`` holds no prepared repository
+    (tritonserver started elsewhere).
+    """
+    marker = repository / MARKER_FILE
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return ()
+    parts = []
+    for config_path in sorted(repository.glob("*/config.pbtxt")):
+        try:
+            text = config_path.read_text()
+        except OSError:
+            continue
+        parameters = dict(_STRING_PARAMETER.findall(text))
+        device, dtype = parameters.get("device"), parameters.get("dtype")
+        if device is None:  # tensorrt_llm: no python model, the engine's own placement
+            device, dtype = "cuda", str(record.get("dtype"))
+        gpus = _GPU_LIST.search(text)
+        if device == "cuda" and gpus is not None:
+            device = "cuda:" + ",".join(index.strip() for index in gpus.group(1).split(","))
+        parts.append(PartPlacement(f"triton.{config_path.parent.name}", device, dtype))
+    return tuple(parts)
 
 
 def _check_model_dir(model_dir: Path) -> None:

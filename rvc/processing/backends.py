@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from rvc.device import RVC_DECODER_DTYPES, PartPlacement
 from rvc.errors import ModelUnavailable
 from rvc.grpc.client import AsyncTritonSparkClient, TTSParams
+from rvc.grpc.model_repository import read_placements
 from rvc.logging_setup import request_id_var
 from rvc.processing.contract import SynthesisDefaults, Target
 from rvc.server import ConversionParams, PoolConfig, RVCServer, StreamConfig, StreamHandle
@@ -53,6 +55,10 @@ class TritonSpeech:
 
     def describe(self) -> dict[str, Any]:
         return {"address": self.settings.triton_grpc_url, "model": "spark_tts", "requests": self._count}
+
+    def placements(self) -> tuple[PartPlacement, ...]:
+        """Each Triton model's device and dtype, from the prepared repository (TRITON_MODEL_REPO)."""
+        return read_placements(self.settings.triton_model_repo)
 
     async def speak(
         self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *, seed: int | None,
@@ -118,6 +124,19 @@ class PoolVoice:
             return {**self.pool.status().to_dict(), "precision": self.config.precision}
         except ModelUnavailable as exc:
             return {"error": exc.message, "precision": self.config.precision}
+
+    def placements(self) -> tuple[PartPlacement, ...]:
+        """Each ready worker's device and decoder dtype, as the worker said in its Ready (HuBERT and
+        RMVPE run float32 in every precision)."""
+        try:
+            workers = self.pool.status().workers
+        except ModelUnavailable:
+            return ()
+        return tuple(
+            PartPlacement(f"rvc.worker.{worker.worker_id}", worker.device,
+                          RVC_DECODER_DTYPES.get(worker.precision or "", worker.precision))
+            for worker in workers if worker.device is not None and worker.alive
+        )
 
     async def convert(
         self, audio: np.ndarray, sample_rate: int, settings: SynthesisDefaults, *, voice: str | None,

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
+from rvc.device import PartPlacement
 from rvc.errors import InvalidInput, VoiceError
 from rvc.processing.contract import SynthesisOverrides
 from rvc.processing.defaults_store import DefaultsStore, atomic_write_bytes
@@ -47,6 +48,7 @@ class ManagedSpeech(SpeechBackend, Protocol):
     async def close(self) -> None: ...
     async def ready(self) -> bool: ...
     def describe(self) -> dict[str, Any]: ...
+    def placements(self) -> tuple[PartPlacement, ...]: ...
 
 
 class ManagedVoice(VoiceBackend, Protocol):
@@ -54,6 +56,7 @@ class ManagedVoice(VoiceBackend, Protocol):
     async def close(self) -> None: ...
     def ready(self) -> bool: ...
     def describe(self) -> dict[str, Any]: ...
+    def placements(self) -> tuple[PartPlacement, ...]: ...
     async def ensure_voice(self, name: str) -> None:
         """Make the .pth ``name`` convertible (load it on the workers if it is not resident)."""
         ...
@@ -224,6 +227,11 @@ class VoiceServices:
             problems.append(DEMO_NOTICE)
         return HealthReport(tts_ready, rvc_ready, self.assets.demo, tuple(problems))
 
+    def placements(self) -> tuple[PartPlacement, ...]:
+        """Where every part runs and in which dtype: the gateway (the CPU, no torch: it runs no model),
+        Triton's models as their prepared configs say, each RVC worker as it said when ready."""
+        return (PartPlacement("gateway", "cpu", None), *self.speech.placements(), *self.voice.placements())
+
     def status(self) -> dict[str, Any]:
         return {
             "uptime_s": round(time.time() - self.started_at, 1),
@@ -240,4 +248,5 @@ class VoiceServices:
             "saved_voices": self.voices.names(),
             "triton": self.speech.describe(),
             "rvc": self.voice.describe(),
+            "placement": [asdict(part) for part in self.placements()],
         }

@@ -2,7 +2,7 @@
 
 The pool never reads the environment itself: ``PoolConfig.from_settings``
 builds it from the service's ``Settings`` (RVC_MODEL, RVC_WORKERS,
-RVC_QUEUE_SIZE, RVC_STREAM_MAX, RVC_JOB_TIMEOUT_S, WEIGHTS_DIR, ASSETS_DIR), and tests build
+RVC_QUEUE_SIZE, RVC_STREAM_MAX, RVC_JOB_TIMEOUT_S, RVC_RECYCLE_GPU_MB, WEIGHTS_DIR, ASSETS_DIR), and tests build
 one directly around tiny demo assets.
 """
 
@@ -50,6 +50,8 @@ class PoolConfig:
     job_timeout_s: default deadline of a job, counted from submit.
     max_jobs_per_worker / max_rss_mb: recycle a worker after that many jobs or
         above that resident memory (0 = never); its replacement is ready first.
+    max_gpu_mb: recycle a worker whose CUDA caching allocator holds more than this
+        after a job (0 = never; workers on the CPU report no GPU memory).
     hung_grace_s: after a running job missed its deadline (its caller already
         got JobTimeout), how long its worker may keep going before it is killed
         and replaced, so one stuck conversion cannot hold a worker forever.
@@ -72,6 +74,7 @@ class PoolConfig:
     job_timeout_s: float = 300.0
     max_jobs_per_worker: int = 0
     max_rss_mb: float = 0.0
+    max_gpu_mb: float = 0.0
     hung_grace_s: float = 10.0
     start_timeout_s: float = 300.0
     warmup: bool = True
@@ -99,6 +102,7 @@ class PoolConfig:
         for name in ("job_timeout_s", "hung_grace_s", "start_timeout_s"):
             _positive(name, getattr(self, name))
         _non_negative("max_rss_mb", self.max_rss_mb)
+        _non_negative("max_gpu_mb", self.max_gpu_mb)
         if self.device not in _DEVICES and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be one of {_DEVICES} or 'cuda:N', got {self.device!r}")
         if self.precision not in PRECISIONS:
@@ -120,6 +124,7 @@ class PoolConfig:
             "max_queue": settings.rvc_queue_size,
             "max_streams": settings.rvc_stream_max,
             "job_timeout_s": settings.rvc_job_timeout_s,
+            "max_gpu_mb": settings.rvc_recycle_gpu_mb,
             "device": settings.device,
             "precision": settings.rvc_precision,
             "log_level": settings.log_level,

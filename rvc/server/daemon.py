@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rvc.device import decide_device
 from rvc.errors import ConfigError, InvalidInput, VoiceError
 from rvc.logging_setup import configure_logging
 from rvc.server.config import PoolConfig
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--job-timeout", type=float, help="seconds per job (default: RVC_JOB_TIMEOUT_S)")
     add("--max-jobs-per-worker", type=int, help="recycle a worker after this many jobs (0: never)")
     add("--max-rss-mb", type=float, help="recycle a worker above this resident memory (0: never)")
+    add("--max-gpu-mb", type=float, help="recycle a worker above this CUDA cache (default: RVC_RECYCLE_GPU_MB)")
     add("--device", choices=("auto", "cpu", "cuda"), help="where models run (default: DEVICE)")
     add("--no-warmup", action="store_true", help="skip the warm-up conversion")
     add("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="(default: LOG_LEVEL)")
@@ -277,10 +279,13 @@ def pool_config_from_args(args: argparse.Namespace) -> tuple[PoolConfig, DaemonP
         "rvc_job_timeout_s": args.job_timeout,
         "device": args.device,
         "log_level": args.log_level,
+        "rvc_recycle_gpu_mb": args.max_gpu_mb,
     }
     if args.model is not None and not args.model.endswith(".pth"):
         overrides["rvc_model"] = f"{args.model}.pth"
     settings = load_settings(**{key: value for key, value in overrides.items() if value is not None})
+    # "auto" decided here, once, by the service's rule: the workers then get "cpu" or "cuda"
+    settings = settings.for_device(decide_device(settings.device, settings.rvc_precision))
     pool: dict[str, Any] = {"warmup": not args.no_warmup, "extra_voices": tuple(args.voices or ())}
     if args.max_jobs_per_worker is not None:
         pool["max_jobs_per_worker"] = args.max_jobs_per_worker

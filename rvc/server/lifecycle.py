@@ -7,8 +7,8 @@ supervisor's loop, under the pool's lock, in two calls:
   gets JobTimeout and the worker a kill time ``hung_grace_s`` later), workers
   hung past that kill time, workers that did not start within
   ``start_timeout_s``.
-- ``recycle_if_due``: after each job, mark a worker past ``max_jobs_per_worker``
-  or ``max_rss_mb`` for replacement.
+- ``recycle_if_due``: after each job, mark a worker past ``max_jobs_per_worker``,
+  ``max_rss_mb`` or ``max_gpu_mb`` for replacement (``recycle_reason`` is the rule).
 - ``maintain``: spawn up to N workers (paced after failed starts), retire a
   recycled worker once N others are ready, stop workers that are retiring
   (once the streams they hold have ended) or that a stopping pool no longer
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 
+from rvc.device import gpu_memory_exceeded
 from rvc.errors import JobTimeout
 from rvc.server.config import PoolConfig
 from rvc.server.jobs import Job, Settled
@@ -29,9 +30,25 @@ from rvc.server.state import PoolState
 from rvc.server.stream_jobs import Block
 from rvc.server.wire import ErrorReport
 
-__all__ = ["Lifecycle"]
+__all__ = ["Lifecycle", "recycle_reason"]
 
 logger = logging.getLogger(__name__)
+
+
+def recycle_reason(
+    config: PoolConfig, jobs_done: int, rss_mb: float | None, gpu_reserved_mb: float | None
+) -> str | None:
+    """Why a worker is due for replacement after a job, or None. GPU memory is the CUDA cache the
+    worker keeps from other processes on the card (None on the CPU, so the rule is off there):
+    fragmentation grows it with every new input length, like host memory on the CPU.
+    """
+    if config.max_jobs_per_worker and jobs_done >= config.max_jobs_per_worker:
+        return f"{jobs_done} jobs done"
+    if config.max_rss_mb and rss_mb is not None and rss_mb > config.max_rss_mb:
+        return f"resident memory {rss_mb:.0f} MiB > {config.max_rss_mb:.0f} MiB"
+    if gpu_reserved_mb is not None and gpu_memory_exceeded(gpu_reserved_mb, config.max_gpu_mb):
+        return f"GPU memory reserved {gpu_reserved_mb:.0f} MiB > {config.max_gpu_mb:.0f} MiB"
+    return None
 
 
 class Lifecycle:
@@ -42,13 +59,9 @@ class Lifecycle:
         self._config = config
 
     def recycle_if_due(self, worker: WorkerProcess) -> None:
-        """After a job: mark a worker for replacement past its job count or memory limit."""
-        cfg, state = self._config, self._state
-        reason = None
-        if cfg.max_jobs_per_worker and worker.jobs_done >= cfg.max_jobs_per_worker:
-            reason = f"{worker.jobs_done} jobs done"
-        elif cfg.max_rss_mb and worker.rss_mb is not None and worker.rss_mb > cfg.max_rss_mb:
-            reason = f"resident memory {worker.rss_mb:.0f} MiB > {cfg.max_rss_mb:.0f} MiB"
+        """After a job: mark a worker for replacement past its job count or memory limits."""
+        state = self._state
+        reason = recycle_reason(self._config, worker.jobs_done, worker.rss_mb, worker.gpu_reserved_mb)
         if reason and worker.state is WorkerState.SERVING and not state.stopping:
             worker.advance(WorkerState.RECYCLING)
             state.counters.recycled += 1

@@ -158,12 +158,19 @@ class Stop(Command):
 
 @dataclass(frozen=True)
 class Ready(Reply):
-    """Models loaded, voices resident, warm-up done: the worker takes commands from now on."""
+    """Models loaded, voices resident, warm-up done: the worker takes commands from now on.
+
+    ``device`` is where its models run once "auto" is resolved ("cpu", "cuda", "cuda:N") and
+    ``precision`` its decoder's (RVC_PRECISION), for /status: the worker's own word, not the
+    setting's, because a setting of "auto" could otherwise hide a worker on the CPU.
+    """
 
     pid: int
     voices: dict[str, VoiceInfo]
     startup_s: float
     rss_mb: float | None
+    device: str = "cpu"
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,8 @@ class JobConverted(Reply):
     """``num_samples`` float32 samples at ``sample_rate`` are in the job's output segment.
 
     timings: the converter's seconds per stage plus ``worker_convert`` and
-    ``worker_shm`` (the worker's share of the IPC cost).
+    ``worker_shm`` (the worker's share of the IPC cost). ``gpu_reserved_mb``: what its CUDA
+    caching allocator holds after the job (None on the CPU), for the recycling rule.
     """
 
     job_id: str
@@ -186,15 +194,21 @@ class JobConverted(Reply):
     sample_rate: int
     timings: dict[str, float]
     rss_mb: float | None
+    gpu_reserved_mb: float | None = None
 
 
 @dataclass(frozen=True)
 class JobFailed(Reply):
-    """The job raised; the worker lives on (a poisoned input costs one job)."""
+    """The job raised; the worker lives on (a poisoned input costs one job), unless
+    ``worker_exits``: a sticky CUDA error left its context unusable, and it exits right after
+    this reply, so the supervisor sends it nothing more and starts a replacement.
+    """
 
     job_id: str
     error: ErrorReport
     rss_mb: float | None
+    gpu_reserved_mb: float | None = None
+    worker_exits: bool = False
 
 
 @dataclass(frozen=True)

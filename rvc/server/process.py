@@ -85,6 +85,9 @@ class WorkerProcess:
         self.last_was_block = False
         self.jobs_done = 0
         self.rss_mb: float | None = None
+        self.gpu_reserved_mb: float | None = None
+        self.device: str | None = None  # from its Ready: where its models run, and in which precision
+        self.precision: str | None = None
         self.kill_at: float | None = None
         self.exitcode: int | None = None
 
@@ -227,4 +230,7 @@ class WorkerProcess:
             job_id=self._task_id(),
             uptime_s=now - self.spawned_at,
             streams=len(self.streams),
+            device=self.device,
+            precision=self.precision,
+            gpu_reserved_mb=self.gpu_reserved_mb,
         )

@@ -35,6 +35,8 @@ class WorkerStatus:
     replacement is ready; it takes no more jobs) or "stopping".
     job_id: the offline job or stream block it is converting.
     streams: open streams whose converter state it holds.
+    device / precision: what the worker said in its Ready (None while starting);
+    gpu_reserved_mb: its CUDA cache after its last job (None on the CPU).
     """
 
     worker_id: int
@@ -46,6 +48,9 @@ class WorkerStatus:
     job_id: str | None
     uptime_s: float
     streams: int = 0
+    device: str | None = None
+    precision: str | None = None
+    gpu_reserved_mb: float | None = None
 
     @property
     def alive(self) -> bool:

@@ -190,6 +190,7 @@ class Supervisor:
         state = self.state
         worker.mark_ready(time.monotonic())
         worker.pid, worker.voices, worker.rss_mb = reply.pid, set(reply.voices), reply.rss_mb
+        worker.device, worker.precision = reply.device, reply.precision
         state.workers.start_failures = 0
         state.voices.on_worker_ready(worker, reply.voices)
         logger.info("worker %d (pid %s) ready in %.1f s", worker.worker_id, reply.pid, reply.startup_s)
@@ -201,7 +202,14 @@ class Supervisor:
         task = worker.task
         job = task if isinstance(task, Job) and task.job_id == reply.job_id else None
         worker.task, worker.kill_at, worker.rss_mb = None, None, reply.rss_mb
+        worker.gpu_reserved_mb = reply.gpu_reserved_mb
         worker.jobs_done += 1
+        if isinstance(reply, JobFailed) and reply.worker_exits:
+            # A sticky CUDA error: the worker exits after this reply; send it nothing more.
+            worker.advance(WorkerState.STOPPING)
+            state.counters.crashed += 1
+            logger.error("worker %d (pid %s) has an unusable CUDA context and exits; starting a replacement",
+                         worker.worker_id, worker.pid)
         if job is None:
             logger.error(
                 "worker %d answered job %s, which it was not running", worker.worker_id, reply.job_id

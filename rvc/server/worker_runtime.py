@@ -7,9 +7,21 @@ serves one command at a time (messages.py lists them and their replies).
 Open streams' converters live in a dict by stream id between their blocks;
 the pool decides which worker holds which stream.
 
+The device is decided here with the service's one rule
+(``rvc.device.resolve_device`` on this process's torch), so DEVICE=auto
+with a CPU build of torch on a GPU host fails the start instead of running
+quietly on the CPU; ``Ready`` says which device and precision it took.
+
 An exception inside a task is caught and sent back as that task's error (a
-poisoned input costs one job, not the process). When the parent disappears
-the pipe reaches EOF and the worker exits, so it never outlives the pool.
+poisoned input costs one job, not the process). CUDA faults are the
+exceptions (``rvc.device.classify_cuda_error``): an out-of-memory frees the
+allocator's cache and fails the job with ``DeviceOutOfMemory`` (503 with
+Retry-After) while the worker serves on; a sticky error (illegal address,
+device-side assert) poisons the CUDA context for every later call, so the
+job fails and the worker exits, and the supervisor starts a fresh one.
+faults.py injects both for tests on machines without a GPU. When the parent
+disappears the pipe reaches EOF and the worker exits, so it never outlives
+the pool.
 """
 
 from __future__ import annotations
@@ -26,9 +38,18 @@ import faiss
 import numpy as np
 import torch
 
-from rvc.errors import NotFound
+from rvc.device import (
+    apply_precision_flags,
+    check_rvc_precision,
+    classify_cuda_error,
+    driver_present,
+    resolve_device,
+    torch_facts,
+)
+from rvc.errors import DeviceOutOfMemory, NotFound, WorkerCrashed
 from rvc.infer.converter import ConverterAssets, VoiceConverter
 from rvc.infer.stream import StreamConverter, open_stream
+from rvc.server.faults import FaultKind, FaultPlan
 from rvc.server.messages import (
     BlockConverted,
     CloseStream,
@@ -75,12 +96,101 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _build_converter(spec: WorkerSpec) -> VoiceConverter:
+# A sticky CUDA error: the exit code tells the supervisor's log it was not a crash of the code.
+EXIT_DEVICE_FAULT = 3
+OOM_RETRY_AFTER_S = 2.0
+
+
+class _JobRunner:
+    """Runs conversion jobs on one device, counts them (for fault injection) and maps CUDA faults."""
+
+    def __init__(self, converter: VoiceConverter, device: str, faults: FaultPlan | None) -> None:
+        self.converter = converter
+        self.device = device
+        self.faults = faults
+        self.jobs_started = 0
+
+    def gpu_reserved_mb(self) -> float | None:
+        if not self.device.startswith("cuda"):
+            return None
+        return float(torch.cuda.memory_reserved(self.device)) / 2**20
+
+    def _inject(self) -> None:
+        kind: FaultKind | None = None if self.faults is None else self.faults.fault_for(self.jobs_started)
+        if kind == "oom":
+            raise torch.OutOfMemoryError(
+                f"CUDA out of memory. Tried to allocate 20.00 GiB (injected by RVC_FAULT_INJECTION on job "
+                f"{self.jobs_started})"
+            )
+        if kind == "sticky":
+            raise RuntimeError(
+                "CUDA error: an illegal memory access was encountered (injected by RVC_FAULT_INJECTION on job "
+                f"{self.jobs_started})"
+            )
+
+    def convert(self, job: ConvertJob) -> JobConverted | JobFailed:
+        self.jobs_started += 1
+        try:
+            started = time.perf_counter()
+            audio = read_audio(job.input_segment, job.num_samples)
+            read_s = time.perf_counter() - started
+            self._inject()
+            result = self.converter.convert(job.voice, audio, job.sample_rate, job.params)
+            converted = time.perf_counter()
+            written = write_audio(job.output_segment, result.audio)
+            timings = dict(result.timings)
+            timings["worker_convert"] = converted - started - read_s
+            timings["worker_shm"] = read_s + (time.perf_counter() - converted)
+            return JobConverted(
+                job_id=job.job_id,
+                num_samples=0 if written is None else int(result.audio.size),
+                sample_rate=int(result.sample_rate),
+                timings=timings,
+                rss_mb=process_rss_mb(),
+                gpu_reserved_mb=self.gpu_reserved_mb(),
+            )
+        except Exception as exc:  # any failure is this job's, not the worker's (CUDA faults aside)
+            return self._failed(job, exc)
+
+    def _failed(self, job: ConvertJob, exc: Exception) -> JobFailed:
+        kind = classify_cuda_error(exc)
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if kind == "sticky":
+            logger.error("job %s: sticky CUDA error, this worker exits: %s", job.job_id, first_line)
+            error: Exception = WorkerCrashed(
+                f"job {job.job_id}: a CUDA error left the worker's GPU context unusable ({first_line}); the "
+                "worker is being replaced: retry the request"
+            )
+            return JobFailed(job_id=job.job_id, error=ErrorReport.from_exception(error),
+                             rss_mb=process_rss_mb(), worker_exits=True)
+        if kind == "oom":
+            if self.device.startswith("cuda"):
+                torch.cuda.empty_cache()  # hand the cached blocks back before the next job
+            logger.warning("job %s: GPU out of memory, cache freed: %s", job.job_id, first_line)
+            error = DeviceOutOfMemory(
+                f"the GPU ran out of memory converting job {job.job_id} ({first_line}); retry shortly, or send "
+                "shorter audio", retry_after_s=OOM_RETRY_AFTER_S,
+            )
+        else:
+            logger.warning("job %s failed: %s: %s", job.job_id, type(exc).__name__, exc)
+            error = exc
+        return JobFailed(job_id=job.job_id, error=ErrorReport.from_exception(error), rss_mb=process_rss_mb(),
+                         gpu_reserved_mb=self.gpu_reserved_mb())
+
+
+def _resolve_device(spec: WorkerSpec) -> str:
+    """DEVICE by the service's one rule on this process's torch; "cuda:N" keeps its index."""
+    requested, _, index = spec.device.partition(":")
+    facts = torch_facts()
+    kind = resolve_device(requested, driver=driver_present(), facts=facts)
+    check_rvc_precision(spec.precision, kind, facts.capability if kind == "cuda" else None)
+    apply_precision_flags(spec.precision)
+    return f"cuda:{index}" if kind == "cuda" and index else kind
+
+
+def _build_converter(spec: WorkerSpec, device: str) -> VoiceConverter:
     torch.set_num_threads(spec.torch_threads)
     faiss.omp_set_num_threads(spec.torch_threads)  # its OpenMP pool is separate from torch's
-    device = spec.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     converter = VoiceConverter(
         ConverterAssets(hubert_path=spec.hubert_path, rmvpe_path=spec.rmvpe_path),
         device=device,
@@ -91,29 +201,6 @@ def _build_converter(spec: WorkerSpec) -> VoiceConverter:
     if spec.warmup:
         converter.warm_up()
     return converter
-
-
-def _convert(converter: VoiceConverter, job: ConvertJob) -> JobConverted | JobFailed:
-    try:
-        started = time.perf_counter()
-        audio = read_audio(job.input_segment, job.num_samples)
-        read_s = time.perf_counter() - started
-        result = converter.convert(job.voice, audio, job.sample_rate, job.params)
-        converted = time.perf_counter()
-        written = write_audio(job.output_segment, result.audio)
-        timings = dict(result.timings)
-        timings["worker_convert"] = converted - started - read_s
-        timings["worker_shm"] = read_s + (time.perf_counter() - converted)
-        return JobConverted(
-            job_id=job.job_id,
-            num_samples=0 if written is None else int(result.audio.size),
-            sample_rate=int(result.sample_rate),
-            timings=timings,
-            rss_mb=process_rss_mb(),
-        )
-    except Exception as exc:  # any failure is this job's, not the worker's
-        logger.warning("job %s failed: %s: %s", job.job_id, type(exc).__name__, exc)
-        return JobFailed(job_id=job.job_id, error=ErrorReport.from_exception(exc), rss_mb=process_rss_mb())
 
 
 def _load_voice(converter: VoiceConverter, command: LoadVoice) -> VoiceDone:
@@ -183,11 +270,12 @@ def _answer_stream(
     return reply
 
 
-def _answer(converter: VoiceConverter, streams: dict[str, StreamConverter], command: Command) -> Reply | None:
+def _answer(runner: _JobRunner, streams: dict[str, StreamConverter], command: Command) -> Reply | None:
     """The reply to one command; None for a command this worker does not know (logged)."""
+    converter = runner.converter
     match command:
         case ConvertJob():
-            return _convert(converter, command)
+            return runner.convert(command)
         case OpenStream() | StreamBlock():
             return _answer_stream(converter, streams, command)
         case CloseStream():
@@ -226,18 +314,25 @@ def serve(spec: WorkerSpec, conn: Connection, *, torch_was_loaded: bool = False)
         logger.warning("worker %d: torch was loaded before its thread limits were set", spec.worker_id)
     started = time.monotonic()
     try:
-        converter = _build_converter(spec)
+        faults = FaultPlan.from_environment(os.environ)  # test-only (faults.py); read once, here
+        device = _resolve_device(spec)
+        runner = _JobRunner(_build_converter(spec, device), device, faults)
     except Exception as exc:  # reported to the parent, which decides what it means
         logger.exception("worker %d could not start", spec.worker_id)
         conn.send(InitFailed(ErrorReport.from_exception(exc)))
         conn.close()
         _exit_now(1)
+    converter = runner.converter
     startup_s = time.monotonic() - started
-    _send(conn, Ready(pid=os.getpid(), voices=converter.voices, startup_s=startup_s, rss_mb=process_rss_mb()))
+    _send(conn, Ready(pid=os.getpid(), voices=converter.voices, startup_s=startup_s, rss_mb=process_rss_mb(),
+                      device=device, precision=spec.precision))
     logger.info(
-        "worker %d ready in %.1f s with voices %s", spec.worker_id, startup_s, sorted(converter.voices)
+        "worker %d ready in %.1f s on %s (%s) with voices %s", spec.worker_id, startup_s, device, spec.precision,
+        sorted(converter.voices),
     )
     streams: dict[str, StreamConverter] = {}
+    if faults is not None:
+        logger.warning("worker %d: test-only fault injection active: %s", spec.worker_id, faults)
     while True:
         try:
             command = conn.recv()
@@ -247,8 +342,11 @@ def serve(spec: WorkerSpec, conn: Connection, *, torch_was_loaded: bool = False)
         if isinstance(command, Stop):
             conn.close()
             _exit_now(0)
-        reply = _answer(converter, streams, command)
+        reply = _answer(runner, streams, command)
         if reply is not None:
             _send(conn, reply)
+        if isinstance(reply, JobFailed) and reply.worker_exits:
+            conn.close()
+            _exit_now(EXIT_DEVICE_FAULT)
         if _ends_work(command, reply):
             _release_freed_memory()

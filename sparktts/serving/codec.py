@@ -10,7 +10,13 @@ import numpy as np
 import torch
 
 from sparktts import prompts
-from sparktts.serving.inputs import model_parameters, required_parameter, token_row, torch_placement
+from sparktts.serving.inputs import (
+    instance_parameters,
+    model_parameters,
+    required_parameter,
+    token_row,
+    torch_placement,
+)
 
 if TYPE_CHECKING:
     from sparktts.audio_tokenizer import BiCodecTokenizer
@@ -20,12 +26,15 @@ logger = logging.getLogger(__name__)
 Tokens = tuple[np.ndarray, np.ndarray]  # global (32,) int32, semantic (T,) int32
 
 
-def load_codec(model_config: str | Mapping, *, with_encoder: bool, with_decoder: bool) -> BiCodecTokenizer:
+def load_codec(
+    model_config: str | Mapping, *, with_encoder: bool, with_decoder: bool, instance: Mapping[str, object] | None = None
+) -> BiCodecTokenizer:
     """The BiCodec half a model needs, from its config's ``model_dir`` / ``device`` / ``dtype`` parameters
-    (the tokenizer drops the decoder, the vocoder the encoder and wav2vec2)."""
+    (the tokenizer drops the decoder, the vocoder the encoder and wav2vec2). ``instance``: Triton's
+    ``initialize`` args, whose KIND_GPU device id pins the instance to its card (``instance_parameters``)."""
     from sparktts.audio_tokenizer import BiCodecTokenizer
 
-    parameters = model_parameters(model_config)
+    parameters = instance_parameters(model_parameters(model_config), instance or {})
     model_dir = required_parameter(parameters, "model_dir")
     device, dtype = torch_placement(parameters)
     codec = BiCodecTokenizer.from_pretrained(

@@ -45,6 +45,20 @@ def test_status_reports_models_workers_counts_and_triton(stack: Stack) -> None:
     assert "demo assets (random weights)" in status["assets"]["notice"]
 
 
+def test_status_and_health_say_where_each_part_runs_and_in_which_dtype(stack: Stack) -> None:
+    for route in ("/status", "/health"):
+        parts = {part["part"]: part for part in httpx.get(f"{stack.base_url}{route}").json()["placement"]}
+        assert parts["gateway"] == {"part": "gateway", "device": "cpu", "dtype": None}  # no torch in the gateway
+        triton = {name: part for name, part in parts.items() if name.startswith("triton.")}
+        assert {"triton.audio_tokenizer", "triton.vocoder", "triton.spark_tts"} <= set(triton)
+        workers = {name: part for name, part in parts.items() if name.startswith("rvc.worker.")}
+        assert len(workers) == 2  # each worker's own word, from its Ready
+        for part in (*triton.values(), *workers.values()):
+            assert (part["device"], part["dtype"]) == ("cpu", "float32"), part
+    workers = httpx.get(f"{stack.base_url}/status").json()["rvc"]["workers"]
+    assert all((worker["device"], worker["precision"]) == ("cpu", "fp32") for worker in workers)
+
+
 def test_synthesize_returns_wav_with_every_seed_header(stack: Stack, reference_wav: bytes) -> None:
     response = post(stack, "/synthesize", reference_wav, text=TEXT, seed=7)
     assert response.status_code == 200, response.text

@@ -238,3 +238,36 @@ def test_placements_keep_the_codec_float32() -> None:
     assert parts["tts.vocoder"].dtype == parts["tts.audio_tokenizer"].dtype == "float32"
     assert parts["tts.llm (python)"].dtype == "float16" and parts["rvc.decoder"].dtype == "float16"
     assert {placement.device for placement in parts.values()} == {"cuda"}
+
+
+def test_decide_device_asks_torch_only_when_the_answer_can_matter() -> None:
+    from rvc.device import decide_device
+
+    asked: list[str] = []
+
+    def facts_of(facts: TorchFacts):  # type: ignore[no-untyped-def]
+        def probe() -> TorchFacts:
+            asked.append(facts.torch_version)
+            return facts
+        return probe
+
+    assert decide_device("cpu", "fp32", driver=True, probe=facts_of(CUDA_T4)) == "cpu"
+    assert decide_device("auto", "bf16", driver=False, probe=facts_of(CUDA_T4)) == "cpu"
+    assert asked == []  # DEVICE=cpu, or auto without a driver, is the CPU whatever torch is
+    assert decide_device("auto", "fp16", driver=True, probe=facts_of(CUDA_T4)) == "cuda"
+    with pytest.raises(ConfigError, match="CPU-only build"):
+        decide_device("auto", "fp32", driver=True, probe=facts_of(CPU_BUILD))
+    with pytest.raises(ConfigError, match="RVC_PRECISION=bf16 needs compute capability"):
+        decide_device("auto", "bf16", driver=True, probe=facts_of(CUDA_T4))
+    with pytest.raises(ConfigError, match="RVC_PRECISION=fp16 needs a CUDA device"):
+        decide_device("auto", "fp16", driver=False)
+    with pytest.raises(ConfigError, match="must be auto, cpu or cuda"):
+        decide_device("gpu", "fp32", driver=False)
+
+
+def test_decide_device_here_probes_the_real_torch_for_cuda() -> None:
+    from rvc.device import decide_device
+
+    # this machine: torch 2.13.0+cpu, so DEVICE=cuda is refused naming the fix, after a real probe
+    with pytest.raises(ConfigError, match="CPU-only build|sees no GPU"):
+        decide_device("cuda", "fp32")

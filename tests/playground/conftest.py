@@ -20,6 +20,7 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from rvc.api.app import create_app
+from rvc.device import PartPlacement
 from rvc.processing.defaults_store import DefaultsStore
 from rvc.processing.services import VoiceServices
 from rvc.settings import load_settings
@@ -96,6 +97,9 @@ class IdleSpeech:
     def describe(self) -> dict[str, Any]:
         return {"address": "idle-speech", "model": "spark_tts", "requests": 0}
 
+    def placements(self) -> tuple[PartPlacement, ...]:
+        return ()
+
     async def speak(self, *args: object, **kwargs: object) -> np.ndarray:
         raise AssertionError("the API-key test synthesises nothing")
 
@@ -112,6 +116,9 @@ class IdleVoice:
     def describe(self) -> dict[str, Any]:
         worker = {"worker_id": 0, "pid": 1, "state": "idle", "jobs_done": 0, "voices": [VOICE]}
         return {"num_workers": 1, "workers": [worker], "queue_depth": 0, "running": 0, "voices": [VOICE]}
+
+    def placements(self) -> tuple[PartPlacement, ...]:
+        return ()
 
     async def convert(self, *args: object, **kwargs: object) -> tuple[np.ndarray, int]:
         raise AssertionError("the API-key test converts nothing")

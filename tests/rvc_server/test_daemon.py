@@ -135,3 +135,21 @@ def test_start_with_an_unknown_voice_fails_with_a_readable_error(tool: Tool, for
 def test_bad_arguments_exit_with_usage_code(tool: Tool) -> None:
     assert tool("start", "--workers", "0").returncode == 2
     assert tool("frobnicate").returncode == 2
+
+
+def test_daemon_settings_resolve_auto_before_any_worker_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from rvc.errors import ConfigError
+    from rvc.server.daemon import build_parser, pool_config_from_args, to_argv
+
+    parser = argparse.ArgumentParser(parents=[build_parser()])
+    monkeypatch.setenv("DEVICE", "auto")
+    monkeypatch.delenv("RVC_WORKERS", raising=False)
+    args = parser.parse_args(["--max-gpu-mb", "512"])
+    config, _ = pool_config_from_args(args)
+    assert (config.device, config.num_workers, config.max_gpu_mb) == ("cpu", 2, 512.0)  # no driver here
+    args.device = config.device  # what the control tool hands the detached daemon
+    assert to_argv(args)[to_argv(args).index("--device") + 1] == "cpu"
+    with pytest.raises(ConfigError, match="DEVICE=cuda but torch"):  # torch here is a CPU build
+        pool_config_from_args(parser.parse_args(["--device", "cuda"]))

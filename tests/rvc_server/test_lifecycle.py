@@ -139,3 +139,29 @@ def test_missing_default_voice_fails_before_any_process_starts(assets: Assets) -
         server.start()
     assert server.state == "stopped"
     assert_no_leftovers(server, set())
+
+
+def test_recycle_rule_watches_jobs_host_memory_and_gpu_memory(assets: Assets) -> None:
+    from rvc.server.lifecycle import recycle_reason
+
+    config = pool_config(assets, max_jobs_per_worker=10, max_rss_mb=2000.0, max_gpu_mb=3000.0)
+    assert recycle_reason(config, 3, 1500.0, 2500.0) is None
+    assert recycle_reason(config, 10, 1500.0, 2500.0) == "10 jobs done"
+    assert recycle_reason(config, 3, 2100.0, 2500.0) == "resident memory 2100 MiB > 2000 MiB"
+    assert recycle_reason(config, 3, 1500.0, 3100.0) == "GPU memory reserved 3100 MiB > 3000 MiB"
+    # a worker on the CPU reports no GPU memory: the rule is off there whatever the threshold
+    assert recycle_reason(config, 3, 1500.0, None) is None
+    # 0 switches the GPU rule off, and a negative threshold is refused with the setting named
+    assert recycle_reason(config.with_changes(max_gpu_mb=0.0), 3, 1500.0, 50_000.0) is None
+    with pytest.raises(ValueError, match="max_gpu_mb"):
+        config.with_changes(max_gpu_mb=-1.0)
+
+
+def test_gpu_recycling_threshold_comes_from_rvc_recycle_gpu_mb(assets: Assets, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rvc.server.config import PoolConfig
+    from rvc.settings import load_settings
+
+    monkeypatch.setenv("RVC_RECYCLE_GPU_MB", "4096")
+    assert PoolConfig.from_settings(load_settings()).max_gpu_mb == 4096.0
+    monkeypatch.delenv("RVC_RECYCLE_GPU_MB")
+    assert PoolConfig.from_settings(load_settings()).max_gpu_mb == 0.0

@@ -207,3 +207,54 @@ def test_run_sh_prepares_the_repository_and_skips_tensorrt_llm_without_the_toolc
     bad = subprocess.run(["bash", str(REPO_ROOT / "triton" / "run.sh"), "2", "2", "batch"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "offline or streaming" in bad.stderr
+
+
+def _model_config(path: Path):  # type: ignore[no-untyped-def]
+    """The config.pbtxt parsed by Triton's own ModelConfig schema (a bad block fails to parse)."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+@pytest.mark.parametrize(("device", "gpu_count"), [("cpu", 0), ("cuda", 1), ("cuda", 4)])
+def test_instances_spread_over_gpus_only_when_there_are_several(
+    tmp_path: Path, fake_model_dir: Path, device: str, gpu_count: int
+) -> None:
+    from rvc.grpc.model_repository import read_placements
+
+    output = prepare_model_repository(
+        tmp_path / "repo", model_dir=fake_model_dir, device=device, gpu_count=gpu_count,  # type: ignore[arg-type]
+        bls_instances=2, tokenizer_instances=1, vocoder_instances=3, dtype="float16" if device == "cuda" else "float32",
+    )
+    counts = {contract.AUDIO_TOKENIZER: 1, contract.VOCODER: 3, contract.SPARK_TTS: 2, contract.SPARK_TTS_DECOUPLED: 2}
+    spread = gpu_count > 1
+    for model, count in counts.items():
+        (group,) = _model_config(output / model / "config.pbtxt").instance_group
+        assert group.count == count, model
+    # KIND_GPU over every card, or KIND_CPU with the model's own device (the official layout)
+    from tritonclient.grpc import model_config_pb2
+
+    kinds = model_config_pb2.ModelInstanceGroup.Kind
+    for model in counts:
+        (group,) = _model_config(output / model / "config.pbtxt").instance_group
+        assert kinds.Name(group.kind) == ("KIND_GPU" if spread else "KIND_CPU"), model
+        assert list(group.gpus) == (list(range(gpu_count)) if spread else []), model
+    placements = {part.part: (part.device, part.dtype) for part in read_placements(output)}
+    where = "cuda:0,1,2,3" if spread else device
+    assert placements[f"triton.{contract.AUDIO_TOKENIZER}"] == (where, "float32")  # the codec stays float32
+    assert placements[f"triton.{contract.VOCODER}"] == (where, "float32")
+    assert placements[f"triton.{contract.SPARK_TTS}"] == (where, "float16" if device == "cuda" else "float32")
+    assert read_placements(tmp_path / "nothing-here") == ()
+
+
+def test_an_instance_placed_on_a_gpu_pins_its_device() -> None:
+    parameters = {"device": "cuda", "dtype": "float32"}
+    assert serving.instance_parameters(parameters, {"model_instance_kind": "GPU", "model_instance_device_id": "2"})[
+        "device"] == "cuda:2"
+    assert serving.instance_parameters(parameters, {"model_instance_kind": "CPU", "model_instance_device_id": "0"}) \
+        == parameters
+    assert serving.instance_parameters({"device": "cpu"}, {"model_instance_kind": "GPU",
+                                                          "model_instance_device_id": "1"}) == {"device": "cpu"}
+    with pytest.raises(ValueError, match="cpu, cuda or cuda:N"):
+        serving.torch_placement({"device": "gpu1"})

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bls-instances", type=int, default=1)
     parser.add_argument("--tokenizer-instances", type=int, default=1)
     parser.add_argument("--vocoder-instances", type=int, default=1)
+    parser.add_argument("--gpu-count", type=int, default=1,
+                        help="visible GPUs; above 1 (with --device cuda) instances spread over them with KIND_GPU")
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument(
         "--max-queue-delay-us", type=int, default=RepositoryConfig.max_queue_delay_us,
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             bls_instances=args.bls_instances,
             tokenizer_instances=args.tokenizer_instances,
             vocoder_instances=args.vocoder_instances,
+            gpu_count=args.gpu_count,
             max_batch_size=args.max_batch_size,
             max_queue_delay_us=args.max_queue_delay_us,
             request_workers=args.request_workers,

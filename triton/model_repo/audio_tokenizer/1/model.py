@@ -37,7 +37,9 @@ def parse(request) -> tuple[np.ndarray, int]:
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         serving.start_adapter(pb_utils)
-        self.tokenizer = serving.load_codec(args["model_config"], with_encoder=True, with_decoder=False)
+        self.tokenizer = serving.load_codec(
+            args["model_config"], with_encoder=True, with_decoder=False, instance=args
+        )
 
     def execute(self, requests: list) -> list:
         responses = serving.answer_batch(

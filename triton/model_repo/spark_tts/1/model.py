@@ -74,7 +74,7 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         serving.start_adapter(pb_utils)
         model_config = json.loads(args["model_config"])
-        parameters = serving.model_parameters(model_config)
+        parameters = serving.instance_parameters(serving.model_parameters(model_config), args)
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(model_config)
         self.stream_end = parameters.get("stream_end", "empty_chunk")
         if self.stream_end not in ("empty_chunk", "last_chunk"):

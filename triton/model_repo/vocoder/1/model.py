@@ -28,7 +28,9 @@ def parse(request) -> tuple[np.ndarray, np.ndarray]:
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         serving.start_adapter(pb_utils)
-        self.tokenizer = serving.load_codec(args["model_config"], with_encoder=False, with_decoder=True)
+        self.tokenizer = serving.load_codec(
+            args["model_config"], with_encoder=False, with_decoder=True, instance=args
+        )
 
     def execute(self, requests: list) -> list:
         responses = serving.answer_batch(
