@@ -11,6 +11,8 @@ mid-load. Measurements are printed (``pytest -s``) as ``fleet:`` lines.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -178,6 +180,36 @@ def test_triton_killed_mid_load_gives_503_then_the_gateways_recover_by_themselve
     report("Triton ready to both gateways serving, no gateway restart (s)", round(serving - triton_ready, 2))
     report("Triton restart command to both gateways serving (s)", round(serving - restart, 1))
     assert serving - triton_ready < 15.0
+
+
+def test_all_rvc_workers_lost_gives_503_until_the_supervisor_has_respawned(fleet: Fleet) -> None:
+    gateway = fleet.gateways[0]  # one RVC worker per gateway: killing it loses them all
+    workers = httpx.get(f"{gateway.url}/status", timeout=30).json()["rvc"]["workers"]
+    pids = [worker["pid"] for worker in workers if worker["pid"]]
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    speech = clip_wav(seed=4)
+    seen: list[httpx.Response] = []
+
+    def refused() -> bool:
+        response = httpx.post(f"{gateway.url}/rvc", files={"audio": ("s.wav", speech, "audio/wav")},
+                              timeout=TIMEOUT)
+        seen.append(response)
+        return response.status_code == 503
+
+    wait_until(refused, "a 503 while no RVC worker is alive", 30.0, 0.05)
+    assert int(seen[-1].headers["Retry-After"]) >= 1
+    assert seen[-1].json()["error"]["code"] in ("model_unavailable", "worker_crashed"), seen[-1].text
+    assert httpx.get(f"{gateway.url}/health/ready", timeout=30).status_code == 503
+    assert not gateway.health()["rvc_ready"]
+    recovered = wait_until(
+        lambda: httpx.post(f"{gateway.url}/rvc", files={"audio": ("s.wav", speech, "audio/wav")},
+                           timeout=TIMEOUT).status_code == 200,
+        "RVC back after the respawn", 180.0, 0.5,
+    )
+    assert httpx.get(f"{gateway.url}/health/ready", timeout=30).status_code == 200
+    report("RVC workers killed to /rvc serving again (s)", round(recovered, 1))
 
 
 def test_one_gateway_killed_mid_load_loses_only_its_in_flight_requests(fleet: Fleet) -> None:
