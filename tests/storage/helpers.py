@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rvc.processing.params import SynthesisDefaults
+from rvc.processing.contract import SynthesisDefaults
 from rvc.processing.voices import SavedVoice, VoiceRecord
 from rvc.storage import Database, SavedVoiceStore, StoredDefaults
 

@@ -8,7 +8,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from rvc.processing.params import SynthesisOverrides
+from rvc.processing.contract import SynthesisOverrides
 from rvc.storage import Database
 from rvc.storage.database import MIGRATIONS
 from tests.storage.helpers import clip, defaults_store, voice_store

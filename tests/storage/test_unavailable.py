@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rvc.errors import ConfigError, ModelUnavailable, StorageUnavailable
-from rvc.processing.params import SynthesisOverrides
+from rvc.processing.contract import SynthesisOverrides
 from rvc.storage import Database, database_url, open_storage
 from tests.storage.conftest import PostgresCluster
 from tests.storage.helpers import clip, defaults_store, voice_store
