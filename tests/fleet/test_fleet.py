@@ -22,6 +22,8 @@ import pytest
 
 from tests.fleet.fleet import TIMEOUT, Fleet, Gateway, clip_wav, running_fleet, synthesize, wait_until
 
+pytestmark = pytest.mark.slow  # about 12 minutes on the shared 2-core box: two Triton starts dominate
+
 SHARED = "shared"
 REQUESTS = 16
 
