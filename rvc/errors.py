@@ -51,6 +51,7 @@ class VoiceError(Exception):
 
     status_code: int = 500
     code: str = "voice_error"
+    retry_after_s: float | None = None  # set on every 503: the gateway's Retry-After header
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -97,6 +98,8 @@ class ConfigError(VoiceError):
 class ModelUnavailable(VoiceError):
     status_code = 503
     code = "model_unavailable"
+    # What the gateway sends as Retry-After: a component that is down is retried, not given up on.
+    retry_after_s: float = 5.0
 
 
 class TTSBackendError(ModelUnavailable):
@@ -129,6 +132,7 @@ class StorageUnavailable(ModelUnavailable):
 class WorkerCrashed(VoiceError):
     status_code = 503
     code = "worker_crashed"
+    retry_after_s: float = 2.0  # the supervisor respawns a worker in about that time
 
 
 class JobCancelled(VoiceError):

@@ -79,9 +79,21 @@ class Settings(BaseSettings):
     spark_model_dir: Path = Field(
         PROJECT_ROOT / "pretrained_models" / "Spark-TTS-0.5B", description="Spark-TTS-0.5B folder"
     )
-    voices_dir: Path = Field(PROJECT_ROOT / "var" / "voices", description="saved voices")
+    voices_dir: Path = Field(
+        PROJECT_ROOT / "var" / "voices",
+        description="saved voices of the file store before the database: imported once at first start, then only read",
+    )
     run_dir: Path = Field(PROJECT_ROOT / "var" / "run", description="sockets, pid files and server logs")
-    state_dir: Path = Field(PROJECT_ROOT / "var" / "state", description="stored /config defaults and reference clip")
+    state_dir: Path = Field(
+        PROJECT_ROOT / "var" / "state",
+        description="the SQLite storage database (unless DATABASE_URL is set); its config.json and reference.wav "
+        "of the file store are imported once at first start",
+    )
+    database_url: str | None = Field(
+        None,
+        description="saved voices, stored defaults and the default reference clip: postgresql://user:password@host/db "
+        "shares them between gateways; unset: SQLite in STATE_DIR (one machine)",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto",
         description="where Triton's models and the RVC workers run; auto: CUDA when an NVIDIA driver is present "

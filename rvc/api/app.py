@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, services: VoiceServices | No
     )
     app.state.settings = settings
     app.state.metrics = ApiMetrics()
+    app.state.metrics.capacity.set(settings.rvc_workers)
     if services is not None:
         app.state.services = services
     install_error_handlers(app)

@@ -24,7 +24,7 @@ from rvc.errors import ConfigError, VoiceError
 
 __all__ = ["OPEN_PATHS", "ApiKeyMiddleware", "Unauthorized", "key_id", "load_api_keys"]
 
-OPEN_PATHS = frozenset({"/health", "/metrics"})
+OPEN_PATHS = frozenset({"/health", "/health/ready", "/health/live", "/metrics"})
 
 
 def _is_page(path: str) -> bool:

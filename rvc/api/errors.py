@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rvc.errors import Busy, InvalidInput, VoiceError
+from rvc.errors import InvalidInput, VoiceError
 from rvc.logging_setup import request_id_var
 
 __all__ = ["HeaderTooLarge", "UnsupportedMediaType", "describe_validation", "error_response", "install_error_handlers"]
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 def error_response(error: VoiceError) -> JSONResponse:
     headers = {"X-Request-ID": request_id_var.get()}
-    if isinstance(error, Busy):
+    if error.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
     return JSONResponse(
         status_code=error.status_code,

@@ -23,6 +23,10 @@ class ApiMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120), registry=self.registry,
         )
         self.in_flight = Gauge("voice_api_requests_in_flight", "requests being served", registry=self.registry)
+        # The autoscaler's denominator: in-flight over capacity is how full this gateway is.
+        self.capacity = Gauge(
+            "voice_api_capacity", "requests this gateway converts at once (its RVC workers)", registry=self.registry
+        )
         self.stage_seconds = Histogram(
             "voice_api_stage_seconds", "per-sentence stage time", ["stage"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=self.registry,

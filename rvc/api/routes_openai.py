@@ -102,7 +102,8 @@ class OpenAIRoute(APIRoute):
 
 
 def openai_response(error: VoiceError) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, round(error.retry_after_s)))} if hasattr(error, "retry_after_s") else None
+    retry_after_s = error.retry_after_s
+    headers = None if retry_after_s is None else {"Retry-After": str(max(1, round(retry_after_s)))}
     return JSONResponse(openai_error(error), status_code=error.status_code, headers=headers)
 
 
@@ -144,16 +145,16 @@ else:
     )
 
 
-def _voice_name(request: _SpeechBody, services: VoiceServices) -> str:
+async def _voice_name(request: _SpeechBody, services: VoiceServices) -> str:
     name = request.voice.id if isinstance(request.voice, VoiceId) else request.voice
-    saved = services.voices.names()
+    saved = await asyncio.to_thread(services.voices.names)
     if name in saved or name.lower() not in OPENAI_VOICES:
         return name
     if DEFAULT_VOICE in saved:
         return DEFAULT_VOICE
     raise InvalidInput(
         f"voice {name!r} is an OpenAI voice name, mapped to the saved voice {DEFAULT_VOICE!r}, which does not exist; "
-        f"save one named {name!r} or {DEFAULT_VOICE!r} (POST /voices); {services.describe_voices()}",
+        f"save one named {name!r} or {DEFAULT_VOICE!r} (POST /voices); {await asyncio.to_thread(services.describe_voices)}",
         field="voice",
     )
 
@@ -185,7 +186,7 @@ async def _prepare(request: _SpeechBody, services: VoiceServices) -> tuple[Synth
     output = _output(request, tunables)
     stored = {name: value for name, value in tunables.items() if name in SynthesisDefaults.model_fields}
     fields = VoiceFields(
-        overrides=SynthesisOverrides.model_construct(**stored), voice=_voice_name(request, services),
+        overrides=SynthesisOverrides.model_construct(**stored), voice=await _voice_name(request, services),
         rvc_model=request.rvc_model, seed=tunables.get("seed"), normalize=tunables.get("normalize"),
     )
     synthesis = await build_request(

@@ -35,9 +35,15 @@ class Health(BaseModel):
     status: Literal["ready", "degraded", "error"]
     tts_ready: bool
     rvc_ready: bool
+    storage_ready: bool
     demo_assets: bool
     problems: list[str]
     placement: list[Placement]
+
+
+class Probe(BaseModel):
+    ready: bool
+    problems: list[str]
 
 
 class ReferenceInfo(BaseModel):
@@ -61,42 +67,73 @@ def _reference_info(reference: StoredReference | None) -> ReferenceInfo:
     )
 
 
-def _config(services: VoiceServices) -> StoredConfig:
-    return StoredConfig(defaults=services.store.get(), reference_audio=_reference_info(services.store.reference()))
+async def _config(services: VoiceServices) -> StoredConfig:
+    defaults = await asyncio.to_thread(services.store.get)
+    return StoredConfig(defaults=defaults, reference_audio=_reference_info(await asyncio.to_thread(services.store.reference)))
 
 
 @router.get(
     "/health",
     response_model=Health,
-    summary="Liveness and readiness: ready, degraded (one backend down) or error",
-    responses={503: {"model": Health, "description": "no backend is ready"}},
+    summary="Every part: ready, degraded (Triton, the RVC workers or the database down; says which) or error",
+    responses={503: {"model": Health, "description": "neither Triton nor an RVC worker is ready"}},
 )
 async def health(services: Services) -> JSONResponse:
     report = await services.health()
     body = Health(
         healthy=report.status == "ready", status=report.status, tts_ready=report.tts_ready,
-        rvc_ready=report.rvc_ready, demo_assets=report.demo_assets, problems=list(report.problems),
+        rvc_ready=report.rvc_ready, storage_ready=report.storage_ready, demo_assets=report.demo_assets,
+        problems=list(report.problems),
         placement=[Placement(part=p.part, device=p.device, dtype=p.dtype) for p in services.placements()],
     )
     return JSONResponse(body.model_dump(), status_code=503 if report.status == "error" else 200)
+
+
+@router.get(
+    "/health/ready",
+    response_model=Probe,
+    summary="Readiness for a load balancer: 200 when this gateway's own parts serve (RVC workers, its database)",
+    responses={503: {"model": Probe, "description": "no RVC worker is alive or the database is unreachable"}},
+)
+async def health_ready(services: Services) -> JSONResponse:
+    """Ready means this gateway can serve: an RVC worker is alive and its database answers.
+
+    Triton is not part of it on purpose. It is shared by every gateway (or
+    remote), so when it is down every gateway is equally unable to synthesise;
+    taking them all out of the load balancer would also take down ``/rvc``,
+    the voice routes and the playground, which still work, and synthesis
+    answers 503 with Retry-After meanwhile. ``/health`` says ``degraded`` and why.
+    """
+    report = await services.health()
+    problems = [] if report.rvc_ready else ["no RVC worker is alive"]
+    if not report.storage_ready:
+        problems.append("the storage database is unreachable")
+    body = Probe(ready=report.serving, problems=problems)
+    return JSONResponse(body.model_dump(), status_code=200 if report.serving else 503)
+
+
+@router.get("/health/live", response_model=Probe, summary="Liveness: 200 whenever the process answers")
+async def health_live() -> Probe:
+    """Asks nothing of Triton, the workers or the database: a restart would fix none of them."""
+    return Probe(ready=True, problems=[])
 
 
 @router.get("/status", summary="Models, workers, each part's device and dtype, request counts, uptime, Triton")
 async def status(services: Services) -> dict[str, Any]:
     report = await services.health()
     return {"status": report.status, "tts_ready": report.tts_ready, "rvc_ready": report.rvc_ready,
-            **services.status()}
+            **await asyncio.to_thread(services.status)}
 
 
 @router.get("/config", response_model=StoredConfig, summary="The stored defaults every request falls back to")
 async def get_config(services: Services) -> StoredConfig:
-    return _config(services)
+    return await _config(services)
 
 
 @router.post("/config", response_model=StoredConfig, summary="Change stored defaults (only the fields given)")
 async def update_config(overrides: SynthesisOverrides, services: Services) -> StoredConfig:
     await asyncio.to_thread(services.store.update, overrides)
-    return _config(services)
+    return await _config(services)
 
 
 @router.post(
@@ -112,13 +149,13 @@ async def store_reference(
     )
     check_reference(await asyncio.to_thread(resample, wav, rate, TTS_RATE))
     await asyncio.to_thread(services.store.set_reference, wav, rate)
-    return _config(services)
+    return await _config(services)
 
 
 @router.delete("/config/reference-audio", response_model=StoredConfig, summary="Forget the stored reference clip")
 async def delete_reference(services: Services) -> StoredConfig:
     await asyncio.to_thread(services.store.clear_reference)
-    return _config(services)
+    return await _config(services)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -95,8 +95,10 @@ async def stream_sentences(
 ) -> AsyncGenerator[T, None]:
     """``render(sentence)`` per sentence (``first`` already taken from ``sentences``), then ``end()``.
 
-    A ``VoiceError`` mid-stream becomes ``on_error(error)`` as the last item;
-    without ``on_error`` it propagates and the response is cut short. The
+    A ``VoiceError`` mid-stream (Triton or the workers gone: 503) becomes
+    ``on_error(error)`` as the last item, and so does any other exception (as
+    an internal error, logged); without ``on_error`` it propagates and the
+    response is cut short. The
     request is finished with its status on every path; ``sentences`` is
     always closed.
     """
@@ -120,7 +122,11 @@ async def stream_sentences(
         raise
     except Exception:
         status = 500
-        raise
+        if on_error is None:
+            raise
+        # A bug, not a backend down: logged with its traceback, and still an error item, not a cut stream.
+        logger.exception("%s failed mid-stream", tracker.route)
+        yield on_error(VoiceError("internal error; the request id identifies it in the server log"))
     finally:
         await sentences.aclose()
         tracker.finish(status)

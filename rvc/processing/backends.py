@@ -142,7 +142,12 @@ class PoolVoice:
         self, audio: np.ndarray, sample_rate: int, settings: SynthesisDefaults, *, voice: str | None,
         seed: int | None,
     ) -> tuple[np.ndarray, int]:
-        handle = self.pool.submit(audio, sample_rate, conversion_params(settings, seed), voice=voice)
+        pool = self.pool
+        if pool.status().ready_workers == 0:
+            # Queued, the job would wait for a respawn as long as the job timeout allows; the client
+            # is better served by a 503 it can retry (the supervisor respawns in seconds).
+            raise ModelUnavailable("no RVC worker is alive; the supervisor is starting new ones, retry shortly")
+        handle = pool.submit(audio, sample_rate, conversion_params(settings, seed), voice=voice)
         result = await handle.wait()  # cancelling this await cancels the job in the pool
         return result.audio, result.sample_rate
 

@@ -27,7 +27,7 @@ from rvc.processing.contract import RequestOptions, SynthesisDefaults, Synthesis
 from rvc.processing.normalize import normalize_text
 from rvc.processing.pipeline import SynthesisRequest
 from rvc.processing.sentences import split_sentences
-from rvc.processing.services import VoiceSelection, VoiceServices
+from rvc.processing.services import VoiceServices
 
 __all__ = [
     "MIN_REFERENCE_SECONDS",
@@ -176,7 +176,7 @@ async def build_request(
     elif selection.reference_wav is not None:
         clip = selection.reference_wav
     else:
-        stored = services.store.reference()
+        stored = await asyncio.to_thread(services.store.reference)
         if stored is None:
             raise InvalidInput(
                 "reference_audio is required: upload a clip, name a saved voice (voice=, GET /voices), or store a "
@@ -185,7 +185,7 @@ async def build_request(
             )
         clip = await asyncio.to_thread(resample, stored.wav, stored.sample_rate, TTS_RATE)
     check_reference(clip)
-    resolved = _resolve(fields, voice_overrides.apply(services.store.get()))
+    resolved = _resolve(fields, voice_overrides.apply(await services.stored_defaults()))
     if skip_rvc:
         resolved = resolved.model_copy(update={"skip_rvc": True})
     return SynthesisRequest(
@@ -197,16 +197,12 @@ async def build_request(
 async def build_conversion(fields: VoiceFields, services: VoiceServices) -> ConversionRequest:
     """The parameters of an RVC-only request; a voice without an RVC model is the client's to fix."""
     selection = await services.select_voice(fields.voice, fields.rvc_model)
-    settings = _resolve(fields, _voice_defaults(services, selection))
+    settings = _resolve(fields, selection.overrides.apply(await services.stored_defaults()))
     if settings.skip_rvc:
         raise InvalidInput(
             f"voice {fields.voice!r} has no RVC model; name one with rvc_model to convert", field="voice"
         )
     return ConversionRequest(settings, selection.rvc_model, fields.seed)
-
-
-def _voice_defaults(services: VoiceServices, selection: VoiceSelection) -> SynthesisDefaults:
-    return selection.overrides.apply(services.store.get())
 
 
 def _resolve(fields: VoiceFields, base: SynthesisDefaults) -> SynthesisDefaults:

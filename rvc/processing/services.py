@@ -22,9 +22,9 @@ import numpy as np
 from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
 from rvc.device import PartPlacement
-from rvc.errors import InvalidInput, VoiceError
-from rvc.processing.contract import SynthesisOverrides
-from rvc.processing.defaults_store import DefaultsStore, atomic_write_bytes
+from rvc.errors import InvalidInput, StorageUnavailable, VoiceError
+from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
+from rvc.processing.defaults_store import DefaultsStore
 from rvc.processing.pipeline import SpeechBackend, TTSRVCPipeline, VoiceBackend
 from rvc.processing.voices import (
     DEFAULT_VOICE,
@@ -35,10 +35,9 @@ from rvc.processing.voices import (
 )
 from rvc.server.voices import list_voices, resolve_voice
 from rvc.settings import Settings
+from rvc.storage import SEEDED_MARKER, Markers, open_storage
 
 __all__ = ["HealthReport", "ManagedSpeech", "ManagedVoice", "VoiceSelection", "VoiceServices"]
-
-SEEDED_MARKER = ".default-voice-seeded"
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +67,25 @@ class HealthReport:
     rvc_ready: bool
     demo_assets: bool
     problems: tuple[str, ...] = field(default=())
+    storage_ready: bool = True
 
     @property
     def status(self) -> str:
-        if self.tts_ready and self.rvc_ready:
+        if self.tts_ready and self.rvc_ready and self.storage_ready:
             return "ready"
         if self.tts_ready or self.rvc_ready:
             return "degraded"
         return "error"
+
+    @property
+    def serving(self) -> bool:
+        """This gateway's own parts work (RVC workers, its database): what a load balancer should ask.
+
+        Triton is left out on purpose: it is shared by every gateway (or
+        remote), so its loss is no reason to route traffic elsewhere, and
+        ``/rvc`` and the voice routes still work without it.
+        """
+        return self.rvc_ready and self.storage_ready
 
 
 @dataclass(frozen=True)
@@ -101,7 +111,11 @@ class VoiceServices:
         self.speech = speech
         self.voice = voice
         self.store = store
-        self.voices = voices or VoiceStore(settings.voices_dir, check_model=self.check_rvc_model)
+        self.voices = voices or VoiceStore(store.database, check_model=self.check_rvc_model)
+        self.markers = Markers(store.database)
+        # The stored defaults last read: a request that uploads its clip still runs while the database
+        # is down (it needs nothing else from storage), with the defaults as they were.
+        self._last_defaults = SynthesisDefaults()
         self.assets = inspect_assets(settings)
         if retry_suspect is None:
             # The random demo LLM stops after a random number of tokens: a retry would be a second coin toss.
@@ -120,13 +134,18 @@ class VoiceServices:
         """The production wiring: Triton's asyncio client and the worker pool."""
         from rvc.processing.backends import PoolVoice, TritonSpeech
 
-        store = DefaultsStore(settings.state_dir)
-        return cls(settings, speech=TritonSpeech(settings), voice=PoolVoice(settings), store=store)
+        database = open_storage(settings.database_url, state_dir=settings.state_dir, voices_dir=settings.voices_dir)
+        return cls(
+            settings, speech=TritonSpeech(settings), voice=PoolVoice(settings), store=DefaultsStore(database)
+        )
 
     async def start(self) -> None:
         if self.assets.demo:
             logger.warning(DEMO_NOTICE)
-        await asyncio.to_thread(self.seed_default_voice)
+        try:
+            await asyncio.to_thread(self.seed_default_voice)
+        except StorageUnavailable as exc:
+            logger.warning("the default voice is not registered yet: %s", exc.message)
         # Both start in the background; a part that fails to start leaves the service degraded, not dead.
         results = await asyncio.gather(self.speech.start(), self.voice.start(), return_exceptions=True)
         for name, result in zip(("tts", "rvc"), results, strict=True):
@@ -138,11 +157,11 @@ class VoiceServices:
 
         Its clip is the stored default reference (``POST /config/reference-audio``)
         when there is one, else, on demo assets, a generated speech-like clip;
-        its RVC model is RVC_MODEL. A marker file records that this happened,
-        so deleting "default" later is not undone by the next start.
+        its RVC model is RVC_MODEL. A marker in the database records that this
+        happened, so deleting "default" later is not undone by the next start
+        (of this gateway or another one on the same database).
         """
-        marker = self.voices.folder / SEEDED_MARKER
-        if marker.exists() or self.voices.names():
+        if self.markers.get(SEEDED_MARKER) is not None or self.voices.names():
             return
         stored = self.store.reference()
         if stored is not None:
@@ -154,10 +173,12 @@ class VoiceServices:
             return
         try:
             self.voices.create(DEFAULT_VOICE, clip, description=f"registered at first start from {source}")
-        except (VoiceError, OSError) as exc:
+        except StorageUnavailable:
+            raise
+        except VoiceError as exc:  # e.g. Conflict: another gateway registered it first
             logger.warning("could not register the default voice: %s", exc)
             return
-        atomic_write_bytes(marker, f"default voice registered from {source}\n".encode())
+        self.markers.set(SEEDED_MARKER, f"default voice registered from {source}")
 
     def check_rvc_model(self, name: str) -> str:
         """An RVC model name (``X`` or ``X.pth``) -> its stem; InvalidInput if no such .pth in WEIGHTS_DIR."""
@@ -194,7 +215,8 @@ class VoiceServices:
                     )
                 selection = VoiceSelection(rvc_model=voice.removesuffix(".pth"))
             else:
-                raise InvalidInput(f"unknown voice {voice!r}; {self.describe_voices()}", field="voice")
+                known = await asyncio.to_thread(self.describe_voices)
+                raise InvalidInput(f"unknown voice {voice!r}; {known}", field="voice")
         if selection.rvc_model is not None:
             try:
                 await self.voice.ensure_voice(selection.rvc_model)
@@ -204,28 +226,64 @@ class VoiceServices:
                 raise
         return selection
 
+    async def stored_defaults(self) -> SynthesisDefaults:
+        """The stored defaults; the last ones read when the database is down (logged), so synthesis goes on."""
+        try:
+            self._last_defaults = await asyncio.to_thread(self.store.get)
+        except StorageUnavailable as exc:
+            logger.warning("using the stored defaults last read: %s", exc.message)
+        return self._last_defaults
+
+    def saved_names(self) -> list[str] | None:
+        """The saved voices' names; None when the database is down (for messages and /status, never a 503)."""
+        try:
+            return self.voices.names()
+        except StorageUnavailable:
+            return None
+
     def describe_voices(self) -> str:
-        saved = ", ".join(self.voices.names()) or "none (POST /voices)"
+        """Blocking (a database query): call it off the event loop."""
+        names = self.saved_names()
+        saved = "unknown (the storage database is down)" if names is None else ", ".join(names) or "none (POST /voices)"
         models = ", ".join(list_voices(self.settings.weights_dir)) or "none"
         return f"saved voices: {saved}; RVC models in WEIGHTS_DIR: {models}"
 
     async def close(self) -> None:
         await asyncio.gather(self.speech.close(), self.voice.close(), return_exceptions=True)
+        self.store.database.close()
+
+    async def storage_ready(self) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.store.database.check), timeout=3.0)
+        except (TimeoutError, StorageUnavailable):
+            return False
+        return True
 
     async def health(self) -> HealthReport:
-        try:
-            tts_ready = await asyncio.wait_for(self.speech.ready(), timeout=2.0)
-        except (TimeoutError, OSError):
-            tts_ready = False
+        async def tts() -> bool:
+            try:
+                return await asyncio.wait_for(self.speech.ready(), timeout=2.0)
+            except (TimeoutError, OSError):
+                return False
+
+        tts_ready, storage_ready = await asyncio.gather(tts(), self.storage_ready())
         rvc_ready = self.voice.ready()
         problems = []
         if not tts_ready:
-            problems.append(f"Spark-TTS on Triton ({self.settings.triton_grpc_url}) is not ready")
+            problems.append(
+                f"Spark-TTS on Triton ({self.settings.triton_grpc_url}) is not ready: synthesis answers 503 "
+                "until it is back (the gateway reconnects by itself)"
+            )
         if not rvc_ready:
-            problems.append("no RVC worker is alive")
+            problems.append("no RVC worker is alive: RVC answers 503 until the supervisor has respawned one")
+        if not storage_ready:
+            problems.append(
+                f"the storage database ({self.store.database.describe()}) is unreachable: saved voices and stored "
+                "defaults answer 503; synthesis with an uploaded clip still works"
+            )
         if self.assets.demo:
             problems.append(DEMO_NOTICE)
-        return HealthReport(tts_ready, rvc_ready, self.assets.demo, tuple(problems))
+        return HealthReport(tts_ready, rvc_ready, self.assets.demo, tuple(problems), storage_ready)
 
     def placements(self) -> tuple[PartPlacement, ...]:
         """Where every part runs and in which dtype: the gateway (the CPU, no torch: it runs no model),
@@ -233,6 +291,7 @@ class VoiceServices:
         return (PartPlacement("gateway", "cpu", None), *self.speech.placements(), *self.voice.placements())
 
     def status(self) -> dict[str, Any]:
+        """Blocking (the saved voices are a database query): call it off the event loop."""
         return {
             "uptime_s": round(time.time() - self.started_at, 1),
             "requests": dict(self.counts),
@@ -245,7 +304,8 @@ class VoiceServices:
                 "spark_tts": str(self.settings.spark_model_dir),
                 "rvc_default_voice": self.settings.rvc_model,
             },
-            "saved_voices": self.voices.names(),
+            "saved_voices": self.saved_names(),
+            "storage": self.store.database.describe(),
             "triton": self.speech.describe(),
             "rvc": self.voice.describe(),
             "placement": [asdict(part) for part in self.placements()],

@@ -37,7 +37,7 @@ from rvc.storage.clips import StoredReference
 from rvc.storage.database import Database, database_url
 from rvc.storage.defaults import Markers, StoredDefaults
 from rvc.storage.legacy import IMPORT_MARKER, SEEDED_MARKER, LegacyImport, import_legacy_files
-from rvc.storage.names import VOICE_NAME_MAX, check_voice_name, is_voice_name
+from rvc.storage.names import VOICE_NAME_MAX, VOICE_NAME_PATTERN, check_voice_name, is_voice_name
 from rvc.storage.start import open_storage
 from rvc.storage.voices import REFERENCE_RATE, SavedVoiceStore, VoiceRecordModel
 
@@ -46,6 +46,7 @@ __all__ = [
     "REFERENCE_RATE",
     "SEEDED_MARKER",
     "VOICE_NAME_MAX",
+    "VOICE_NAME_PATTERN",
     "Database",
     "LegacyImport",
     "Markers",

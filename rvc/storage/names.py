@@ -13,14 +13,16 @@ import re
 
 from rvc.errors import InvalidInput
 
-__all__ = ["VOICE_NAME_MAX", "check_voice_name", "is_voice_name"]
+__all__ = ["VOICE_NAME_MAX", "VOICE_NAME_PATTERN", "check_voice_name", "is_voice_name"]
 
 VOICE_NAME_MAX = 64
-_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{VOICE_NAME_MAX}}}")
+# The one rule, enforced here and published as the ``pattern`` of the name fields in the OpenAPI schema.
+VOICE_NAME_PATTERN = rf"^[A-Za-z0-9_-][A-Za-z0-9_.-]{{0,{VOICE_NAME_MAX - 1}}}$"
+_NAME = re.compile(VOICE_NAME_PATTERN)
 
 
 def is_voice_name(name: object) -> bool:
-    return isinstance(name, str) and _NAME.fullmatch(name) is not None and not name.startswith(".")
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
 
 def check_voice_name(name: str, *, field: str = "name") -> str:

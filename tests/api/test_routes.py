@@ -168,12 +168,15 @@ def test_config_defaults_and_stored_reference_round_trip(stack: Stack, reference
 
 def test_stored_config_survives_a_new_store(stack: Stack) -> None:
     from rvc.processing.defaults_store import DefaultsStore
+    from rvc.storage import open_storage
 
     httpx.post(f"{stack.base_url}/config", json={"protect": 0.2})
+    database = open_storage(stack.settings.database_url, state_dir=stack.settings.state_dir, voices_dir=None)
     try:
-        assert DefaultsStore(stack.settings.state_dir).get().protect == 0.2
+        assert DefaultsStore(database).get().protect == 0.2  # what a restarted gateway reads
     finally:
         httpx.post(f"{stack.base_url}/config", json={"protect": 0.33})
+        database.close()
 
 
 def test_metrics_are_prometheus_text(stack: Stack) -> None:

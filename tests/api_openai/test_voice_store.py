@@ -1,7 +1,8 @@
-"""VoiceStore on a folder: CRUD, restart (a new instance), names, no clobbering, atomic files."""
+"""VoiceStore on the storage database (SQLite here): CRUD, restart (a new instance), names, no clobbering."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from rvc.errors import Conflict, InvalidInput, NotFound
 from rvc.processing.contract import SynthesisOverrides
 from rvc.processing.voices import REFERENCE_RATE, VoiceStore, check_voice_name, demo_reference_clip
+from rvc.storage import Database, open_storage
 
 
 def clip(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -23,8 +25,15 @@ def only_models(name: str) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> VoiceStore:
-    return VoiceStore(tmp_path / "voices", check_model=only_models)
+def database(tmp_path: Path) -> Iterator[Database]:
+    database = open_storage(None, state_dir=tmp_path / "state", voices_dir=None)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def store(database: Database) -> VoiceStore:
+    return VoiceStore(database, check_model=only_models)
 
 
 def test_create_get_list_and_the_clip_survive_a_new_store_instance(store: VoiceStore, tmp_path: Path) -> None:
@@ -34,10 +43,10 @@ def test_create_get_list_and_the_clip_survive_a_new_store_instance(store: VoiceS
         defaults=SynthesisOverrides(pitch_shift=3, f0_method="pm"), description="calm",
     )
     assert record.rvc_model == "Known" and record.reference_seconds == 1.0
-    reopened = VoiceStore(tmp_path / "voices")
+    reopened = VoiceStore(open_storage(None, state_dir=tmp_path / "state", voices_dir=None))
     assert reopened.names() == ["narrator"]
     saved = reopened.get("narrator")
-    np.testing.assert_array_equal(saved.reference_wav, reference)  # float32 WAV: bit-exact
+    np.testing.assert_array_equal(saved.reference_wav, reference)  # float32 samples: bit-exact
     assert not saved.reference_wav.flags.writeable
     assert saved.record == record
     overrides = saved.overrides()
@@ -51,8 +60,7 @@ def test_no_clobbering_without_overwrite(store: VoiceStore) -> None:
     second = store.create("a", clip(seed=2), overwrite=True)
     assert second.reference_sha256 != first.reference_sha256
     assert second.created_at == first.created_at and second.updated_at >= first.updated_at
-    files = sorted(path.name for path in (store.folder / "a").iterdir())
-    assert files == [second.reference_file, "voice.json"]  # the old clip is gone, no temporary files left
+    np.testing.assert_array_equal(store.get("a").reference_wav, clip(seed=2))  # the new clip, never the old one
 
 
 def test_update_merges_defaults_and_changes_only_what_is_given(store: VoiceStore) -> None:
@@ -65,10 +73,10 @@ def test_update_merges_defaults_and_changes_only_what_is_given(store: VoiceStore
         store.update("v", changes={"name": "w"})
 
 
-def test_delete_forgets_the_voice_and_its_folder(store: VoiceStore) -> None:
+def test_delete_forgets_the_voice_and_its_clip(store: VoiceStore) -> None:
     store.create("gone", clip())
     store.delete("gone")
-    assert store.names() == [] and not (store.folder / "gone").exists()
+    assert store.names() == [] and store.records() == []
     with pytest.raises(NotFound, match="gone"):
         store.delete("gone")
     with pytest.raises(NotFound, match="saved voices"):
@@ -82,7 +90,7 @@ def test_unsafe_names_are_refused(store: VoiceStore, name: str) -> None:
         store.create(name, clip())
     with pytest.raises(InvalidInput):
         check_voice_name(name)
-    assert list((store.folder.parent).glob("**/voice.json")) == []
+    assert store.names() == []
 
 
 def test_unknown_rvc_model_is_a_400_on_the_rvc_model_field(store: VoiceStore) -> None:
@@ -97,13 +105,16 @@ def test_a_transcript_never_hides_in_the_defaults(store: VoiceStore) -> None:
     assert record.defaults.reference_text is None and record.reference_text == "real"
 
 
-def test_a_folder_without_a_record_is_not_a_voice(store: VoiceStore) -> None:
-    (store.folder / "half").mkdir(parents=True)
-    (store.folder / "half" / "reference-0.wav").write_bytes(b"partial")
-    (store.folder / "broken").mkdir()
-    (store.folder / "broken" / "voice.json").write_text("{not json")
-    assert store.names() == ["broken"] and store.records() == []
-    assert store.find("half") is None and store.find("broken") is None
+def test_the_openapi_pattern_is_the_storage_rule() -> None:
+    """One rule: the pattern the API publishes accepts exactly the names storage accepts."""
+    import re
+
+    from rvc.api.forms import VOICE_NAME_SCHEMA
+    from rvc.storage import is_voice_name
+
+    pattern = re.compile(VOICE_NAME_SCHEMA["pattern"])
+    for name in ["a", "a.b", "-x", "_", "A" * 64, "", ".", "..", ".h", "a/b", "a" * 65, "é", "a b", "a\n"]:
+        assert (pattern.fullmatch(name) is not None) == is_voice_name(name), name
 
 
 def test_demo_clip_is_deterministic_speech_like_audio() -> None:

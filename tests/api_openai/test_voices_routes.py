@@ -6,6 +6,7 @@ import httpx
 import numpy as np
 
 from rvc.processing.voices import VoiceStore
+from rvc.storage import SEEDED_MARKER, Markers, open_storage
 from tests.api.conftest import decode
 from tests.api_openai.conftest import SECOND_MODEL, form_post, save_voice, upload
 from tests.stack import Stack
@@ -17,13 +18,17 @@ def test_demo_assets_register_a_default_voice(stack: Stack) -> None:
     voice = httpx.get(f"{stack.base_url}/voices/default").json()
     assert voice["name"] == "default" and voice["rvc_model"] is None  # RVC_MODEL at request time
     assert voice["reference_seconds"] == 3.0 and "demo" in voice["description"]
-    assert (stack.settings.voices_dir / ".default-voice-seeded").is_file()
+    database = open_storage(stack.settings.database_url, state_dir=stack.settings.state_dir, voices_dir=None)
+    try:
+        assert Markers(database).get(SEEDED_MARKER) is not None
+    finally:
+        database.close()
     response = form_post(stack.base_url, "/synthesize", {"text": TEXT, "voice": "default", "seed": 1})
     assert response.status_code == 200, response.text
     assert decode(response.content)[1] == 40000
 
 
-def test_crud_round_trip_survives_a_new_store_on_the_same_folder(stack: Stack, reference_wav: bytes) -> None:
+def test_crud_round_trip_survives_a_new_store_on_the_same_database(stack: Stack, reference_wav: bytes) -> None:
     base = stack.base_url
     created = save_voice(stack, "crud", reference_wav, reference_text="the reference", pitch_shift=4,
                          f0_method="pm", description="first")
@@ -40,7 +45,8 @@ def test_crud_round_trip_survives_a_new_store_on_the_same_folder(stack: Stack, r
     assert patched.json()["defaults"]["protect"] == 0.1 and patched.json()["defaults"]["pitch_shift"] == 4
     assert patched.json()["rvc_model"] == SECOND_MODEL
 
-    restarted = VoiceStore(stack.settings.voices_dir)  # what the service reads after a restart
+    database = open_storage(stack.settings.database_url, state_dir=stack.settings.state_dir, voices_dir=None)
+    restarted = VoiceStore(database)  # what the service (or another gateway) reads after a restart
     again = restarted.record("crud")
     assert again.model_dump() == patched.json()
     assert abs(restarted.get("crud").reference_wav.size / 16000 - record["reference_seconds"]) < 1e-3
@@ -48,7 +54,8 @@ def test_crud_round_trip_survives_a_new_store_on_the_same_folder(stack: Stack, r
     deleted = httpx.delete(f"{base}/voices/crud")
     assert deleted.status_code == 200 and deleted.json() == {"deleted": "crud"}
     assert httpx.get(f"{base}/voices/crud").status_code == 404
-    assert VoiceStore(stack.settings.voices_dir).find("crud") is None
+    assert VoiceStore(database).find("crud") is None
+    database.close()
 
 
 def test_voice_and_the_same_uploaded_reference_give_the_same_audio(stack: Stack, reference_wav: bytes) -> None:

@@ -24,6 +24,7 @@ from rvc.device import PartPlacement
 from rvc.processing.defaults_store import DefaultsStore
 from rvc.processing.services import VoiceServices
 from rvc.settings import load_settings
+from rvc.storage import open_storage
 from tests.conftest import free_port
 from tests.stack import VOICE, Stack, running_stack
 
@@ -137,7 +138,7 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         api_port=free_port(),
     )
     services = VoiceServices(
-        settings, speech=IdleSpeech(), voice=IdleVoice(), store=DefaultsStore(settings.state_dir)
+        settings, speech=IdleSpeech(), voice=IdleVoice(), store=DefaultsStore(open_storage(None, state_dir=settings.state_dir, voices_dir=None))
     )
     app = create_app(settings, services=services)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.api_port, log_level="warning"))

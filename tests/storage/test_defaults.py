@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
-from rvc.processing.defaults_store import DefaultsStore
 from rvc.storage import Database, Markers
+from tests.storage.file_stores import FileDefaultsStore
 from tests.storage.helpers import clip, defaults_store
 
 
@@ -22,7 +22,7 @@ class Refused(SynthesisOverrides):
 
 def test_defaults_start_as_the_models_and_updates_accumulate(database_url: str, tmp_path: Path) -> None:
     database = Database(database_url)
-    store, files = defaults_store(database), DefaultsStore(tmp_path / "state")
+    store, files = defaults_store(database), FileDefaultsStore(tmp_path / "state")
     assert store.get() == SynthesisDefaults()
     for overrides in (SynthesisOverrides(pitch_shift=4, f0_method="pm"), SynthesisOverrides(top_k=3)):
         assert store.update(overrides) == files.update(overrides)
@@ -40,7 +40,7 @@ def test_a_failing_update_writes_nothing(database_url: str) -> None:
 
 
 def test_the_reference_clip_round_trips_at_its_own_rate(database_url: str, tmp_path: Path) -> None:
-    store, files = defaults_store(Database(database_url)), DefaultsStore(tmp_path / "state")
+    store, files = defaults_store(Database(database_url)), FileDefaultsStore(tmp_path / "state")
     assert store.reference() is None and store.clear_reference() is False
     samples = clip(0.3, seed=5)
     stored, expected = store.set_reference(samples, 22050), files.set_reference(samples, 22050)

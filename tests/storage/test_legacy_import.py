@@ -13,17 +13,14 @@ import soundfile as sf
 from sqlalchemy import event
 
 from rvc.processing.contract import SynthesisOverrides
-from rvc.processing.defaults_store import DefaultsStore
-from rvc.processing.services import SEEDED_MARKER as SEEDED_FILE
-from rvc.processing.voices import VoiceStore
 from rvc.storage import IMPORT_MARKER, SEEDED_MARKER, Database, Markers, import_legacy_files, open_storage
-from rvc.storage.legacy import SEEDED_FILE as STORAGE_SEEDED_FILE
+from tests.storage.file_stores import SEEDED_FILE, FileDefaultsStore, FileVoiceStore
 from tests.storage.helpers import clip, defaults_store, run_together, voice_store
 
 
-def write_todays_files(root: Path) -> tuple[VoiceStore, DefaultsStore]:
+def write_todays_files(root: Path) -> tuple[FileVoiceStore, FileDefaultsStore]:
     """var/voices and var/state as the file stores write them, plus the seeded marker and one broken folder."""
-    voices = VoiceStore(root / "voices")
+    voices = FileVoiceStore(root / "voices")
     voices.create("narrator", clip(1.0, seed=1), reference_text="once upon a time",
                   rvc_model="SilverWolf_e300_s6600", defaults=SynthesisOverrides(pitch_shift=-2, top_k=20),
                   description="the storyteller")
@@ -33,7 +30,7 @@ def write_todays_files(root: Path) -> tuple[VoiceStore, DefaultsStore]:
     broken = root / "voices" / "broken"
     broken.mkdir()
     (broken / "voice.json").write_text("{not json")
-    state = DefaultsStore(root / "state")
+    state = FileDefaultsStore(root / "state")
     state.update(SynthesisOverrides(f0_method="harvest", index_rate=0.4))
     state.set_reference(clip(0.4, seed=4), 24000)
     return voices, state
@@ -53,7 +50,7 @@ def test_todays_files_are_imported_exactly_and_left_in_place(database_url: str, 
         np.testing.assert_array_equal(voices.get(name).reference_wav, files_voices.get(name).reference_wav)
     assert voices.names() == ["default", "narrator"]
     assert defaults.get() == files_state.get()
-    reference, expected = defaults.reference(), DefaultsStore(tmp_path / "var" / "state").reference()
+    reference, expected = defaults.reference(), FileDefaultsStore(tmp_path / "var" / "state").reference()
     assert reference is not None and expected is not None
     assert (reference.sha256, reference.sample_rate, reference.stored_at) == (
         expected.sha256, 24000, expected.stored_at)
@@ -161,12 +158,8 @@ def test_two_gateways_starting_together_import_once(database_url: str, tmp_path:
         database.close()
 
 
-def test_the_seeded_marker_file_name_is_the_one_processing_writes() -> None:
-    assert STORAGE_SEEDED_FILE == SEEDED_FILE
-
-
 def test_a_clip_that_is_not_16_khz_mono_is_skipped_and_kept(database_url: str, tmp_path: Path) -> None:
-    voices = VoiceStore(tmp_path / "voices")
+    voices = FileVoiceStore(tmp_path / "voices")
     record = voices.create("stereo", clip(seed=1))
     clip_path = tmp_path / "voices" / "stereo" / record.reference_file
     sf.write(clip_path, np.stack([clip(seed=1)] * 2, axis=1), 16000, subtype="FLOAT")

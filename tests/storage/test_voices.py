@@ -11,9 +11,10 @@ import pytest
 
 from rvc.errors import Conflict, InvalidInput, NotFound
 from rvc.processing.contract import SynthesisOverrides
-from rvc.processing.voices import SavedVoice, VoiceRecord, VoiceStore
+from rvc.processing.voices import SavedVoice, VoiceRecord
 from rvc.processing.voices import check_voice_name as processing_check_voice_name
 from rvc.storage import Database, SavedVoiceStore, check_voice_name
+from tests.storage.file_stores import FileVoiceStore
 from tests.storage.helpers import clip, comparable, run_together, voice_store
 
 BAD_NAMES = ["", ".hidden", "..", "../etc", "a/b", "a\\b", "x" * 65, "naïve", "with space", "nul\0"]
@@ -50,7 +51,7 @@ def test_a_voice_round_trips_with_its_clip_bit_exact(two_gateways: tuple[Databas
 def test_the_same_operations_give_the_same_records_as_the_file_store(
     two_gateways: tuple[Database, Database], tmp_path: Path
 ) -> None:
-    files, database = VoiceStore(tmp_path / "voices"), voice_store(two_gateways[0])
+    files, database = FileVoiceStore(tmp_path / "voices"), voice_store(two_gateways[0])
     steps: list[Callable[[Any], Any]] = [
         lambda store: store.create("b", clip(seed=1), reference_text="bee", defaults=SynthesisOverrides(top_k=7)),
         lambda store: store.create("a", clip(seed=2), description="first"),
