@@ -22,6 +22,7 @@ import numpy as np
 from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
 from rvc.errors import InvalidInput, VoiceError
+from rvc.processing.chunk_pipeline import ChunkPipeline, StreamingSpeechBackend, VoiceStreamBackend
 from rvc.processing.contract import SynthesisOverrides
 from rvc.processing.defaults_store import DefaultsStore, atomic_write_bytes
 from rvc.processing.pipeline import SpeechBackend, TTSRVCPipeline, VoiceBackend
@@ -42,7 +43,7 @@ SEEDED_MARKER = ".default-voice-seeded"
 logger = logging.getLogger(__name__)
 
 
-class ManagedSpeech(SpeechBackend, Protocol):
+class ManagedSpeech(SpeechBackend, StreamingSpeechBackend, Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def ready(self) -> bool: ...
@@ -109,6 +110,8 @@ class VoiceServices:
         self.pipeline = TTSRVCPipeline(
             speech, voice, retry_suspect=retry_suspect, lookahead=settings.rvc_workers + 1
         )
+        # granularity=chunk: the pool's RVC streams once it has them (PoolVoice.open_stream), else skip_rvc only
+        self.chunks = ChunkPipeline(speech, voice if isinstance(voice, VoiceStreamBackend) else None)
         self.started_at = time.time()
         self.counts: dict[str, int] = {"requests": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
 
