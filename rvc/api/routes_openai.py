@@ -231,7 +231,8 @@ async def create_speech(request: Request, body: SpeechRequest, services: Service
 
     async def start() -> tuple[SynthesisRequest, OutputSpec, AsyncGenerator[Piece, None], Piece]:
         synthesis, output = await _prepare(body, services)
-        sentences = _pieces(services, synthesis, tracker.started, chunked=_chunked(body, synthesis, output, services))
+        chunked = _chunked(body, synthesis, output, services)
+        sentences = _pieces(services, synthesis, tracker.started, chunked=chunked)
         try:
             first: Piece = await anext(sentences)
         except BaseException:
@@ -240,6 +241,7 @@ async def create_speech(request: Request, body: SpeechRequest, services: Service
         return synthesis, output, sentences, first
 
     synthesis, output, sentences, first = await run_tracked(tracker, start(), finish=False)
+    granularity = "chunk" if isinstance(first, ChunkAudio) else "sentence"
     encoder = StreamEncoder(output, first.sample_rate)
 
     async def encode(sentence: Piece) -> tuple[bytes, float]:
@@ -251,7 +253,9 @@ async def create_speech(request: Request, body: SpeechRequest, services: Service
         return await asyncio.to_thread(encoder.finish), 0.0
 
     chunks = stream_sentences(tracker, sentences, encode, first=first, end=tail)
-    headers = output_headers(output, encoder.rate) | {"X-Sentences": str(len(synthesis.sentences))}
+    headers = output_headers(output, encoder.rate) | {
+        "X-Sentences": str(len(synthesis.sentences)), "X-Granularity": granularity,
+    }
     if body.instructions:
         headers["X-Instructions"] = "ignored"
     if services.assets.demo:

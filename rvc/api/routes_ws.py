@@ -266,7 +266,8 @@ class _Session:
 
 @router.websocket("/ws/synthesize")
 async def ws_synthesize(websocket: WebSocket) -> None:
-    request_id_var.set(uuid.uuid4().hex[:16])
+    given = websocket.headers.get("x-request-id", "")
+    request_id_var.set(given if given and len(given) <= 64 and given.isprintable() else uuid.uuid4().hex[:16])
     await websocket.accept()
     services: VoiceServices = websocket.app.state.services
     session = _Session(websocket, services, RequestTracker(websocket, "/ws/synthesize"))
