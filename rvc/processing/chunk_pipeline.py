@@ -32,7 +32,7 @@ import numpy as np
 from rvc.errors import InvalidInput
 from rvc.infer.stream_config import StreamConfig
 from rvc.processing.contract import SynthesisDefaults, Target
-from rvc.processing.pipeline import TTS_SAMPLE_RATE, SynthesisRequest, token_budget
+from rvc.processing.pipeline import EMPTY_STAND_IN_S, TTS_SAMPLE_RATE, SynthesisRequest, token_budget
 from rvc.server import ConversionParams
 
 __all__ = [
@@ -258,14 +258,20 @@ class ChunkStream:
                 text, self.job.reference_wav, self.job.settings, seed=seed, max_new_tokens=token_budget(text)
             )
             waited = time.perf_counter()
+            samples = 0
             try:
                 async for audio in chunks:
                     now = time.perf_counter()
                     if audio.size:
+                        samples += audio.size
                         await spoken.put(_Spoken(index, audio, now - waited))
                     waited = now
             finally:
                 await chunks.aclose()  # cancels the request in Triton when we stop early
+            if samples == 0:  # as in sentence mode: a short pause keeps every sentence present in the output
+                logger.info("sentence %d: the TTS produced no speech; %g s of silence stands in", index, EMPTY_STAND_IN_S)
+                silence = np.zeros(int(EMPTY_STAND_IN_S * TTS_SAMPLE_RATE), dtype=np.float32)
+                await spoken.put(_Spoken(index, silence, time.perf_counter() - waited))
             await spoken.put(_Spoken(index, None, 0.0))
             index += 1
         await spoken.put(None)
