@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import uvicorn
@@ -105,7 +106,7 @@ def test_wav_chunks_at_a_chosen_rate(stack: Stack) -> None:
 
 def test_eight_concurrent_sessions_each_get_their_own_texts_audio(stack: Stack) -> None:
     """Seeded sampling makes each session's audio a function of its text and seed alone: eight sessions
-    at once must each get exactly what the same session gets alone."""
+    at once must each get what the same session gets alone (to the rounding of batched vocoding)."""
     texts = [f"Session number {word} is speaking its own words now." for word in
              ("one", "two", "three", "four", "five", "six", "seven", "eight")]
     solo = [speak(stack, text, seed=30 + index) for index, text in enumerate(texts)]
@@ -115,7 +116,11 @@ def test_eight_concurrent_sessions_each_get_their_own_texts_audio(stack: Stack) 
         assert session.close_code == 1000, session.messages[-1]
         assert [s["text"] for s in session.of("sentence")] == [texts[index]]
         assert session.messages[-1]["samples"] == session.audio.size > 0
-        assert np.array_equal(session.audio, solo[index].audio), f"session {index} differs from its solo run"
+        alone = solo[index].audio
+        assert session.audio.size == alone.size, f"session {index}: {session.audio.size} samples, alone {alone.size}"
+        # Triton batches concurrent requests' vocoder and tokenizer calls: float rounding, not other content
+        jump = int(np.abs(session.audio.astype(np.int32) - alone.astype(np.int32)).max())
+        assert jump <= 64, f"session {index} differs from its solo run by {jump} (int16)"
     assert len({session.audio.tobytes() for session in together}) == len(texts)  # eight different audios
 
 
@@ -230,3 +235,12 @@ def test_api_keys_are_enforced_on_the_websocket(stack: Stack) -> None:
             with connect(target, open_timeout=30, close_timeout=10, additional_headers=headers) as ws:
                 ws.send(json.dumps({"type": "start", "voice": "default", "skip_rvc": True}))
                 assert json.loads(ws.recv(timeout=60))["type"] == "ready"
+
+
+def test_the_protocol_is_documented_in_openapi_and_at_get(stack: Stack) -> None:
+    schema = httpx.get(f"{stack.base_url}/openapi.json", timeout=30).json()
+    assert "/ws/synthesize" in schema["info"]["description"] and '"type": "append"' in schema["info"]["description"]
+    assert "/ws/synthesize" in schema["paths"]  # the documented GET beside the socket
+    protocol = httpx.get(f"{stack.base_url}/ws/synthesize", timeout=30).json()["protocol"]
+    for message in ("start", "append", "flush", "close", "ready", "sentence", "audio", "done", "error"):
+        assert f'"type": "{message}"' in protocol, message
