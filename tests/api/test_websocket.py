@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from rvc.api.app import create_app
+from rvc.processing.backends import PoolVoice
 from tests.conftest import free_port
 from tests.stack import Stack
 
@@ -244,3 +245,28 @@ def test_the_protocol_is_documented_in_openapi_and_at_get(stack: Stack) -> None:
     protocol = httpx.get(f"{stack.base_url}/ws/synthesize", timeout=30).json()["protocol"]
     for message in ("start", "append", "flush", "close", "ready", "sentence", "audio", "done", "error"):
         assert f'"type": "{message}"' in protocol, message
+
+
+@pytest.mark.skipif(not hasattr(PoolVoice, "open_stream"), reason="needs PoolVoice.open_stream")
+def test_a_session_through_rvc_streams_the_voices_audio(stack: Stack) -> None:
+    session = speak(stack, TEXT, seed=50, skip_rvc=False)
+    assert session.close_code == 1000, session.messages[-1]
+    assert session.messages[0]["sample_rate"] == 40000  # the demo voice's rate
+    audio = session.of("audio")
+    assert len(audio) >= 2 and session.messages[-1]["samples"] == sum(m["samples"] for m in audio) == session.audio.size
+    assert [m["sample_offset"] for m in audio] == np.cumsum([0] + [m["samples"] for m in audio])[:-1].tolist()
+
+
+@pytest.mark.skipif(not hasattr(PoolVoice, "open_stream"), reason="needs PoolVoice.open_stream")
+def test_closing_a_session_through_rvc_frees_the_workers(stack: Stack) -> None:
+    with connect(ws_url(stack), open_timeout=30, close_timeout=10) as ws:
+        ws.send(json.dumps({"type": "start", "voice": "default", "seed": 51}))
+        ws.send(json.dumps({"type": "append", "text": TEXT * 3}))
+        ws.send(json.dumps({"type": "flush"}))
+        deadline = time.monotonic() + RECEIVE_S
+        while json.loads(ws.recv(timeout=deadline - time.monotonic()))["type"] != "audio":
+            pass
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{stack.base_url}/status", timeout=10).json()["rvc"].get("running", 0) != 0:
+        assert time.monotonic() < deadline, "an RVC stream kept a worker busy after the socket closed"
+        time.sleep(0.2)
