@@ -31,6 +31,7 @@ from tests.stack import Stack
 
 TEXT = "Type as you go, the words arrive in pieces. Each sentence is spoken once it is complete."
 RECEIVE_S = 120.0
+START = {"type": "start", "voice": "default", "skip_rvc": True}
 
 
 def ws_url(stack: Stack) -> str:
@@ -142,14 +143,16 @@ def expect_error(ws: ClientConnection, code: int, error_code: str) -> Session:
         (["{not json"], 1008, "invalid_json"),
         ([b"\x00\x01binary"], 1003, "binary_frame"),
         ([{"type": "append", "text": "x" * 70000}], 1008, "message_too_large"),
-        ([{"type": "append", "text": "word " * 800}, {"type": "append", "text": "word " * 300}], 1008, "buffer_full"),
+        ([START, {"type": "append", "text": "word " * 800}, {"type": "append", "text": "word " * 300}], 1008,
+         "buffer_full"),
         ([{"type": "start", "voice": "default", "speed": 1.5}], 1008, "invalid_input"),
         ([{"type": "start", "voice": "default", "reference_audio": "AAAA"}], 1008, "invalid_input"),
         ([{"type": "start", "voice": "default", "pitch_shift": 99}], 1008, "invalid_input"),
-        ([{"type": "append", "text": "Hi."}, {"type": "start"}], 1008, "invalid_message"),
+        ([START, {"type": "append", "text": "Hi."}, {"type": "start"}], 1008, "invalid_message"),
+        ([{"type": "append", "text": "Hi."}], 1008, "invalid_input"),  # no start, no stored default clip
     ],
     ids=["unknown-type", "invalid-json", "binary", "message-over-limit", "buffer-over-limit", "speed",
-         "reference-clip", "out-of-range", "late-start"],
+         "reference-clip", "out-of-range", "late-start", "no-voice"],
 )
 def test_a_bad_message_gets_an_error_and_a_clean_close(
     stack: Stack, frames: list[Any], close_code: int, error_code: str
@@ -160,6 +163,8 @@ def test_a_bad_message_gets_an_error_and_a_clean_close(
         session = expect_error(ws, close_code, error_code)
     if error_code == "invalid_input":
         assert session.of("error")[-1]["field"] in {"speed", "reference_audio", "pitch_shift"}
+    if error_code == "buffer_full":
+        assert session.messages[0]["type"] == "ready" and session.of("error")[-1]["field"] == "text"
 
 
 def test_append_after_close_is_an_error(stack: Stack) -> None:
