@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -219,8 +220,8 @@ class ChunkPipeline:
     async def stream(self, job: ChunkJob, sentences: AsyncIterable[str]) -> AsyncGenerator[ChunkAudio, None]:
         """The audio chunks of ``sentences`` in order (see ``ChunkStream.events``)."""
         chunk_stream = await self.open(job)
-        async with chunk_stream:
-            async for event in chunk_stream.events(sentences):
+        async with chunk_stream, aclosing(chunk_stream.events(sentences)) as events:
+            async for event in events:
                 if isinstance(event, ChunkAudio):
                     yield event
 
