@@ -119,6 +119,18 @@ class Settings(BaseSettings):
         "(0: never; off on the CPU, where workers hold no GPU memory)",
     )
 
+    # --- the WebSocket /ws/synthesize ------------------------------------------------------
+    ws_max_message_bytes: int = Field(
+        65536, ge=64, description="largest client message (one JSON text frame); over it: error, close 1008"
+    )
+    ws_max_buffered_chars: int = Field(
+        5000, ge=1, description="text appended but not yet spoken a session may hold; over it: error, close 1008"
+    )
+    ws_idle_timeout_s: float = Field(
+        30.0, gt=0, description="a session with nothing to speak closes (error, 1008) after this long without a "
+        "client message or audio sent",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- access -------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from rvc.api.routes_playground import router as playground_router
 from rvc.api.routes_synthesis import router as synthesis_router
 from rvc.api.routes_system import router as system_router
 from rvc.api.routes_voices import router as voices_router
+from rvc.api.routes_ws import WS_PROTOCOL
+from rvc.api.routes_ws import router as ws_router
 from rvc.processing.services import VoiceServices
 from rvc.settings import Settings, load_settings
 
@@ -38,6 +40,14 @@ Every synthesis route takes a multipart form. Fields left out fall back to the s
 a 4xx message says what to change. Saved voices (`/voices`) stand in for an uploaded reference
 (`voice=<name>`); `/v1/audio/speech` speaks OpenAI's speech API (errors there in OpenAI's shape).
 Every synthesis route answers in WAV, FLAC, Ogg/Opus, MP3, AAC or raw PCM (`format` or `Accept`).
+
+### Streaming: `granularity`
+`/synthesize/stream` and `/synthesize/sse` take `granularity`: `sentence` (default, one part or event per
+sentence) or `chunk` (audio as it leaves RVC, the first sound after the first TTS chunk). Chunk parts carry
+`X-Chunk-Index`, `X-Sentence-Index`, `X-Sample-Offset`, `X-Samples`, `X-Sample-Rate`, `X-Elapsed`; chunk
+events `{index, sentence, sample_offset, samples, sample_rate, format, audio, elapsed_s, timings}` and an
+`end` event `{chunks, samples, duration_s, first_audio_s, total_s, warnings}`. Bodies: a small file per chunk
+for wav/wav_float/flac, raw s16le for pcm, one continuous stream for opus/mp3/aac. `speed` needs `sentence`.
 """
 
 
@@ -59,7 +69,7 @@ def create_app(settings: Settings | None = None, *, services: VoiceServices | No
     app = FastAPI(
         title="Voice service: Spark-TTS + RVC",
         version="0.1.0",
-        description=DESCRIPTION,
+        description=DESCRIPTION + WS_PROTOCOL,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -79,4 +89,5 @@ def create_app(settings: Settings | None = None, *, services: VoiceServices | No
     app.include_router(voices_router)
     app.include_router(openai_router)
     app.include_router(playground_router)
+    app.include_router(ws_router)
     return app

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -68,6 +69,10 @@ def _bearer(scope: Scope) -> str | None:
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
+    if scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket: the key may be a query parameter
+        for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+            if key == "api_key" and value.strip():
+                return value.strip()
     return None
 
 
@@ -88,7 +93,7 @@ class ApiKeyMiddleware:
         return found if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or _is_page(scope["path"]):
+        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS or _is_page(scope["path"]):
             await self.app(scope, receive, send)
             return
         token = _bearer(scope)
@@ -98,6 +103,9 @@ class ApiKeyMiddleware:
             reason = "the API key is not valid" if token else "this server needs an API key"
             error = Unauthorized(f"{reason}: send 'Authorization: Bearer <key>' with a key from API_KEYS")
             body = json.dumps(error_payload(scope["path"], error)).encode()
+            if scope["type"] == "websocket":
+                await self._refuse_websocket(scope, receive, send, body)
+                return
             await send({
                 "type": "http.response.start", "status": 401,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -107,3 +115,19 @@ class ApiKeyMiddleware:
             return
         self.metrics.key_requests.labels(ident).inc()
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+        """Refuse the handshake: a 401 with the JSON error where the server can send one, else a 403."""
+        message = await receive()  # websocket.connect
+        if message["type"] != "websocket.connect":
+            return
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send({
+                "type": "websocket.http.response.start", "status": 401,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", b'Bearer realm="voice-service"')],
+            })
+            await send({"type": "websocket.http.response.body", "body": body})
+            return
+        await send({"type": "websocket.close", "code": 1008})

@@ -22,9 +22,12 @@ import string
 from typing import Any
 from urllib.parse import quote
 
+from rvc.processing.chunk_output import RenderedChunk
 from rvc.processing.pipeline import SentenceAudio, SynthesisResult
 
 __all__ = [
+    "chunk_event",
+    "multipart_chunk_part",
     "multipart_closing",
     "multipart_error_part",
     "multipart_part",
@@ -125,4 +128,35 @@ def sentence_event(
         "tts_time": round(sentence.tts_time, 3),
         "rvc_time": round(sentence.rvc_time, 3),
         "warnings": list(sentence.warnings),
+    }
+
+
+def multipart_chunk_part(boundary: str, chunk: RenderedChunk, media_type: str) -> bytes:
+    """One part per chunk (granularity=chunk): where its samples sit in the output and when it left."""
+    headers = [
+        f"Content-Type: {media_type}",
+        f"Content-Length: {len(chunk.body)}",
+        f"X-Chunk-Index: {chunk.index}",
+        f"X-Sentence-Index: {chunk.sentence}",
+        f"X-Sample-Offset: {chunk.sample_offset}",
+        f"X-Samples: {chunk.samples}",
+        f"X-Sample-Rate: {chunk.sample_rate}",
+        f"X-Elapsed: {_seconds(chunk.elapsed_s)}",
+    ]
+    head = f"--{boundary}\r\n" + "\r\n".join(headers) + "\r\n\r\n"
+    return head.encode() + chunk.body + b"\r\n"
+
+
+def chunk_event(chunk: RenderedChunk, audio_format: str) -> dict[str, Any]:
+    """The ``chunk`` event's data in chunk mode (the streaming protocol's fields)."""
+    return {
+        "index": chunk.index,
+        "sentence": chunk.sentence,
+        "sample_offset": chunk.sample_offset,
+        "samples": chunk.samples,
+        "sample_rate": chunk.sample_rate,
+        "format": audio_format,
+        "audio": base64.b64encode(chunk.body).decode("ascii"),
+        "elapsed_s": round(chunk.elapsed_s, 4),
+        "timings": {"tts_s": round(chunk.tts_s, 4), "rvc_s": round(chunk.rvc_s, 4)},
     }

@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 from rvc.api.formats import output_spec
 from rvc.processing.contract import (
     RVC_MODEL_MAX_CHARS,
+    Granularity,
     RequestOptions,
     SynthesisDefaults,
     SynthesisOverrides,
@@ -80,8 +81,11 @@ def _overrides(values: dict[str, Any]) -> SynthesisOverrides:
 
 _REQUEST = fields_for(RequestOptions)
 synthesis_values = form_fields({**fields_for(SynthesisDefaults), **_REQUEST})
-conversion_values = form_fields(  # /rvc has no text: no Target.TEXT options
-    {**fields_for(SynthesisDefaults, Target.RVC), **fields_for(RequestOptions, Target.REQUEST, Target.OUTPUT)}
+conversion_values = form_fields(  # /rvc: no text (no Target.TEXT options) and one file (no granularity)
+    {
+        **fields_for(SynthesisDefaults, Target.RVC),
+        **{n: i for n, i in fields_for(RequestOptions, Target.REQUEST, Target.OUTPUT).items() if n != "granularity"},
+    }
 )
 # a voice's skip_rvc is set through its rvc_model ("none"), not as a field of its own
 voice_values = form_fields({name: info for name, info in fields_for(SynthesisDefaults).items() if name != "skip_rvc"})
@@ -107,6 +111,7 @@ class ConversionForm:
 class SynthesisForm(ConversionForm):
     text: str
     reference_audio: UploadFile | None
+    granularity: Granularity = "sentence"
 
 
 def _read(values: dict[str, Any], voice: str | None, rvc_model: str | None, accept: str | None) -> ConversionForm:
@@ -139,7 +144,10 @@ def synthesis_form(
 ) -> SynthesisForm:
     read = _read(values, voice, rvc_model, accept)
     upload = reference_audio if reference_audio is not None and reference_audio.filename else None
-    return SynthesisForm(fields=read.fields, output=read.output, text=text, reference_audio=upload)
+    return SynthesisForm(
+        fields=read.fields, output=read.output, text=text, reference_audio=upload,
+        granularity=values.get("granularity") or "sentence",
+    )
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,16 @@ Follows OpenAI's request contract so its clients work unchanged:
 * ``instructions``: accepted and ignored: Spark-TTS in voice-cloning mode
   takes its style from the reference clip and has no prompt for delivery;
   the response says so in ``X-Instructions: ignored``.
-* ``stream_format``: ``audio`` (default) streams one file chunk by chunk, the
-  first bytes as soon as the first sentence is converted; ``sse`` sends
-  ``speech.audio.delta`` events (base64 chunks of that same file) and one
-  ``speech.audio.done``. Both wait for the first sentence before answering,
-  so a failure there is still a plain JSON error.
+* ``stream_format``: ``audio`` (default) streams one file chunk by chunk;
+  ``sse`` sends ``speech.audio.delta`` events (base64 chunks of that same
+  file) and one ``speech.audio.done``. A request that sends ``stream_format``
+  or ``stream: true`` streams at chunk granularity (the first bytes after the
+  first TTS chunk leaves RVC) when it can: not with ``speed`` != 1, and
+  through RVC only once the pool streams; otherwise, and without either
+  field, sentence by sentence (the first bytes once the first sentence is
+  converted). The extra field ``granularity`` says which explicitly (and is a
+  400 when chunk is impossible). Both wait for the first audio before
+  answering, so a failure there is still a plain JSON error.
 * Extra body fields (the client's ``extra_body``): ``rvc_model``,
   ``pitch_shift``, ``f0_method``, ``index_rate``, ``filter_radius``,
   ``rms_mix_rate``, ``protect``, ``skip_rvc``, ``temperature``, ``top_k``,
@@ -54,6 +59,8 @@ from rvc.api.formats import FORMAT_ALIASES, content_type, output_headers, output
 from rvc.api.middleware import openai_error
 from rvc.api.streaming import RequestTracker, run_tracked, stream_sentences
 from rvc.errors import InvalidInput, VoiceError
+from rvc.processing.chunk_output import check_chunk_output
+from rvc.processing.chunk_pipeline import ChunkAudio, ChunkJob, sentences_of
 from rvc.processing.contract import (
     RVC_MODEL_MAX_CHARS,
     RequestOptions,
@@ -79,6 +86,7 @@ OPENAI_VOICES = (
 )
 OPENAI_PCM_RATE = 24000
 TOKENS_PER_SECOND = 50  # BiCodec semantic tokens: what "output_tokens" counts
+Piece = SentenceAudio | ChunkAudio  # what the stream carries: whole sentences, or chunks (granularity=chunk)
 
 
 class OpenAIRoute(APIRoute):
@@ -125,6 +133,7 @@ class _SpeechBody(BaseModel):
     instructions: str | None = Field(None, max_length=4096)
     response_format: str = Field("mp3", description="mp3, opus, aac, flac, wav, pcm (or wav_float)")
     stream_format: Literal["audio", "sse"] = "audio"
+    stream: bool | None = Field(None, description="true streams at chunk granularity (as sending stream_format does)")
     rvc_model: str | None = Field(None, max_length=RVC_MODEL_MAX_CHARS)
     reference_audio: str | None = Field(None, description="base64 of an audio file (WAV, FLAC, OGG, MP3)")
 
@@ -195,6 +204,27 @@ async def _prepare(request: _SpeechBody, services: VoiceServices) -> tuple[Synth
     return synthesis, output
 
 
+def _pieces(
+    services: VoiceServices, synthesis: SynthesisRequest, started: float, *, chunked: bool
+) -> AsyncGenerator[Piece, None]:
+    if chunked:
+        return services.chunks.stream(ChunkJob.from_request(synthesis, started), sentences_of(synthesis))
+    return services.pipeline.stream(synthesis)
+
+
+def _chunked(request: _SpeechBody, synthesis: SynthesisRequest, output: OutputSpec, services: VoiceServices) -> bool:
+    """Whether to stream at chunk granularity: said explicitly (checked), or implied by streaming when possible."""
+    explicit = request.tunables().get("granularity")
+    if explicit is not None:
+        if explicit == "chunk":
+            check_chunk_output(output)
+            services.chunks.check(synthesis.settings)
+        return bool(explicit == "chunk")
+    implied = bool(request.stream) or "stream_format" in request.model_fields_set
+    possible = output.speed == 1.0 and (synthesis.settings.skip_rvc or services.chunks.voice is not None)
+    return implied and possible
+
+
 @router.post(
     "/audio/speech",
     summary="OpenAI-compatible text to speech (saved voice, any format, streamed)",
@@ -203,20 +233,22 @@ async def _prepare(request: _SpeechBody, services: VoiceServices) -> tuple[Synth
 async def create_speech(request: Request, body: SpeechRequest, services: Services) -> Response:
     tracker = RequestTracker(request, "/v1/audio/speech")
 
-    async def start() -> tuple[SynthesisRequest, OutputSpec, AsyncGenerator[SentenceAudio, None], SentenceAudio]:
+    async def start() -> tuple[SynthesisRequest, OutputSpec, AsyncGenerator[Piece, None], Piece]:
         synthesis, output = await _prepare(body, services)
-        sentences = services.pipeline.stream(synthesis)
+        chunked = _chunked(body, synthesis, output, services)
+        sentences = _pieces(services, synthesis, tracker.started, chunked=chunked)
         try:
-            first = await anext(sentences)
+            first: Piece = await anext(sentences)
         except BaseException:
             await sentences.aclose()
             raise
         return synthesis, output, sentences, first
 
     synthesis, output, sentences, first = await run_tracked(tracker, start(), finish=False)
+    granularity = "chunk" if isinstance(first, ChunkAudio) else "sentence"
     encoder = StreamEncoder(output, first.sample_rate)
 
-    async def encode(sentence: SentenceAudio) -> tuple[bytes, float]:
+    async def encode(sentence: Piece) -> tuple[bytes, float]:
         """(bytes, seconds of audio they carry) per sentence."""
         data = await asyncio.to_thread(_encode_sentence, encoder, sentence, output.speed)
         return data, sentence.duration_s / output.speed
@@ -225,7 +257,9 @@ async def create_speech(request: Request, body: SpeechRequest, services: Service
         return await asyncio.to_thread(encoder.finish), 0.0
 
     chunks = stream_sentences(tracker, sentences, encode, first=first, end=tail)
-    headers = output_headers(output, encoder.rate) | {"X-Sentences": str(len(synthesis.sentences))}
+    headers = output_headers(output, encoder.rate) | {
+        "X-Sentences": str(len(synthesis.sentences)), "X-Granularity": granularity,
+    }
     headers |= normalized_text_headers(synthesis.normalized_text)
     if body.instructions:
         headers["X-Instructions"] = "ignored"
@@ -237,7 +271,7 @@ async def create_speech(request: Request, body: SpeechRequest, services: Service
     return StreamingResponse(_audio_bytes(chunks), media_type=content_type(output, encoder.rate), headers=headers)
 
 
-def _encode_sentence(encoder: StreamEncoder, sentence: SentenceAudio, speed: float) -> bytes:
+def _encode_sentence(encoder: StreamEncoder, sentence: Piece, speed: float) -> bytes:
     return encoder.push(time_stretch(sentence.audio, sentence.sample_rate, speed))
 
 

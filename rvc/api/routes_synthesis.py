@@ -14,6 +14,8 @@ on by default): ``X-Normalized-Text`` on /synthesize, /tts and
 Every route answers in the requested format (``format`` field or ``Accept``,
 default WAV PCM16), at ``sample_rate`` and ``speed``; the streaming routes
 send each sentence as a complete file of that format, as the seed did with WAV.
+With ``granularity=chunk`` they send audio as it leaves RVC instead, one part
+or event per chunk (docs: the streaming protocol in the app description).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any
 
@@ -31,6 +33,8 @@ from sse_starlette import EventSourceResponse
 
 from rvc.api.dependencies import form_body
 from rvc.api.encoding import (
+    chunk_event,
+    multipart_chunk_part,
     multipart_closing,
     multipart_error_part,
     multipart_part,
@@ -43,6 +47,8 @@ from rvc.api.forms import ConversionForm, SynthesisForm, conversion_form, synthe
 from rvc.api.streaming import RequestTracker, run_tracked, stream_sentences
 from rvc.errors import VoiceError
 from rvc.logging_setup import request_id_var
+from rvc.processing.chunk_output import RenderedChunk, check_chunk_output, chunk_audio
+from rvc.processing.chunk_pipeline import ChunkJob, sentences_of
 from rvc.processing.pipeline import SentenceAudio, SynthesisRequest
 from rvc.processing.requests import build_conversion, build_request, decode_clip, service_text_limit
 
@@ -129,7 +135,69 @@ async def rvc(
 async def _prepared_stream(request: Request, form: SynthesisForm, route: str) -> tuple[RequestTracker, SynthesisRequest]:
     """Validation happens before the response starts, so bad input is still a plain 4xx."""
     tracker = RequestTracker(request, route)
-    return tracker, await run_tracked(tracker, _prepare(tracker, form), finish=False)
+
+    async def prepare() -> SynthesisRequest:
+        synthesis = await _prepare(tracker, form)
+        if form.granularity == "chunk":
+            check_chunk_output(form.output)
+            tracker.services.chunks.check(synthesis.settings)
+        return synthesis
+
+    return tracker, await run_tracked(tracker, prepare(), finish=False)
+
+
+def _chunks(tracker: RequestTracker, form: SynthesisForm, synthesis: SynthesisRequest) -> AsyncGenerator[RenderedChunk, None]:
+    job = ChunkJob.from_request(synthesis, tracker.started)
+    return chunk_audio(tracker.services.chunks, job, sentences_of(synthesis), form.output)
+
+
+def _chunked_multipart(tracker: RequestTracker, form: SynthesisForm, synthesis: SynthesisRequest) -> StreamingResponse:
+    boundary = f"voice-{uuid.uuid4().hex}"
+
+    async def part(chunk: RenderedChunk) -> bytes:
+        return multipart_chunk_part(boundary, chunk, content_type(form.output, chunk.sample_rate))
+
+    async def closing() -> bytes:
+        return multipart_closing(boundary)
+
+    def error_part(error: VoiceError) -> bytes:
+        return multipart_error_part(boundary, error.to_dict()) + multipart_closing(boundary)
+
+    parts = stream_sentences(tracker, _chunks(tracker, form, synthesis), part, end=closing, on_error=error_part)
+    headers = {"X-Sentences": str(len(synthesis.sentences)), "X-Granularity": "chunk"}
+    if tracker.services.assets.demo:
+        headers["X-Demo-Assets"] = DEMO_HEADER
+    return StreamingResponse(parts, media_type=f"multipart/mixed; boundary={boundary}", headers=headers)
+
+
+def _chunked_events(
+    tracker: RequestTracker, form: SynthesisForm, synthesis: SynthesisRequest
+) -> AsyncGenerator[dict[str, str], None]:
+    """SSE in chunk mode: ``chunk`` events with offsets and timings, then ``end`` with the totals."""
+    totals = {"chunks": 0, "samples": 0, "rate": 0}
+    first_audio: float | None = None
+
+    async def chunk(item: RenderedChunk) -> dict[str, str]:
+        nonlocal first_audio
+        if first_audio is None and item.samples:
+            first_audio = time.perf_counter() - tracker.started
+        totals["chunks"] += 1
+        totals["samples"] += item.samples
+        totals["rate"] = item.sample_rate
+        return {"event": "chunk", "data": json.dumps(chunk_event(item, form.output.format))}
+
+    async def end() -> dict[str, str]:
+        rate = totals["rate"] or 1
+        return {"event": "end", "data": json.dumps({
+            "chunks": totals["chunks"], "samples": totals["samples"], "duration_s": round(totals["samples"] / rate, 4),
+            "first_audio_s": None if first_audio is None else round(first_audio, 4),
+            "total_s": round(time.perf_counter() - tracker.started, 4), "warnings": [],
+        })}
+
+    def error_event(error: VoiceError) -> dict[str, str]:
+        return {"event": "error", "data": json.dumps({"error": error.to_dict()})}
+
+    return stream_sentences(tracker, _chunks(tracker, form, synthesis), chunk, end=end, on_error=error_event)
 
 
 @router.post(
@@ -141,6 +209,8 @@ async def synthesize_stream(
     request: Request, form: Annotated[SynthesisForm, Depends(synthesis_form)]
 ) -> StreamingResponse:
     tracker, synthesis = await _prepared_stream(request, form, "/synthesize/stream")
+    if form.granularity == "chunk":
+        return _chunked_multipart(tracker, form, synthesis)
     boundary = f"voice-{uuid.uuid4().hex}"
 
     async def part(sentence: SentenceAudio) -> bytes:
@@ -174,6 +244,7 @@ async def synthesize_sse(
 ) -> EventSourceResponse:
     tracker, synthesis = await _prepared_stream(request, form, "/synthesize/sse")
     audio_seconds = 0.0
+    chunked = form.granularity == "chunk"
 
     async def chunk(sentence: SentenceAudio) -> dict[str, str]:
         nonlocal audio_seconds
@@ -195,8 +266,9 @@ async def synthesize_sse(
         yield {"event": "start", "data": json.dumps({
             "request_id": request_id_var.get(), "sentences": list(synthesis.sentences),
             "normalized_text": synthesis.normalized_text, "demo_assets": tracker.services.assets.demo,
+            "granularity": form.granularity,
         })}
-        stream = stream_sentences(
+        stream = _chunked_events(tracker, form, synthesis) if chunked else stream_sentences(
             tracker, tracker.services.pipeline.stream(synthesis), chunk, end=end, on_error=error_event
         )
         async with aclosing(stream) as chunks:

@@ -2,7 +2,9 @@
 
 ``RequestTracker`` counts and times one request in the services' counters and
 the Prometheus metrics. ``stream_sentences`` drives a pipeline stream for a
-streaming response: it observes each sentence, renders it, turns a
+streaming response (HTTP or WebSocket), whatever its unit: whole sentences
+(``SentenceAudio``) or chunks (``RenderedChunk``, granularity=chunk). It
+observes each item, renders it, turns a
 ``VoiceError`` into the response's own error item (or re-raises it when the
 response has none), records a client that went away as cancelled (499),
 and always closes the pipeline's iterator, which cancels the request's
@@ -17,9 +19,11 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from rvc.errors import VoiceError
+from rvc.processing.chunk_output import RenderedChunk
+from rvc.processing.chunk_pipeline import ChunkAudio
 from rvc.processing.pipeline import SentenceAudio
 from rvc.processing.services import VoiceServices
 
@@ -28,12 +32,13 @@ __all__ = ["RequestTracker", "run_tracked", "stream_sentences"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class RequestTracker:
     """Counts and times one request in the services' counters and the metrics."""
 
-    def __init__(self, request: Request, route: str) -> None:
+    def __init__(self, request: HTTPConnection, route: str) -> None:
         self.services: VoiceServices = request.app.state.services
         self.metrics = request.app.state.metrics
         self.route = route
@@ -62,8 +67,15 @@ class RequestTracker:
         if warned:
             self.metrics.sentence_warnings.inc()
 
-    def observe(self, sentence: SentenceAudio) -> None:
-        self.observe_sentence(sentence.tts_time, sentence.rvc_time, sentence.duration_s, bool(sentence.warnings))
+    def observe(self, item: object) -> None:
+        """Count a sentence's or a chunk's stages and audio (other stream items count nothing)."""
+        if isinstance(item, RenderedChunk | ChunkAudio):
+            self.metrics.audio_seconds.inc(item.duration_s)
+            self.metrics.stage_seconds.labels("tts").observe(item.tts_s)
+            self.metrics.stage_seconds.labels("rvc").observe(item.rvc_s)
+            return
+        if isinstance(item, SentenceAudio):
+            self.observe_sentence(item.tts_time, item.rvc_time, item.duration_s, bool(item.warnings))
 
 
 async def run_tracked(tracker: RequestTracker, work: Awaitable[T], *, finish: bool = True) -> T:
@@ -86,14 +98,14 @@ async def run_tracked(tracker: RequestTracker, work: Awaitable[T], *, finish: bo
 
 async def stream_sentences(
     tracker: RequestTracker,
-    sentences: AsyncGenerator[SentenceAudio, None],
-    render: Callable[[SentenceAudio], Awaitable[T]],
+    sentences: AsyncGenerator[Item, None],
+    render: Callable[[Item], Awaitable[T]],
     *,
-    first: SentenceAudio | None = None,
+    first: Item | None = None,
     end: Callable[[], Awaitable[T]] | None = None,
     on_error: Callable[[VoiceError], T] | None = None,
 ) -> AsyncGenerator[T, None]:
-    """``render(sentence)`` per sentence (``first`` already taken from ``sentences``), then ``end()``.
+    """``render(item)`` per sentence or chunk (``first`` already taken from ``sentences``), then ``end()``.
 
     A ``VoiceError`` mid-stream (Triton or the workers gone: 503) becomes
     ``on_error(error)`` as the last item, and so does any other exception (as

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any
 
@@ -73,6 +75,24 @@ class TritonSpeech:
             request_id=f"{request_id_var.get()}-{self._count}",
         )
         return wav
+
+    async def stream_speech(
+        self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *, seed: int | None,
+        max_new_tokens: int,
+    ) -> AsyncGenerator[np.ndarray, None]:
+        """``text`` from ``spark_tts_decoupled`` as it is generated: (T,) float32 16 kHz pieces that
+        concatenate to the sentence; closing the generator cancels the request in Triton."""
+        if self._client is None:
+            raise ModelUnavailable("the Spark-TTS client is not started")
+        self._count += 1
+        params = TTSParams(**settings.values_for(Target.TTS), max_new_tokens=max_new_tokens, seed=seed)
+        chunks = self._client.stream_audio(
+            text, reference_wav, settings.reference_text or None, params,
+            request_id=f"{request_id_var.get()}-{self._count}",
+        )
+        async with aclosing(chunks) as stream:
+            async for chunk in stream:
+                yield chunk.audio
 
 
 class PoolVoice:

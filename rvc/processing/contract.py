@@ -32,6 +32,7 @@ __all__ = [
     "DESCRIPTION_MAX_CHARS",
     "RVC_MODEL_MAX_CHARS",
     "F0Method",
+    "Granularity",
     "RequestOptions",
     "SynthesisDefaults",
     "SynthesisOverrides",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 F0Method = Literal["rmvpe", "pm", "harvest", "crepe"]
+Granularity = Literal["sentence", "chunk"]
 RVC_MODEL_MAX_CHARS = 128  # an ``rvc_model`` field wherever it is sent (forms, OpenAI body, saved voices)
 DESCRIPTION_MAX_CHARS = 500  # a saved voice's description
 
@@ -128,6 +130,10 @@ class RequestOptions(BaseModel):
     )
     speed: Annotated[float | None, Target.OUTPUT] = Field(
         None, ge=0.25, le=4.0, strict=True, description="tempo, pitch kept (WSOLA time stretch); 1.0 = untouched"
+    )
+    granularity: Annotated[Granularity | None, Target.REQUEST] = Field(
+        None, description="streaming routes: sentence (default: one part per sentence) or chunk (audio as it "
+                          "leaves RVC, first sound after the first TTS chunk); OpenAI's stream_format implies chunk",
     )
 
 

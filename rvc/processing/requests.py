@@ -34,6 +34,7 @@ __all__ = [
     "OPENAI_INPUT_LIMIT",
     "TTS_RATE",
     "ConversionRequest",
+    "ResolvedVoice",
     "SpokenText",
     "TextLimit",
     "VoiceFields",
@@ -42,6 +43,7 @@ __all__ = [
     "check_reference",
     "decode_clip",
     "decode_reference",
+    "resolve_voice",
     "service_text_limit",
     "spoken_text",
 ]
@@ -159,13 +161,33 @@ async def build_request(
     reference: bytes | None = None,
     skip_rvc: bool = False,
 ) -> SynthesisRequest:
-    """Check the text and reference; merge request fields over the saved voice's over the stored defaults.
+    """Check (and normalise) the text, then the voice (``resolve_voice``)."""
+    spoken = await spoken_text(text, limit, normalize=fields.normalize)
+    voice = await resolve_voice(fields, services, reference=reference, skip_rvc=skip_rvc)
+    return SynthesisRequest(
+        spoken.sentences, voice.reference_wav, voice.settings, rvc_model=voice.rvc_model, seed=fields.seed,
+        normalized_text=spoken.normalized,
+    )
+
+
+@dataclass(frozen=True)
+class ResolvedVoice:
+    """Who speaks and how, before any text: what a WebSocket session fixes at its start."""
+
+    reference_wav: np.ndarray  # (T,) float32 at 16 kHz
+    settings: SynthesisDefaults
+    rvc_model: str | None
+
+
+async def resolve_voice(
+    fields: VoiceFields, services: VoiceServices, *, reference: bytes | None = None, skip_rvc: bool = False
+) -> ResolvedVoice:
+    """Check the reference; merge request fields over the saved voice's over the stored defaults.
 
     The reference is the uploaded file (``reference``), else the saved
     voice's clip, else the stored default clip. An upload replaces the
     voice's clip, so the voice's transcript is dropped with it.
     """
-    spoken = await spoken_text(text, limit, normalize=fields.normalize)
     selection = await services.select_voice(fields.voice, fields.rvc_model)
     voice_overrides = selection.overrides
     if reference is not None:
@@ -188,10 +210,7 @@ async def build_request(
     resolved = _resolve(fields, voice_overrides.apply(await services.stored_defaults()))
     if skip_rvc:
         resolved = resolved.model_copy(update={"skip_rvc": True})
-    return SynthesisRequest(
-        spoken.sentences, clip, resolved, rvc_model=selection.rvc_model, seed=fields.seed,
-        normalized_text=spoken.normalized,
-    )
+    return ResolvedVoice(clip, resolved, selection.rvc_model)
 
 
 async def build_conversion(fields: VoiceFields, services: VoiceServices) -> ConversionRequest:

@@ -23,6 +23,7 @@ from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
 from rvc.device import PartPlacement
 from rvc.errors import InvalidInput, StorageUnavailable, VoiceError
+from rvc.processing.chunk_pipeline import ChunkPipeline, StreamingSpeechBackend, VoiceStreamBackend
 from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
 from rvc.processing.defaults_store import DefaultsStore
 from rvc.processing.pipeline import SpeechBackend, TTSRVCPipeline, VoiceBackend
@@ -42,7 +43,7 @@ __all__ = ["HealthReport", "ManagedSpeech", "ManagedVoice", "VoiceSelection", "V
 logger = logging.getLogger(__name__)
 
 
-class ManagedSpeech(SpeechBackend, Protocol):
+class ManagedSpeech(SpeechBackend, StreamingSpeechBackend, Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def ready(self) -> bool: ...
@@ -126,6 +127,8 @@ class VoiceServices:
         self.pipeline = TTSRVCPipeline(
             speech, voice, retry_suspect=retry_suspect, lookahead=settings.rvc_workers + 1
         )
+        # granularity=chunk: the pool's RVC streams once it has them (PoolVoice.open_stream), else skip_rvc only
+        self.chunks = ChunkPipeline(speech, voice if isinstance(voice, VoiceStreamBackend) else None)
         self.started_at = time.time()
         self.counts: dict[str, int] = {"requests": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
 

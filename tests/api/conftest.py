@@ -22,7 +22,8 @@ __all__ = ["decode", "espeak_wav", "parse_multipart", "parse_sse", "wav_bytes"]
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+    # a small WebSocket idle timeout, so tests/api/test_websocket.py sees a silent client closed quickly
+    with running_stack(tmp_path_factory.mktemp("stack"), ws_idle_timeout_s=3.0) as running:
         yield running
 
 
