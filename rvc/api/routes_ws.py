@@ -175,6 +175,7 @@ class _Session:
             rvc_model=start.rvc_model, seed=start.seed,
         )
         voice = await resolve_voice(fields, self.services)
+        self.text.normalize = start.normalize
         output = OutputSpec(format=start.format, sample_rate=start.sample_rate)
         job = ChunkJob(voice.reference_wav, voice.settings, voice.rvc_model, start.seed, self.tracker.started)
         return await self.services.chunks.open(job), output

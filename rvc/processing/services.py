@@ -127,7 +127,8 @@ class VoiceServices:
         self.pipeline = TTSRVCPipeline(
             speech, voice, retry_suspect=retry_suspect, lookahead=settings.rvc_workers + 1
         )
-        # granularity=chunk: the pool's RVC streams once it has them (PoolVoice.open_stream), else skip_rvc only
+        # granularity=chunk: one RVC stream per request on the pool (PoolVoice.open_stream); a stand-in
+        # backend without streams serves chunk mode with skip_rvc only
         self.chunks = ChunkPipeline(speech, voice if isinstance(voice, VoiceStreamBackend) else None)
         self.started_at = time.time()
         self.counts: dict[str, int] = {"requests": 0, "succeeded": 0, "failed": 0, "cancelled": 0}

@@ -30,6 +30,7 @@ from rvc.processing.contract import (
     fields_for,
     optional_fields,
 )
+from rvc.processing.normalize import normalize_text
 from rvc.processing.sentences import split_sentences
 
 __all__ = [
@@ -88,7 +89,7 @@ class _StartBody(BaseModel):
 
 
 # every storable tunable, seed and sample_rate; speed is not streamable chunk by chunk, format is declared above
-_START_FIELDS = {**fields_for(SynthesisDefaults), **fields_for(RequestOptions, Target.REQUEST)}
+_START_FIELDS = {**fields_for(SynthesisDefaults), **fields_for(RequestOptions, Target.REQUEST, Target.TEXT)}
 _START_FIELDS |= {name: info for name, info in fields_for(RequestOptions, Target.OUTPUT).items() if name == "sample_rate"}
 _START_FIELDS.pop("granularity", None)
 
@@ -106,6 +107,7 @@ class StartMessage:
     sample_rate: int | None
     seed: int | None
     tunables: dict[str, Any]  # the SynthesisDefaults fields the client set, by name
+    normalize: bool = True  # write numbers, dates, units... out as spoken, sentence by sentence
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,10 @@ def _start(data: dict[str, Any]) -> StartMessage:
         raise SessionError(f"start: {field}: {first['msg']}", code="invalid_input", field=field) from exc
     given = {name: value for name, value in body.model_dump().items() if value is not None}
     tunables = {name: value for name, value in given.items() if name in SynthesisDefaults.model_fields}
-    return StartMessage(body.voice, body.rvc_model, body.format, given.get("sample_rate"), given.get("seed"), tunables)
+    return StartMessage(
+        body.voice, body.rvc_model, body.format, given.get("sample_rate"), given.get("seed"), tunables,
+        normalize=given.get("normalize", True),
+    )
 
 
 def parse_message(raw: str, *, max_bytes: int) -> ClientMessage:
@@ -188,6 +193,7 @@ class TextSession:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._queued_chars = 0
         self.waiting = False  # the speaker is waiting for text: nothing is left to speak
+        self.normalize = True  # set from the start message: each cut sentence is written out as spoken
 
     def append(self, text: str) -> None:
         if self.closed:
@@ -236,4 +242,5 @@ class TextSession:
             if sentence is None:
                 return
             self._queued_chars -= len(sentence)
-            yield sentence
+            # normalised after the cut: the splitter sees the text as typed (its rules know "Dr." and "3.5")
+            yield await asyncio.to_thread(normalize_text, sentence) if self.normalize else sentence

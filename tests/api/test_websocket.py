@@ -275,3 +275,11 @@ def test_closing_a_session_through_rvc_frees_the_workers(stack: Stack) -> None:
     while httpx.get(f"{stack.base_url}/status", timeout=10).json()["rvc"].get("running", 0) != 0:
         assert time.monotonic() < deadline, "an RVC stream kept a worker busy after the socket closed"
         time.sleep(0.2)
+
+
+def test_numbers_are_spoken_as_words_unless_the_session_turns_normalising_off(stack: Stack) -> None:
+    text = "Dr. Smith paid $3.50 at 12:30. That was 10% more."
+    spoken = [m["text"] for m in speak(stack, text, seed=5).of("sentence")]
+    assert spoken == ["Doctor Smith paid three dollars and fifty cents at twelve thirty.", "That was ten percent more."]
+    as_typed = [m["text"] for m in speak(stack, text, seed=5, normalize=False).of("sentence")]
+    assert as_typed == ["Dr. Smith paid $3.50 at 12:30.", "That was 10% more."]
