@@ -133,7 +133,9 @@ def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str]
 
 def parse_sse(text: str) -> list[tuple[str, str]]:
     """(event, data) pairs of a text/event-stream body."""
-    events, event, data = [], "message", []
+    events: list[tuple[str, str]] = []
+    data: list[str] = []
+    event = "message"
     for line in text.splitlines():
         if not line:
             if data:
