@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import httpx  # noqa: E402
 
 import rvc  # noqa: E402,F401  (hides the repo's triton/ folder from torch)
+from tests.seed_cli import synthetic_reference as reference_clip  # noqa: E402  (bench_streaming imports it)
 from tests.stack import serve_app, stack_settings, start_triton, write_demo_assets  # noqa: E402
 
 TEXT = "The first sentence sets the scene. The second one carries the story on. The third brings it home."
@@ -58,20 +59,6 @@ class Timing:
     total: float  # s to the end of the response
     tts: tuple[float, ...]  # each sentence's X-TTS-Time
     rvc: tuple[float, ...]  # each sentence's X-RVC-Time
-
-
-def reference_clip() -> bytes:
-    import io
-
-    import numpy as np
-    import soundfile as sf
-
-    rate = 16000
-    t = np.arange(rate * 3) / rate
-    wave = 0.3 * np.sin(2 * np.pi * 140 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))
-    buffer = io.BytesIO()
-    sf.write(buffer, wave.astype(np.float32), rate, format="WAV")
-    return buffer.getvalue()
 
 
 def timed_stream(base_url: str, reference: bytes, seed: int) -> Timing:

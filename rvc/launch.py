@@ -16,12 +16,14 @@ pipe to this process reads EOF.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Literal
 
@@ -35,6 +37,19 @@ from rvc.logging_setup import configure_logging
 from rvc.settings import PROJECT_ROOT, Settings, load_settings
 
 logger = logging.getLogger("rvc.launch")
+
+
+def triton_config(settings: Settings, repository: Path) -> TritonServerConfig:
+    """The tritonserver the settings place (host, ports, work dir under RUN_DIR), shared with the tests' stack
+    so both start it where the clients look for it; callers replace the timeouts and device they decide."""
+    return TritonServerConfig(
+        model_repository=repository,
+        host=settings.triton_host,
+        grpc_port=settings.triton_grpc_port,
+        http_port=settings.triton_http_port,
+        metrics_port=settings.triton_metrics_port,
+        work_dir=settings.run_dir / "tritonserver",
+    )
 
 
 def _run_tool(command: list[str], stop: threading.Event) -> int:
@@ -195,13 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                 gpu_count=placement.gpu_count,
             )
             triton = TritonSupervisor(
-                TritonServerConfig(
-                    model_repository=repository,
-                    host=settings.triton_host,
-                    grpc_port=settings.triton_grpc_port,
-                    http_port=settings.triton_http_port,
-                    metrics_port=settings.triton_metrics_port,
-                    work_dir=settings.run_dir / "tritonserver",
+                dataclasses.replace(
+                    triton_config(settings, repository),
                     startup_timeout_s=settings.triton_startup_timeout_s,
                     cpu_only=settings.device == "cpu",
                 ),

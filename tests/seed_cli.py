@@ -91,6 +91,11 @@ def load_or_make_reference(path: str | None) -> bytes:
             ["espeak-ng", "-v", "en-us", "--stdout", "This is a reference voice for the test."],
             check=True, capture_output=True,
         ).stdout
+    return synthetic_reference()
+
+
+def synthetic_reference() -> bytes:
+    """A 3 s voiced buzz at 16 kHz (WAV bytes): a reference clip for machines without espeak-ng or a file."""
     rate = 16000
     t = np.arange(rate * 3) / rate
     wave = 0.3 * np.sin(2 * np.pi * 140 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))
@@ -128,7 +133,9 @@ def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str]
 
 def parse_sse(text: str) -> list[tuple[str, str]]:
     """(event, data) pairs of a text/event-stream body."""
-    events, event, data = [], "message", []
+    events: list[tuple[str, str]] = []
+    data: list[str] = []
+    event = "message"
     for line in text.splitlines():
         if not line:
             if data:

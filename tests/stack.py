@@ -9,6 +9,7 @@ exit, leaving no process behind.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ from fastapi import FastAPI
 
 from rvc.api.app import create_app
 from rvc.assets import mark_demo
-from rvc.grpc.launcher import TritonServer, TritonServerConfig
+from rvc.grpc.launcher import TritonServer
+from rvc.launch import triton_config
 from rvc.settings import Settings, load_settings
 from tests.conftest import free_port
 
@@ -90,17 +92,7 @@ def start_triton(settings: Settings, *, mode: Literal["offline", "streaming"] = 
     from rvc.grpc.model_repository import prepare_model_repository
 
     repository = prepare_model_repository(settings.triton_model_repo, model_dir=settings.spark_model_dir, mode=mode)
-    server = TritonServer(
-        TritonServerConfig(
-            model_repository=repository,
-            host=settings.triton_host,
-            grpc_port=settings.triton_grpc_port,
-            http_port=settings.triton_http_port,
-            metrics_port=settings.triton_metrics_port,
-            work_dir=settings.run_dir / "tritonserver",
-            stop_timeout_s=10,
-        )
-    )
+    server = TritonServer(dataclasses.replace(triton_config(settings, repository), stop_timeout_s=10))
     return server.start()
 
 

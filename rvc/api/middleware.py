@@ -59,8 +59,8 @@ def error_payload(path: str, error: VoiceError) -> dict[str, Any]:
     return {"error": error.to_dict(), "request_id": request_id_var.get()}
 
 
-class RequestIdMiddleware:
-    """Take X-Request-ID from the client (when sane) or make one; log lines and responses carry it."""
+class _HttpMiddleware:
+    """Hands HTTP requests to ``handle``; lifespan and WebSocket scopes pass through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,6 +69,16 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestIdMiddleware(_HttpMiddleware):
+    """Take X-Request-ID from the client (when sane) or make one; log lines and responses carry it."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if given and len(given) <= 64 and given.isprintable() else uuid.uuid4().hex[:16]
         token = request_id_var.set(request_id)
@@ -85,17 +95,14 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
-class HeaderLimitMiddleware:
+class HeaderLimitMiddleware(_HttpMiddleware):
     """Answer 431 in the route family's error shape when the request headers are over ``max_bytes``."""
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         size = sum(len(name) + len(value) + 4 for name, value in scope.get("headers", []))
         if size <= self.max_bytes:
             await self.app(scope, receive, send)
@@ -119,15 +126,12 @@ async def _send_json(send: Send, error: VoiceError, payload: dict[str, Any]) -> 
     await send({"type": "http.response.body", "body": body})
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(_HttpMiddleware):
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(scope, send)

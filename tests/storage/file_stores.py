@@ -234,37 +234,6 @@ def _validated_record(**fields: Any) -> VoiceRecord:
         raise InvalidInput(f"{field}: {error['msg']}", field=field) from exc
 
 
-def _clip(reference_wav: np.ndarray) -> np.ndarray:
-    samples = np.ascontiguousarray(reference_wav, dtype=np.float32)
-    if samples.ndim != 1 or samples.size == 0 or not np.isfinite(samples).all():
-        raise InvalidInput("reference_audio must be non-empty finite mono audio", field="reference_audio")
-    return samples
-
-
-def _clip_fields(samples: np.ndarray) -> dict[str, Any]:
-    digest = hashlib.sha256(samples.tobytes()).hexdigest()
-    return {
-        "reference_file": f"reference-{digest[:16]}.wav", "reference_sha256": digest,
-        "reference_seconds": round(samples.size / REFERENCE_RATE, 3),
-    }
-
-
-def _voice_defaults(defaults: SynthesisOverrides | None) -> SynthesisOverrides:
-    """A voice's own defaults: the transcript lives in ``reference_text``, not here."""
-    if defaults is None:
-        return SynthesisOverrides()
-    return defaults.model_copy(update={"reference_text": None})
-
-
-def _validated_record(**fields: Any) -> VoiceRecord:
-    try:
-        return VoiceRecord.model_validate(fields)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or None
-        raise InvalidInput(f"{field}: {error['msg']}", field=field) from exc
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,18 @@ import { encodeWav } from "./wav.js";
 
 const seconds = (value) => (Number.isFinite(value) ? value.toFixed(2) : "");
 
+// A sentence's table row before its audio arrives: number, text, and timings still to come.
+function pendingRow(index, text) {
+  const row = document.createElement("tr");
+  row.className = "pending";
+  for (const value of [String(index + 1), text, "…", "", ""]) {
+    const cell = document.createElement("td");
+    cell.textContent = value;
+    row.append(cell);
+  }
+  return row;
+}
+
 export class ResultView {
   constructor(root) {
     this.root = root;
@@ -59,16 +71,7 @@ export class ResultView {
   }
 
   plan(sentences) {
-    this.rows.replaceChildren(...sentences.map((sentence, index) => {
-      const row = document.createElement("tr");
-      row.className = "pending";
-      for (const text of [String(index + 1), sentence, "…", "", ""]) {
-        const cell = document.createElement("td");
-        cell.textContent = text;
-        row.append(cell);
-      }
-      return row;
-    }));
+    this.rows.replaceChildren(...sentences.map((sentence, index) => pendingRow(index, sentence)));
     this.expected = sentences.length;
     this.say(`Speaking sentence 1 of ${sentences.length}…`);
   }
@@ -108,14 +111,7 @@ export class ResultView {
 
   // Type as you go: the server cut a sentence from what was typed and starts speaking it.
   addSentence(index, text) {
-    const row = document.createElement("tr");
-    row.className = "pending";
-    for (const value of [String(index + 1), text, "…", "", ""]) {
-      const cell = document.createElement("td");
-      cell.textContent = value;
-      row.append(cell);
-    }
-    this.rows.append(row);
+    this.rows.append(pendingRow(index, text));
     this.say(`Speaking sentence ${index + 1}…`);
   }
 
