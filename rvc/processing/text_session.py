@@ -193,7 +193,7 @@ class TextSession:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._queued_chars = 0
         self.waiting = False  # the speaker is waiting for text: nothing is left to speak
-        self.normalize = True  # set from the start message: each cut sentence is written out as spoken
+        self.normalize = False  # the WebSocket sets it from its start message (on by default there)
 
     def append(self, text: str) -> None:
         if self.closed:

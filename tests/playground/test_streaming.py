@@ -26,7 +26,9 @@ def reference_audio() -> bytes:
 
 
 def has_websocket_route(stack: Stack) -> bool:
-    return any(getattr(route, "path", None) == "/ws/synthesize" for route in stack.app.routes)
+    # the socket's protocol is documented at GET /ws/synthesize (OpenAPI lists no WebSocket routes)
+    spec = httpx.get(f"{stack.base_url}/openapi.json", timeout=30).json()
+    return "/ws/synthesize" in spec["paths"]
 
 
 def streams_by_chunk(stack: Stack) -> bool:
