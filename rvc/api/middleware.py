@@ -16,6 +16,7 @@ at once, and a chunked body is cut off as soon as it passes the limit.
 
 from __future__ import annotations
 
+import abc
 import json
 import uuid
 from typing import Any
@@ -59,7 +60,7 @@ def error_payload(path: str, error: VoiceError) -> dict[str, Any]:
     return {"error": error.to_dict(), "request_id": request_id_var.get()}
 
 
-class _HttpMiddleware:
+class _HttpMiddleware(abc.ABC):
     """Hands HTTP requests to ``handle``; lifespan and WebSocket scopes pass through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -71,8 +72,9 @@ class _HttpMiddleware:
             return
         await self.handle(scope, receive, send)
 
+    @abc.abstractmethod
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
+        """One HTTP request: the subclass's own behaviour, which calls ``self.app`` to go on."""
 
 
 class RequestIdMiddleware(_HttpMiddleware):
