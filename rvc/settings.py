@@ -119,6 +119,22 @@ class Settings(BaseSettings):
         "(0: never; off on the CPU, where workers hold no GPU memory)",
     )
 
+    # --- RVC streams (granularity=chunk): StreamConfig's geometry; unset = its measured default ----------
+    rvc_stream_block_s: float | None = Field(
+        None, gt=0, description="new input of a stream's first step, seconds (multiple of 0.01): the floor of chunk "
+        "mode's first audio (unset: rvc/infer/stream_config.py's default)",
+    )
+    rvc_stream_steady_block_s: float | None = Field(
+        None, gt=0, description="largest step, reached by doubling the first: fewer, larger steps cost less per "
+        "second of audio once the first sound is out (unset: the default)",
+    )
+    rvc_stream_context_s: float | None = Field(
+        None, gt=0, description="left context HuBERT and the synthesizer see per step (RVC's realtime GUI: 2.5 s; "
+        "unset: the default)",
+    )
+    rvc_stream_crossfade_s: float | None = Field(None, gt=0, description="SOLA crossfade per join (unset: the default)")
+    rvc_stream_search_s: float | None = Field(None, ge=0, description="SOLA search window (unset: the default)")
+
     # --- the WebSocket /ws/synthesize ------------------------------------------------------
     ws_max_message_bytes: int = Field(
         65536, ge=64, description="largest client message (one JSON text frame); over it: error, close 1008"
@@ -195,6 +211,18 @@ class Settings(BaseSettings):
     def voice_name(self) -> str:
         """The default voice's name: RVC_MODEL without `.pth`."""
         return self.rvc_model.removesuffix(".pth")
+
+    @property
+    def stream_geometry(self) -> dict[str, float]:
+        """The RVC_STREAM_* values that are set, by StreamConfig's field names (the rest keep its defaults)."""
+        values = {
+            "block": self.rvc_stream_block_s,
+            "steady_block": self.rvc_stream_steady_block_s,
+            "context": self.rvc_stream_context_s,
+            "crossfade": self.rvc_stream_crossfade_s,
+            "search": self.rvc_stream_search_s,
+        }
+        return {name: value for name, value in values.items() if value is not None}
 
     @property
     def max_upload_bytes(self) -> int:

@@ -1,8 +1,8 @@
 """Streamed RVC conversion: 16 kHz audio in as it arrives, the voice's audio out block by block.
 
-The steps follow RVC's realtime path (``rtrvc.py`` + the realtime GUI's audio callback): a fixed
-16 kHz buffer of left context + crossfade + search + block slides by one block per step; HuBERT
-runs over the whole buffer; f0 runs only over the new block plus a margin and is written into a
+The steps follow RVC's realtime path (``rtrvc.py`` + the realtime GUI's audio callback): a 16 kHz
+buffer slides by one step's new input; HuBERT runs over the step's window (left context + crossfade
++ search + the new input); f0 runs only over the new block plus a margin and is written into a
 pitch cache that slides with the buffer (already shifted, so old frames are never re-estimated);
 the synthesizer decodes only the tail (``skip_head`` / ``return_length``); the volume envelope
 is mixed as offline; SOLA aligns the tail to the previous step and crossfades it (``sola.py``).
@@ -14,8 +14,9 @@ the input's envelope far more closely than offline does, so they were measured a
 peak limit and int16 rescaling need the whole signal and are left out (the output is clipped to
 [-1, 1]); the index blend covers the whole buffer.
 
-Determinism: input is cut into steps of exactly ``config.block`` whatever the sizes ``feed`` is
-called with, so the same audio gives the same output however it is split; with
+Determinism: input is cut into steps by ``config``'s schedule (``step_frames``: ``block``, doubling
+up to ``steady_block``), whatever the sizes ``feed`` is called with, so the same audio gives the
+same output however it is split; with
 ``params.deterministic`` no noise is drawn, with ``params.seed`` the draws come from one generator
 seeded when the stream opens.
 """
@@ -91,7 +92,7 @@ class StreamConverter:
     Owned by one caller (not thread-safe); the models are only read, so any number of streams
     and offline conversions can share them. Memory held between calls is bounded and does not
     grow with the stream: the 16 kHz buffer (``config.buffer_frames`` x 160 float32), a pitch
-    cache of as many frames, under one block of pending input, one crossfade tail and
+    cache of as many frames, under one step of pending input, one crossfade tail and
     ``config.envelope`` seconds of raw output at the voice's rate; with the defaults at 40 kHz
     about 270 kB. A step's activations are freed when it ends.
     """
@@ -143,8 +144,13 @@ class StreamConverter:
 
     @property
     def block_samples(self) -> int:
-        """16 kHz input samples per step."""
+        """16 kHz input samples of the first step (the least input that gives output)."""
         return self.config.block_frames * HOP_LENGTH
+
+    @property
+    def next_step_samples(self) -> int:
+        """16 kHz input samples the next step takes (the schedule of ``config.step_frames``)."""
+        return self.config.step_frames(self.steps) * HOP_LENGTH
 
     @property
     def finished(self) -> bool:
@@ -153,10 +159,10 @@ class StreamConverter:
     def feed(self, audio16k: np.ndarray) -> np.ndarray:
         """(N,) float audio at 16 kHz, any N >= 0 -> the voice's audio ready so far, (M,) float32 in [-1, 1].
 
-        M is a multiple of one block's output (``block`` x the voice's rate) minus, on the first
-        output, the ``crossfade + search`` lag; often 0 while a block fills. One call runs one
-        step per whole block it completes, so a caller that feeds at most ``block_samples`` at a
-        time never holds the models for longer than one step.
+        M is the output of the steps this feed completed (each step's new input x the voice's
+        rate) minus, on the first output, the ``crossfade + search`` lag; often 0 while a step
+        fills. One call runs every step it completes, so a caller that feeds at most
+        ``next_step_samples`` at a time never holds the models for longer than one step.
         """
         if self._finished:
             raise InvalidInput(
@@ -175,9 +181,8 @@ class StreamConverter:
         filtered, self._high_pass_state = signal.sosfilt(self._high_pass, wav, zi=self._high_pass_state)
         self._pending = np.concatenate([self._pending, filtered.astype(np.float32)])
         pieces = []
-        block = self.block_samples
-        while self._pending.shape[0] >= block:
-            new, self._pending = self._pending[:block], self._pending[block:]
+        while self._pending.shape[0] >= (size := self.next_step_samples):
+            new, self._pending = self._pending[:size], self._pending[size:]
             pieces.append(self._guarded_step(new))
         return self._emit(pieces)
 
@@ -186,7 +191,7 @@ class StreamConverter:
 
         After it, the stream has returned exactly ``floor(N · sample_rate / 16000)`` samples in
         all, N being every input sample fed: the pending input is padded with silence just far
-        enough to push its last sample through the lag, in at most ceil((pending + lag) / block) steps.
+        enough to push its last sample through the lag, in steps no longer than the schedule's next.
         """
         if self._finished:
             return np.zeros(0, dtype=np.float32)
@@ -197,7 +202,7 @@ class StreamConverter:
         if owed > 0:
             owed += self._to_drop
         while owed > 0:
-            frames = min(self.config.block_frames, -(-owed // self.frame_out))
+            frames = min(self.config.step_frames(self.steps), -(-owed // self.frame_out))
             wanted = frames * HOP_LENGTH
             new = np.zeros(wanted, dtype=np.float32)
             take = min(wanted, self._pending.shape[0])
@@ -239,7 +244,7 @@ class StreamConverter:
         """Slide the buffer by ``new16k`` ((n·160,) float32) and return n frames of joined output."""
         started = time.perf_counter()
         new_frames = new16k.shape[0] // HOP_LENGTH
-        total = self.config.buffer_frames
+        total = self.config.window_frames(new_frames)
         decoded_frames = new_frames + self.config.lag_frames
         skip_head = total - decoded_frames
         self._buffer = np.concatenate([self._buffer[new16k.shape[0] :], new16k])
@@ -248,13 +253,13 @@ class StreamConverter:
         if models.if_f0:
             self._update_pitch(new_frames)
             started = self._timed("f0", started)
-        feats = self._content()
+        feats = self._content(total)
         started = self._timed("hubert", started)
         device = models.device
         pitch = pitchf = None
         if models.if_f0:
-            pitch = torch.from_numpy(self._pitch).unsqueeze(0).to(device)
-            pitchf = torch.from_numpy(self._pitchf).unsqueeze(0).to(device)
+            pitch = torch.from_numpy(self._pitch[-total:]).unsqueeze(0).to(device)
+            pitchf = torch.from_numpy(self._pitchf[-total:]).unsqueeze(0).to(device)
         lengths = torch.tensor([total], device=device, dtype=torch.long)
         audio = models.synthesizer.infer(
             feats, lengths, pitch, pitchf, self._sid, generator=self._generator,
@@ -268,11 +273,10 @@ class StreamConverter:
         self.steps += 1
         return joined
 
-    def _content(self) -> torch.Tensor:
-        """HuBERT over the buffer, index-blended, protect-mixed: (1, buffer_frames, C) at 10 ms frames."""
+    def _content(self, total: int) -> torch.Tensor:
+        """HuBERT over the buffer's last ``total`` frames, index-blended, protect-mixed: (1, total, C), 10 ms frames."""
         models, params = self.models, self.params
-        total = self.config.buffer_frames
-        source = torch.from_numpy(self._buffer).view(1, -1).to(models.device)
+        source = torch.from_numpy(self._buffer[-total * HOP_LENGTH :]).view(1, -1).to(models.device)
         feats = models.hubert.extract(source, models.version).float()  # (1, T_h, C), 20 ms frames
         short = -(-total // 2) - feats.shape[1]
         if short > 0:  # the last 20 ms frame needs 400 samples: repeat it, as the realtime path
@@ -285,7 +289,7 @@ class StreamConverter:
         if raw is not None:
             raw = raw.repeat_interleave(2, dim=1)[:, :total]
             # unvoiced frames keep mostly the raw features, as offline
-            mask = torch.from_numpy(np.where(self._pitchf > 0, 1.0, params.protect))
+            mask = torch.from_numpy(np.where(self._pitchf[-total:] > 0, 1.0, params.protect))
             mask = mask.to(device=feats.device, dtype=feats.dtype)[None, :, None]
             feats = feats * mask + raw * (1 - mask)
         return feats

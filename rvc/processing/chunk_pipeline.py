@@ -1,20 +1,21 @@
-"""ChunkPipeline: text -> sentences -> streamed Spark-TTS chunks -> one RVC stream -> audio chunks.
+"""ChunkPipeline: text -> sentences -> streamed Spark-TTS chunks -> RVC streams -> audio chunks.
 
 The sentence pipeline (``pipeline.py``) hands out a sentence once it is spoken and converted
 whole, so the first sound waits for a whole sentence of TTS and RVC. Here every TTS chunk
-(``spark_tts_decoupled``: a small first chunk, steady ones after it) is fed to the request's
+(``spark_tts_decoupled``: a small first chunk, steady ones after it) is fed to the sentence's
 RVC stream the moment it arrives and whatever the stream converts goes out at once, so the
 first sound waits for one TTS chunk and one RVC block.
 
-One RVC stream per request, never one per sentence: the stream keeps its context, pitch cache
-and SOLA state across sentence joins, so the audio is continuous where sentences meet (a fresh
-stream would drop its start-up lag and click at every join).
+One RVC stream per sentence: inside a sentence the stream keeps its context, pitch cache and
+SOLA state, so steps join without a click; sentences convert side by side on different workers
+(up to ``lookahead`` in flight), as the sentence pipeline's do, and meet with the same short
+fade as there (``SENTENCE_FADE_MS`` out of one, into the next), where the speech is silent.
 
 Prefetch: sentence i+1's TTS stream starts when sentence i's TTS is done, while i's tail still
 converts, never earlier, so the first sentence's chunks do not share Triton with the next one's.
 Sentences come from an async iterable, so a WebSocket's text can keep arriving while the first
 sentences speak. Closing the event generator (a client that went away) cancels the TTS request
-in Triton and closes the RVC stream, in ``finally``.
+in Triton and closes every RVC stream, in ``finally``.
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 
-from rvc.errors import InvalidInput
+from rvc.errors import Busy, InvalidInput
 from rvc.infer.stream_config import StreamConfig
 from rvc.processing.contract import SynthesisDefaults, Target
 from rvc.processing.pipeline import EMPTY_STAND_IN_S, TTS_SAMPLE_RATE, SynthesisRequest, token_budget
@@ -51,6 +52,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# the sentence pipeline's crossfade at sentence joins (audio_join.crossfade_concat); here a fade out
+# of one sentence and into the next, as the first is already sent when the second starts
+SENTENCE_FADE_MS = 10.0
 
 
 class VoiceStream(Protocol):
@@ -189,15 +194,21 @@ class ChunkPipeline:
     """Runs chunked requests against one streaming TTS and one streaming RVC; stateless between requests.
 
     ``voice`` None: RVC streaming is not available in this build, so only requests that skip RVC
-    can be chunked (the others are told to use sentence granularity).
+    can be chunked (the others are told to use sentence granularity). ``lookahead``: sentences a
+    request may have in flight at once (spoken or converting, not yet sent), each on its own RVC
+    stream; the service passes its worker count, as the sentence pipeline does.
     """
 
     def __init__(
-        self, speech: StreamingSpeechBackend, voice: VoiceStreamBackend | None, *, config: StreamConfig | None = None
+        self, speech: StreamingSpeechBackend, voice: VoiceStreamBackend | None, *, config: StreamConfig | None = None,
+        lookahead: int = 2,
     ) -> None:
+        if lookahead < 1:
+            raise ValueError(f"lookahead must be >= 1, got {lookahead}")
         self.speech = speech
         self.voice = voice
         self.config = config
+        self.lookahead = lookahead
         self.passthrough = PassThroughVoice()
 
     def check(self, settings: SynthesisDefaults) -> None:
@@ -210,12 +221,16 @@ class ChunkPipeline:
             )
 
     async def open(self, job: ChunkJob) -> ChunkStream:
-        """The request's RVC stream opened (its rate is known from here on); close it or read ``events``."""
+        """The request's first RVC stream opened (its rate is known from here on, and a full pool answers
+        503 before any audio is promised); close it or read ``events``."""
         self.check(job.settings)
         backend: VoiceStreamBackend = self.passthrough if job.settings.skip_rvc or self.voice is None else self.voice
         params = ConversionParams(**job.settings.values_for(Target.RVC), seed=job.seed)
-        stream = await backend.open_stream(job.rvc_model, params, self.config)
-        return ChunkStream(self.speech, job, stream)
+
+        async def open_stream() -> VoiceStream:
+            return await backend.open_stream(job.rvc_model, params, self.config)
+
+        return ChunkStream(self.speech, job, await open_stream(), open_stream, lookahead=self.lookahead)
 
     async def stream(self, job: ChunkJob, sentences: AsyncIterable[str]) -> AsyncGenerator[ChunkAudio, None]:
         """The audio chunks of ``sentences`` in order (see ``ChunkStream.events``)."""
@@ -226,14 +241,49 @@ class ChunkPipeline:
                     yield event
 
 
-class ChunkStream:
-    """One request's opened RVC stream and the loop that feeds it; an async context manager that closes."""
+@dataclass(frozen=True)
+class _Piece:
+    """Converted audio of one sentence, before it gets its place in the whole output."""
 
-    def __init__(self, speech: StreamingSpeechBackend, job: ChunkJob, voice_stream: VoiceStream) -> None:
+    audio: np.ndarray
+    tts_s: float
+    rvc_s: float
+
+
+@dataclass
+class _Sentence:
+    """One sentence in flight: its TTS chunks in (None: its TTS ended), its converted pieces out (None: done)."""
+
+    index: int
+    text: str
+    spoken: asyncio.Queue[_Spoken | None]
+    converted: asyncio.Queue[_Piece | None]
+    task: asyncio.Future[None] | None = None
+    previous: asyncio.Future[None] | None = None  # the sentence before's conversion
+
+
+class ChunkStream:
+    """One request's RVC streams and the loops that feed them; an async context manager that closes.
+
+    Each sentence converts on an RVC stream of its own, so while sentence i's tail converts on one
+    worker, sentence i+1's first chunks convert on another, as the sentence pipeline converts
+    sentences side by side: one stream for the whole text kept every request on one worker, and at
+    concurrency 1 the other worker idled (total time 1.6x sentence mode, measured). A sentence starts
+    and ends in silence, where a new stream's fade-in from silence joins as cleanly as sentence mode's
+    whole-sentence conversions do; inside a sentence SOLA joins the steps.
+    """
+
+    def __init__(
+        self, speech: StreamingSpeechBackend, job: ChunkJob, voice_stream: VoiceStream,
+        open_stream: Callable[[], Awaitable[VoiceStream]] | None = None, *, lookahead: int = 1,
+    ) -> None:
         self.speech = speech
         self.job = job
-        self.voice_stream = voice_stream
+        self.voice_stream = voice_stream  # opened by ChunkPipeline.open: the first sentence's
+        self._open_stream = open_stream
+        self.lookahead = lookahead if open_stream is not None else 1
         self.sample_rate = int(voice_stream.sample_rate)
+        self._first_taken = False
         self._closed = False
 
     async def aclose(self) -> None:
@@ -249,90 +299,177 @@ class ChunkStream:
     ) -> None:
         await self.aclose()
 
-    async def _speak_all(self, sentences: AsyncIterable[str], spoken: asyncio.Queue[_Spoken | SentenceStart | None]) -> None:
-        """Speak the sentences one after another into ``spoken``; the next starts when this one's TTS ends."""
+    async def _next_stream(self, previous: asyncio.Future[None] | None) -> VoiceStream:
+        """The first sentence takes the stream ``open`` made; the others open their own. When the pool has
+        no stream to spare (RVC_STREAM_MAX) for a later sentence, it waits for the sentence before to
+        free its stream and asks once more, so a request that started is not failed by its own lookahead."""
+        if not self._first_taken:
+            self._first_taken = True
+            return self.voice_stream
+        if self._open_stream is None:
+            raise RuntimeError("this ChunkStream was given one stream and no way to open more")
+        try:
+            stream = await self._open_stream()
+        except Busy:
+            if previous is None:
+                raise
+            await asyncio.wait([previous])
+            stream = await self._open_stream()
+        if int(stream.sample_rate) != self.sample_rate:
+            await stream.aclose()
+            raise RuntimeError(f"an RVC stream of this request answered {stream.sample_rate} Hz, not {self.sample_rate}")
+        return stream
+
+    async def _speak_all(
+        self, sentences: AsyncIterable[str], order: asyncio.Queue[_Sentence | None], slots: asyncio.Semaphore
+    ) -> None:
+        """Speak the sentences one after another, each into its own conversion; the next starts when this
+        one's TTS ends and a slot is free (at most ``lookahead`` sentences in flight)."""
         index = 0
+        previous: asyncio.Future[None] | None = None
         async for text in sentences:
-            await spoken.put(SentenceStart(index, text))
-            seed = None if self.job.seed is None else self.job.seed + index
-            chunks = self.speech.stream_speech(
-                text, self.job.reference_wav, self.job.settings, seed=seed, max_new_tokens=token_budget(text)
-            )
-            waited = time.perf_counter()
-            samples = 0
+            await slots.acquire()
+            sentence = _Sentence(index, text, asyncio.Queue(), asyncio.Queue(), previous=previous)
+            sentence.task = previous = asyncio.ensure_future(self._convert(sentence))
+            await order.put(sentence)
             try:
-                async for audio in chunks:
-                    now = time.perf_counter()
-                    if audio.size:
-                        samples += audio.size
-                        await spoken.put(_Spoken(index, audio, now - waited))
-                    waited = now
+                await self._speak(sentence)
             finally:
-                await chunks.aclose()  # cancels the request in Triton when we stop early
-            if samples == 0:  # as in sentence mode: a short pause keeps every sentence present in the output
-                logger.info("sentence %d: the TTS produced no speech; %g s of silence stands in", index, EMPTY_STAND_IN_S)
-                silence = np.zeros(int(EMPTY_STAND_IN_S * TTS_SAMPLE_RATE), dtype=np.float32)
-                await spoken.put(_Spoken(index, silence, time.perf_counter() - waited))
-            await spoken.put(_Spoken(index, None, 0.0))
+                sentence.spoken.put_nowait(None)  # the conversion flushes what it has, even when the TTS failed
             index += 1
-        await spoken.put(None)
+        await order.put(None)
+
+    async def _speak(self, sentence: _Sentence) -> None:
+        seed = None if self.job.seed is None else self.job.seed + sentence.index
+        chunks = self.speech.stream_speech(
+            sentence.text, self.job.reference_wav, self.job.settings, seed=seed, max_new_tokens=token_budget(sentence.text)
+        )
+        waited = time.perf_counter()
+        samples = 0
+        try:
+            async for audio in chunks:
+                now = time.perf_counter()
+                if audio.size:
+                    samples += audio.size
+                    sentence.spoken.put_nowait(_Spoken(sentence.index, audio, now - waited))
+                waited = now
+        finally:
+            await chunks.aclose()  # cancels the request in Triton when we stop early
+        if samples == 0:  # as in sentence mode: a short pause keeps every sentence present in the output
+            logger.info("sentence %d: the TTS produced no speech; %g s of silence stands in", sentence.index, EMPTY_STAND_IN_S)
+            silence = np.zeros(int(EMPTY_STAND_IN_S * TTS_SAMPLE_RATE), dtype=np.float32)
+            sentence.spoken.put_nowait(_Spoken(sentence.index, silence, time.perf_counter() - waited))
+
+    async def _convert(self, sentence: _Sentence) -> None:
+        """Feed the sentence's TTS chunks to its RVC stream as they come (all that queued up at once), then flush."""
+        stream = await self._next_stream(sentence.previous)
+        fade = int(self.sample_rate * SENTENCE_FADE_MS / 1000)
+        first = True
+        try:
+            ended = False
+            while not ended:
+                items = [await sentence.spoken.get()]
+                while not sentence.spoken.empty():  # the TTS ran ahead: one feed, one round trip, for all of it
+                    items.append(sentence.spoken.get_nowait())
+                ended = items[-1] is None
+                chunks = [item for item in items if item is not None and item.audio is not None]
+                if not chunks:
+                    continue
+                audio = np.concatenate([chunk.audio for chunk in chunks if chunk.audio is not None])
+                started = time.perf_counter()
+                converted = await stream.feed(audio)
+                if converted.size:
+                    if first:
+                        converted, first = _faded(converted, fade, fade_in=True), False
+                    sentence.converted.put_nowait(_Piece(converted, chunks[-1].tts_s, time.perf_counter() - started))
+            started = time.perf_counter()
+            rest = await stream.flush()
+            if first:
+                rest = _faded(rest, fade, fade_in=True)
+            rest = _faded(rest, fade, fade_in=False)
+            if rest.size:
+                sentence.converted.put_nowait(_Piece(rest, 0.0, time.perf_counter() - started))
+            sentence.converted.put_nowait(None)
+        finally:
+            await stream.aclose()
 
     async def events(self, sentences: AsyncIterable[str]) -> AsyncGenerator[ChunkAudio | SentenceStart, None]:
-        """``SentenceStart`` as each sentence begins, ``ChunkAudio`` as each piece leaves RVC, in order.
+        """Per sentence in order: ``SentenceStart``, then ``ChunkAudio`` as each of its pieces leaves RVC.
 
-        Closing this generator early cancels the TTS still running and closes the RVC stream.
+        Closing this generator early cancels the TTS still running and closes every RVC stream.
         """
-        spoken: asyncio.Queue[_Spoken | SentenceStart | None] = asyncio.Queue()
-        speaker = asyncio.ensure_future(self._speak_all(sentences, spoken))
+        order: asyncio.Queue[_Sentence | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(self.lookahead)
+        speaker = asyncio.ensure_future(self._speak_all(sentences, order, slots))
+        in_flight: list[_Sentence] = []
         index = offset = 0
-        sentence = 0
         try:
-            while True:
-                item = await _next(spoken, speaker)
-                if item is None:
-                    break
-                if isinstance(item, SentenceStart):
-                    sentence = item.index
-                    yield item
-                    continue
-                if item.audio is None:
-                    continue
-                started = time.perf_counter()
-                converted = await self.voice_stream.feed(item.audio)
-                if converted.size:
-                    yield self._chunk(index, sentence, offset, converted, item.tts_s, time.perf_counter() - started)
-                    index, offset = index + 1, offset + converted.size
-            started = time.perf_counter()
-            rest = await self.voice_stream.flush()
-            if rest.size:
-                yield self._chunk(index, sentence, offset, rest, 0.0, time.perf_counter() - started)
+            while (sentence := await _next(order, [speaker])) is not None:
+                in_flight.append(sentence)
+                assert sentence.task is not None
+                yield SentenceStart(sentence.index, sentence.text)
+                while (piece := await _next(sentence.converted, [sentence.task, speaker])) is not None:
+                    yield self._chunk(index, sentence.index, offset, piece)
+                    index, offset = index + 1, offset + piece.audio.size
+                await sentence.task  # its stream is closed
+                in_flight.remove(sentence)
+                slots.release()
+            await speaker
         finally:
-            if not speaker.done():
-                speaker.cancel()
-            await asyncio.gather(speaker, return_exceptions=True)
+            pending = [speaker, *(sentence.task for sentence in in_flight if sentence.task is not None)]
+            while not order.empty():  # started, never read: the generator was closed
+                queued = order.get_nowait()
+                if queued is not None and queued.task is not None:
+                    pending.append(queued.task)
+            for task in pending:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             await self.aclose()
 
-    def _chunk(self, index: int, sentence: int, offset: int, audio: np.ndarray, tts_s: float, rvc_s: float) -> ChunkAudio:
-        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+    def _chunk(self, index: int, sentence: int, offset: int, piece: _Piece) -> ChunkAudio:
+        samples = np.asarray(piece.audio, dtype=np.float32).reshape(-1)
         elapsed = time.perf_counter() - self.job.started
-        return ChunkAudio(index, sentence, offset, samples, self.sample_rate, tts_s, rvc_s, elapsed)
+        return ChunkAudio(index, sentence, offset, samples, self.sample_rate, piece.tts_s, piece.rvc_s, elapsed)
 
 
-async def _next(spoken: asyncio.Queue[_Spoken | SentenceStart | None], speaker: asyncio.Future[None]) -> _Spoken | SentenceStart | None:
-    """The next spoken item; the speaker's failure (a TTS error, a bad source) is raised here."""
-    if not spoken.empty():
-        return spoken.get_nowait()
-    getter = asyncio.ensure_future(spoken.get())
-    try:
-        waiters: set[asyncio.Future[Any]] = {getter, speaker}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not getter.done():
-            getter.cancel()
-    if getter.done() and not getter.cancelled():
-        return getter.result()
-    speaker.result()  # raises the speaker's error
-    return spoken.get_nowait() if not spoken.empty() else None
+def _faded(audio: np.ndarray, length: int, *, fade_in: bool) -> np.ndarray:
+    """A linear fade from (fade_in) or to silence over the first or last ``length`` samples (fewer when shorter)."""
+    length = min(length, audio.size)
+    if length == 0:
+        return audio
+    ramp = np.linspace(0.0, 1.0, length, endpoint=False, dtype=np.float32)
+    audio = np.array(audio, dtype=np.float32)
+    if fade_in:
+        audio[:length] *= ramp
+    else:
+        audio[-length:] *= ramp[::-1]
+    return audio
+
+
+_Item = TypeVar("_Item")
+
+
+async def _next(queue: asyncio.Queue[_Item], watched: list[asyncio.Future[None]]) -> _Item:
+    """The queue's next item; a watched task's failure (a TTS error, a stream's) is raised here instead.
+
+    A watched task that ended well is no reason to stop waiting: its items may still be queued.
+    """
+    while True:
+        if not queue.empty():
+            return queue.get_nowait()
+        for task in watched:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        getter = asyncio.ensure_future(queue.get())
+        waiters: set[asyncio.Future[Any]] = {getter, *(task for task in watched if not task.done())}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
 
 
 async def sentences_of(request: SynthesisRequest) -> AsyncIterator[str]:

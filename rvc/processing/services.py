@@ -22,7 +22,8 @@ import numpy as np
 from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
 from rvc.device import PartPlacement
-from rvc.errors import InvalidInput, StorageUnavailable, VoiceError
+from rvc.errors import ConfigError, InvalidInput, StorageUnavailable, VoiceError
+from rvc.infer.stream_config import StreamConfig
 from rvc.processing.chunk_pipeline import ChunkPipeline, StreamingSpeechBackend, VoiceStreamBackend
 from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
 from rvc.processing.defaults_store import DefaultsStore
@@ -38,7 +39,7 @@ from rvc.server.voices import list_voices, resolve_voice
 from rvc.settings import Settings
 from rvc.storage import SEEDED_MARKER, Markers, open_storage
 
-__all__ = ["HealthReport", "ManagedSpeech", "ManagedVoice", "VoiceSelection", "VoiceServices"]
+__all__ = ["HealthReport", "ManagedSpeech", "ManagedVoice", "VoiceSelection", "VoiceServices", "stream_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,13 @@ class VoiceServices:
         self.pipeline = TTSRVCPipeline(
             speech, voice, retry_suspect=retry_suspect, lookahead=settings.rvc_workers + 1
         )
-        # granularity=chunk: one RVC stream per request on the pool (PoolVoice.open_stream); a stand-in
-        # backend without streams serves chunk mode with skip_rvc only
-        self.chunks = ChunkPipeline(speech, voice if isinstance(voice, VoiceStreamBackend) else None)
+        # granularity=chunk: one RVC stream per sentence on the pool (PoolVoice.open_stream), as many
+        # sentences in flight as there are workers, each stream on a worker of its own when one is free;
+        # a stand-in backend without streams serves chunk mode with skip_rvc only
+        self.chunks = ChunkPipeline(
+            speech, voice if isinstance(voice, VoiceStreamBackend) else None, config=stream_config(settings),
+            lookahead=settings.rvc_workers,
+        )
         self.started_at = time.time()
         self.counts: dict[str, int] = {"requests": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
 
@@ -314,3 +319,11 @@ class VoiceServices:
             "rvc": self.voice.describe(),
             "placement": [asdict(part) for part in self.placements()],
         }
+
+
+def stream_config(settings: Settings) -> StreamConfig:
+    """The RVC stream geometry of chunk mode: StreamConfig's defaults, with the RVC_STREAM_* values that are set."""
+    try:
+        return StreamConfig(**settings.stream_geometry)
+    except ValueError as exc:
+        raise ConfigError(f"invalid RVC_STREAM_* configuration: {exc}") from exc

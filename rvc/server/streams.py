@@ -6,11 +6,12 @@
         play(stream.flush().result())                  # the rest; the worker's state is freed
 
 Why the pool cuts the input. A worker runs one command at a time, and a
-stream's converter runs one step per whole block of input. If a feed of
-several blocks went to the worker as one command, an offline job queued
-behind it would wait for all of them; so the handle keeps the samples that
-do not yet fill a block and sends whole blocks only, one command each (the
-flush sends the rest). The converter cuts its steps the same way whatever
+stream's converter runs one step per whole step of input (``StreamConfig``'s
+schedule: ``block``, doubling up to ``steady_block``). If a feed of several
+steps went to the worker as one command, an offline job queued behind it
+would wait for all of them; so the handle keeps the samples that do not yet
+fill the next step and sends whole steps only, one command each (the flush
+sends the rest). The converter cuts its steps by the same schedule whatever
 it is fed, so the output is the same as feeding it directly, however the
 audio was split.
 
@@ -75,6 +76,7 @@ class StreamHandle:
         self._carry = np.zeros(0, dtype=np.float32)
         self._fed = 0
         self._numbers = itertools.count(1)
+        self._steps = 0  # steps cut so far: the schedule's position
         self._block_samples = stream.config.block_frames * HOP_SAMPLES
         # a forgotten handle must not pin a worker's state for the pool's lifetime
         self._finalizer = weakref.finalize(self, _close_abandoned, weakref.ref(state), stream.stream_id)
@@ -93,13 +95,16 @@ class StreamHandle:
 
     @property
     def block_samples(self) -> int:
-        """16 kHz samples per block: a feed's future waits for whole blocks only."""
+        """16 kHz samples of the first step: the least input that gives output."""
         return self._block_samples
+
+    def _step_samples(self) -> int:
+        return self._stream.config.step_frames(self._steps) * HOP_SAMPLES
 
     def feed(self, audio16k: np.ndarray) -> concurrent.futures.Future[np.ndarray]:
         """Queue (N,) float audio at 16 kHz (N >= 0); the future gets (M,) float32 at ``sample_rate``.
 
-        M covers the whole blocks this feed completed (0 while a block fills).
+        M covers the whole steps this feed completed (0 while a step fills).
         Raises InvalidInput for bad audio or a flushed stream, and the stream's
         own error (JobCancelled, WorkerCrashed, JobTimeout, ...) once it ended;
         the future raises that error when the stream ends before its blocks did.
@@ -107,10 +112,13 @@ class StreamHandle:
         samples = mono_float32(audio16k, allow_empty=True)
         with self._lock:
             joined = np.concatenate([self._carry, samples]) if self._carry.size else samples
-            whole = joined.shape[0] - joined.shape[0] % self._block_samples
-            pieces = [joined[start : start + self._block_samples] for start in range(0, whole, self._block_samples)]
+            pieces, start = [], 0
+            while joined.shape[0] - start >= (size := self._step_samples()):
+                pieces.append(joined[start : start + size])
+                start += size
+                self._steps += 1
             future = self._queue(pieces, final=False)
-            self._carry = joined[whole:].copy()
+            self._carry = joined[start:].copy()
             self._fed += samples.shape[0]
         return future
 

@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 
 from rvc.processing.backends import PoolVoice
+from rvc.server import RVCServer
 from tests.api.conftest import decode, parse_multipart, parse_sse
+from tests.processes import wait_for
 from tests.stack import Stack
 
 TEXT = "The first sentence is spoken while it is still being generated. The second one follows right after it."
@@ -208,3 +210,47 @@ def test_a_client_that_disconnects_mid_stream_stops_triton(stack: Stack) -> None
     while stack.services.counts["cancelled"] == cancelled_before:
         assert time.monotonic() < deadline, "the gateway did not record the cancelled request"
         time.sleep(0.1)
+
+
+def _pool(stack: Stack) -> RVCServer:
+    voice = stack.services.voice
+    assert isinstance(voice, PoolVoice)
+    return voice.pool
+
+
+@needs_rvc_streams
+def test_chunk_mode_converts_each_sentence_on_an_rvc_stream_of_its_own(stack: Stack) -> None:
+    """Sentences convert side by side (one stream each, on any free worker), and still arrive in order."""
+    pool = _pool(stack)
+    opened = pool.status().streams_opened
+    response = post(stack, "/synthesize/sse", text=TEXT, granularity="chunk", seed=20, format="pcm")
+    assert response.status_code == 200, response.text
+    events = parse_sse(response.text)
+    names = [name for name, _ in events]
+    chunks = [json.loads(data) for name, data in events if name == "chunk"]
+    sentences = [chunk["sentence"] for chunk in chunks]
+    assert sentences == sorted(sentences) and set(sentences) == {0, 1}  # TEXT is two sentences
+    offsets = [chunk["sample_offset"] for chunk in chunks]
+    assert offsets == list(np.cumsum([0] + [chunk["samples"] for chunk in chunks])[:-1])
+    assert names[-1] == "end"
+    assert pool.status().streams_opened - opened == 2
+    wait_for(lambda: pool.status().open_streams == 0, 30, "both sentences' streams to close")
+
+
+@needs_rvc_streams
+def test_a_client_that_disconnects_mid_stream_frees_its_rvc_streams(stack: Stack) -> None:
+    pool = _pool(stack)
+    failed_before = pool.status().streams_failed
+    data = {"voice": "default", "text": LONG, "granularity": "chunk", "seed": "21", "format": "pcm"}
+    with httpx.Client(timeout=TIMEOUT) as client, client.stream(
+        "POST", f"{stack.base_url}/synthesize/stream", data=data
+    ) as response:
+        assert response.status_code == 200
+        received = b""
+        for piece in response.iter_bytes():
+            received += piece
+            if b"X-Chunk-Index" in received:
+                assert pool.status().open_streams >= 1
+                break  # hang up after the first chunk, mid-sentence
+    wait_for(lambda: pool.status().open_streams == 0, 30, "the request's RVC streams to be closed")
+    assert pool.status().streams_failed == failed_before  # closed on purpose, not failed

@@ -19,7 +19,8 @@ from rvc.infer.synthesizer_config import official_config
 from .conftest import SAMPLE_RATE, harmonic_tone
 
 DETERMINISTIC = ConversionParams(deterministic=True)
-# 1.3 s: five whole 0.25 s blocks and a partial one, so flush has pending input to push out
+# 1.3 s: whole steps of 0.25, 0.5 and 0.5 s (the default schedule) and a partial one, so flush has
+# pending input to push out
 SPEECH_LIKE = harmonic_tone(np.linspace(120.0, 220.0, int(1.3 * SAMPLE_RATE)), 1.3)
 
 
@@ -51,12 +52,15 @@ def whole_stream(demo_converter) -> np.ndarray:
 def test_stream_output_is_finite_float32_at_the_voice_rate(demo_converter) -> None:
     stream = open_stream(demo_converter, "demo", DETERMINISTIC)
     assert stream.sample_rate == demo_converter.voices["demo"].sample_rate == 40000
-    first = stream.feed(SPEECH_LIKE[: stream.block_samples])
+    block = stream.block_samples
+    first = stream.feed(SPEECH_LIKE[:block])
     # one block's output (0.25 s at 40 kHz) less the crossfade + search lag dropped once at the start
     assert first.shape == (10000 - 2400,)
-    second = stream.feed(SPEECH_LIKE[stream.block_samples : 2 * stream.block_samples])
-    assert second.shape == (10000,)
-    assert stream.feed(SPEECH_LIKE[:100]).shape == (0,)  # a block is filling
+    assert stream.next_step_samples == 8000  # the schedule doubles the block to the steady 0.5 s
+    assert stream.feed(SPEECH_LIKE[block : 2 * block]).shape == (0,)  # the second step is still filling
+    second = stream.feed(SPEECH_LIKE[2 * block : 3 * block])
+    assert second.shape == (20000,)
+    assert stream.feed(SPEECH_LIKE[:100]).shape == (0,)
     for out in (first, second):
         assert out.dtype == np.float32
         assert np.all(np.isfinite(out)) and np.abs(out).max() <= 1.0
@@ -114,10 +118,12 @@ def test_fade_windows_sum_to_one_and_run_from_zero_to_one() -> None:
     np.testing.assert_allclose(fade[::-1], 1 - fade, atol=1e-6)  # fade-out mirrors fade-in: no dip or bump
 
 
-def _join_jumps(audio: np.ndarray, block: int, first: int) -> tuple[float, float]:
-    """Largest |x[n] − x[n−1]| across block joins, and inside blocks."""
+def _join_jumps(audio: np.ndarray, block: int, first: int, joins: np.ndarray | None = None) -> tuple[float, float]:
+    """Largest |x[n] − x[n−1]| across block joins (every ``block`` from ``first``, or at ``joins``), and inside blocks."""
     jumps = np.abs(np.diff(audio))
-    joins = np.arange(first, audio.shape[0], block) - 1  # diff index of the pair straddling a join
+    if joins is None:
+        joins = np.arange(first, audio.shape[0], block)
+    joins = np.asarray(joins) - 1  # diff index of the pair straddling a join
     joins = joins[(joins >= 0) & (joins < jumps.shape[0])]
     inside = np.ones(jumps.shape[0], dtype=bool)
     inside[joins] = False
@@ -146,9 +152,10 @@ def test_stream_joins_have_no_click_on_a_smooth_input(demo_converter, rms_mix_ra
     stream = open_stream(demo_converter, "demo", params)
     audio = harmonic_tone(180.0, 2.0)
     out = np.concatenate([stream.feed(audio), stream.flush()])
-    block_out = stream.config.block_frames * stream.frame_out
-    first_join = block_out - stream.config.lag_frames * stream.frame_out
-    at_joins, inside = _join_jumps(out, block_out, first_join)
+    config, frame_out = stream.config, stream.frame_out
+    ends = np.cumsum(config.step_sizes(200 + config.lag_frames)) * frame_out - config.lag_frames * frame_out
+    assert ends[:3].tolist() == [7600, 27600, 47600]  # 0.25 s less the lag, then 0.5 s steps, at 40 kHz
+    at_joins, inside = _join_jumps(out, 0, 0, joins=ends[ends < out.shape[0]])
     assert at_joins <= 1.5 * inside
 
 
@@ -170,7 +177,19 @@ def test_config_rejects_lengths_that_are_not_whole_frames_or_out_of_order() -> N
         StreamConfig(block=0.1, crossfade=0.2)
     with pytest.raises(ValueError, match="context must be at least"):
         StreamConfig(context=0.1)
-    assert StreamConfig(block=0.1, context=0.5).buffer_frames == 10 + 50 + 5 + 1
+    with pytest.raises(ValueError, match="steady_block .* must not be shorter than block"):
+        StreamConfig(block=0.5, steady_block=0.25)
+    assert StreamConfig(block=0.1, steady_block=0.1, context=0.5).buffer_frames == 10 + 50 + 5 + 1
+    assert StreamConfig(block=0.1, context=0.5).buffer_frames == 50 + 50 + 5 + 1  # room for the steady step
+
+
+def test_the_step_schedule_doubles_the_first_block_up_to_the_steady_one() -> None:
+    assert [StreamConfig().step_frames(step) for step in range(4)] == [25, 50, 50, 50]
+    config = StreamConfig(block=0.1, steady_block=0.5)
+    assert [config.step_frames(step) for step in range(6)] == [10, 20, 40, 50, 50, 50]
+    assert config.step_frames(10_000) == 50  # no overflow far into a long stream
+    assert config.step_sizes(125) == [10, 20, 40, 50]  # the whole steps within 1.25 s of input
+    assert StreamConfig(block=0.25, steady_block=0.25).step_sizes(100) == [25, 25, 25, 25]
 
 
 def test_stream_rejects_bad_parameters_and_audio_by_field(demo_converter) -> None:

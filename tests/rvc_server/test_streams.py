@@ -71,13 +71,13 @@ def solo(assets: Assets) -> Iterator[PoolVoice]:
 def test_blocks_through_the_pool_equal_the_in_process_stream_and_one_whole_feed(
     pool: RVCServer, reference: VoiceConverter
 ) -> None:
-    audio = speech_like(5, seconds=1.3)  # five whole 0.25 s blocks and a partial one
+    audio = speech_like(5, seconds=1.3)  # whole steps of 0.25, 0.5 and 0.5 s (the schedule) and a partial one
     sizes = [777, 4000, 3001, 50, 9000]
     expected = _in_process(reference, audio, sizes, PARAMS)
     with pool.open_stream(None, PARAMS) as handle:
         assert handle.voice == VOICE and handle.sample_rate == RATE and handle.block_samples == 4000
         pieces = _through_pool(handle, audio, sizes)
-    # the pool sends whole blocks only, and the converter steps on whole blocks: every feed's share matches
+    # the pool sends whole steps only, and the converter steps by the same schedule: every feed's share matches
     assert [piece.shape for piece in pieces] == [piece.shape for piece in expected]
     for got, want in zip(pieces, expected, strict=True):
         assert got.dtype == np.float32
@@ -89,7 +89,7 @@ def test_blocks_through_the_pool_equal_the_in_process_stream_and_one_whole_feed(
     whole = _through_pool(pool.open_stream(VOICE, PARAMS), audio, [audio.shape[0]])
     np.testing.assert_allclose(np.concatenate(whole), joined, rtol=0, atol=1e-6)
     wait_for(lambda: _open_streams(pool) == (0, [0, 0]), 60, "both streams to leave their workers")
-    assert pool.status().stream_blocks_done >= 12
+    assert pool.status().stream_blocks_done >= 8  # per stream: three whole steps and the flush's one
 
 
 @pytest.mark.parametrize("samples", [0, 100, 4000, 9999])
@@ -129,19 +129,19 @@ def test_an_offline_job_runs_between_the_blocks_of_a_stream_on_the_same_worker(
     solo: PoolVoice, reference: VoiceConverter
 ) -> None:
     pool = solo.pool
-    audio = speech_like(31, seconds=2.0)  # eight blocks
+    audio = speech_like(31, seconds=2.0)  # steps of 0.25 s, then three of 0.5 s, and the rest
     job_input = speech_like(32, seconds=0.3)
     finished: list[str] = []
     with pool.open_stream(None, PARAMS) as handle:
         first = handle.feed(audio[:4000]).result(timeout=300)  # the stream now lives on the one worker
-        rest = handle.feed(audio[4000:])  # seven blocks queued for that worker
+        rest = handle.feed(audio[4000:])  # three steps queued for that worker
         job = pool.submit(job_input, 16000, PARAMS)
         job.add_done_callback(lambda _handle: finished.append("job"))
         rest.add_done_callback(lambda _future: finished.append("stream blocks"))
         result = job.result(timeout=300)
         assert pool.status().open_streams == 1  # done while the stream is still open
         outputs = [first, rest.result(timeout=300), handle.flush().result(timeout=300)]
-    assert finished == ["job", "stream blocks"]  # the job did not wait for the stream's seven blocks
+    assert finished == ["job", "stream blocks"]  # the job did not wait for the stream's three steps
     np.testing.assert_array_equal(result.audio, reference.convert(VOICE, job_input, 16000, PARAMS).audio)
     expected = np.concatenate(_in_process(reference, audio, [4000, audio.shape[0]], PARAMS))
     np.testing.assert_allclose(np.concatenate(outputs), expected, rtol=0, atol=1e-6)
@@ -181,7 +181,7 @@ def test_killing_the_streams_worker_fails_its_futures_and_the_pool_heals(
     handle = pool.open_stream(None, PARAMS)
     handle.feed(speech_like(51, 0.25)).result(timeout=300)
     holder = next(worker for worker in pool.status().workers if worker.streams == 1)
-    pending = handle.feed(speech_like(52, 5.0))  # twenty blocks
+    pending = handle.feed(speech_like(52, 5.0))  # ten steps
     os.kill(holder.pid, signal.SIGKILL)
     with pytest.raises(WorkerCrashed, match="SIGKILL"):
         pending.result(timeout=60)
@@ -265,7 +265,7 @@ def test_a_block_past_the_job_timeout_fails_its_stream_and_the_hung_worker_is_re
     pool = RVCServer(pool_config(assets, num_workers=1, job_timeout_s=0.05, hung_grace_s=0.01)).start()
     try:
         pid = next(iter(worker_pids(pool)))
-        handle = pool.open_stream(None, PARAMS, StreamConfig(block=8.0, context=0.5))
+        handle = pool.open_stream(None, PARAMS, StreamConfig(block=8.0, steady_block=8.0, context=0.5))
         with pytest.raises(JobTimeout, match="past its deadline"):
             handle.feed(speech_like(70, 8.0)).result(timeout=60)
         wait_for(lambda: pool.status().workers_killed_hung == 1, 60, "the hung worker to be killed")
