@@ -1,4 +1,4 @@
-"""Test-only fault injection: make a worker's Nth job raise a CUDA error on a machine without a GPU.
+"""Test-only fault injection: make a worker's Nth job or stream block raise a CUDA error without a GPU.
 
 The CUDA-fault paths of a worker (free the cache and answer 503 after an
 out-of-memory; fail the job and exit after a sticky error, so the supervisor
@@ -10,8 +10,9 @@ read once when a worker starts::
 
 ``<kind>-on-job-<n>``: the worker's nth conversion job (counted from 1 in
 that process) raises the error torch raises for that kind, at the point
-where the converter would (kinds: ``oom``, ``sticky``). A replacement
-worker starts counting again. RVC_FAULT_INJECTION without RVC_TESTING=1
+where the converter would (kinds: ``oom``, ``sticky``);
+``<kind>-on-block-<n>``: the same for its nth stream block (streams count
+apart from jobs). A replacement worker starts counting again. RVC_FAULT_INJECTION without RVC_TESTING=1
 stops the worker at start with a ConfigError: a stray variable in a
 production environment must not fail jobs quietly.
 """
@@ -25,32 +26,34 @@ from typing import Literal
 
 from rvc.errors import ConfigError
 
-__all__ = ["FAULT_VARIABLE", "TESTING_VARIABLE", "FaultKind", "FaultPlan"]
+__all__ = ["FAULT_VARIABLE", "TESTING_VARIABLE", "FaultKind", "FaultPlan", "FaultTarget"]
 
 FAULT_VARIABLE = "RVC_FAULT_INJECTION"
 TESTING_VARIABLE = "RVC_TESTING"
 FaultKind = Literal["oom", "sticky"]
-_RULE = re.compile(r"^(oom|sticky)-on-job-([1-9][0-9]*)$")
+FaultTarget = Literal["job", "block"]
+_RULE = re.compile(r"^(oom|sticky)-on-(job|block)-([1-9][0-9]*)$")
 
 
 @dataclass(frozen=True)
 class FaultPlan:
-    """Which of a worker's jobs (1-based, per process) fail, and how."""
+    """Which of a worker's jobs and stream blocks (each 1-based, per process) fail, and how."""
 
-    faults: tuple[tuple[int, FaultKind], ...]
+    faults: tuple[tuple[FaultTarget, int, FaultKind], ...]
 
     @classmethod
     def parse(cls, spec: str) -> FaultPlan:
-        faults: list[tuple[int, FaultKind]] = []
+        faults: list[tuple[FaultTarget, int, FaultKind]] = []
         for rule in (part.strip() for part in spec.split(",")):
             match = _RULE.match(rule)
             if match is None:
                 raise ConfigError(
-                    f"{FAULT_VARIABLE}={spec!r}: each rule must be oom-on-job-N or sticky-on-job-N (N >= 1), "
+                    f"{FAULT_VARIABLE}={spec!r}: each rule must be <oom|sticky>-on-<job|block>-N (N >= 1), "
                     f"got {rule!r}", field=FAULT_VARIABLE,
                 )
             kind: FaultKind = "oom" if match.group(1) == "oom" else "sticky"
-            faults.append((int(match.group(2)), kind))
+            target: FaultTarget = "job" if match.group(2) == "job" else "block"
+            faults.append((target, int(match.group(3)), kind))
         return cls(tuple(faults))
 
     @classmethod
@@ -68,8 +71,9 @@ class FaultPlan:
             )
         return cls.parse(spec)
 
-    def fault_for(self, job_number: int) -> FaultKind | None:
-        for number, kind in self.faults:
-            if number == job_number:
+    def fault_for(self, number: int, target: FaultTarget = "job") -> FaultKind | None:
+        """The fault of the ``number``th job (or stream block), None when it runs as usual."""
+        for on, at, kind in self.faults:
+            if on == target and at == number:
                 return kind
         return None

@@ -228,12 +228,14 @@ class BlockConverted(Reply):
 
 @dataclass(frozen=True)
 class StreamFailed(Reply):
-    """Block ``block_id`` raised; the worker dropped the stream (it lives on itself)."""
+    """Block ``block_id`` raised; the worker dropped the stream (and lives on, unless ``worker_exits``:
+    a sticky CUDA error left its GPU context unusable, so it exits after this reply)."""
 
     stream_id: str
     block_id: str
     error: ErrorReport
     rss_mb: float | None
+    worker_exits: bool = False
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,12 @@ class StreamRunner:
             return
         worker.task, worker.kill_at, worker.rss_mb = None, None, reply.rss_mb
         stream.running = None
+        if isinstance(reply, StreamFailed) and reply.worker_exits:
+            # A sticky CUDA error: the worker exits after this reply; its other streams fail at its death.
+            worker.advance(WorkerState.STOPPING)
+            self._state.counters.crashed += 1
+            logger.error("worker %d (pid %s) has an unusable CUDA context and exits; starting a replacement",
+                         worker.worker_id, worker.pid)
         if isinstance(reply, StreamFailed) or block.final:
             stream.on_worker = False  # the worker dropped it
             worker.streams.discard(stream.stream_id)

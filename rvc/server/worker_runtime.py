@@ -49,7 +49,7 @@ from rvc.device import (
 from rvc.errors import DeviceOutOfMemory, NotFound, WorkerCrashed
 from rvc.infer.converter import ConverterAssets, VoiceConverter
 from rvc.infer.stream import StreamConverter, open_stream
-from rvc.server.faults import FaultKind, FaultPlan
+from rvc.server.faults import FaultKind, FaultPlan, FaultTarget
 from rvc.server.messages import (
     BlockConverted,
     CloseStream,
@@ -102,31 +102,55 @@ OOM_RETRY_AFTER_S = 2.0
 
 
 class _JobRunner:
-    """Runs conversion jobs on one device, counts them (for fault injection) and maps CUDA faults."""
+    """Runs conversion jobs and stream blocks on one device, counts each (for fault injection), maps CUDA faults."""
 
     def __init__(self, converter: VoiceConverter, device: str, faults: FaultPlan | None) -> None:
         self.converter = converter
         self.device = device
         self.faults = faults
         self.jobs_started = 0
+        self.blocks_started = 0
 
     def gpu_reserved_mb(self) -> float | None:
         if not self.device.startswith("cuda"):
             return None
         return float(torch.cuda.memory_reserved(self.device)) / 2**20
 
-    def _inject(self) -> None:
-        kind: FaultKind | None = None if self.faults is None else self.faults.fault_for(self.jobs_started)
+    def _inject(self, target: FaultTarget, number: int) -> None:
+        kind: FaultKind | None = None if self.faults is None else self.faults.fault_for(number, target)
         if kind == "oom":
             raise torch.OutOfMemoryError(
-                f"CUDA out of memory. Tried to allocate 20.00 GiB (injected by RVC_FAULT_INJECTION on job "
-                f"{self.jobs_started})"
+                f"CUDA out of memory. Tried to allocate 20.00 GiB (injected by RVC_FAULT_INJECTION on {target} "
+                f"{number})"
             )
         if kind == "sticky":
             raise RuntimeError(
-                "CUDA error: an illegal memory access was encountered (injected by RVC_FAULT_INJECTION on job "
-                f"{self.jobs_started})"
+                f"CUDA error: an illegal memory access was encountered (injected by RVC_FAULT_INJECTION on {target} "
+                f"{number})"
             )
+
+    def device_fault(self, exc: Exception, what: str) -> tuple[Exception, bool]:
+        """The error to report for ``exc`` raised by ``what`` (a job, a stream block), and whether this worker
+        must exit: a CUDA out-of-memory frees the cache and asks for a retry (503); a sticky CUDA error
+        leaves the GPU context unusable, so the worker exits and the supervisor replaces it."""
+        kind = classify_cuda_error(exc)
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if kind == "sticky":
+            logger.error("%s: sticky CUDA error, this worker exits: %s", what, first_line)
+            return WorkerCrashed(
+                f"{what}: a CUDA error left the worker's GPU context unusable ({first_line}); the worker is being "
+                "replaced: retry the request"
+            ), True
+        if kind == "oom":
+            if self.device.startswith("cuda"):
+                torch.cuda.empty_cache()  # hand the cached blocks back before the next job
+            logger.warning("%s: GPU out of memory, cache freed: %s", what, first_line)
+            return DeviceOutOfMemory(
+                f"the GPU ran out of memory converting {what} ({first_line}); retry shortly, or send shorter audio",
+                retry_after_s=OOM_RETRY_AFTER_S,
+            ), False
+        logger.warning("%s failed: %s: %s", what, type(exc).__name__, exc)
+        return exc, False
 
     def convert(self, job: ConvertJob) -> JobConverted | JobFailed:
         self.jobs_started += 1
@@ -134,7 +158,7 @@ class _JobRunner:
             started = time.perf_counter()
             audio = read_audio(job.input_segment, job.num_samples)
             read_s = time.perf_counter() - started
-            self._inject()
+            self._inject("job", self.jobs_started)
             result = self.converter.convert(job.voice, audio, job.sample_rate, job.params)
             converted = time.perf_counter()
             written = write_audio(job.output_segment, result.audio)
@@ -153,29 +177,30 @@ class _JobRunner:
             return self._failed(job, exc)
 
     def _failed(self, job: ConvertJob, exc: Exception) -> JobFailed:
-        kind = classify_cuda_error(exc)
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if kind == "sticky":
-            logger.error("job %s: sticky CUDA error, this worker exits: %s", job.job_id, first_line)
-            error: Exception = WorkerCrashed(
-                f"job {job.job_id}: a CUDA error left the worker's GPU context unusable ({first_line}); the "
-                "worker is being replaced: retry the request"
-            )
-            return JobFailed(job_id=job.job_id, error=ErrorReport.from_exception(error),
-                             rss_mb=process_rss_mb(), worker_exits=True)
-        if kind == "oom":
-            if self.device.startswith("cuda"):
-                torch.cuda.empty_cache()  # hand the cached blocks back before the next job
-            logger.warning("job %s: GPU out of memory, cache freed: %s", job.job_id, first_line)
-            error = DeviceOutOfMemory(
-                f"the GPU ran out of memory converting job {job.job_id} ({first_line}); retry shortly, or send "
-                "shorter audio", retry_after_s=OOM_RETRY_AFTER_S,
-            )
-        else:
-            logger.warning("job %s failed: %s: %s", job.job_id, type(exc).__name__, exc)
-            error = exc
+        error, exits = self.device_fault(exc, f"job {job.job_id}")
         return JobFailed(job_id=job.job_id, error=ErrorReport.from_exception(error), rss_mb=process_rss_mb(),
-                         gpu_reserved_mb=self.gpu_reserved_mb())
+                         gpu_reserved_mb=None if exits else self.gpu_reserved_mb(), worker_exits=exits)
+
+    def stream(self, streams: dict[str, StreamConverter], command: OpenStream | StreamBlock) -> BlockConverted | StreamFailed:
+        """Open (for OpenStream) and convert one block; a failure drops the stream, and the worker only
+        after a sticky CUDA error (as for a job)."""
+        block = command.block if isinstance(command, OpenStream) else command
+        self.blocks_started += 1
+        try:
+            if isinstance(command, OpenStream):
+                streams[command.stream_id] = open_stream(self.converter, command.voice, command.params, command.config)
+            self._inject("block", self.blocks_started)
+            reply = _stream_block(streams.get(block.stream_id), block)
+        except Exception as exc:  # the stream's failure; the worker's only for a sticky CUDA error
+            streams.pop(block.stream_id, None)
+            error, exits = self.device_fault(exc, f"stream {block.stream_id} block {block.block_id}")
+            return StreamFailed(
+                stream_id=block.stream_id, block_id=block.block_id, error=ErrorReport.from_exception(error),
+                rss_mb=process_rss_mb(), worker_exits=exits,
+            )  # fmt: skip
+        if block.final:
+            streams.pop(block.stream_id, None)
+        return reply
 
 
 def _resolve_device(spec: WorkerSpec) -> str:
@@ -248,28 +273,6 @@ def _stream_block(stream: StreamConverter | None, block: StreamBlock) -> BlockCo
     )
 
 
-def _answer_stream(
-    converter: VoiceConverter, streams: dict[str, StreamConverter], command: OpenStream | StreamBlock
-) -> BlockConverted | StreamFailed:
-    """Open (for OpenStream) and convert one block; a failure drops the stream, never the worker."""
-    block = command.block if isinstance(command, OpenStream) else command
-    try:
-        if isinstance(command, OpenStream):
-            streams[command.stream_id] = open_stream(converter, command.voice, command.params, command.config)
-        reply = _stream_block(streams.get(block.stream_id), block)
-    except Exception as exc:  # the stream's failure, not the worker's
-        streams.pop(block.stream_id, None)
-        logger.warning("stream %s failed at block %s: %s: %s", block.stream_id, block.block_id,
-                       type(exc).__name__, exc)  # fmt: skip
-        return StreamFailed(
-            stream_id=block.stream_id, block_id=block.block_id, error=ErrorReport.from_exception(exc),
-            rss_mb=process_rss_mb(),
-        )  # fmt: skip
-    if block.final:
-        streams.pop(block.stream_id, None)
-    return reply
-
-
 def _answer(runner: _JobRunner, streams: dict[str, StreamConverter], command: Command) -> Reply | None:
     """The reply to one command; None for a command this worker does not know (logged)."""
     converter = runner.converter
@@ -277,7 +280,7 @@ def _answer(runner: _JobRunner, streams: dict[str, StreamConverter], command: Co
         case ConvertJob():
             return runner.convert(command)
         case OpenStream() | StreamBlock():
-            return _answer_stream(converter, streams, command)
+            return runner.stream(streams, command)
         case CloseStream():
             streams.pop(command.stream_id, None)
             return StreamClosed(stream_id=command.stream_id)
@@ -345,7 +348,7 @@ def serve(spec: WorkerSpec, conn: Connection, *, torch_was_loaded: bool = False)
         reply = _answer(runner, streams, command)
         if reply is not None:
             _send(conn, reply)
-        if isinstance(reply, JobFailed) and reply.worker_exits:
+        if isinstance(reply, JobFailed | StreamFailed) and reply.worker_exits:
             conn.close()
             _exit_now(EXIT_DEVICE_FAULT)
         if _ends_work(command, reply):

@@ -102,9 +102,11 @@ def test_fault_plan_parses_rules_and_refuses_unknown_ones() -> None:
     plan = FaultPlan.from_environment({"RVC_TESTING": "1", "RVC_FAULT_INJECTION": "oom-on-job-2, sticky-on-job-4"})
     assert plan is not None
     assert [plan.fault_for(n) for n in range(1, 6)] == [None, "oom", None, "sticky", None]
+    blocks = FaultPlan.from_environment({"RVC_TESTING": "1", "RVC_FAULT_INJECTION": "oom-on-block-2"})
+    assert blocks is not None and blocks.fault_for(2, "block") == "oom" and blocks.fault_for(2) is None
     assert FaultPlan.from_environment({"RVC_TESTING": "1"}) is None
     for bad in ("oom-on-job-0", "segfault-on-job-1", "oom-on-job-2;sticky"):
-        with pytest.raises(ConfigError, match="oom-on-job-N or sticky-on-job-N"):
+        with pytest.raises(ConfigError, match=r"<oom\|sticky>-on-<job\|block>-N"):
             FaultPlan.from_environment({"RVC_TESTING": "1", "RVC_FAULT_INJECTION": bad})
     with pytest.raises(ConfigError, match="test-only"):
         FaultPlan.from_environment({"RVC_TESTING": "yes", "RVC_FAULT_INJECTION": "oom-on-job-1"})
