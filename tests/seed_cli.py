@@ -24,6 +24,7 @@ __all__ = [
     "Check",
     "CheckResult",
     "base_parser",
+    "clip_cli",
     "decode_wav",
     "load_or_make_reference",
     "parse_multipart",
@@ -80,6 +81,31 @@ def base_parser(description: str, *, port: int) -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     parser.add_argument("--verbose", action="store_true", help="print tracebacks of failed checks")
     return parser
+
+
+def clip_cli(
+    argv: list[str] | None,
+    *,
+    description: str,
+    port: int,
+    clip_option: str,
+    clip_help: str,
+    address: str,
+    title: str,
+    checks: Callable[[str, bytes, float], list[Check]],
+) -> int:
+    """``main`` of the CLIs that send one clip to one server, so that their options and table stay alike.
+
+    address: a format string with ``{host}`` and ``{port}`` (``http://{host}:{port}`` for the API,
+    ``{host}:{port}`` for gRPC); ``checks`` gets it, the clip's bytes and the per-request timeout.
+    """
+    parser = base_parser(description, port=port)
+    parser.add_argument(clip_option, dest="clip", metavar=clip_option.removeprefix("--").upper(),
+                        help=f"{clip_help} (default: espeak-ng speech or a synthetic tone)")
+    args = parser.parse_args(argv)
+    target = address.format(host=args.host, port=args.port)
+    results = run_checks(checks(target, load_or_make_reference(args.clip), args.timeout), verbose=args.verbose)
+    return print_table(f"{title} at {target}", results)
 
 
 def load_or_make_reference(path: str | None) -> bytes:

@@ -8,16 +8,7 @@ import sys
 
 import httpx
 
-from tests.seed_cli import (
-    Check,
-    base_parser,
-    decode_wav,
-    load_or_make_reference,
-    parse_multipart,
-    parse_sse,
-    print_table,
-    run_checks,
-)
+from tests.seed_cli import Check, clip_cli, decode_wav, parse_multipart, parse_sse
 
 TEXT = "Hello there. This is the voice service speaking. Goodbye!"
 
@@ -64,12 +55,9 @@ def pipeline_checks(base_url: str, reference: bytes, timeout: float) -> list[Che
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = base_parser("Check the full TTS+RVC pipeline of a running service.", port=8080)
-    parser.add_argument("--reference", help="reference clip (default: espeak-ng speech or a synthetic tone)")
-    args = parser.parse_args(argv)
-    base_url = f"http://{args.host}:{args.port}"
-    checks = pipeline_checks(base_url, load_or_make_reference(args.reference), args.timeout)
-    return print_table(f"TTS+RVC pipeline at {base_url}", run_checks(checks, verbose=args.verbose))
+    return clip_cli(argv, description="Check the full TTS+RVC pipeline of a running service.", port=8080,
+                    clip_option="--reference", clip_help="reference clip", address="http://{host}:{port}",
+                    title="TTS+RVC pipeline", checks=pipeline_checks)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import sys
 
 import httpx
 
-from tests.seed_cli import Check, base_parser, decode_wav, load_or_make_reference, print_table, run_checks
+from tests.seed_cli import Check, clip_cli, decode_wav
 
 
 def rvc_checks(base_url: str, audio: bytes, timeout: float) -> list[Check]:
@@ -32,12 +32,9 @@ def rvc_checks(base_url: str, audio: bytes, timeout: float) -> list[Check]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = base_parser("Check RVC conversion of a running service.", port=8080)
-    parser.add_argument("--input", help="speech to convert (default: espeak-ng speech or a synthetic tone)")
-    args = parser.parse_args(argv)
-    base_url = f"http://{args.host}:{args.port}"
-    checks = rvc_checks(base_url, load_or_make_reference(args.input), args.timeout)
-    return print_table(f"RVC at {base_url}", run_checks(checks, verbose=args.verbose))
+    return clip_cli(argv, description="Check RVC conversion of a running service.", port=8080,
+                    clip_option="--input", clip_help="speech to convert", address="http://{host}:{port}",
+                    title="RVC", checks=rvc_checks)
 
 
 if __name__ == "__main__":

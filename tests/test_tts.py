@@ -11,7 +11,7 @@ import rvc  # noqa: F401  (hides the repo's triton/ folder before torch is impor
 from rvc.audio import decode_audio
 from rvc.grpc import contract
 from rvc.grpc.client import TritonSparkClient, TTSParams
-from tests.seed_cli import Check, base_parser, load_or_make_reference, print_table, run_checks
+from tests.seed_cli import Check, clip_cli
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 
@@ -68,12 +68,9 @@ def tts_checks(url: str, reference: bytes, timeout: float) -> list[Check]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = base_parser("Check Spark-TTS on Triton over gRPC.", port=8001)
-    parser.add_argument("--reference", help="reference clip (default: espeak-ng speech or a synthetic tone)")
-    args = parser.parse_args(argv)
-    url = f"{args.host}:{args.port}"
-    checks = tts_checks(url, load_or_make_reference(args.reference), args.timeout)
-    return print_table(f"Spark-TTS on Triton at {url}", run_checks(checks, verbose=args.verbose))
+    return clip_cli(argv, description="Check Spark-TTS on Triton over gRPC.", port=8001,
+                    clip_option="--reference", clip_help="reference clip", address="{host}:{port}",
+                    title="Spark-TTS on Triton", checks=tts_checks)
 
 
 if __name__ == "__main__":

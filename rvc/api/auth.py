@@ -106,12 +106,7 @@ class ApiKeyMiddleware:
             if scope["type"] == "websocket":
                 await self._refuse_websocket(scope, receive, send, body)
                 return
-            await send({
-                "type": "http.response.start", "status": 401,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"www-authenticate", b'Bearer realm="voice-service"')],
-            })
-            await send({"type": "http.response.body", "body": body})
+            await _send_unauthorized(send, "http.response", body)
             return
         self.metrics.key_requests.labels(ident).inc()
         await self.app(scope, receive, send)
@@ -123,11 +118,17 @@ class ApiKeyMiddleware:
         if message["type"] != "websocket.connect":
             return
         if "websocket.http.response" in scope.get("extensions", {}):
-            await send({
-                "type": "websocket.http.response.start", "status": 401,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"www-authenticate", b'Bearer realm="voice-service"')],
-            })
-            await send({"type": "websocket.http.response.body", "body": body})
+            await _send_unauthorized(send, "websocket.http.response", body)
             return
         await send({"type": "websocket.close", "code": 1008})
+
+
+async def _send_unauthorized(send: Send, message_type: str, body: bytes) -> None:
+    """The 401 with its JSON body; ``message_type`` is the ASGI response's (``http.response`` or, for a
+    refused WebSocket handshake, the ``websocket.http.response`` extension), which differ in nothing else."""
+    await send({
+        "type": f"{message_type}.start", "status": 401,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="voice-service"')],
+    })
+    await send({"type": f"{message_type}.body", "body": body})

@@ -191,11 +191,11 @@ def load_e2e(
     """Build E2E from a plain state dict (fp16 or fp32 on disk) with strict, named key checks."""
     path = Path(path)
     if not path.is_file():
-        raise AssetError(f"RMVPE checkpoint not found: {path}")
+        raise AssetError(f"RMVPE checkpoint {path} does not exist")
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise AssetError(f"RMVPE checkpoint {path} could not be read: {exc}") from exc
+        raise AssetError(f"RMVPE checkpoint {path} cannot be read: {exc}") from exc
     if isinstance(state_dict, dict) and "model" in state_dict and isinstance(state_dict["model"], dict):
         state_dict = state_dict["model"]
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):

@@ -18,11 +18,10 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
 from rvc.errors import InvalidInput
 from rvc.processing.chunk_pipeline import ChunkAudio, ChunkJob, ChunkPipeline, ChunkStream, SentenceStart
-from rvc.processing.formats import OutputSpec, StreamEncoder, encode_audio
+from rvc.processing.formats import OutputSpec, StreamEncoder, StreamResampler, encode_audio
 
 __all__ = [
     "CONTINUOUS_FORMATS",
@@ -73,22 +72,13 @@ class ChunkRenderer:
         self.spec = spec
         self.source_rate = source_rate
         self.rate = spec.output_rate(source_rate)
-        self._resampler = (
-            soxr.ResampleStream(source_rate, self.rate, 1, dtype="float32", quality="HQ")
-            if self.rate != source_rate else None
-        )
+        self._resampler = StreamResampler(source_rate, self.rate)
         self._encoder = (
             StreamEncoder(OutputSpec(spec.format, self.rate), self.rate) if spec.format in CONTINUOUS_FORMATS else None
         )
         self._index = 0
         self._offset = 0
         self._last: ChunkAudio | None = None
-
-    def _resampled(self, audio: np.ndarray, *, last: bool) -> np.ndarray:
-        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
-        if self._resampler is None:
-            return samples
-        return np.asarray(self._resampler.resample_chunk(samples, last=last), dtype=np.float32).reshape(-1)
 
     def _body(self, samples: np.ndarray, *, last: bool) -> bytes:
         if self._encoder is not None:
@@ -112,7 +102,7 @@ class ChunkRenderer:
     def render(self, chunk: ChunkAudio) -> RenderedChunk | None:
         """The chunk in the output's rate and format; None when the resampler kept all of it for now."""
         self._last = chunk
-        return self._emit(self._resampled(chunk.audio, last=False), chunk, last=False, tts_s=chunk.tts_s, rvc_s=chunk.rvc_s)
+        return self._emit(self._resampler.push(chunk.audio), chunk, last=False, tts_s=chunk.tts_s, rvc_s=chunk.rvc_s)
 
     def finish(self) -> RenderedChunk | None:
         """The resampler's and encoder's tails as a last chunk (None when there is nothing left)."""
@@ -121,8 +111,7 @@ class ChunkRenderer:
                 return None
             data = self._encoder.finish()  # an empty but valid stream for a text that spoke nothing
             return RenderedChunk(0, 0, 0, 0, self.rate, data, 0.0, 0.0, 0.0) if data else None
-        rest = self._resampled(np.zeros(0, dtype=np.float32), last=True)
-        return self._emit(rest, self._last, last=True, tts_s=0.0, rvc_s=0.0)
+        return self._emit(self._resampler.finish(), self._last, last=True, tts_s=0.0, rvc_s=0.0)
 
     @property
     def chunks(self) -> int:

@@ -45,6 +45,7 @@ __all__ = [
     "FormatInfo",
     "OutputSpec",
     "StreamEncoder",
+    "StreamResampler",
     "encode_audio",
     "time_stretch",
 ]
@@ -277,6 +278,32 @@ def _wav_stream_header(sample_rate: int, *, float_samples: bool) -> bytes:
     )
 
 
+class StreamResampler:
+    """soxr's streaming resampler for one request's pieces (a pass-through when the rates agree).
+
+    One per request, not per piece: piece boundaries then leave no seam, and the samples that come
+    out add up to exactly the length of the whole output, which chunk offsets rely on.
+    """
+
+    def __init__(self, source_rate: int, rate: int) -> None:
+        self._soxr = (
+            soxr.ResampleStream(source_rate, rate, 1, dtype="float32", quality="HQ") if rate != source_rate else None
+        )
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        """(T,) float32 at the source rate -> the (T',) float32 at the output rate that is ready now."""
+        return self._resample(np.asarray(audio, dtype=np.float32).reshape(-1), last=False)
+
+    def finish(self) -> np.ndarray:
+        """The samples soxr still holds back (its filter's delay)."""
+        return self._resample(np.zeros(0, dtype=np.float32), last=True)
+
+    def _resample(self, samples: np.ndarray, *, last: bool) -> np.ndarray:
+        if self._soxr is None:
+            return samples
+        return np.asarray(self._soxr.resample_chunk(samples, last=last), dtype=np.float32).reshape(-1)
+
+
 class StreamEncoder:
     """Encodes one request's audio piece by piece into one continuous file.
 
@@ -289,22 +316,13 @@ class StreamEncoder:
         self.spec = spec
         self.source_rate = source_rate
         self.rate = spec.output_rate(source_rate)
-        self._resampler = (
-            soxr.ResampleStream(source_rate, self.rate, 1, dtype="float32", quality="HQ")
-            if self.rate != source_rate else None
-        )
+        self._resampler = StreamResampler(source_rate, self.rate)
         self._started = False
         self._sink: _Sink | None = None
         self._writer: _PyAVWriter | None = None
         if spec.info.codec is not None:
             self._sink = _Sink()
             self._writer = _PyAVWriter(spec.info, self.rate, self._sink)
-
-    def _resampled(self, audio: np.ndarray, *, last: bool) -> np.ndarray:
-        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
-        if self._resampler is None:
-            return samples
-        return self._resampler.resample_chunk(samples, last=last)
 
     def _encode(self, samples: np.ndarray) -> bytes:
         fmt = self.spec.format
@@ -319,10 +337,10 @@ class StreamEncoder:
         return head + body
 
     def push(self, audio: np.ndarray) -> bytes:
-        return self._encode(self._resampled(audio, last=False))
+        return self._encode(self._resampler.push(audio))
 
     def finish(self) -> bytes:
-        tail = self._encode(self._resampled(np.zeros(0, dtype=np.float32), last=True))
+        tail = self._encode(self._resampler.finish())
         if self._writer is not None and self._sink is not None:
             self._writer.close()
             tail += self._sink.take()

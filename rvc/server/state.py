@@ -16,6 +16,8 @@ import concurrent.futures
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rvc.errors import Busy, InvalidInput, JobCancelled, ModelUnavailable, NotFound, VoiceError
@@ -95,15 +97,7 @@ class PoolState:
     def enqueue(self, job: Job) -> None:
         """Queue a job; raises Busy, NotFound or ModelUnavailable without queuing it."""
         with self.lock:
-            if self.broken is not None:
-                raise ModelUnavailable(f"RVC workers are down: {self.broken.message}")
-            if not self.accepting:
-                raise ModelUnavailable("the RVC server is not accepting jobs (stopped or stopping)")
-            if job.voice not in self.voices.resident:
-                raise NotFound(
-                    f"voice {job.voice!r} is not loaded (loaded: {sorted(self.voices.resident)})",
-                    field="voice",
-                )
+            self._check_admits(job.voice, "jobs")
             if self.jobs.depth >= self.config.max_queue:
                 self.counters.rejected_busy += 1
                 raise Busy(
@@ -141,15 +135,7 @@ class PoolState:
     def open_stream(self, stream: Stream) -> None:
         """Admit a stream; raises Busy (streams or queue full), NotFound or ModelUnavailable."""
         with self.lock:
-            if self.broken is not None:
-                raise ModelUnavailable(f"RVC workers are down: {self.broken.message}")
-            if not self.accepting:
-                raise ModelUnavailable("the RVC server is not accepting streams (stopped or stopping)")
-            if stream.voice not in self.voices.resident:
-                raise NotFound(
-                    f"voice {stream.voice!r} is not loaded (loaded: {sorted(self.voices.resident)})",
-                    field="voice",
-                )
+            self._check_admits(stream.voice, "streams")
             full = len(self.streams) >= self.config.max_streams or self.jobs.depth >= self.config.max_queue
             if full:
                 self.counters.rejected_busy += 1
@@ -168,8 +154,7 @@ class PoolState:
 
     def feed_stream(self, stream: Stream, blocks: list[Block], feed: Feed, *, final: bool) -> None:
         """Queue a feed (``final``: the flush); raises the stream's end reason when it takes no more."""
-        settled: Settled = []
-        with self.lock:
+        with self._settling() as settled:
             if stream.ended is not None:  # a fresh exception: the original is on the failed futures
                 raise ErrorReport.from_exception(stream.ended).to_exception()
             if stream.flushed:
@@ -179,8 +164,6 @@ class PoolState:
                 )
             stream.flushed = final
             self.streams.feed(stream, blocks, feed, settled)
-        settle(settled)
-        self.wake()
 
     def close_stream(self, stream_id: str, reason: str) -> bool:
         """End a stream: waiting feeds get JobCancelled, its worker state is freed; False if already ended."""
@@ -196,27 +179,40 @@ class PoolState:
 
     def load_voice(self, files: VoiceFiles) -> concurrent.futures.Future[Any]:
         """Start loading a voice on every worker; the future ends (with its VoiceInfo) when all have."""
-        settled: Settled = []
-        with self.lock:
+        with self._settling() as settled:
             self._check_accepting()
-            future = self.voices.load(files, settled)
-        settle(settled)
-        self.wake()
-        return future
+            return self.voices.load(files, settled)
 
     def unload_voice(self, name: str) -> concurrent.futures.Future[Any]:
         """Start unloading a voice on every worker; the future ends when all have."""
-        settled: Settled = []
-        with self.lock:
+        with self._settling() as settled:
             self._check_accepting()
-            future = self.voices.unload(name, settled)
-        settle(settled)
-        self.wake()
-        return future
+            return self.voices.unload(name, settled)
 
     def _check_accepting(self) -> None:
         if not self.accepting:
             raise ModelUnavailable("the RVC server is not accepting work (stopped or stopping)")
+
+    def _check_admits(self, voice: str, what: str) -> None:
+        """Under the lock: ModelUnavailable while the workers are down or the pool stops, NotFound for a
+        voice that is not resident; ``what`` ("jobs", "streams") names what is refused."""
+        if self.broken is not None:
+            raise ModelUnavailable(f"RVC workers are down: {self.broken.message}")
+        if not self.accepting:
+            raise ModelUnavailable(f"the RVC server is not accepting {what} (stopped or stopping)")
+        if voice not in self.voices.resident:
+            raise NotFound(f"voice {voice!r} is not loaded (loaded: {sorted(self.voices.resident)})", field="voice")
+
+    @contextmanager
+    def _settling(self) -> Iterator[Settled]:
+        """The lock for the body, which collects futures to settle; they are settled after the lock is
+        released (a done-callback may call back into the pool), then the supervisor is woken. A body
+        that raises settles nothing."""
+        settled: Settled = []
+        with self.lock:
+            yield settled
+        settle(settled)
+        self.wake()
 
     # -- waiting and looking ----------------------------------------------------------------------
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.seed_cli import run_checks
+from tests import test_pipeline, test_rvc, test_tts
+from tests.conftest import REPO_ROOT, free_port
+from tests.seed_cli import run_checks, synthetic_reference
 from tests.stack import Stack
 from tests.test_connection import connection_checks
 from tests.test_http_api import api_checks
@@ -51,8 +54,6 @@ def test_cli_runs_from_the_repo_root_and_exits_zero(stack: Stack, module: str, a
 
 
 def test_cli_exits_non_zero_when_the_service_is_absent() -> None:
-    from tests.conftest import free_port
-
     completed = subprocess.run(
         [sys.executable, "-m", "tests.test_connection", "--host", "127.0.0.1", "--port", str(free_port()),
          "--grpc-port", str(free_port()), "--timeout", "2"],
@@ -60,3 +61,18 @@ def test_cli_exits_non_zero_when_the_service_is_absent() -> None:
     )
     assert completed.returncode == 1
     assert "FAIL" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("main", "clip_option", "title"),
+    [(test_rvc.main, "--input", "RVC at http://127.0.0.1:"), (test_pipeline.main, "--reference", "TTS+RVC pipeline at http://127.0.0.1:"),
+     (test_tts.main, "--reference", "Spark-TTS on Triton at 127.0.0.1:")],
+)
+def test_clip_clis_read_the_given_clip_and_exit_non_zero_when_the_service_is_absent(
+    main: Callable[[list[str]], int], clip_option: str, title: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(synthetic_reference())
+    port = str(free_port())
+    assert main(["--host", "127.0.0.1", "--port", port, "--timeout", "2", clip_option, str(clip)]) == 1
+    assert f"{title}{port}" in capsys.readouterr().out

@@ -17,6 +17,7 @@ from transformers import HubertConfig
 from rvc.errors import AssetError, InvalidInput
 from rvc.infer.fairseq_hubert import fairseq_to_transformers_key, read_fairseq_checkpoint
 from rvc.infer.hubert import ContentEncoder, HubertWithFinalProj, write_transformers_folder
+from tests.asset_files import assert_absent_and_garbage_files_are_asset_errors
 
 TOLERANCE = 1e-4
 
@@ -202,10 +203,6 @@ def test_unknown_and_missing_keys_are_named(hubert_dir: Path, tmp_path: Path) ->
 
 
 def test_unreadable_files_raise_asset_error(tmp_path: Path) -> None:
-    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(AssetError, match="cannot be read"):
-        ContentEncoder.from_fairseq(tmp_path / "garbage.pt")
-    with pytest.raises(AssetError, match="does not exist"):
-        ContentEncoder.from_fairseq(tmp_path / "absent.pt")
+    assert_absent_and_garbage_files_are_asset_errors(ContentEncoder.from_fairseq, tmp_path, ".pt")
     with pytest.raises(AssetError, match="config.json"):
         ContentEncoder.from_pretrained(tmp_path)

@@ -11,6 +11,7 @@ import torch
 
 from rvc.errors import AssetError, InvalidInput
 from rvc.infer.index import FeatureIndex, neighbour_weights
+from tests.asset_files import assert_absent_and_garbage_files_are_asset_errors
 
 INDEX_NAME = "added_IVF5_Flat_nprobe_1_tiny_v2.index"
 
@@ -96,10 +97,6 @@ def test_unusable_index_files_are_asset_errors(tmp_path: Path, feature_index: Fe
     faiss.write_index(trained_only, str(tmp_path / "trained.index"))
     with pytest.raises(AssetError, match="holds no vectors"):
         FeatureIndex.load(tmp_path / "trained.index")
-    (tmp_path / "garbage.index").write_bytes(b"nope")
-    with pytest.raises(AssetError, match="cannot be read"):
-        FeatureIndex.load(tmp_path / "garbage.index")
-    with pytest.raises(AssetError, match="does not exist"):
-        FeatureIndex.load(tmp_path / "absent.index")
+    assert_absent_and_garbage_files_are_asset_errors(FeatureIndex.load, tmp_path, ".index")
     with pytest.raises(AssetError, match="768-d vectors but the features are 256-d"):
         feature_index.blend(np.zeros((3, 256), dtype=np.float32), 0.5)

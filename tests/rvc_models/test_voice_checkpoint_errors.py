@@ -11,6 +11,7 @@ import torch
 
 from rvc.errors import AssetError, InvalidInput
 from rvc.infer.synthesizer import SynthesizerConfig, VoiceCheckpoint, load_voice_checkpoint
+from tests.asset_files import assert_absent_and_garbage_files_are_asset_errors
 
 
 @pytest.fixture
@@ -69,11 +70,7 @@ def test_bad_config_and_container_are_asset_errors(checkpoint: OrderedDict, tmp_
 
 
 def test_unreadable_or_absent_files_are_asset_errors(tmp_path: Path) -> None:
-    with pytest.raises(AssetError, match="does not exist"):
-        load_voice_checkpoint(tmp_path / "absent.pth")
-    (tmp_path / "garbage.pth").write_bytes(b"\x00not a zip")
-    with pytest.raises(AssetError, match="cannot be read"):
-        load_voice_checkpoint(tmp_path / "garbage.pth")
+    assert_absent_and_garbage_files_are_asset_errors(load_voice_checkpoint, tmp_path, ".pth")
     with (tmp_path / "object.pth").open("wb") as file:
         pickle.dump({"weight": {}, "config": [], "x": Path("/")}, file, protocol=2)
     with pytest.raises(AssetError, match="cannot be read"):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from rvc.errors import AssetError
 from rvc.infer.rmvpe import RMVPE, MelSpectrogram, cents_to_f0, htk_mel_filterbank, local_average_cents
 from rvc.infer.rmvpe_net import E2E, RMVPEConfig
+from tests.asset_files import assert_absent_and_garbage_files_are_asset_errors
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +120,6 @@ def test_loader_rejects_wrong_shapes_bad_files_and_missing_paths(rmvpe_tiny: Pat
     state["fc.1.bias"] = torch.zeros(361)
     with pytest.raises(AssetError, match=r"fc\.1\.bias"):
         RMVPE.from_pretrained(_write(tmp_path / "shape.pt", state))
-    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(AssetError, match="could not be read"):
-        RMVPE.from_pretrained(tmp_path / "garbage.pt")
-    with pytest.raises(AssetError, match="not found"):
-        RMVPE.from_pretrained(tmp_path / "absent.pt")
+    assert_absent_and_garbage_files_are_asset_errors(RMVPE.from_pretrained, tmp_path, ".pt")
     with pytest.raises(AssetError, match="unet.encoder"):
         RMVPE.from_pretrained(_write(tmp_path / "other.pt", {"weight": torch.zeros(2)}))
