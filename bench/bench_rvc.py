@@ -246,7 +246,7 @@ def print_f0_costs(rows: list[dict]) -> None:
         per_method[name] = sum(row["ours"].get("f0", 0.0) for row in mine) / sum(row["seconds"] for row in mine)
     print("\n| f0 method | f0 s per s of audio | vs rmvpe |\n|---|---|---|")
     for name, cost in per_method.items():
-        ratio = f"{cost / per_method['rmvpe']:.2f}x" if per_method.get("rmvpe") else ""
+        ratio = f"{cost / per_method['rmvpe']:.3g}x" if per_method.get("rmvpe") else ""
         print(f"| {name} | {cost:.4f} | {ratio} |", flush=True)
 
 
