@@ -222,3 +222,16 @@ def test_converter_without_weights_names_both_places(demo_assets, tmp_path: Path
         converter.convert("demo", tone, SAMPLE_RATE, ConversionParams(f0_method="fcpe"))
     assert caught.value.field == "f0_method"
     assert converter.convert("demo", tone, SAMPLE_RATE, ConversionParams(f0_method="pm")).audio.size > 0
+
+
+def test_compute_f0_keeps_fcpe_raw_float32_and_shifts_it(fcpe_model: FCPE, golden) -> None:
+    from rvc.infer.f0 import compute_f0
+
+    audio = _speech(golden, "male").astype(np.float64)  # the pipeline hands over float64
+    coarse, f0 = compute_f0("fcpe", audio, audio.size // 160, pitch_shift=12, fcpe=fcpe_model)
+    expected = golden["f0_male"]
+    assert f0.dtype == np.float32 and f0.shape == expected.shape
+    voiced = expected > 0
+    np.testing.assert_array_equal(f0 > 0, voiced)  # unvoiced frames stay 0: no fill here
+    assert _cents(f0[voiced], 2 * expected[voiced]).max() <= 1.0
+    assert coarse.dtype == np.int32 and np.all(coarse[~voiced] == 1) and np.all(coarse[voiced] > 1)
