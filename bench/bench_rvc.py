@@ -17,9 +17,10 @@ difference is printed (expected <= 1e-4, i.e. within a few int16 LSB). With ``--
 row runs ours with ``precision="bf16"`` (the opt-in reduced-precision decoder) and prints its
 deviation from the float32 baseline. "CPU s" is the process
 CPU time of the conversion (all threads): on a shared, oversubscribed box it is a steadier
-measure of work than wall time.
+measure of work than wall time. FCPE runs on its real weights (the installed torchfcpe wheel's
+file); a closing table gives each method's f0 seconds per second of audio and its ratio to rmvpe's.
 
-    python bench/bench_rvc.py --seconds 5 20 --methods rmvpe pm harvest crepe-tiny crepe-full --threads 2
+    python bench/bench_rvc.py --seconds 5 20 --methods rmvpe fcpe pm harvest crepe-tiny crepe-full --threads 2
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class Baseline:
         with torch.no_grad():
             out, _ = run_pipeline(limit_peak(audio16k), models, params, if_f0=True, sample_rate=40000,
                                   rmvpe=self.converter.rmvpe, crepe_model=self.converter.crepe_model,
+                                  fcpe=self.converter.fcpe() if params.f0_method == "fcpe" else None,
                                   timings=timings)  # fmt: skip
         audio = to_int16(out).astype(np.float32) / 32768.0
         timings["total"] = time.perf_counter() - start
@@ -232,7 +234,20 @@ def run(args: argparse.Namespace) -> list[dict]:
                     rows[-1]["ours bf16"] = bf16.timings
                     rows[-1]["bf16_max_abs_diff"] = float(np.abs(bf16.audio - ref_audio).max())
                 print_row(rows[-1], header=len(rows) == 1)
+    print_f0_costs(rows)
     return rows
+
+
+def print_f0_costs(rows: list[dict]) -> None:
+    """f0 seconds per second of audio (ours), over all input lengths, and the ratio to rmvpe in this run."""
+    per_method: dict[str, float] = {}
+    for name in dict.fromkeys(row["method"] for row in rows):
+        mine = [row for row in rows if row["method"] == name]
+        per_method[name] = sum(row["ours"].get("f0", 0.0) for row in mine) / sum(row["seconds"] for row in mine)
+    print("\n| f0 method | f0 s per s of audio | vs rmvpe |\n|---|---|---|")
+    for name, cost in per_method.items():
+        ratio = f"{cost / per_method['rmvpe']:.3g}x" if per_method.get("rmvpe") else ""
+        print(f"| {name} | {cost:.4f} | {ratio} |", flush=True)
 
 
 def print_row(row: dict, *, header: bool) -> None:
@@ -275,7 +290,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 20.0])
     parser.add_argument(
-        "--methods", nargs="+", default=["rmvpe", "pm", "harvest", "crepe-tiny", "crepe-full"]
+        "--methods", nargs="+", default=["rmvpe", "fcpe", "pm", "harvest", "crepe-tiny", "crepe-full"]
     )
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--json", type=Path, help="also write the rows here")

@@ -75,7 +75,8 @@ class Settings(BaseSettings):
 
     # --- assets -------------------------------------------------------------------------
     weights_dir: Path = Field(PROJECT_ROOT / "weights", description="RVC voices: <voice>.pth and .index")
-    assets_dir: Path = Field(PROJECT_ROOT / "assets", description="hubert/hubert_base.pt, rmvpe/rmvpe.pt")
+    assets_dir: Path = Field(PROJECT_ROOT / "assets", description="hubert/hubert_base.pt, rmvpe/rmvpe.pt, "
+                           "optionally fcpe/fcpe_c_v001.pt")
     spark_model_dir: Path = Field(
         PROJECT_ROOT / "pretrained_models" / "Spark-TTS-0.5B", description="Spark-TTS-0.5B folder"
     )
@@ -239,6 +240,11 @@ class Settings(BaseSettings):
     @property
     def rmvpe_path(self) -> Path:
         return self.assets_dir / "rmvpe" / "rmvpe.pt"
+
+    @property
+    def fcpe_path(self) -> Path:
+        """Optional: FCPE's weights are read from the installed torchfcpe wheel unless this file exists."""
+        return self.assets_dir / "fcpe" / "fcpe_c_v001.pt"
 
 
 def load_settings(**overrides: object) -> Settings:

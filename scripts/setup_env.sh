@@ -55,7 +55,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.voice-service-installed
-digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# this script's own install lines count too (torchfcpe below is not in pyproject.toml)
+digest=$(cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
   exit 0
 fi
@@ -66,5 +67,12 @@ echo "installing pinned dependencies into .venv (first time: a few minutes)"
 .venv/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0" "setuptools==80.9.0"
 # dev: pytest, ruff, mypy; analysis: the code-analysis tools under tools/ (their tests run in CI).
 .venv/bin/python -m pip install --disable-pip-version-check -q -e ".[dev,analysis]"
-.venv/bin/python -m pip check
+# FCPE's weights ship inside the torchfcpe wheel. Its code imports torchaudio, which has no build for our torch,
+# and the service never imports it (rvc/infer/fcpe.py reads the weight file), so it is installed without its
+# dependencies (pyproject.toml cannot say --no-deps), and `pip check` forgives it only those.
+.venv/bin/python -m pip install --disable-pip-version-check -q --no-deps "torchfcpe>=0.0.4,<0.1"
+if ! problems=$(.venv/bin/python -m pip check 2>&1); then
+  problems=$(grep -v '^torchfcpe [^ ]* requires ' <<<"$problems" || true)
+  if [ -n "$problems" ]; then echo "$problems" >&2; exit 1; fi
+fi
 echo "$digest" > "$stamp"

@@ -1,4 +1,4 @@
-"""The voice converter a worker process holds: shared HuBERT/RMVPE, resident voices, ``convert``.
+"""The voice converter a worker process holds: shared HuBERT/RMVPE/FCPE, resident voices, ``convert``.
 
 ``VoiceConverter.convert`` runs RVC's offline inference (``vc_single``): any-rate mono audio
 -> 16 kHz, peak limit, the pipeline in ``pipeline.py``, int16 scaling. The result is the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import torch
 
 from rvc.audio import resample, validate_waveform
 from rvc.errors import InvalidInput, NotFound
+from rvc.infer.fcpe import FCPE, bundled_weights, locate_weights, missing_weights_message
 from rvc.infer.hubert import ContentEncoder
 from rvc.infer.index import FeatureIndex
 from rvc.infer.params import (
@@ -55,10 +56,16 @@ _WARM_UP_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class ConverterAssets:
-    """Model files shared by every voice: ``hubert_base.pt`` (fairseq; or a transformers folder), ``rmvpe.pt``."""
+    """Model files shared by every voice: ``hubert_base.pt`` (fairseq; or a transformers folder), ``rmvpe.pt``.
+
+    FCPE's weights come from ``fcpe_path`` (an operator's copy) when that file exists, else from
+    ``fcpe_bundled``, the file in the installed torchfcpe wheel (None: not installed).
+    """
 
     hubert_path: Path
     rmvpe_path: Path | None
+    fcpe_path: Path | None = None
+    fcpe_bundled: Path | None = field(default_factory=bundled_weights)
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,9 @@ def decoder_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 class VoiceConverter:
     """One per process; HuBERT and RMVPE are loaded once and shared by every resident voice.
 
-    Thread-safe: voices are added/removed under a lock and conversions only read the models.
+    FCPE is loaded on its first use (most deployments never ask for it; ``warm_up`` pays the load
+    for a worker whose predecessor used it). Thread-safe: voices are added/removed under a lock,
+    FCPE is loaded under another, and conversions only read the models.
     """
 
     def __init__(
@@ -122,9 +131,22 @@ class VoiceConverter:
         self.rmvpe = (
             RMVPE.from_pretrained(assets.rmvpe_path, device=self.device) if assets.rmvpe_path else None
         )
+        self._fcpe_assets_file = assets.fcpe_path
+        self.fcpe_file = locate_weights(assets.fcpe_path, assets.fcpe_bundled)
+        self._fcpe: FCPE | None = None
+        self._fcpe_lock = threading.Lock()
         self._voices: dict[str, ResidentVoice] = {}
         self._lock = threading.RLock()
         self._methods_used: set[str] = set()
+
+    def fcpe(self) -> FCPE:
+        """The FCPE model, loaded on first call; InvalidInput naming both places when no weights exist."""
+        with self._fcpe_lock:
+            if self._fcpe is None:
+                if self.fcpe_file is None:
+                    raise InvalidInput(missing_weights_message(self._fcpe_assets_file), field="f0_method")
+                self._fcpe = FCPE.from_pretrained(self.fcpe_file, device=self.device)
+            return self._fcpe
 
     # -- voices -----------------------------------------------------------------------------
 
@@ -171,7 +193,7 @@ class VoiceConverter:
         """The resident voice, once ``params`` passed the checks that depend on it and on these assets.
 
         The request contract checked each value alone; only here is it known whether the voice has
-        that speaker and whether rmvpe was configured. Offline conversion and streams check alike.
+        that speaker and whether rmvpe / fcpe weights exist. Offline conversion and streams check alike.
         """
         resident = self.resident(name)
         if params.speaker_id >= resident.info.n_speakers:
@@ -184,6 +206,8 @@ class VoiceConverter:
             raise InvalidInput(
                 "f0_method 'rmvpe' is unavailable: no rmvpe.pt was configured", field="f0_method"
             )
+        if resident.info.if_f0 and params.f0_method == "fcpe" and self.fcpe_file is None:
+            raise InvalidInput(missing_weights_message(self._fcpe_assets_file), field="f0_method")
         return resident
 
     # -- conversion -------------------------------------------------------------------------
@@ -211,7 +235,7 @@ class VoiceConverter:
 
         ``params`` are trusted: ``RVCServer.submit`` validated them where the job entered the pool
         (a library caller of the converter itself calls ``params.validate()`` first). Only what
-        depends on this voice and these assets is checked here: the speaker and rmvpe.
+        depends on this voice and these assets is checked here: the speaker, rmvpe and fcpe.
         """
         resident = self.resident_for(voice, params)
         wav = np.asarray(audio, dtype=np.float32)
@@ -222,6 +246,7 @@ class VoiceConverter:
         timings: dict[str, float] = {}
         wav16k = limit_peak(resample(wav, sample_rate, SAMPLE_RATE))
         checkpoint = resident.checkpoint
+        fcpe = self.fcpe() if checkpoint.if_f0 and params.f0_method == "fcpe" else None
         models = SegmentModels(
             hubert=self.hubert, synthesizer=checkpoint.model, version=checkpoint.version,
             index=resident.index, device=self.device,
@@ -229,7 +254,7 @@ class VoiceConverter:
         with torch.inference_mode():
             out, out_rate = run_pipeline(
                 wav16k, models, params, if_f0=checkpoint.if_f0, sample_rate=checkpoint.sample_rate,
-                rmvpe=self.rmvpe, crepe_model=self.crepe_model, segments=self.segments,
+                rmvpe=self.rmvpe, fcpe=fcpe, crepe_model=self.crepe_model, segments=self.segments,
                 timings=timings, trace=trace,
             )  # fmt: skip
         audio_int16 = to_int16(out)

@@ -1,7 +1,7 @@
-"""Fundamental-frequency extraction for RVC: rmvpe, pm (Praat), harvest (WORLD) and crepe.
+"""Fundamental-frequency extraction for RVC: rmvpe, fcpe, pm (Praat), harvest (WORLD) and crepe.
 
-Every method works on 16 kHz audio with a 10 ms hop (160 samples) and a 50-1100 Hz
-search range, as RVC's ``Pipeline.get_f0``. The result is the f0 curve in Hz
+Every method works on 16 kHz audio with a 10 ms hop (160 samples), as RVC's ``Pipeline.get_f0``;
+all but fcpe search 50-1100 Hz (fcpe covers its network's 32.7-1975.5 Hz, unclamped, as RVC). The result is the f0 curve in Hz
 (0 = unvoiced) after the pitch shift, plus its coarse form: 255 mel-spaced bins
 (1 = unvoiced or <= 50 Hz) that index the synthesizer's pitch embedding.
 """
@@ -18,6 +18,7 @@ from rvc.errors import InvalidInput
 from rvc.infer.params import CREPE_MODELS, F0_METHODS
 
 if TYPE_CHECKING:
+    from rvc.infer.fcpe import FCPE
     from rvc.infer.rmvpe import RMVPE
 
 __all__ = [
@@ -134,13 +135,14 @@ def estimate_f0(
     *,
     filter_radius: int = 3,
     rmvpe: RMVPE | None = None,
+    fcpe: FCPE | None = None,
     crepe_model: str = "full",
     device: str = "cpu",
     seed: int | None = None,
 ) -> np.ndarray:
     """Unshifted f0 in Hz per 10 ms frame of ``wav16k`` ((N,) float at 16 kHz); 0 = unvoiced.
 
-    Frame counts follow each tool (rmvpe, harvest, crepe: 1 + N // 160; pm: p_len);
+    Frame counts follow each tool (rmvpe, fcpe, harvest, crepe: 1 + N // 160; pm: p_len);
     the caller cuts to ``p_len``. ``seed`` makes crepe's dithering repeatable (the others are deterministic).
     """
     if method == "rmvpe":
@@ -149,6 +151,10 @@ def estimate_f0(
                 "f0_method 'rmvpe' needs the RMVPE model, which is not loaded", field="f0_method"
             )
         return rmvpe.infer_from_audio(wav16k, threshold=RMVPE_THRESHOLD)
+    if method == "fcpe":
+        if fcpe is None:
+            raise InvalidInput("f0_method 'fcpe' needs the FCPE model, which is not loaded", field="f0_method")
+        return fcpe.infer_from_audio(wav16k)
     if method == "pm":
         return f0_pm(wav16k, p_len)
     if method == "harvest":
@@ -183,6 +189,7 @@ def compute_f0(
     pitch_shift: int = 0,
     filter_radius: int = 3,
     rmvpe: RMVPE | None = None,
+    fcpe: FCPE | None = None,
     crepe_model: str = "full",
     device: str = "cpu",
     seed: int | None = None,
@@ -190,7 +197,7 @@ def compute_f0(
     """Pitch for the synthesizer from the whole reflect-padded 16 kHz signal.
 
     Returns ``(coarse, f0)``: coarse int32 bins 1..255 and the shifted f0 in Hz
-    (float64; float32 for crepe), both uncut (see ``estimate_f0`` for lengths).
+    (float64; float32 for crepe and fcpe), both uncut (see ``estimate_f0`` for lengths).
     """
     f0 = estimate_f0(
         method,
@@ -198,6 +205,7 @@ def compute_f0(
         p_len,
         filter_radius=filter_radius,
         rmvpe=rmvpe,
+        fcpe=fcpe,
         crepe_model=crepe_model,
         device=device,
         seed=seed,

@@ -31,7 +31,7 @@ __all__ = [
     "VoiceInfo",
 ]
 
-F0_METHODS = ("rmvpe", "pm", "harvest", "crepe")
+F0_METHODS = ("rmvpe", "fcpe", "pm", "harvest", "crepe")
 CREPE_MODELS = ("full", "tiny")
 # fp32 is exact; bf16 / fp16 trade accuracy for speed (rvc.infer.converter.decoder_dtype gives the cost).
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -64,7 +64,7 @@ class ConversionParams:
         """Raise InvalidInput naming the first field outside its allowed range.
 
         Called where a job enters the pool; whether ``speaker_id`` exists and
-        whether rmvpe is available depend on the worker's voice and assets, so
+        whether rmvpe / fcpe is available depend on the worker's voice and assets, so
         the converter checks those two itself.
         """
         _check_range("pitch_shift", self.pitch_shift, -24, 24, integer=True)

@@ -24,6 +24,7 @@ from rvc.infer.params import ConversionParams
 from rvc.infer.signal_ops import high_pass, mix_rms, resample_output, split_points
 
 if TYPE_CHECKING:
+    from rvc.infer.fcpe import FCPE
     from rvc.infer.hubert import ContentEncoder
     from rvc.infer.index import FeatureIndex
     from rvc.infer.rmvpe import RMVPE
@@ -161,6 +162,7 @@ def run_pipeline(
     if_f0: bool,
     sample_rate: int,
     rmvpe: RMVPE | None,
+    fcpe: FCPE | None = None,
     crepe_model: str = "full",
     segments: SegmentConfig = CPU_SEGMENTS,
     timings: dict[str, float] | None = None,
@@ -201,7 +203,7 @@ def run_pipeline(
         with _timed(timings, "f0"):
             pitch, pitchf = compute_f0(
                 params.f0_method, audio_pad, p_len, pitch_shift=params.pitch_shift,
-                filter_radius=params.filter_radius, rmvpe=rmvpe, crepe_model=crepe_model,
+                filter_radius=params.filter_radius, rmvpe=rmvpe, fcpe=fcpe, crepe_model=crepe_model,
                 device=str(models.device), seed=_f0_seed(params),
             )  # fmt: skip
         _record(trace, pitch_full=pitch, pitchf_full=pitchf)

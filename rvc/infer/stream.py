@@ -34,6 +34,7 @@ from scipy import signal
 from rvc.errors import InvalidInput
 from rvc.infer.converter import VoiceConverter
 from rvc.infer.f0 import compute_f0
+from rvc.infer.fcpe import FCPE
 from rvc.infer.hubert import ContentEncoder
 from rvc.infer.index import FeatureIndex
 from rvc.infer.params import ConversionParams
@@ -69,6 +70,7 @@ class StreamModels:
     rmvpe: RMVPE | None
     device: torch.device
     crepe_model: str = "full"
+    fcpe: FCPE | None = None
 
 
 def open_stream(
@@ -78,10 +80,11 @@ def open_stream(
     params.validate()
     resident = converter.resident_for(voice, params)
     checkpoint = resident.checkpoint
+    fcpe = converter.fcpe() if checkpoint.if_f0 and params.f0_method == "fcpe" else None
     models = StreamModels(
         hubert=converter.hubert, synthesizer=checkpoint.model, version=checkpoint.version,
         if_f0=checkpoint.if_f0, sample_rate=checkpoint.sample_rate, index=resident.index,
-        rmvpe=converter.rmvpe, device=converter.device, crepe_model=converter.crepe_model,
+        rmvpe=converter.rmvpe, device=converter.device, crepe_model=converter.crepe_model, fcpe=fcpe,
     )  # fmt: skip
     return StreamConverter(models, params, config or StreamConfig())
 
@@ -109,6 +112,8 @@ class StreamConverter:
             raise InvalidInput(
                 "f0_method 'rmvpe' is unavailable: no rmvpe.pt was configured", field="f0_method"
             )
+        if models.if_f0 and params.f0_method == "fcpe" and models.fcpe is None:
+            raise InvalidInput("f0_method 'fcpe' is unavailable: no FCPE model was given", field="f0_method")
         self.models = models
         self.params = params
         self.config = config
@@ -307,7 +312,7 @@ class StreamConverter:
         coarse, shifted = compute_f0(
             params.f0_method, self._buffer[-window:].astype(np.float64), frames,
             pitch_shift=params.pitch_shift, filter_radius=params.filter_radius, rmvpe=models.rmvpe,
-            crepe_model=models.crepe_model, device=str(models.device), seed=_f0_seed(params),
+            fcpe=models.fcpe, crepe_model=models.crepe_model, device=str(models.device), seed=_f0_seed(params),
         )  # fmt: skip
         fresh = slice(_F0_HEAD_DROP, frames - _F0_TAIL_DROP)
         self._pitch = np.roll(self._pitch, -new_frames)

@@ -42,7 +42,7 @@ __all__ = [
     "optional_fields",
 ]
 
-F0Method = Literal["rmvpe", "pm", "harvest", "crepe"]
+F0Method = Literal["rmvpe", "fcpe", "pm", "harvest", "crepe"]
 Granularity = Literal["sentence", "chunk"]
 RVC_MODEL_MAX_CHARS = 128  # an ``rvc_model`` field wherever it is sent (forms, OpenAI body, saved voices)
 DESCRIPTION_MAX_CHARS = 500  # a saved voice's description

@@ -43,6 +43,8 @@ class PoolConfig:
         (``rmvpe_path`` may be None when no job uses f0_method="rmvpe").
     default_voice: voice loaded at start and used when a job names none;
         given with or without ``.pth``, stored without it.
+    fcpe_path: an operator's copy of FCPE's weights (``ASSETS_DIR/fcpe/fcpe_c_v001.pt``),
+        read instead of the file in the installed torchfcpe wheel when it exists.
     num_workers: worker processes kept alive (each holds every resident voice).
     max_queue: jobs waiting for a worker before ``submit`` raises Busy.
     max_streams: open streams before ``open_stream`` raises Busy (each one
@@ -68,6 +70,7 @@ class PoolConfig:
     hubert_path: Path
     rmvpe_path: Path | None
     default_voice: str
+    fcpe_path: Path | None = None
     num_workers: int = 2
     max_queue: int = 32
     max_streams: int = 16
@@ -87,8 +90,9 @@ class PoolConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights_dir", Path(self.weights_dir))
         object.__setattr__(self, "hubert_path", Path(self.hubert_path))
-        if self.rmvpe_path is not None:
-            object.__setattr__(self, "rmvpe_path", Path(self.rmvpe_path))
+        for name in ("rmvpe_path", "fcpe_path"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         if not isinstance(self.default_voice, str) or not self.default_voice.removesuffix(".pth"):
             raise ValueError(f"default_voice must be a voice name, got {self.default_voice!r}")
         object.__setattr__(self, "default_voice", self.default_voice.removesuffix(".pth"))
@@ -119,6 +123,7 @@ class PoolConfig:
             "weights_dir": settings.weights_dir,
             "hubert_path": settings.hubert_path,
             "rmvpe_path": settings.rmvpe_path,
+            "fcpe_path": settings.fcpe_path,
             "default_voice": settings.voice_name,
             "num_workers": settings.rvc_workers,
             "max_queue": settings.rvc_queue_size,

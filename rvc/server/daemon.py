@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--socket", type=Path, help="Unix socket path (default: RUN_DIR/rvc_server.sock)")
     add("--run-dir", type=Path, help="folder for socket, pid and log files (default: RUN_DIR)")
     add("--weights-dir", type=Path, help="voice folder (default: WEIGHTS_DIR)")
-    add("--assets-dir", type=Path, help="folder with hubert/ and rmvpe/ (default: ASSETS_DIR)")
+    add("--assets-dir", type=Path, help="folder with hubert/, rmvpe/ and optionally fcpe/ (default: ASSETS_DIR)")
     add("--queue-size", type=int, help="jobs waiting before 'busy' (default: RVC_QUEUE_SIZE)")
     add("--job-timeout", type=float, help="seconds per job (default: RVC_JOB_TIMEOUT_S)")
     add("--max-jobs-per-worker", type=int, help="recycle a worker after this many jobs (0: never)")

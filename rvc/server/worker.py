@@ -50,6 +50,7 @@ class WorkerSpec:
     hubert_path: Path
     rmvpe_path: Path | None
     voices: tuple[VoiceFiles, ...]
+    fcpe_path: Path | None
     device: str
     precision: str
     warmup: bool

@@ -217,7 +217,7 @@ def _build_converter(spec: WorkerSpec, device: str) -> VoiceConverter:
     torch.set_num_threads(spec.torch_threads)
     faiss.omp_set_num_threads(spec.torch_threads)  # its OpenMP pool is separate from torch's
     converter = VoiceConverter(
-        ConverterAssets(hubert_path=spec.hubert_path, rmvpe_path=spec.rmvpe_path),
+        ConverterAssets(hubert_path=spec.hubert_path, rmvpe_path=spec.rmvpe_path, fcpe_path=spec.fcpe_path),
         device=device,
         precision=spec.precision,
     )

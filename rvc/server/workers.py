@@ -60,6 +60,7 @@ class WorkerSet:
             hubert_path=cfg.hubert_path,
             rmvpe_path=cfg.rmvpe_path,
             voices=voices,
+            fcpe_path=cfg.fcpe_path,
             device=cfg.device,
             precision=cfg.precision,
             warmup=cfg.warmup,

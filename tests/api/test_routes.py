@@ -84,10 +84,11 @@ def test_skip_rvc_and_tts_return_16k_spark_audio(stack: Stack, reference_wav: by
 
 
 def test_rvc_converts_uploaded_audio(stack: Stack) -> None:
+    """With FCPE, whose real weights the workers read from the installed torchfcpe wheel."""
     speech = espeak_wav("Convert me into the target voice.")
     response = httpx.post(
         f"{stack.base_url}/rvc", files={"audio": ("in.wav", speech, "audio/wav")},
-        data={"pitch_shift": "12", "f0_method": "pm"}, timeout=TIMEOUT,
+        data={"pitch_shift": "12", "f0_method": "fcpe"}, timeout=TIMEOUT,
     )
     assert response.status_code == 200, response.text
     wav, rate = decode(response.content)

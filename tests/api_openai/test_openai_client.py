@@ -105,7 +105,7 @@ def test_extra_body_carries_rvc_settings_and_a_reference_override(
     )
     tuned = client.audio.speech.create(
         model="tts-1", voice="openai_ref", input=TEXT, response_format="wav",
-        extra_body={"seed": 21, "pitch_shift": 5, "f0_method": "pm", "index_rate": 0.3, "protect": 0.4,
+        extra_body={"seed": 21, "pitch_shift": 5, "f0_method": "fcpe", "index_rate": 0.3, "protect": 0.4,
                     "rvc_model": "Second"},
     )
     tuned_audio = decode_any(tuned.content, "wav", streamed=True)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 from pydantic import ValidationError
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from rvc.grpc.client import TTSParams
 from rvc.processing.backends import conversion_params
 from rvc.processing.contract import (
+    F0Method,
     RequestOptions,
     SynthesisDefaults,
     SynthesisOverrides,
@@ -18,7 +20,7 @@ from rvc.processing.contract import (
     fields_for,
 )
 from rvc.processing.voices import VoiceRecord
-from rvc.server import ConversionParams
+from rvc.server import F0_METHODS, ConversionParams
 
 
 def _number_schema(model: type, name: str) -> dict:
@@ -52,6 +54,10 @@ def test_the_worker_parameters_are_the_fields_marked_rvc() -> None:
     assert params.seed == 7
     # the contract's defaults are the converter's own (the RVC WebUI's)
     assert dataclasses.replace(params, seed=None) == ConversionParams()
+
+
+def test_the_contract_offers_exactly_the_workers_f0_methods() -> None:
+    assert typing.get_args(F0Method) == F0_METHODS
 
 
 def test_the_triton_parameters_are_the_fields_marked_tts() -> None:

@@ -81,7 +81,7 @@ def test_demo_assets_load_and_convert_with_every_f0_method(demo_converter, demo_
     assert all(t.dtype == torch.float16 for t in checkpoint["weight"].values())
     assert not any(key.startswith("enc_q.") for key in checkpoint["weight"])
     assert demo_converter.voices["demo"].has_index
-    for method in ("rmvpe", "pm", "harvest", "crepe"):
+    for method in ("rmvpe", "fcpe", "pm", "harvest", "crepe"):
         result = demo_converter.convert("demo", ONE_SECOND, 16000, ConversionParams(f0_method=method, seed=0))
         assert result.sample_rate == 40000 and result.audio.shape == (_expected_length(40000),), method
         assert np.isfinite(result.audio).all() and np.abs(result.audio).max() > 0, method

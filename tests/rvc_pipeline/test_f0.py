@@ -91,13 +91,15 @@ def test_coarse_bins_follow_reference_mel_mapping() -> None:
     assert coarse_pitch(f0).dtype == np.int32
 
 
-def test_unknown_method_and_missing_rmvpe_raise_invalid_input() -> None:
+def test_unknown_method_and_missing_model_raise_invalid_input() -> None:
     tone = harmonic_tone(220.0, 0.2)
     with pytest.raises(InvalidInput, match="f0_method") as info:
         compute_f0("yin", tone, 20)
     assert info.value.field == "f0_method"
     with pytest.raises(InvalidInput, match="RMVPE"):
         compute_f0("rmvpe", tone, 20, rmvpe=None)
+    with pytest.raises(InvalidInput, match="FCPE"):
+        compute_f0("fcpe", tone, 20, fcpe=None)
     with pytest.raises(InvalidInput, match="crepe model"):
         estimate_f0("crepe", tone, 20, crepe_model="huge")
 

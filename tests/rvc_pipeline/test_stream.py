@@ -233,7 +233,7 @@ def test_other_voice_variants_stream_at_their_rate(
         demo_converter.unload_voice(name)
 
 
-@pytest.mark.parametrize("method", ["pm", "harvest", "crepe"])
+@pytest.mark.parametrize("method", ["pm", "harvest", "crepe", "fcpe"])
 def test_every_f0_method_streams_the_same_however_split(demo_converter, method) -> None:
     params = ConversionParams(f0_method=method, pitch_shift=3, seed=5)
     audio = SPEECH_LIKE[:11200]  # 0.7 s: crepe costs about 0.5 s per step on one thread

@@ -214,6 +214,7 @@ def test_pool_config_from_settings_uses_the_service_variables(tmp_path: Path) ->
     assert (config.num_workers, config.max_queue, config.default_voice) == (3, 5, "X")
     assert config.precision == "bf16"
     assert config.hubert_path == tmp_path / "hubert" / "hubert_base.pt" and config.warmup is False
+    assert config.fcpe_path == tmp_path / "fcpe" / "fcpe_c_v001.pt"  # read only when it exists
 
 
 def test_settle_sets_exceptions_and_results() -> None:

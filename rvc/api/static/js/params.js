@@ -7,7 +7,7 @@
 const PARAMETERS = [
   { name: "pitch_shift", label: "Pitch shift", group: "rvc", step: 1, min: -24, max: 24, value: 0,
     text: "semitones applied by RVC" },
-  { name: "f0_method", label: "Pitch extractor", group: "rvc", choices: ["rmvpe", "pm", "harvest", "crepe"],
+  { name: "f0_method", label: "Pitch extractor", group: "rvc", choices: ["rmvpe", "fcpe", "pm", "harvest", "crepe"],
     value: "rmvpe", text: "pitch extractor used by RVC" },
   { name: "index_rate", label: "Index rate", group: "rvc", step: 0.05, min: 0, max: 1, value: 0.75,
     text: "how much of the voice's faiss index to blend in" },
