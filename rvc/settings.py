@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         description="where Triton's models and the RVC workers run; auto: CUDA when an NVIDIA driver is present "
         "(an error if torch is then a CPU build: set DEVICE=cpu to accept the CPU), decided once by rvc.device",
     )
+    rvc_profile: Literal["2026", "2024"] = Field(
+        "2026",
+        description="RVC inference profile when neither the request, the saved voice nor POST /config names one: "
+        "2026 follows the official WebUI's main (unvoiced pitch filled), 2024 its 20240604 release "
+        "(README: RVC inference profiles)",
+    )
     rvc_precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32",
         description="RVC decoder precision: fp32 (exact on CPU; on Ampere+ GPUs TF32 may apply), bf16 (opt-in, "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import types
 from collections.abc import Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +86,12 @@ def _import_official(official: Path, audio: np.ndarray) -> types.ModuleType:
     stub.load_audio = lambda _path, _sr: audio.copy()  # type: ignore[attr-defined]
     stub.wav2 = None  # type: ignore[attr-defined]
     sys.modules["infer.audio"] = stub
-    import infer.vc.modules as official_modules  # noqa: PLC0415
-
-    return official_modules
+    return importlib.import_module("infer.vc.modules")
 
 
 def _tiny_rmvpe(rmvpe_path: Path) -> Any:
     """main's ``RMVPE`` with its network built at the tiny size (the loader hard-codes E2E(4, 1, (2, 2)))."""
-    import infer.rmvpe as official_rmvpe  # noqa: PLC0415
+    official_rmvpe: Any = importlib.import_module("infer.rmvpe")  # the official code, untyped
 
     full_size = official_rmvpe.E2E
 
@@ -158,12 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["rmvpe_root"] = str(rmvpe_path.parent)
         os.chdir(official)  # the WebUI runs from its root (i18n reads ./i18n/locale)
         modules = _import_official(official, audio)
-        import infer.hubert as official_hubert  # noqa: PLC0415
-        import librosa  # noqa: PLC0415
-        import transformers  # noqa: PLC0415
+        official_hubert: Any = importlib.import_module("infer.hubert")
 
         official_hubert.HUBERT_MODEL_PATH = hubert_folder
-        meta["environment"].update(librosa=librosa.__version__, transformers=transformers.__version__)
+        meta["environment"].update(librosa=version("librosa"), transformers=version("transformers"))
         for case, changes in CASES.items():
             settings = {**BASE, **{k: v for k, v in changes.items() if k != "config"}}
             config = types.SimpleNamespace(device="cpu", is_half=False, **changes.get("config", CPU_CONFIG))

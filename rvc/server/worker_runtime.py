@@ -195,6 +195,7 @@ def _build_converter(spec: WorkerSpec, device: str) -> VoiceConverter:
         ConverterAssets(hubert_path=spec.hubert_path, rmvpe_path=spec.rmvpe_path),
         device=device,
         precision=spec.precision,
+        profile=spec.profile,
     )
     for voice in spec.voices:
         converter.load_voice(voice.name, voice.pth, voice.index)

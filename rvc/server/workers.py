@@ -62,6 +62,7 @@ class WorkerSet:
             voices=voices,
             device=cfg.device,
             precision=cfg.precision,
+            profile=cfg.profile,
             warmup=cfg.warmup,
             torch_threads=cfg.torch_threads,
             log_level=cfg.log_level,
