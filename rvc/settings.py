@@ -212,7 +212,21 @@ class Settings(BaseSettings):
 
     @property
     def hubert_path(self) -> Path:
+        """The WebUI 20240604 layout: fairseq ``hubert/hubert_base.pt``."""
         return self.assets_dir / "hubert" / "hubert_base.pt"
+
+    @property
+    def hubert_folder(self) -> Path:
+        """The WebUI main layout: a transformers folder ``hubert_base/`` (config.json, pytorch_model.bin)."""
+        return self.assets_dir / "hubert_base"
+
+    @property
+    def content_encoder_path(self) -> Path:
+        """The HuBERT the workers load: main's folder once complete (its config.json), else hubert_base.pt.
+
+        Both hold the same network (main converted the checkpoint), so either serves both profiles.
+        """
+        return self.hubert_folder if (self.hubert_folder / "config.json").is_file() else self.hubert_path
 
     @property
     def rmvpe_path(self) -> Path:

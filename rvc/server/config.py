@@ -121,7 +121,7 @@ class PoolConfig:
         """The pool configuration the service settings describe; ``overrides`` win."""
         values: dict[str, object] = {
             "weights_dir": settings.weights_dir,
-            "hubert_path": settings.hubert_path,
+            "hubert_path": settings.content_encoder_path,
             "rmvpe_path": settings.rmvpe_path,
             "default_voice": settings.voice_name,
             "num_workers": settings.rvc_workers,
