@@ -31,14 +31,12 @@ CASES = {
 }
 
 
-def _converter(
-    fixtures: Path, segments: SegmentConfig | None = None, *, profile: str = "2024", hubert: Path | None = None
-) -> VoiceConverter:
+def _converter(fixtures: Path, segments: SegmentConfig | None = None) -> VoiceConverter:
     pipeline = fixtures / "rvc_pipeline_tiny"
     assets = ConverterAssets(
-        hubert_path=hubert or pipeline / "hubert_base.pt", rmvpe_path=fixtures / "rmvpe_tiny" / "rmvpe.pt"
+        hubert_path=pipeline / "hubert_base.pt", rmvpe_path=fixtures / "rmvpe_tiny" / "rmvpe.pt"
     )
-    converter = VoiceConverter(assets, segments=segments or SegmentConfig(), profile=profile)
+    converter = VoiceConverter(assets, segments=segments or SegmentConfig(), profile="2024")
     converter.load_voice(
         "tiny", fixtures / "rvc_synth_v2_tiny" / "tiny_v2_40k.pth",
         pipeline / "added_IVF5_Flat_nprobe_1_tiny_v2.index",

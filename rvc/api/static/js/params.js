@@ -39,7 +39,8 @@ const shown = (spec, value) => spec.labels?.[value] ?? String(value);
 function withSchema(parameter, schema) {
   if (!schema) return parameter;
   const merged = { ...parameter, text: schema.description || parameter.text };
-  if (Array.isArray(schema.enum)) merged.choices = schema.enum.map(String);
+  // a parameter that may stay unset (its "" choice: the server decides) keeps that choice
+  if (Array.isArray(schema.enum)) merged.choices = [...(parameter.choices?.includes("") ? [""] : []), ...schema.enum.map(String)];
   if (schema.minimum !== undefined) Object.assign(merged, { min: schema.minimum, exclusiveMin: false });
   if (schema.exclusiveMinimum !== undefined) {
     Object.assign(merged, { min: schema.exclusiveMinimum, exclusiveMin: true });
