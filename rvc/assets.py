@@ -41,7 +41,7 @@ class AssetReport:
 
     @property
     def missing(self) -> list[str]:
-        names = {"spark_model": "Spark-TTS model folder", "voice": "RVC voice", "hubert": "hubert_base.pt",
+        names = {"spark_model": "Spark-TTS model folder", "voice": "RVC voice", "hubert": "hubert_base.pt (or hubert_base/)",
                  "rmvpe": "rmvpe.pt"}
         return [label for key, label in names.items() if not getattr(self, key)]
 
@@ -52,7 +52,7 @@ def inspect_assets(settings: Settings) -> AssetReport:
     return AssetReport(
         spark_model=(settings.spark_model_dir / "config.yaml").is_file(),
         voice=(settings.weights_dir / settings.rvc_model).is_file(),
-        hubert=settings.hubert_path.is_file(),
+        hubert=settings.content_encoder_path.exists(),  # hubert_base.pt or main's hubert_base/ folder
         rmvpe=settings.rmvpe_path.is_file(),
         demo_folders=tuple(str(folder) for folder in folders if (folder / DEMO_MARKER).is_file()),
     )

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         description="where Triton's models and the RVC workers run; auto: CUDA when an NVIDIA driver is present "
         "(an error if torch is then a CPU build: set DEVICE=cpu to accept the CPU), decided once by rvc.device",
     )
+    rvc_profile: Literal["2026", "2024"] = Field(
+        "2026",
+        description="RVC inference profile when neither the request, the saved voice nor POST /config names one: "
+        "2026 follows the official WebUI's main (unvoiced pitch filled), 2024 its 20240604 release "
+        "(README: RVC inference profiles)",
+    )
     rvc_precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32",
         description="RVC decoder precision: fp32 (exact on CPU; on Ampere+ GPUs TF32 may apply), bf16 (opt-in, "
@@ -235,7 +241,21 @@ class Settings(BaseSettings):
 
     @property
     def hubert_path(self) -> Path:
+        """The WebUI 20240604 layout: fairseq ``hubert/hubert_base.pt``."""
         return self.assets_dir / "hubert" / "hubert_base.pt"
+
+    @property
+    def hubert_folder(self) -> Path:
+        """The WebUI main layout: a transformers folder ``hubert_base/`` (config.json, pytorch_model.bin)."""
+        return self.assets_dir / "hubert_base"
+
+    @property
+    def content_encoder_path(self) -> Path:
+        """The HuBERT the workers load: main's folder once complete (its config.json), else hubert_base.pt.
+
+        Both hold the same network (main converted the checkpoint), so either serves both profiles.
+        """
+        return self.hubert_folder if (self.hubert_folder / "config.json").is_file() else self.hubert_path
 
     @property
     def rmvpe_path(self) -> Path:

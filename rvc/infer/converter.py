@@ -31,6 +31,7 @@ from rvc.infer.params import (
     VoiceInfo,
 )
 from rvc.infer.pipeline import CPU_SEGMENTS, SegmentConfig, SegmentModels, Trace, run_pipeline
+from rvc.infer.profiles import DEFAULT_PROFILE, InferenceProfile, profile_named
 from rvc.infer.rmvpe import RMVPE
 from rvc.infer.signal_ops import limit_peak, to_int16
 from rvc.infer.synthesizer import VoiceCheckpoint, load_voice_checkpoint
@@ -115,7 +116,9 @@ class VoiceConverter:
         crepe_model: str = "full",
         segments: SegmentConfig = CPU_SEGMENTS,
         precision: str = "fp32",
+        profile: str = DEFAULT_PROFILE,
     ) -> None:
+        self.profile = profile_named(profile).name  # ValueError now, not at the first job
         if crepe_model not in CREPE_MODELS:
             raise ValueError(f"crepe_model must be one of {CREPE_MODELS}, got {crepe_model!r}")
         self.device = torch.device(device)
@@ -212,6 +215,10 @@ class VoiceConverter:
 
     # -- conversion -------------------------------------------------------------------------
 
+    def profile_for(self, params: ConversionParams) -> InferenceProfile:
+        """The request's profile, or this converter's (RVC_PROFILE) when the request names none."""
+        return profile_named(params.rvc_profile, self.profile)
+
     def warm_up(self, methods: tuple[str, ...] | None = None) -> None:
         """One short conversion per resident voice and per f0 method in use (first-call costs paid here)."""
         if methods is None:
@@ -255,7 +262,7 @@ class VoiceConverter:
             out, out_rate = run_pipeline(
                 wav16k, models, params, if_f0=checkpoint.if_f0, sample_rate=checkpoint.sample_rate,
                 rmvpe=self.rmvpe, fcpe=fcpe, crepe_model=self.crepe_model, segments=self.segments,
-                timings=timings, trace=trace,
+                profile=self.profile_for(params), timings=timings, trace=trace,
             )  # fmt: skip
         audio_int16 = to_int16(out)
         if trace is not None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from rvc.errors import InvalidInput
 from rvc.infer.params import CREPE_MODELS, F0_METHODS
+from rvc.infer.pitch_fill import fill_unvoiced
 
 if TYPE_CHECKING:
     from rvc.infer.fcpe import FCPE
@@ -193,11 +194,13 @@ def compute_f0(
     crepe_model: str = "full",
     device: str = "cpu",
     seed: int | None = None,
+    fill: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pitch for the synthesizer from the whole reflect-padded 16 kHz signal.
 
     Returns ``(coarse, f0)``: coarse int32 bins 1..255 and the shifted f0 in Hz
     (float64; float32 for crepe and fcpe), both uncut (see ``estimate_f0`` for lengths).
+    ``fill`` interpolates unvoiced frames before the shift (the ``2026`` profile, ``pitch_fill.py``).
     """
     f0 = estimate_f0(
         method,
@@ -210,5 +213,7 @@ def compute_f0(
         device=device,
         seed=seed,
     )
+    if fill:
+        f0 = fill_unvoiced(f0)
     f0 = shift_f0(f0, pitch_shift)
     return coarse_pitch(f0), f0

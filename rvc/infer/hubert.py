@@ -184,11 +184,26 @@ class ContentEncoder:
         return hidden
 
 
-def write_transformers_folder(fairseq_path: str | Path, folder: str | Path) -> Path:
+# The WebUI's ``assets/hubert_base/preprocessor_config.json``: RVC feeds HuBERT unnormalised audio.
+_PREPROCESSOR_CONFIG = """{
+  "do_normalize": false,
+  "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+  "feature_size": 1,
+  "padding_side": "right",
+  "padding_value": 0.0,
+  "return_attention_mask": false,
+  "sampling_rate": 16000
+}
+"""
+
+
+def write_transformers_folder(fairseq_path: str | Path, folder: str | Path, *, official_layout: bool = False) -> Path:
     """Convert a fairseq ``hubert_base.pt`` into a transformers-format folder, tensors unchanged.
 
     The folder holds ``config.json`` and ``model.safetensors`` (weight norm still split, as
     transformers stores it) and loads with :meth:`ContentEncoder.from_pretrained`.
+    ``official_layout`` writes what the WebUI's ``main`` ships in ``assets/hubert_base/`` instead:
+    ``pytorch_model.bin`` plus ``preprocessor_config.json`` (the golden generator feeds it to main).
     """
     source = f"HuBERT checkpoint {fairseq_path}"
     state, model_cfg = read_fairseq_checkpoint(fairseq_path)
@@ -198,5 +213,10 @@ def write_transformers_folder(fairseq_path: str | Path, folder: str | Path) -> P
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config.to_json_file(folder / "config.json")
-    save_file({key: value.contiguous() for key, value in mapped.items()}, folder / "model.safetensors")
+    tensors = {key: value.contiguous() for key, value in mapped.items()}
+    if official_layout:
+        torch.save(tensors, folder / "pytorch_model.bin")
+        (folder / "preprocessor_config.json").write_text(_PREPROCESSOR_CONFIG)
+    else:
+        save_file(tensors, folder / "model.safetensors")
     return folder

@@ -7,6 +7,11 @@ by a 1×1 linear layer and tanh. Voicing and f0 are held per frame (nearest upsa
 The phase is the inclusive running sum 2π·Σ_{m≤n} f0[m]/sr: the very first sample is
 sin(2π·f0[0]/sr), not sin(0), and unvoiced frames do not advance it. It is accumulated per frame
 in float64 and wrapped to [0, 1) cycles, so hours of audio keep full float32 precision.
+
+The ``2026`` profile uses the form the official ``main`` went back to (its pre-November-2024
+SineGen): the same running sum, but in float32 and with the wraps found on a linearly upsampled
+frame-rate sum (``interpolated_sine_excitation``). The two agree up to float32 rounding of the
+phase, which grows with the length of voiced audio; the fill of ``2026`` makes all audio voiced.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NoiseSource", "SourceModule", "sine_excitation"]
+__all__ = ["NoiseSource", "SourceModule", "interpolated_sine_excitation", "sine_excitation"]
 
 SINE_AMPLITUDE = 0.1
 VOICED_NOISE_STD = 0.003
@@ -29,12 +35,20 @@ class NoiseSource:
     ``generator=None`` draws from torch's global CPU generator, like the reference, so
     ``torch.manual_seed(s)`` right before a call reproduces the reference's output; a
     ``torch.Generator`` makes the call reproducible without touching global state (and safe to
-    run concurrently). ``deterministic=True`` replaces every draw by zeros.
+    run concurrently). ``deterministic=True`` replaces every draw by zeros. ``sine_phase`` picks the
+    sine's phase form (``rvc.infer.profiles.SinePhase``): it travels with the draws because both
+    are per call and both reach the source module by the same path.
     """
 
-    def __init__(self, generator: torch.Generator | None = None, *, deterministic: bool = False) -> None:
+    def __init__(
+        self, generator: torch.Generator | None = None, *, deterministic: bool = False,
+        sine_phase: str = "running_sum",
+    ) -> None:  # fmt: skip
+        if sine_phase not in ("running_sum", "interpolated"):
+            raise ValueError(f"sine_phase must be running_sum or interpolated, got {sine_phase!r}")
         self.generator = generator
         self.deterministic = deterministic
+        self.sine_phase = sine_phase
 
     def _device(self, like: torch.Tensor) -> torch.device:
         return self.generator.device if self.generator is not None else like.device
@@ -70,6 +84,30 @@ def sine_excitation(f0: torch.Tensor, upsample: int, sample_rate: int) -> tuple[
     return sine, voiced
 
 
+def interpolated_sine_excitation(
+    f0: torch.Tensor, upsample: int, sample_rate: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like :func:`sine_excitation`, in the official pre-November-2024 SineGen's float32 arithmetic.
+
+    The frame-rate sum, scaled and linearly upsampled (align_corners), only locates the wraps;
+    the phase itself is the float32 running sum of the nearest-upsampled increments, shifted by
+    -1 after each wrap. Integer shifts leave the sine unchanged: only the rounding differs.
+    """
+    increments = (f0.to(torch.float32) / sample_rate) % 1  # (B, T) cycles per sample
+    frame_sum = torch.cumsum(increments, dim=1) * upsample
+    frame_sum = F.interpolate(
+        frame_sum.unsqueeze(1), scale_factor=float(upsample), mode="linear", align_corners=True
+    ).squeeze(1)
+    per_sample = F.interpolate(increments.unsqueeze(1), scale_factor=float(upsample), mode="nearest").squeeze(1)
+    frame_sum = frame_sum % 1
+    wrapped = (frame_sum[:, 1:] - frame_sum[:, :-1]) < 0
+    shift = torch.zeros_like(per_sample)
+    shift[:, 1:] = wrapped * -1.0
+    sine = torch.sin(torch.cumsum(per_sample + shift, dim=1) * 2 * torch.pi)
+    voiced = (f0 > 0).repeat_interleave(upsample, dim=1)
+    return sine, voiced
+
+
 class SourceModule(nn.Module):
     """f0 (B, T) Hz -> harmonic source (B, 1, T·upsample), the reference's ``SourceModuleHnNSF``."""
 
@@ -80,7 +118,8 @@ class SourceModule(nn.Module):
 
     def sine_waves(self, f0: torch.Tensor, upsample: int, noise: NoiseSource) -> torch.Tensor:
         """(B, T·upsample, 1): 0.1·sin(phase)·voiced + noise, before the merge layer."""
-        sine, voiced = sine_excitation(f0, upsample, self.sample_rate)
+        excitation = interpolated_sine_excitation if noise.sine_phase == "interpolated" else sine_excitation
+        sine, voiced = excitation(f0, upsample, self.sample_rate)
         voiced = voiced.to(sine.dtype).unsqueeze(-1)
         sine = sine.unsqueeze(-1) * SINE_AMPLITUDE
         # The reference draws a random initial phase here and then zeroes it for the fundamental

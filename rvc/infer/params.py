@@ -23,9 +23,11 @@ from rvc.errors import InvalidInput
 
 __all__ = [
     "CREPE_MODELS",
+    "DEFAULT_PROFILE",
     "F0_METHODS",
     "MIN_INPUT_SECONDS",
     "PRECISIONS",
+    "PROFILES",
     "ConversionParams",
     "ConversionResult",
     "VoiceInfo",
@@ -36,6 +38,11 @@ CREPE_MODELS = ("full", "tiny")
 # fp32 is exact; bf16 / fp16 trade accuracy for speed (rvc.infer.converter.decoder_dtype gives the cost).
 PRECISIONS = ("fp32", "bf16", "fp16")
 MIN_INPUT_SECONDS = 0.1  # shorter input has no f0 frame to convert
+# Which official release RVC's inference follows (README "RVC inference profiles"): "2026" is the
+# WebUI's main after its July 2026 rewrite (unvoiced pitch filled, the older NSF sine phase), "2024"
+# the 20240604 release the service matched before, kept bit for bit for voices tuned against it.
+PROFILES = ("2026", "2024")
+DEFAULT_PROFILE = "2026"
 
 
 def _check_range(name: str, value: float, low: float, high: float, *, integer: bool = False) -> None:
@@ -59,6 +66,7 @@ class ConversionParams:
     speaker_id: int = 0
     seed: int | None = None
     deterministic: bool = False
+    rvc_profile: str | None = None  # None: the converter's own default (the RVC_PROFILE setting)
 
     def validate(self) -> None:
         """Raise InvalidInput naming the first field outside its allowed range.
@@ -87,6 +95,10 @@ class ConversionParams:
         _check_range("speaker_id", self.speaker_id, 0, 2**31 - 1, integer=True)
         if self.seed is not None:
             _check_range("seed", self.seed, 0, 2**63 - 1, integer=True)
+        if self.rvc_profile is not None and self.rvc_profile not in PROFILES:
+            raise InvalidInput(
+                f"rvc_profile must be one of {', '.join(PROFILES)}, got {self.rvc_profile!r}", field="rvc_profile"
+            )
         if not isinstance(self.deterministic, bool):
             raise InvalidInput(
                 f"deterministic must be true or false, got {self.deterministic!r}", field="deterministic"

@@ -5,7 +5,8 @@ The steps and their order follow the reference ``Pipeline.pipeline`` / ``Pipelin
 each side by ``x_pad`` seconds, f0 once on the whole padded signal, then per segment
 HuBERT features -> index blend -> x2 upsampling -> protect mix -> synthesizer, trim the
 padding, volume-envelope mix, optional resample. The models are passed in; nothing here
-holds state, so one set of models serves any number of calls.
+holds state, so one set of models serves any number of calls. The inference profile
+(``profiles.py``) decides whether unvoiced pitch is filled and which NSF phase form runs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from rvc.infer.f0 import compute_f0
 from rvc.infer.params import ConversionParams
+from rvc.infer.profiles import InferenceProfile, profile_named
 from rvc.infer.signal_ops import high_pass, mix_rms, resample_output, split_points
 
 if TYPE_CHECKING:
@@ -165,6 +167,7 @@ def run_pipeline(
     fcpe: FCPE | None = None,
     crepe_model: str = "full",
     segments: SegmentConfig = CPU_SEGMENTS,
+    profile: InferenceProfile | None = None,
     timings: dict[str, float] | None = None,
     trace: Trace | None = None,
 ) -> tuple[np.ndarray, int]:
@@ -174,6 +177,7 @@ def run_pipeline(
     about 20 ms shorter than the input (the shortfall is at the end).
     """
     timings = {} if timings is None else timings
+    profile = profile or profile_named(params.rvc_profile)
     generator = None
     if params.seed is not None:
         generator = torch.Generator(device=models.device).manual_seed(params.seed)
@@ -183,7 +187,8 @@ def run_pipeline(
         feats: torch.Tensor, lengths: torch.Tensor, pitch: torch.Tensor | None, pitchf: torch.Tensor | None
     ) -> torch.Tensor:
         return models.synthesizer.infer(
-            feats, lengths, pitch, pitchf, sid, generator=generator, deterministic=params.deterministic
+            feats, lengths, pitch, pitchf, sid, generator=generator, deterministic=params.deterministic,
+            sine_phase=profile.sine_phase,
         )
 
     with _timed(timings, "preprocess"):
@@ -204,7 +209,7 @@ def run_pipeline(
             pitch, pitchf = compute_f0(
                 params.f0_method, audio_pad, p_len, pitch_shift=params.pitch_shift,
                 filter_radius=params.filter_radius, rmvpe=rmvpe, fcpe=fcpe, crepe_model=crepe_model,
-                device=str(models.device), seed=_f0_seed(params),
+                device=str(models.device), seed=_f0_seed(params), fill=profile.fill_unvoiced,
             )  # fmt: skip
         _record(trace, pitch_full=pitch, pitchf_full=pitchf)
         pitch, pitchf = pitch[:p_len], pitchf[:p_len]

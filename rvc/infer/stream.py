@@ -33,11 +33,13 @@ from scipy import signal
 
 from rvc.errors import InvalidInput
 from rvc.infer.converter import VoiceConverter
-from rvc.infer.f0 import compute_f0
+from rvc.infer.f0 import coarse_pitch, compute_f0
 from rvc.infer.fcpe import FCPE
 from rvc.infer.hubert import ContentEncoder
 from rvc.infer.index import FeatureIndex
 from rvc.infer.params import ConversionParams
+from rvc.infer.pitch_fill import fill_unvoiced
+from rvc.infer.profiles import InferenceProfile, profile_named
 from rvc.infer.rmvpe import RMVPE
 from rvc.infer.sola import SolaJoiner
 from rvc.infer.stream_config import StreamConfig
@@ -86,7 +88,7 @@ def open_stream(
         if_f0=checkpoint.if_f0, sample_rate=checkpoint.sample_rate, index=resident.index,
         rmvpe=converter.rmvpe, device=converter.device, crepe_model=converter.crepe_model, fcpe=fcpe,
     )  # fmt: skip
-    return StreamConverter(models, params, config or StreamConfig())
+    return StreamConverter(models, params, config or StreamConfig(), profile=converter.profile_for(params))
 
 
 class StreamConverter:
@@ -100,8 +102,12 @@ class StreamConverter:
     about 270 kB. A step's activations are freed when it ends.
     """
 
-    def __init__(self, models: StreamModels, params: ConversionParams, config: StreamConfig) -> None:
+    def __init__(
+        self, models: StreamModels, params: ConversionParams, config: StreamConfig,
+        *, profile: InferenceProfile | None = None,
+    ) -> None:  # fmt: skip
         params.validate()
+        self.profile = profile or profile_named(params.rvc_profile)
         if params.resample_sr not in (0, models.sample_rate):
             raise InvalidInput(
                 f"a stream returns the voice's rate ({models.sample_rate} Hz); resample_sr must be 0, "
@@ -263,12 +269,14 @@ class StreamConverter:
         device = models.device
         pitch = pitchf = None
         if models.if_f0:
-            pitch = torch.from_numpy(self._pitch[-total:]).unsqueeze(0).to(device)
-            pitchf = torch.from_numpy(self._pitchf[-total:]).unsqueeze(0).to(device)
+            coarse, shifted = self._pitch_for_synthesis(total)
+            pitch = torch.from_numpy(coarse).unsqueeze(0).to(device)
+            pitchf = torch.from_numpy(shifted).unsqueeze(0).to(device)
         lengths = torch.tensor([total], device=device, dtype=torch.long)
         audio = models.synthesizer.infer(
             feats, lengths, pitch, pitchf, self._sid, generator=self._generator,
-            deterministic=params.deterministic, skip_head=skip_head, return_length=decoded_frames,
+            deterministic=params.deterministic, sine_phase=self.profile.sine_phase, skip_head=skip_head,
+            return_length=decoded_frames,
         )[0, 0].float().cpu().numpy()  # fmt: skip
         started = self._timed("synthesizer", started)
         if params.rms_mix_rate != 1:
@@ -294,10 +302,21 @@ class StreamConverter:
         if raw is not None:
             raw = raw.repeat_interleave(2, dim=1)[:, :total]
             # unvoiced frames keep mostly the raw features, as offline
-            mask = torch.from_numpy(np.where(self._pitchf[-total:] > 0, 1.0, params.protect))
+            mask = torch.from_numpy(np.where(self._pitch_for_synthesis(total)[1] > 0, 1.0, params.protect))
             mask = mask.to(device=feats.device, dtype=feats.dtype)[None, :, None]
             feats = feats * mask + raw * (1 - mask)
         return feats
+
+    def _pitch_for_synthesis(self, total: int) -> tuple[np.ndarray, np.ndarray]:
+        """(coarse int64, f0 float32) of the last ``total`` frames: the cache as estimated, or filled (``2026``).
+
+        The cache itself keeps the estimate unfilled, so a gap is interpolated again once its right
+        neighbour arrives (until then its frames hold the last voiced value, as an edge offline).
+        """
+        if not self.profile.fill_unvoiced:
+            return self._pitch[-total:], self._pitchf[-total:]
+        filled = fill_unvoiced(self._pitchf)[-total:]  # over the whole cache: the step's window may start in a gap
+        return coarse_pitch(filled).astype(np.int64), filled
 
     def _update_pitch(self, new_frames: int) -> None:
         """Slide the pitch cache by the new frames and write the fresh estimate over its end."""

@@ -135,6 +135,7 @@ class Synthesizer(nn.Module):
         noise_scale: float = DEFAULT_NOISE_SCALE,
         generator: torch.Generator | None = None,
         deterministic: bool = False,
+        sine_phase: str = "running_sum",
         skip_head: int | None = None,
         return_length: int | None = None,
         return_length2: int | None = None,
@@ -149,13 +150,14 @@ class Synthesizer(nn.Module):
         NSF source adds Gaussian noise. ``generator`` makes a call reproducible (None = torch's
         global RNG, which reproduces the reference after ``torch.manual_seed``);
         ``deterministic=True`` replaces every draw by zero (z_p = m_p; unvoiced source = 0).
+        ``sine_phase`` is the profile's NSF phase form (``rvc.infer.nsf``).
 
         Realtime arguments: with ``skip_head`` and ``return_length`` only frames
         [skip_head, skip_head + return_length) are decoded (the flow sees 24 frames of left
         context); ``return_length2`` resamples the decoded latent and source to that many frames.
         """
         self._check_inputs(phone, phone_lengths, pitch, nsff0, sid)
-        noise = NoiseSource(generator, deterministic=deterministic)
+        noise = NoiseSource(generator, deterministic=deterministic, sine_phase=sine_phase)
         g = self.emb_g(sid).unsqueeze(-1)
         window = None if skip_head is None or return_length is None else (int(skip_head), int(return_length))
         if window is not None:

@@ -141,9 +141,9 @@ class PoolVoice:
 
     def describe(self) -> dict[str, Any]:
         try:
-            return {**self.pool.status().to_dict(), "precision": self.config.precision}
+            return {**self.pool.status().to_dict(), "precision": self.config.precision, "profile": self.config.profile}
         except ModelUnavailable as exc:
-            return {"error": exc.message, "precision": self.config.precision}
+            return {"error": exc.message, "precision": self.config.precision, "profile": self.config.profile}
 
     def placements(self) -> tuple[PartPlacement, ...]:
         """Each ready worker's device and decoder dtype, as the worker said in its Ready (HuBERT and

@@ -32,6 +32,7 @@ __all__ = [
     "DESCRIPTION_MAX_CHARS",
     "RVC_MODEL_MAX_CHARS",
     "F0Method",
+    "RvcProfile",
     "Granularity",
     "RequestOptions",
     "SynthesisDefaults",
@@ -44,6 +45,7 @@ __all__ = [
 
 F0Method = Literal["rmvpe", "fcpe", "pm", "harvest", "crepe"]
 Granularity = Literal["sentence", "chunk"]
+RvcProfile = Literal["2026", "2024"]  # rvc.infer.params.PROFILES (tests/processing/test_contract.py ties the two)
 RVC_MODEL_MAX_CHARS = 128  # an ``rvc_model`` field wherever it is sent (forms, OpenAI body, saved voices)
 DESCRIPTION_MAX_CHARS = 500  # a saved voice's description
 
@@ -87,6 +89,10 @@ class SynthesisDefaults(BaseModel):
     )
     protect: Annotated[float, Target.RVC] = Field(
         0.33, ge=0.0, le=0.5, strict=True, description="protects voiceless consonants; 0.5 disables"
+    )
+    rvc_profile: Annotated[RvcProfile | None, Target.RVC] = Field(
+        None, description="RVC inference profile: 2026 (the official WebUI's main: unvoiced pitch filled, so "
+                          "protect has no effect) or 2024 (the 20240604 release); unset: the service's RVC_PROFILE",
     )
     skip_rvc: Annotated[bool, Target.PIPELINE] = Field(
         False, strict=True, description="return the Spark-TTS voice without conversion"

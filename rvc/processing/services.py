@@ -299,6 +299,16 @@ class VoiceServices:
         Triton's models as their prepared configs say, each RVC worker as it said when ready."""
         return (PartPlacement("gateway", "cpu", None), *self.speech.placements(), *self.voice.placements())
 
+    def profile_report(self) -> dict[str, str]:
+        """Which RVC inference profile converts a request that names none, and where that comes from.
+
+        A saved voice's own profile still wins for that voice, and a request's own for that request.
+        """
+        stored = self._last_defaults.rvc_profile
+        if stored is not None:
+            return {"converts": stored, "source": "stored defaults (POST /config)", "setting": self.settings.rvc_profile}
+        return {"converts": self.settings.rvc_profile, "source": "RVC_PROFILE", "setting": self.settings.rvc_profile}
+
     def status(self) -> dict[str, Any]:
         """Blocking (the saved voices are a database query): call it off the event loop."""
         return {
@@ -313,6 +323,7 @@ class VoiceServices:
                 "spark_tts": str(self.settings.spark_model_dir),
                 "rvc_default_voice": self.settings.rvc_model,
             },
+            "rvc_profile": self.profile_report(),
             "saved_voices": self.saved_names(),
             "storage": self.store.database.describe(),
             "triton": self.speech.describe(),

@@ -6,7 +6,10 @@
   upstream is not missed); the built-in list below is used when the hub's
   listing API cannot be read (some mirrors serve files only).
 * ``hubert_base.pt`` and ``rmvpe.pt`` from ``lj1995/VoiceConversionWebUI``
-  into ``ASSETS_DIR/hubert`` and ``ASSETS_DIR/rmvpe``.
+  into ``ASSETS_DIR/hubert`` and ``ASSETS_DIR/rmvpe``; the WebUI main's HuBERT folder
+  ``hubert_base/`` (``config.json``, ``preprocessor_config.json``, ``pytorch_model.bin``) from the
+  same repository into ``ASSETS_DIR/hubert_base`` (group ``hubert_base``). The workers load the
+  folder when it is complete, else ``hubert_base.pt``.
 * RVC voices named on the command line as ``REPO[@REVISION]:FILE.pth[,FILE.index]``
   into ``WEIGHTS_DIR``; the index is saved as ``<voice>.index`` beside
   ``<voice>.pth``, the name the service looks for.
@@ -23,6 +26,7 @@ from rvc.settings import Settings
 
 __all__ = [
     "ASSET_GROUPS",
+    "HUBERT_FOLDER_FILES",
     "RVC_BASE_REPO",
     "SPARK_OPTIONAL_FILES",
     "SPARK_REPO",
@@ -37,7 +41,9 @@ __all__ = [
 
 SPARK_REPO = "SparkAudio/Spark-TTS-0.5B"
 RVC_BASE_REPO = "lj1995/VoiceConversionWebUI"
-ASSET_GROUPS = ("spark", "hubert", "rmvpe", "voices")
+ASSET_GROUPS = ("spark", "hubert", "hubert_base", "rmvpe", "voices")
+# config.json last: its presence is what marks the folder complete (Settings.content_encoder_path)
+HUBERT_FOLDER_FILES = ("pytorch_model.bin", "preprocessor_config.json", "config.json")
 
 # The layout SparkTTS.from_pretrained reads (docs/spark_tts_reference.md).
 SPARK_REQUIRED_FILES = (
@@ -139,11 +145,14 @@ def spark_files(model_dir: Path, listing: Iterable[str] | None, *, revision: str
 
 
 def base_model_files(settings: Settings, groups: Iterable[str]) -> list[RemoteFile]:
-    """``hubert_base.pt`` / ``rmvpe.pt`` for the groups asked for."""
+    """``hubert_base.pt``, the ``hubert_base/`` folder, ``rmvpe.pt`` for the groups asked for."""
     chosen = set(groups)
     files = []
     if "hubert" in chosen:
         files.append(RemoteFile(RVC_BASE_REPO, "hubert_base.pt", settings.hubert_path))
+    if "hubert_base" in chosen:
+        files += [RemoteFile(RVC_BASE_REPO, f"hubert_base/{name}", settings.hubert_folder / name)
+                  for name in HUBERT_FOLDER_FILES]  # fmt: skip
     if "rmvpe" in chosen:
         files.append(RemoteFile(RVC_BASE_REPO, "rmvpe.pt", settings.rmvpe_path))
     return files

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rvc.infer.params import PRECISIONS
+from rvc.infer.params import DEFAULT_PROFILE, PRECISIONS, PROFILES
 
 if TYPE_CHECKING:
     from rvc.settings import Settings
@@ -60,6 +60,7 @@ class PoolConfig:
     start_timeout_s: longest a worker may take to load models and warm up.
     warmup: run one short conversion per worker before taking jobs.
     device: "cpu", "cuda" or "auto" (cuda when available).
+    profile: the RVC inference profile of a job that names none ("2026" or "2024", RVC_PROFILE).
     precision: the voice decoder's precision, "fp32" (exact), "bf16" or "fp16"
         (rvc.infer.converter.decoder_dtype says what each costs in accuracy).
     torch_threads: intra-op threads per worker; 1, because N workers each with
@@ -83,6 +84,7 @@ class PoolConfig:
     warmup: bool = True
     device: str = "cpu"
     precision: str = "fp32"
+    profile: str = DEFAULT_PROFILE
     torch_threads: int = 1
     log_level: str = "INFO"
     extra_voices: tuple[str, ...] = field(default=())
@@ -113,6 +115,8 @@ class PoolConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.precision == "fp16" and self.device == "cpu":
             raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
         if self.log_level not in _LOG_LEVELS:
             raise ValueError(f"log_level must be one of {_LOG_LEVELS}, got {self.log_level!r}")
 
@@ -121,7 +125,7 @@ class PoolConfig:
         """The pool configuration the service settings describe; ``overrides`` win."""
         values: dict[str, object] = {
             "weights_dir": settings.weights_dir,
-            "hubert_path": settings.hubert_path,
+            "hubert_path": settings.content_encoder_path,
             "rmvpe_path": settings.rmvpe_path,
             "fcpe_path": settings.fcpe_path,
             "default_voice": settings.voice_name,
@@ -132,6 +136,7 @@ class PoolConfig:
             "max_gpu_mb": settings.rvc_recycle_gpu_mb,
             "device": settings.device,
             "precision": settings.rvc_precision,
+            "profile": settings.rvc_profile,
             "log_level": settings.log_level,
         }
         values.update(overrides)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from rvc.infer.params import DEFAULT_PROFILE
 from rvc.server.voices import VoiceFiles
 
 __all__ = ["WorkerSpec", "worker_main"]
@@ -56,6 +57,7 @@ class WorkerSpec:
     warmup: bool
     torch_threads: int
     log_level: str
+    profile: str = DEFAULT_PROFILE  # RVC_PROFILE: the inference profile of a job that names none
 
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:

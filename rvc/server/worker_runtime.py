@@ -27,6 +27,7 @@ the pool.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import os
 import sys
@@ -47,7 +48,9 @@ from rvc.device import (
     torch_facts,
 )
 from rvc.errors import DeviceOutOfMemory, NotFound, WorkerCrashed
+from rvc.gpu_rule import rvc_placement
 from rvc.infer.converter import ConverterAssets, VoiceConverter
+from rvc.infer.pipeline import CPU_SEGMENTS, SegmentConfig
 from rvc.infer.stream import StreamConverter, open_stream
 from rvc.server.faults import FaultKind, FaultPlan, FaultTarget
 from rvc.server.messages import (
@@ -203,23 +206,36 @@ class _JobRunner:
         return reply
 
 
-def _resolve_device(spec: WorkerSpec) -> str:
-    """DEVICE by the service's one rule on this process's torch; "cuda:N" keeps its index."""
+def _resolve_device(spec: WorkerSpec) -> tuple[str, SegmentConfig]:
+    """DEVICE by the service's one rule on this process's torch; "cuda:N" keeps its index.
+
+    DEVICE=auto on CUDA then follows the official main's GPU rule (``rvc.gpu_rule``): its card, or
+    the CPU when no card qualifies, and its segment lengths. Elsewhere the CPU lengths, as before.
+    """
     requested, _, index = spec.device.partition(":")
     facts = torch_facts()
     kind = resolve_device(requested, driver=driver_present(), facts=facts)
+    device = f"cuda:{index}" if kind == "cuda" and index else str(kind)
+    segments = CPU_SEGMENTS
+    if requested == "auto" and kind == "cuda":
+        placement = rvc_placement(facts)
+        logger.info("RVC GPU rule: %s (%s)", placement.device, placement.reason)
+        device, segments = placement.device, SegmentConfig(**dataclasses.asdict(placement.segments))
+        kind = "cuda" if placement.device.startswith("cuda") else "cpu"
     check_rvc_precision(spec.precision, kind, facts.capability if kind == "cuda" else None)
     apply_precision_flags(spec.precision)
-    return f"cuda:{index}" if kind == "cuda" and index else kind
+    return device, segments
 
 
-def _build_converter(spec: WorkerSpec, device: str) -> VoiceConverter:
+def _build_converter(spec: WorkerSpec, device: str, segments: SegmentConfig = CPU_SEGMENTS) -> VoiceConverter:
     torch.set_num_threads(spec.torch_threads)
     faiss.omp_set_num_threads(spec.torch_threads)  # its OpenMP pool is separate from torch's
     converter = VoiceConverter(
         ConverterAssets(hubert_path=spec.hubert_path, rmvpe_path=spec.rmvpe_path, fcpe_path=spec.fcpe_path),
         device=device,
         precision=spec.precision,
+        segments=segments,
+        profile=spec.profile,
     )
     for voice in spec.voices:
         converter.load_voice(voice.name, voice.pth, voice.index)
@@ -318,8 +334,8 @@ def serve(spec: WorkerSpec, conn: Connection, *, torch_was_loaded: bool = False)
     started = time.monotonic()
     try:
         faults = FaultPlan.from_environment(os.environ)  # test-only (faults.py); read once, here
-        device = _resolve_device(spec)
-        runner = _JobRunner(_build_converter(spec, device), device, faults)
+        device, segments = _resolve_device(spec)
+        runner = _JobRunner(_build_converter(spec, device, segments), device, faults)
     except Exception as exc:  # reported to the parent, which decides what it means
         logger.exception("worker %d could not start", spec.worker_id)
         conn.send(InitFailed(ErrorReport.from_exception(exc)))

@@ -63,6 +63,7 @@ class WorkerSet:
             fcpe_path=cfg.fcpe_path,
             device=cfg.device,
             precision=cfg.precision,
+            profile=cfg.profile,
             warmup=cfg.warmup,
             torch_threads=cfg.torch_threads,
             log_level=cfg.log_level,

@@ -136,6 +136,10 @@ def _import_voice(connection: Connection, folder: Path) -> str | None:
     digest = clip_sha256(samples)
     if document.get("reference_sha256") != digest:
         logger.warning("saved voice %s: clip hash differs from its record; importing the clip as it is", folder)
+    defaults = document.get("defaults")
+    if not isinstance(defaults, dict) or defaults.get("rvc_profile") is None:
+        # saved before RVC profiles existed: it keeps its sound (migration 0002 says why)
+        document["defaults"] = {**(defaults if isinstance(defaults, dict) else {}), "rvc_profile": "2024"}
     now = time.time()
     created_at = document.get("created_at")
     updated_at = document.get("updated_at")

@@ -38,6 +38,7 @@ CASES = [
     ("protect over 0.5", {"text": TEXT, "protect": "0.6"}, "ref", 400, "protect", ["0.5"]),
     ("rms_mix_rate negative", {"text": TEXT, "rms_mix_rate": "-0.1"}, "ref", 400, "rms_mix_rate", ["0"]),
     ("filter_radius over 7", {"text": TEXT, "filter_radius": "8"}, "ref", 400, "filter_radius", ["7"]),
+    ("unknown rvc_profile", {"text": TEXT, "rvc_profile": "2025"}, "ref", 400, "rvc_profile", ["2026", "2024"]),
     ("temperature zero", {"text": TEXT, "temperature": "0"}, "ref", 400, "temperature", ["greater than 0"]),
     ("unreadable audio", {"text": TEXT}, "garbage", 400, "reference_audio", ["could not be decoded"]),
     ("empty audio file", {"text": TEXT}, "empty", 400, "reference_audio", ["empty"]),

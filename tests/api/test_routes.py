@@ -98,6 +98,23 @@ def test_rvc_converts_uploaded_audio(stack: Stack) -> None:
     assert float(response.headers["X-RVC-Time"]) > 0
 
 
+def test_rvc_profile_is_chosen_per_request_and_status_says_which_converts(stack: Stack) -> None:
+    status = httpx.get(f"{stack.base_url}/status").json()
+    assert status["rvc_profile"] == {"converts": "2026", "source": "RVC_PROFILE", "setting": "2026"}
+    assert status["rvc"]["profile"] == "2026"
+    speech = espeak_wav("Convert me with each profile.")
+
+    def convert(**fields: str) -> np.ndarray:
+        response = httpx.post(f"{stack.base_url}/rvc", files={"audio": ("in.wav", speech, "audio/wav")},
+                              data={"f0_method": "pm", "seed": "5", **fields}, timeout=TIMEOUT)  # fmt: skip
+        assert response.status_code == 200, response.text
+        return decode(response.content)[0]
+
+    default, new, old = convert(), convert(rvc_profile="2026"), convert(rvc_profile="2024")
+    np.testing.assert_array_equal(default, new)
+    assert default.shape == old.shape and not np.array_equal(default, old)
+
+
 def test_stream_sends_one_wav_part_per_sentence_in_order(stack: Stack, reference_wav: bytes) -> None:
     text = "First sentence here. Second one follows! And a third?"
     response = post(stack, "/synthesize/stream", reference_wav, text=text, seed=11)

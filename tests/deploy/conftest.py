@@ -53,6 +53,8 @@ def hub() -> Iterator[FakeHub]:
         fake.add(SPARK_REPO, path, content, lfs=lfs)
     fake.add(RVC_BASE_REPO, "hubert_base.pt", payload("hubert", 120_000))
     fake.add(RVC_BASE_REPO, "rmvpe.pt", payload("rmvpe", 90_000))
+    for name in ("config.json", "preprocessor_config.json", "pytorch_model.bin"):  # the WebUI main's layout
+        fake.add(RVC_BASE_REPO, f"hubert_base/{name}", payload(name, 30_000))
     fake.add(VOICE_REPO, "Wolf/Wolf_e300.pth", payload("voice", 50_000))
     fake.add(VOICE_REPO, "Wolf/added_IVF1_Flat_nprobe_1_Wolf_v2.index", payload("index", 40_000))
     with serve_fake_hub(fake) as served:

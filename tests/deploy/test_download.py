@@ -79,6 +79,9 @@ def test_full_download_writes_every_file_where_the_settings_say(
             assert target.read_bytes() == content, path
     assert settings.hubert_path.read_bytes() == hub.lookup(RVC_BASE_REPO, "hubert_base.pt").content
     assert settings.rmvpe_path.read_bytes() == hub.lookup(RVC_BASE_REPO, "rmvpe.pt").content
+    for name in ("config.json", "preprocessor_config.json", "pytorch_model.bin"):
+        assert (settings.hubert_folder / name).read_bytes() == hub.lookup(RVC_BASE_REPO, f"hubert_base/{name}").content
+    assert settings.content_encoder_path == settings.hubert_folder  # complete: the workers load main's layout
     # the voice is saved under its own name, its index as <voice>.index beside it
     assert (settings.weights_dir / "Wolf_e300.pth").read_bytes() == hub.lookup(VOICE_REPO, "Wolf/Wolf_e300.pth").content
     index = hub.lookup(VOICE_REPO, "Wolf/added_IVF1_Flat_nprobe_1_Wolf_v2.index").content

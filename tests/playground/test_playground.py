@@ -164,6 +164,13 @@ def test_stop_ends_the_stream_and_the_server_drops_the_rest(
     expect(page.locator("#st-requests")).to_contain_text(f"{cancelled + 1} cancelled", timeout=30_000)
 
 
+def test_status_panel_says_which_rvc_profile_converts_and_the_parameters_offer_both(page: Page) -> None:
+    expect(page.locator("#st-profile")).to_have_text("2026 (RVC_PROFILE)")
+    choices = page.locator("#p-rvc_profile option")
+    expect(choices).to_have_count(3)
+    assert [choices.nth(i).get_attribute("value") for i in range(3)] == ["", "2026", "2024"]
+
+
 def test_status_panel_turns_red_when_triton_stops(page: Page, stack: Stack) -> None:
     panel = page.locator("#status")
     expect(panel).to_have_attribute("data-health", "ready")

@@ -48,7 +48,8 @@ def test_the_worker_parameters_are_the_fields_marked_rvc() -> None:
     defaults = SynthesisDefaults()
     params = conversion_params(defaults, seed=7)
     rvc_fields = set(fields_for(SynthesisDefaults, Target.RVC))
-    assert rvc_fields == {"pitch_shift", "f0_method", "index_rate", "filter_radius", "rms_mix_rate", "protect"}
+    assert rvc_fields == {"pitch_shift", "f0_method", "index_rate", "filter_radius", "rms_mix_rate", "protect",
+                          "rvc_profile"}
     assert rvc_fields <= {field.name for field in dataclasses.fields(ConversionParams)}
     assert {name: getattr(params, name) for name in rvc_fields} == defaults.values_for(Target.RVC)
     assert params.seed == 7
@@ -93,3 +94,13 @@ def test_a_saved_voice_round_trips_its_overrides() -> None:
     loaded = VoiceRecord.model_validate_json(record.model_dump_json())
     assert loaded.defaults.given() == {"pitch_shift": -3, "skip_rvc": True}
     assert loaded.defaults.apply(SynthesisDefaults()).pitch_shift == -3
+
+
+def test_the_rvc_profiles_are_the_workers_profiles() -> None:
+    from typing import get_args
+
+    from rvc.infer.params import PROFILES
+    from rvc.processing.contract import RvcProfile
+
+    assert get_args(RvcProfile) == PROFILES
+    assert SynthesisDefaults().rvc_profile is None  # unset: the service's RVC_PROFILE decides

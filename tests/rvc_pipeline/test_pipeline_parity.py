@@ -1,4 +1,7 @@
-"""Whole-pipeline parity with the official RVC offline path (rvc_pipeline_tiny goldens).
+"""Whole-pipeline parity with the official RVC offline path (rvc_pipeline_tiny goldens, 20240604).
+
+The goldens come from the 20240604 release, so the converter runs the ``2024`` profile
+(test_profile_parity.py holds the ``2026`` ones).
 
 The voice, HuBERT, RMVPE and index are read from the fixture files by the same loaders
 users' files go through; deterministic mode zeroes the synthesizer's random draws, as the
@@ -33,7 +36,7 @@ def _converter(fixtures: Path, segments: SegmentConfig | None = None) -> VoiceCo
     assets = ConverterAssets(
         hubert_path=pipeline / "hubert_base.pt", rmvpe_path=fixtures / "rmvpe_tiny" / "rmvpe.pt"
     )
-    converter = VoiceConverter(assets, segments=segments) if segments else VoiceConverter(assets)
+    converter = VoiceConverter(assets, segments=segments or SegmentConfig(), profile="2024")
     converter.load_voice(
         "tiny", fixtures / "rvc_synth_v2_tiny" / "tiny_v2_40k.pth",
         pipeline / "added_IVF5_Flat_nprobe_1_tiny_v2.index",

@@ -244,3 +244,19 @@ def test_every_f0_method_streams_the_same_however_split(demo_converter, method) 
     assert outputs[0].shape == (audio.shape[0] * 40000 // SAMPLE_RATE,)
     assert np.all(np.isfinite(outputs[0])) and np.abs(outputs[0]).max() > 0
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("profile", ["2026", "2024"])
+def test_stream_pitch_follows_the_profile(demo_converter, profile: str) -> None:
+    """2026 fills the pitch cache's unvoiced frames (the silence before the start, a gap) as offline; 2024 keeps them."""
+    # pm, not the demo's random RMVPE (which hears pitch in silence); the gap sits inside the buffer
+    gap = np.concatenate([SPEECH_LIKE[:16000], np.zeros(4000, dtype=np.float32), SPEECH_LIKE[16000:20800]])
+    params = dataclasses.replace(DETERMINISTIC, rvc_profile=profile, f0_method="pm")
+    stream = open_stream(demo_converter, "demo", params)
+    stream.feed(gap)
+    coarse, f0 = stream._pitch_for_synthesis()
+    if profile == "2026":
+        assert (f0 > 0).all() and (coarse > 1).all()
+        assert (stream._pitchf == 0).any()  # the cache keeps the estimate; a gap is re-filled as neighbours arrive
+    else:
+        assert (f0 == 0).any() and (coarse[f0 == 0] == 1).all()

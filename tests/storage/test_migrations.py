@@ -18,7 +18,7 @@ def test_an_empty_database_upgrades_to_the_single_head(database_url: str) -> Non
     database = Database(database_url)
     try:
         assert database.current_revision() is None
-        assert database.migrate() == Database.head_revision() == "0001"
+        assert database.migrate() == Database.head_revision() == "0002"
         assert set(database.read(lambda connection: inspect(connection).get_table_names())) == TABLES
     finally:
         database.close()
@@ -31,8 +31,8 @@ def test_migrating_again_changes_nothing_and_keeps_the_data(database_url: str) -
     first.close()
     second = Database(database_url)
     try:
-        assert second.migrate() == "0001"
-        assert second.migrate() == "0001"
+        assert second.migrate() == "0002"
+        assert second.migrate() == "0002"
         assert voice_store(second).names() == ["kept"]
         assert defaults_store(second).get().pitch_shift == 3
     finally:
@@ -45,7 +45,7 @@ def test_two_gateways_starting_together_migrate_once(database_url: str) -> None:
     errors = run_together([lambda database=database: revisions.append(database.migrate()) for database in databases])
     try:
         assert errors == []
-        assert revisions == ["0001", "0001"]
+        assert revisions == ["0002", "0002"]
     finally:
         for database in databases:
             database.close()
@@ -59,3 +59,37 @@ def test_the_migration_history_is_one_line_from_the_first_revision() -> None:
     revisions = list(script.walk_revisions())
     assert revisions[-1].down_revision is None
     assert all(len(revision.nextrev) <= 1 for revision in revisions)
+
+
+def test_voices_saved_before_profiles_existed_are_pinned_to_2024(tmp_path) -> None:
+    """0002: a voice saved at 0001 keeps its 20240604 sound; a voice saved after it follows RVC_PROFILE."""
+    import json
+
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        record = {"name": "old", "description": "", "reference_text": "", "rvc_model": None,
+                  "defaults": {"pitch_shift": 2}, "reference_file": "reference.wav", "reference_sha256": "0" * 64,
+                  "reference_seconds": 0.5, "created_at": 1.0, "updated_at": 1.0}  # fmt: skip
+        connection.execute(text(
+            "INSERT INTO voices (name, record, reference_sha256, sample_rate, samples, created_at, updated_at) "
+            "VALUES ('old', :record, :sha, 16000, :samples, 1.0, 1.0)"
+        ), {"record": json.dumps(record), "sha": "0" * 64, "samples": clip().tobytes()})
+    engine.dispose()
+    database = Database(url)
+    try:
+        assert database.migrate() == "0002"
+        store = voice_store(database)
+        store.create("new", clip())
+        old_defaults = store.get("old").record.defaults.given()
+        assert old_defaults == {"pitch_shift": 2, "rvc_profile": "2024"}
+        assert "rvc_profile" not in store.get("new").record.defaults.given()
+    finally:
+        database.close()

@@ -17,6 +17,9 @@ const PARAMETERS = [
     text: "1 keeps the output's own loudness envelope" },
   { name: "protect", label: "Protect", group: "rvc", step: 0.01, min: 0, max: 0.5, value: 0.33,
     text: "protects voiceless consonants; 0.5 disables" },
+  { name: "rvc_profile", label: "RVC profile", group: "rvc", optional: true, value: "",
+    choices: ["", "2026", "2024"], labels: { "": "the service's (see status)" },
+    text: "which official RVC release the conversion follows: 2026 fills unvoiced pitch, 2024 is 20240604" },
   { name: "temperature", label: "Temperature", group: "tts", step: 0.05, min: 0, max: 2, value: 0.8,
     exclusiveMin: true, text: "Spark-TTS sampling temperature" },
   { name: "top_k", label: "Top-k", group: "tts", step: 1, min: 1, max: 10000, value: 50,
@@ -36,7 +39,8 @@ const shown = (spec, value) => spec.labels?.[value] ?? String(value);
 function withSchema(parameter, schema) {
   if (!schema) return parameter;
   const merged = { ...parameter, text: schema.description || parameter.text };
-  if (Array.isArray(schema.enum)) merged.choices = schema.enum.map(String);
+  // a parameter that may stay unset (its "" choice: the server decides) keeps that choice
+  if (Array.isArray(schema.enum)) merged.choices = [...(parameter.choices?.includes("") ? [""] : []), ...schema.enum.map(String)];
   if (schema.minimum !== undefined) Object.assign(merged, { min: schema.minimum, exclusiveMin: false });
   if (schema.exclusiveMinimum !== undefined) {
     Object.assign(merged, { min: schema.exclusiveMinimum, exclusiveMin: true });

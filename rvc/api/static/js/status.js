@@ -106,7 +106,7 @@ export class StatusPanel {
   renderPool(status, statusError, health) {
     if (!status) {
       const why = statusError?.unauthorized ? "needs the API key" : "unavailable";
-      for (const id of ["st-queue", "st-requests", "st-uptime"]) this.set(id, why);
+      for (const id of ["st-queue", "st-requests", "st-uptime", "st-profile"]) this.set(id, why);
       const alive = health.rvc_ready ? "alive" : "none alive";
       this.set("st-workers", `${alive} (/status ${why})`, health.rvc_ready ? "up" : "down");
       return;
@@ -125,5 +125,7 @@ export class StatusPanel {
     this.set("st-requests", `${counts.requests ?? 0} (${counts.succeeded ?? 0} ok, ${counts.failed ?? 0} failed, `
       + `${counts.cancelled ?? 0} cancelled)`);
     this.set("st-uptime", duration(status.uptime_s || 0));
+    const profile = status.rvc_profile || {};
+    this.set("st-profile", profile.converts ? `${profile.converts} (${profile.source})` : "unknown");
   }
 }
