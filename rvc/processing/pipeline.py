@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from rvc.errors import InvalidInput
+from rvc.grpc.wire import Speaker
 from rvc.processing.audio_join import crossfade_concat, rms
 from rvc.processing.contract import SynthesisDefaults
 from rvc.processing.speech_waves import SpeechWaves
@@ -53,10 +54,10 @@ class SpeechBackend(Protocol):
     """Spark-TTS as the pipeline sees it (rvc.grpc's asyncio client behind an adapter)."""
 
     async def speak(
-        self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *, seed: int | None,
+        self, text: str, speaker: Speaker, settings: SynthesisDefaults, *, seed: int | None,
         max_new_tokens: int,
     ) -> np.ndarray:
-        """(T,) float32 at 16 kHz for ``text`` in the voice of ``reference_wav`` ((T,) float32, 16 kHz)."""
+        """(T,) float32 at 16 kHz for ``text`` spoken by ``speaker`` (a 16 kHz clip, stored tokens or a design)."""
         ...
 
 
@@ -74,7 +75,7 @@ class VoiceBackend(Protocol):
 @dataclass(frozen=True)
 class SynthesisRequest:
     sentences: tuple[str, ...]
-    reference_wav: np.ndarray  # (T,) float32 at 16 kHz
+    speaker: Speaker  # who speaks: a (T,) float32 clip at 16 kHz, stored speaker tokens or voice attributes
     settings: SynthesisDefaults
     rvc_model: str | None = None  # the .pth stem the pool converts with; None: the pool's default
     seed: int | None = None
@@ -152,14 +153,14 @@ class TTSRVCPipeline:
         seed = None if request.seed is None else request.seed + index
         started = time.perf_counter()
         wav = await self.speech.speak(
-            sentence, request.reference_wav, request.settings, seed=seed, max_new_tokens=budget
+            sentence, request.speaker, request.settings, seed=seed, max_new_tokens=budget
         )
         problem = _suspect(wav, budget)
         if problem and self.retry_suspect:
             logger.info("sentence %d %s; retrying once with another seed", index, problem)
             retry_seed = None if seed is None else seed + 1_000_003
             wav = await self.speech.speak(
-                sentence, request.reference_wav, request.settings, seed=retry_seed, max_new_tokens=budget
+                sentence, request.speaker, request.settings, seed=retry_seed, max_new_tokens=budget
             )
             problem = _suspect(wav, budget)
         warnings = (f"sentence {index}: {problem}",) if problem else ()

@@ -23,6 +23,7 @@ from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
 from rvc.device import PartPlacement
 from rvc.errors import InvalidInput, StorageUnavailable, VoiceError
+from rvc.grpc.wire import VoiceDesign
 from rvc.processing.chunk_pipeline import ChunkPipeline, StreamingSpeechBackend, VoiceStreamBackend
 from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
 from rvc.processing.defaults_store import DefaultsStore
@@ -44,6 +45,12 @@ logger = logging.getLogger(__name__)
 
 
 class ManagedSpeech(SpeechBackend, StreamingSpeechBackend, Protocol):
+    async def design(
+        self, text: str, design: VoiceDesign, settings: SynthesisDefaults, *, seed: int, max_new_tokens: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Speak ``text`` in a voice invented from ``design``: ((T,) float32 16 kHz, (32,) int32 global tokens)."""
+        ...
+
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def ready(self) -> bool: ...
@@ -101,6 +108,8 @@ class VoiceSelection:
     reference_wav: np.ndarray | None = None  # the saved clip, (T,) float32 at 16 kHz
     rvc_model: str | None = None  # a resident-or-loadable .pth stem; None: the pool's default
     overrides: SynthesisOverrides = field(default_factory=SynthesisOverrides)
+    global_tokens: tuple[int, ...] | None = None  # the saved voice's speaker tokens (a designed voice)
+    semantic_tokens: tuple[int, ...] | None = None
 
 
 class VoiceServices:
@@ -209,7 +218,8 @@ class VoiceServices:
             saved = await asyncio.to_thread(self.voices.find, voice)
             if saved is not None:
                 selection = VoiceSelection(
-                    voice, saved.reference_wav, model or saved.record.rvc_model, saved.overrides()
+                    voice, saved.reference_wav, model or saved.record.rvc_model, saved.overrides(),
+                    saved.global_tokens, saved.semantic_tokens,
                 )
             elif voice.removesuffix(".pth") in list_voices(self.settings.weights_dir):
                 if model is not None and model != voice.removesuffix(".pth"):
