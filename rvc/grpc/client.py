@@ -273,6 +273,29 @@ class AsyncTritonSparkClient(_ClientBase):
             raise map_error(exc, self.url) from exc
         return self._read(result).audio, contract.SAMPLE_RATE
 
+    async def tokenize(self, reference_audio: np.ndarray, *, request_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A 16 kHz clip ((T,) float32) -> its speaker tokens through the ``audio_tokenizer`` model:
+        ((32,) int32 global, (T_sem,) int32 semantic), what ``spark_tts`` would compute from the clip."""
+        wav = np.ascontiguousarray(np.asarray(reference_audio, dtype=np.float32).reshape(1, -1))
+        inputs = [
+            grpcclient.InferInput(contract.REFERENCE_WAV, list(wav.shape), "FP32"),
+            grpcclient.InferInput(contract.REFERENCE_WAV_LEN, [1, 1], "INT32"),
+        ]
+        inputs[0].set_data_from_numpy(wav)
+        inputs[1].set_data_from_numpy(np.array([[wav.shape[1]]], dtype=np.int32))
+        outputs = [grpcclient.InferRequestedOutput(name) for name in (contract.GLOBAL_TOKENS, contract.SEMANTIC_TOKENS)]
+        try:
+            result = await self._client.infer(
+                contract.AUDIO_TOKENIZER, inputs, outputs=outputs, request_id=request_id or "",
+                client_timeout=self.timeout_s,
+            )
+        except InferenceServerException as exc:
+            raise map_error(exc, self.url) from exc
+        global_tokens, semantic = result.as_numpy(contract.GLOBAL_TOKENS), result.as_numpy(contract.SEMANTIC_TOKENS)
+        if global_tokens is None or semantic is None:
+            raise TTSBackendError(f"Triton model {contract.AUDIO_TOKENIZER!r} returned no tokens")
+        return global_tokens.reshape(-1).astype(np.int32), semantic.reshape(-1).astype(np.int32)
+
     async def speak_in_voice(
         self,
         text: str,

@@ -88,6 +88,12 @@ class TritonSpeech:
             text, Speaker(design=design), None, params, request_id=f"{request_id_var.get()}-{self._count}"
         )
 
+    async def tokenize(self, reference_wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A saved voice's 16 kHz clip -> (global (32,), semantic (T,)) int32 speaker tokens."""
+        if self._client is None:
+            raise ModelUnavailable("the Spark-TTS client is not started")
+        return await self._client.tokenize(reference_wav, request_id=f"{request_id_var.get()}-tokenize")
+
     async def stream_speech(
         self, text: str, speaker: Speaker, settings: SynthesisDefaults, *, seed: int | None,
         max_new_tokens: int,

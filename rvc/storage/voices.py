@@ -334,6 +334,19 @@ class SavedVoiceStore(Generic[R, S]):
             raise self._missing(name)
         return record
 
+    def store_tokens(self, name: str, reference_sha256: str, tokens: SpeakerTokens) -> bool:
+        """Keep the speaker tokens of voice ``name``'s clip, if its clip is still the one with that hash
+        and has none yet (a clip replaced meanwhile keeps no stale tokens); True when they were written."""
+        check_voice_name(name)
+
+        def write(connection: Connection) -> bool:
+            result = connection.execute(update(VOICES).where(
+                VOICES.c.name == name, VOICES.c.reference_sha256 == reference_sha256, VOICES.c.global_tokens.is_(None),
+            ).values(**tokens.columns()))
+            return bool(result.rowcount)
+
+        return self.database.write(write)
+
     def delete(self, name: str) -> R:
         check_voice_name(name)
 

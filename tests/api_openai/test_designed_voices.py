@@ -4,6 +4,7 @@ seed, keeps the 32 global tokens, and every request with the voice conditions on
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import numpy as np
@@ -12,7 +13,7 @@ from rvc.grpc.client import AsyncTritonSparkClient, Speaker, TTSParams
 from rvc.processing.voices import VoiceStore
 from rvc.storage import open_storage
 from tests.api.conftest import decode
-from tests.api_openai.conftest import TIMEOUT, form_post
+from tests.api_openai.conftest import TIMEOUT, form_post, save_voice
 from tests.stack import Stack
 
 TEXT = "Designed voices keep their voice."
@@ -92,3 +93,29 @@ def test_bad_attributes_get_a_400_naming_the_field_and_the_allowed_values(stack:
     both = form_post(stack.base_url, "/voices", {"name": "both", "gender": "male"},
                      {"reference_audio": ("ref.wav", b"RIFF", "audio/wav")})
     assert both.status_code == 400 and both.json()["error"]["field"] == "gender"
+
+
+def test_a_saved_clip_is_tokenized_once_and_then_spoken_from_its_stored_tokens(stack: Stack, reference_wav: bytes) -> None:
+    assert save_voice(stack, "clipped", reference_wav, rvc_model="none").status_code == 201
+    fields = {"text": TEXT, "voice": "clipped", "seed": 3}
+    from_clip = form_post(stack.base_url, "/synthesize", fields)  # sends the clip, stores its tokens meanwhile
+    assert from_clip.status_code == 200, from_clip.text
+    database = open_storage(stack.settings.database_url, state_dir=stack.settings.state_dir, voices_dir=None)
+    try:
+        deadline = time.monotonic() + 120
+        while (saved := VoiceStore(database).get("clipped")).tokens is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        database.close()
+    assert saved.tokens is not None and saved.tokens.semantic_tokens
+
+    async def tokenized() -> tuple[np.ndarray, np.ndarray]:
+        async with AsyncTritonSparkClient(stack.settings.triton_grpc_url, timeout_s=TIMEOUT) as client:
+            return await client.tokenize(saved.reference_wav)
+
+    global_tokens, semantic = asyncio.run(tokenized())
+    assert saved.tokens.global_tokens == tuple(global_tokens.tolist())
+    assert saved.tokens.semantic_tokens == tuple(semantic.tolist())
+    from_tokens = form_post(stack.base_url, "/synthesize", fields)  # the clip is no longer sent
+    assert from_tokens.status_code == 200, from_tokens.text
+    np.testing.assert_array_equal(decode(from_tokens.content)[0], decode(from_clip.content)[0])
