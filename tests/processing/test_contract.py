@@ -87,3 +87,16 @@ def test_a_saved_voice_round_trips_its_overrides() -> None:
     loaded = VoiceRecord.model_validate_json(record.model_dump_json())
     assert loaded.defaults.given() == {"pitch_shift": -3, "skip_rvc": True}
     assert loaded.defaults.apply(SynthesisDefaults()).pitch_shift == -3
+
+
+def test_designed_voice_values_are_spark_tts_attribute_tokens() -> None:
+    """gender / pitch / speed_level accept exactly the values Spark-TTS's control prompt encodes."""
+    from typing import get_args
+
+    from rvc.processing.contract import Gender, Level
+    from sparktts import prompts
+    from sparktts.serving import inputs
+
+    assert set(get_args(Gender)) == set(prompts.GENDER) == set(inputs.GENDERS)
+    assert list(get_args(Level)) == list(prompts.LEVEL) == list(inputs.LEVELS)
+    assert set(fields_for(RequestOptions, Target.VOICE)) == {"gender", "pitch", "speed_level"}
