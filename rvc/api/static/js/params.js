@@ -45,7 +45,8 @@ const shown = (spec, value) => spec.labels?.[value] ?? String(value);
 function withSchema(parameter, schema) {
   if (!schema) return parameter;
   const merged = { ...parameter, text: schema.description || parameter.text };
-  if (Array.isArray(schema.enum)) merged.choices = schema.enum.map(String);
+  // a parameter whose default is "" (not sent) keeps that choice in front of the schema's values
+  if (Array.isArray(schema.enum)) merged.choices = [...(parameter.value === "" ? [""] : []), ...schema.enum.map(String)];
   if (schema.minimum !== undefined) Object.assign(merged, { min: schema.minimum, exclusiveMin: false });
   if (schema.exclusiveMinimum !== undefined) {
     Object.assign(merged, { min: schema.exclusiveMinimum, exclusiveMin: true });
