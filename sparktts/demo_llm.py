@@ -16,8 +16,10 @@ clone prompt. ``<|im_end|>`` shares the semantic sign with a larger random part,
 ends after a short, seed-dependent number of tokens. With ``ends_speech=False`` it gets the
 non-semantic sign instead, is never sampled, and every generation runs to its ``max_new_tokens``: a
 workload proportional to the text for benchmarks (bench/bench_api.py), where the random stop would
-make each sentence's cost a coin toss. Controllable TTS is not wired (it would need exactly 32 global
-tokens) and fails with ``SynthesisError`` on the demo.
+make each sentence's cost a coin toss. Controllable TTS is not wired into the weights (it would need
+exactly 32 global tokens): unconstrained it fails with ``SynthesisError`` on the demo, and under
+``GenerationParams(control_grammar=True)`` (what the serving pipeline decodes control prompts with) the
+grammar supplies the structure and the random weights the choice, so designed voices work on the demo.
 """
 
 from __future__ import annotations

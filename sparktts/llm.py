@@ -40,6 +40,7 @@ from torch import nn
 from transformers import AutoTokenizer, DynamicCache, PreTrainedTokenizerBase, Qwen2ForCausalLM
 
 from sparktts import prompts
+from sparktts.control_grammar import ControlGrammar, ControlMasks
 from sparktts.errors import CheckpointError
 from sparktts.sampling import sample_row
 
@@ -53,6 +54,8 @@ class GenerationParams:
     seed: seeds a private ``torch.Generator`` per request (same stream as the official
         ``torch.manual_seed(seed)`` before ``generate``); None draws from torch's global RNG.
     restrict_vocab: score only grammar tokens (faster head, not exact; see the module docstring).
+    control_grammar: decode in controllable TTS's output grammar (``sparktts.control_grammar``):
+        exactly 32 global tokens, then the speech; set for control prompts by the serving pipeline.
     """
 
     temperature: float = 0.8
@@ -62,6 +65,7 @@ class GenerationParams:
     do_sample: bool = True
     seed: int | None = None
     restrict_vocab: bool = False
+    control_grammar: bool = False
 
     def __post_init__(self) -> None:
         if not self.temperature > 0.0:
@@ -136,6 +140,7 @@ class SparkLM:
         self._global_first = self._contiguous_ids(prompts.global_token, prompts.NUM_GLOBAL_CODES)
         self._grammar_rows: torch.Tensor | None = None
         self._grammar_weight: torch.Tensor | None = None
+        self._control_masks: ControlMasks | None = None
 
     @classmethod
     def from_pretrained(
@@ -237,6 +242,18 @@ class SparkLM:
             self._grammar_rows = torch.tensor(sorted(i for i in ids if 0 <= i < self.vocab_rows), dtype=torch.long)
         return self._grammar_rows
 
+    def control_grammar(self) -> ControlGrammar:
+        """A fresh grammar state for one control-mode row (the masks are built on first use)."""
+        if self._control_masks is None:
+            def token_id(name: str) -> int:
+                found = self.tokenizer.convert_tokens_to_ids(name)
+                if not isinstance(found, int) or found == self.tokenizer.unk_token_id:
+                    raise CheckpointError(f"the LLM tokenizer lacks {name}, which controllable TTS emits")
+                return found
+
+            self._control_masks = ControlMasks(self.vocab_rows, token_id, self.stop_ids, self.device)
+        return ControlGrammar(self._control_masks)
+
     # ------------------------------------------------------------------ decoding
     def _logits(self, hidden: torch.Tensor, restrict: bool) -> torch.Tensor:
         """hidden: (B, H) last positions -> (B, V) float32 logits (-inf outside the grammar if restricted)."""
@@ -281,6 +298,7 @@ class SparkLM:
         if restrict and not all(p.restrict_vocab for p in params):
             raise ValueError("restrict_vocab must be the same for every request of a batch")
         limit = max(p.max_new_tokens for p in params)
+        grammars = [self.control_grammar() if p.control_grammar else None for p in params]
         stop = set(self.stop_ids)
         running = list(range(batch))  # the rows still in the batch, in row order
         cache = DynamicCache(config=self.model.config)
@@ -303,11 +321,16 @@ class SparkLM:
                 new: list[int | None] = [None] * batch
                 keep: list[int] = []  # positions in ``running`` of the rows that go on
                 for position, row in enumerate(running):
-                    p = params[row]
+                    p, grammar = params[row], grammars[row]
+                    row_logits = logits[position : position + 1]
+                    if grammar is not None:
+                        row_logits = grammar.constrain(row_logits)
                     token = sample_row(
-                        logits[position : position + 1], do_sample=p.do_sample, temperature=p.temperature,
+                        row_logits, do_sample=p.do_sample, temperature=p.temperature,
                         top_k=p.top_k, top_p=p.top_p, generator=generators[row],
                     )
+                    if grammar is not None:
+                        grammar.advance(token)
                     new[row] = token
                     if token not in stop and step + 1 < p.max_new_tokens:
                         keep.append(position)

@@ -66,7 +66,7 @@ def semantic_token(index: int) -> str:
     return f"<|bicodec_semantic_{index}|>"
 
 
-def _token_list(tokens: Any, name: str, upper: int) -> list[int]:
+def token_list(tokens: Any, name: str, upper: int) -> list[int]:
     """Flatten ints / numpy arrays / torch tensors of any shape into a checked list of ints."""
     if hasattr(tokens, "detach"):  # torch.Tensor without importing torch here
         tokens = tokens.detach().cpu().numpy()
@@ -108,7 +108,7 @@ def build_clone_prompt(
         and any string (even empty) the transcript template.
     """
     _check_text(text)
-    globals_ = _token_list(global_tokens, "global_tokens", NUM_GLOBAL_CODES)
+    globals_ = token_list(global_tokens, "global_tokens", NUM_GLOBAL_CODES)
     if len(globals_) != NUM_GLOBAL_TOKENS:
         raise ValueError(f"global_tokens must hold {NUM_GLOBAL_TOKENS} ids, got {len(globals_)}")
     pieces = [TASK_TOKENS["tts"], START_CONTENT]
@@ -117,7 +117,7 @@ def build_clone_prompt(
             raise ValueError(f"prompt_text must be a string or None, got {type(prompt_text).__name__}")
         if semantic_tokens is None:
             raise ValueError("semantic_tokens are required when prompt_text is given")
-        semantics = _token_list(semantic_tokens, "semantic_tokens", NUM_SEMANTIC_CODES)
+        semantics = token_list(semantic_tokens, "semantic_tokens", NUM_SEMANTIC_CODES)
         if not semantics:
             raise ValueError("semantic_tokens is empty: the reference produced no semantic tokens")
         pieces.append(prompt_text)

@@ -37,14 +37,16 @@ from rvc.processing.contract import (
     fields_for,
 )
 from rvc.processing.formats import OutputSpec
-from rvc.processing.requests import VoiceFields
+from rvc.processing.requests import VoiceDesign, VoiceFields, voice_design
 from rvc.processing.voices import VOICE_NAME_PATTERN
 
 __all__ = [
     "ConversionForm",
+    "DesignForm",
     "SynthesisForm",
     "VoiceForm",
     "conversion_form",
+    "design_form",
     "form_fields",
     "synthesis_form",
     "voice_form",
@@ -87,6 +89,8 @@ conversion_values = form_fields(  # /rvc: no text (no Target.TEXT options) and o
         **{n: i for n, i in fields_for(RequestOptions, Target.REQUEST, Target.OUTPUT).items() if n != "granularity"},
     }
 )
+# POST /voices designs a voice from these (and a seed) when no clip is sent
+design_values = form_fields({**fields_for(RequestOptions, Target.VOICE), "seed": RequestOptions.model_fields["seed"]})
 # a voice's skip_rvc is set through its rvc_model ("none"), not as a field of its own
 voice_values = form_fields({name: info for name, info in fields_for(SynthesisDefaults).items() if name != "skip_rvc"})
 
@@ -117,7 +121,7 @@ class SynthesisForm(ConversionForm):
 def _read(values: dict[str, Any], voice: str | None, rvc_model: str | None, accept: str | None) -> ConversionForm:
     fields = VoiceFields(
         overrides=_overrides(values), voice=voice or None, rvc_model=rvc_model or None, seed=values.get("seed"),
-        normalize=values.get("normalize"),
+        normalize=values.get("normalize"), design=voice_design(values),
     )
     output = output_spec(values.get("format"), values.get("sample_rate"), values.get("speed"), accept=accept)
     return ConversionForm(fields=fields, output=output)
@@ -161,3 +165,15 @@ class VoiceForm:
 def voice_form(values: Annotated[dict[str, Any], Depends(voice_values)]) -> VoiceForm:
     reference_text = values.pop("reference_text", None)
     return VoiceForm(_overrides(values), reference_text)
+
+
+@dataclass(frozen=True)
+class DesignForm:
+    """The voice attributes and seed sent to ``POST /voices``; ``design`` is None when none was sent."""
+
+    design: VoiceDesign | None
+    seed: int | None
+
+
+def design_form(values: Annotated[dict[str, Any], Depends(design_values)]) -> DesignForm:
+    return DesignForm(voice_design(values), values.get("seed"))

@@ -28,7 +28,10 @@ Follows OpenAI's request contract so its clients work unchanged:
   ``pitch_shift``, ``f0_method``, ``index_rate``, ``filter_radius``,
   ``rms_mix_rate``, ``protect``, ``skip_rvc``, ``temperature``, ``top_k``,
   ``top_p``, ``seed``, ``normalize``, ``sample_rate``, ``reference_audio``
-  (base64 audio file replacing the voice's clip) and ``reference_text``.
+  (base64 audio file replacing the voice's clip) and ``reference_text``;
+  ``gender``, ``pitch`` and ``speed_level`` design a voice instead of the
+  clip (Spark-TTS's controllable mode: a new voice on every unseeded call;
+  ``POST /voices`` with them keeps one).
   Unknown fields are a 400. The text as spoken comes back in
   ``X-Normalized-Text`` (``rvc.api.encoding``).
 
@@ -72,7 +75,7 @@ from rvc.processing.contract import (
 )
 from rvc.processing.formats import FORMATS, OutputSpec, StreamEncoder, time_stretch
 from rvc.processing.pipeline import SentenceAudio, SynthesisRequest
-from rvc.processing.requests import OPENAI_INPUT_LIMIT, VoiceFields, build_request
+from rvc.processing.requests import OPENAI_INPUT_LIMIT, VoiceFields, build_request, voice_design
 from rvc.processing.services import VoiceServices
 from rvc.processing.voices import DEFAULT_VOICE
 
@@ -143,7 +146,7 @@ class _SpeechBody(BaseModel):
 
 
 # every storable tunable plus seed, normalize, sample_rate and speed (OpenAI names the format response_format)
-_TUNABLES = {**fields_for(SynthesisDefaults), **fields_for(RequestOptions, Target.REQUEST, Target.TEXT)}
+_TUNABLES = {**fields_for(SynthesisDefaults), **fields_for(RequestOptions, Target.REQUEST, Target.TEXT, Target.VOICE)}
 _TUNABLES |= {name: info for name, info in fields_for(RequestOptions, Target.OUTPUT).items() if name != "format"}
 
 if TYPE_CHECKING:
@@ -197,6 +200,7 @@ async def _prepare(request: _SpeechBody, services: VoiceServices) -> tuple[Synth
     fields = VoiceFields(
         overrides=SynthesisOverrides.model_construct(**stored), voice=await _voice_name(request, services),
         rvc_model=request.rvc_model, seed=tunables.get("seed"), normalize=tunables.get("normalize"),
+        design=voice_design(tunables),
     )
     synthesis = await build_request(
         request.input, fields, services, limit=OPENAI_INPUT_LIMIT, reference=_reference_bytes(request)

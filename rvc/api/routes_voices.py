@@ -2,6 +2,8 @@
 
 A voice binds a name to a reference clip (decoded and stored once at 16 kHz,
 so every request sends Triton the same samples and hits its speaker cache),
+or, sent ``gender`` / ``pitch`` / ``speed_level`` (and a seed) instead of a
+clip, to a voice Spark-TTS designs once and keeps (``rvc.processing.voice_design``),
 the clip's transcript, an RVC model and default parameters. ``rvc_model``
 takes a .pth name from WEIGHTS_DIR, ``none`` (no RVC: the voice speaks with
 Spark-TTS's voice) or ``default`` (whatever RVC_MODEL is at request time,
@@ -18,10 +20,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from rvc.api.dependencies import Services, form_body
-from rvc.api.forms import VOICE_NAME_SCHEMA, VoiceForm, voice_form
+from rvc.api.forms import VOICE_NAME_SCHEMA, DesignForm, VoiceForm, design_form, voice_form
+from rvc.errors import InvalidInput
 from rvc.processing.contract import DESCRIPTION_MAX_CHARS, RVC_MODEL_MAX_CHARS
 from rvc.processing.requests import decode_reference
 from rvc.processing.services import VoiceServices
+from rvc.processing.voice_design import design_voice
 from rvc.processing.voices import VoiceRecord, check_voice_name
 
 __all__ = ["router"]
@@ -59,21 +63,41 @@ def _model_fields(rvc_model: str | None, services: VoiceServices) -> tuple[dict[
 
 
 @router.post(
-    "", status_code=201, response_model=VoiceRecord, summary="Save a voice (409 if the name exists)",
+    "", status_code=201, response_model=VoiceRecord,
+    summary="Save a voice from a clip, or design one from gender/pitch/speed_level (409 if the name exists)",
     dependencies=[Depends(form_body)],
 )
 async def create_voice(
     services: Services,
     name: Annotated[str, Form(description="the voice's name", json_schema_extra=VOICE_NAME_SCHEMA)],
-    reference_audio: Annotated[UploadFile, File(description="the clip whose speaking style Spark-TTS imitates")],
     parameters: Annotated[VoiceForm, Depends(voice_form)],
+    designed: Annotated[DesignForm, Depends(design_form)],
+    reference_audio: Annotated[
+        UploadFile | None,
+        File(description="the clip whose speaking style Spark-TTS imitates; or design a voice with gender, pitch, "
+                         "speed_level and seed (generated once, its speaker tokens kept)"),
+    ] = None,
     rvc_model: RvcModelField = None,
     description: DescriptionField = None,
     overwrite: Annotated[bool, Form(description="replace a voice of the same name")] = False,
 ) -> VoiceRecord:
     check_voice_name(name)
     changes, switches = _model_fields(rvc_model, services)
-    clip = await decode_reference(await reference_audio.read(), services)
+    upload = reference_audio if reference_audio is not None and reference_audio.filename else None
+    if upload is not None and designed.design is not None:
+        raise InvalidInput("send either reference_audio (save a clip) or gender/pitch/speed_level (design a voice), "
+                           "not both", field="gender")
+    if designed.design is not None:
+        if parameters.reference_text:
+            raise InvalidInput("a designed voice has no clip, so no reference_text", field="reference_text")
+        return await design_voice(
+            services, name, designed.design, seed=designed.seed, rvc_model=changes.get("rvc_model"),
+            defaults=parameters.overrides.merged(**switches), description=description or "", overwrite=overwrite,
+        )
+    if upload is None:
+        raise InvalidInput("reference_audio is required to save a clip; or design a voice with gender (female, male), "
+                           "pitch and speed_level", field="reference_audio")
+    clip = await decode_reference(await upload.read(), services)
     return await asyncio.to_thread(
         services.voices.create, name, clip, reference_text=parameters.reference_text or "",
         rvc_model=changes.get("rvc_model"), defaults=parameters.overrides.merged(**switches),

@@ -172,12 +172,12 @@ class _Session:
         start = first if isinstance(first, StartMessage) else StartMessage(None, None, "pcm", None, None, {})
         fields = VoiceFields(
             overrides=SynthesisOverrides.model_construct(**start.tunables), voice=start.voice,
-            rvc_model=start.rvc_model, seed=start.seed,
+            rvc_model=start.rvc_model, seed=start.seed, design=start.design,
         )
         voice = await resolve_voice(fields, self.services)
         self.text.normalize = start.normalize
         output = OutputSpec(format=start.format, sample_rate=start.sample_rate)
-        job = ChunkJob(voice.reference_wav, voice.settings, voice.rvc_model, start.seed, self.tracker.started)
+        job = ChunkJob(voice.speaker, voice.settings, voice.rvc_model, start.seed, self.tracker.started)
         return await self.services.chunks.open(job), output
 
     async def speak(self, stream: ChunkStream, output: OutputSpec) -> None:

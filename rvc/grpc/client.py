@@ -39,8 +39,10 @@ from rvc.grpc.wire import (
     ChunkPlan,
     ModelInfo,
     Response,
+    Speaker,
     SynthesisCall,
     TTSParams,
+    VoiceDesign,
     build_inputs,
     map_error,
     model_info,
@@ -53,8 +55,10 @@ __all__ = [
     "AudioChunk",
     "ChunkPlan",
     "ModelInfo",
+    "Speaker",
     "TTSParams",
     "TritonSparkClient",
+    "VoiceDesign",
     "build_inputs",
     "join_chunks",
     "map_error",
@@ -137,7 +141,7 @@ class TritonSparkClient(_ClientBase):
     def inference(
         self,
         text: str,
-        reference_audio: np.ndarray,
+        reference_audio: np.ndarray | Speaker,
         reference_text: str | None = None,
         params: TTSParams | None = None,
         *,
@@ -158,7 +162,7 @@ class TritonSparkClient(_ClientBase):
     def stream(
         self,
         text: str,
-        reference_audio: np.ndarray,
+        reference_audio: np.ndarray | Speaker,
         reference_text: str | None = None,
         params: TTSParams | None = None,
         *,
@@ -249,7 +253,7 @@ class AsyncTritonSparkClient(_ClientBase):
     async def inference(
         self,
         text: str,
-        reference_audio: np.ndarray,
+        reference_audio: np.ndarray | Speaker,
         reference_text: str | None = None,
         params: TTSParams | None = None,
         *,
@@ -269,10 +273,55 @@ class AsyncTritonSparkClient(_ClientBase):
             raise map_error(exc, self.url) from exc
         return self._read(result).audio, contract.SAMPLE_RATE
 
+    async def tokenize(self, reference_audio: np.ndarray, *, request_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A 16 kHz clip ((T,) float32) -> its speaker tokens through the ``audio_tokenizer`` model:
+        ((32,) int32 global, (T_sem,) int32 semantic), what ``spark_tts`` would compute from the clip."""
+        wav = np.ascontiguousarray(np.asarray(reference_audio, dtype=np.float32).reshape(1, -1))
+        inputs = [
+            grpcclient.InferInput(contract.REFERENCE_WAV, list(wav.shape), "FP32"),
+            grpcclient.InferInput(contract.REFERENCE_WAV_LEN, [1, 1], "INT32"),
+        ]
+        inputs[0].set_data_from_numpy(wav)
+        inputs[1].set_data_from_numpy(np.array([[wav.shape[1]]], dtype=np.int32))
+        outputs = [grpcclient.InferRequestedOutput(name) for name in (contract.GLOBAL_TOKENS, contract.SEMANTIC_TOKENS)]
+        try:
+            result = await self._client.infer(
+                contract.AUDIO_TOKENIZER, inputs, outputs=outputs, request_id=request_id or "",
+                client_timeout=self.timeout_s,
+            )
+        except InferenceServerException as exc:
+            raise map_error(exc, self.url) from exc
+        global_tokens, semantic = result.as_numpy(contract.GLOBAL_TOKENS), result.as_numpy(contract.SEMANTIC_TOKENS)
+        if global_tokens is None or semantic is None:
+            raise TTSBackendError(f"Triton model {contract.AUDIO_TOKENIZER!r} returned no tokens")
+        return global_tokens.reshape(-1).astype(np.int32), semantic.reshape(-1).astype(np.int32)
+
+    async def speak_in_voice(
+        self,
+        text: str,
+        speaker: Speaker,
+        reference_text: str | None = None,
+        params: TTSParams | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``inference`` on the offline model that also returns the voice it spoke in:
+        ((T,) float32 at 16 kHz, (32,) int32 global tokens); how a designed voice is kept."""
+        call = synthesis_call(text, speaker, reference_text, params, contract.SAMPLE_RATE, request_id,
+                              outputs=(contract.WAVEFORM, contract.GLOBAL_TOKENS))
+        try:
+            result = await self._client.infer(client_timeout=self.timeout_s, **call.arguments(self.model_name))
+        except InferenceServerException as exc:
+            raise map_error(exc, self.url) from exc
+        response = self._read(result)
+        if response.global_tokens is None:
+            raise TTSBackendError(f"Triton model {self.model_name!r} returned no global_tokens: is it this repository's?")
+        return response.audio, response.global_tokens
+
     async def stream(
         self,
         text: str,
-        reference_audio: np.ndarray,
+        reference_audio: np.ndarray | Speaker,
         reference_text: str | None = None,
         params: TTSParams | None = None,
         *,
@@ -294,7 +343,7 @@ class AsyncTritonSparkClient(_ClientBase):
     async def stream_audio(
         self,
         text: str,
-        reference_audio: np.ndarray,
+        reference_audio: np.ndarray | Speaker,
         reference_text: str | None = None,
         params: TTSParams | None = None,
         *,

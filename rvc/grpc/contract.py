@@ -21,10 +21,12 @@ __all__ = [
     "CHUNK_OVERLAP_TOKENS",
     "CHUNK_SCALE",
     "CHUNK_STEADY_TOKENS",
+    "GENDER",
     "GLOBAL_TOKENS",
     "INVALID_INPUT_PREFIX",
     "MAX_NEW_TOKENS",
     "MODEL_TENSORS",
+    "PITCH",
     "REFERENCE_SAMPLE_RATE",
     "REFERENCE_TEXT",
     "REFERENCE_WAV",
@@ -32,6 +34,9 @@ __all__ = [
     "SAMPLE_RATE",
     "SEED",
     "SEMANTIC_TOKENS",
+    "SPEAKER_GLOBAL_TOKENS",
+    "SPEAKER_SEMANTIC_TOKENS",
+    "SPEED_LEVEL",
     "SPARK_TTS",
     "SPARK_TTS_INPUTS",
     "SPARK_TTS_OUTPUTS",
@@ -75,6 +80,12 @@ TEMPERATURE = "temperature"
 TOP_K = "top_k"
 TOP_P = "top_p"
 MAX_NEW_TOKENS = "max_new_tokens"
+# extensions: who speaks, instead of the reference clip (one source per request)
+GENDER = "gender"
+PITCH = "pitch"
+SPEED_LEVEL = "speed_level"
+SPEAKER_GLOBAL_TOKENS = "speaker_global_tokens"
+SPEAKER_SEMANTIC_TOKENS = "speaker_semantic_tokens"
 # extensions, streaming only: the request's chunk schedule in semantic tokens (50 per second)
 CHUNK_FIRST_TOKENS = "chunk_first_tokens"
 CHUNK_STEADY_TOKENS = "chunk_steady_tokens"
@@ -102,8 +113,10 @@ class TensorSpec:
 
 
 SPARK_TTS_INPUTS: tuple[TensorSpec, ...] = (
-    TensorSpec(REFERENCE_WAV, "FP32", (-1,)),
-    TensorSpec(REFERENCE_WAV_LEN, "INT32", (1,)),
+    # Optional to Triton since stored speaker tokens or voice attributes may replace the clip; the model
+    # still requires both when neither is sent, so the official clients see no change.
+    TensorSpec(REFERENCE_WAV, "FP32", (-1,), optional=True),
+    TensorSpec(REFERENCE_WAV_LEN, "INT32", (1,), optional=True),
     # Optional here although the official config requires it: absent means "no transcript", and the
     # prompt then leaves out the reference's semantic tokens (SparkTTS with prompt_text=None).
     TensorSpec(REFERENCE_TEXT, "BYTES", (1,), optional=True),
@@ -118,8 +131,14 @@ SPARK_TTS_INPUTS: tuple[TensorSpec, ...] = (
     TensorSpec(CHUNK_STEADY_TOKENS, "INT32", (1,), optional=True),
     TensorSpec(CHUNK_SCALE, "FP32", (1,), optional=True),
     TensorSpec(CHUNK_OVERLAP_TOKENS, "INT32", (1,), optional=True),
+    TensorSpec(GENDER, "BYTES", (1,), optional=True),
+    TensorSpec(PITCH, "BYTES", (1,), optional=True),
+    TensorSpec(SPEED_LEVEL, "BYTES", (1,), optional=True),
+    TensorSpec(SPEAKER_GLOBAL_TOKENS, "INT32", (-1,), optional=True),
+    TensorSpec(SPEAKER_SEMANTIC_TOKENS, "INT32", (-1,), optional=True),
 )
-SPARK_TTS_OUTPUTS: tuple[TensorSpec, ...] = (TensorSpec(WAVEFORM, "FP32", (-1,)),)
+# global_tokens: the voice the waveform was vocoded with (designed, stored or the clip's); offline only
+SPARK_TTS_OUTPUTS: tuple[TensorSpec, ...] = (TensorSpec(WAVEFORM, "FP32", (-1,)), TensorSpec(GLOBAL_TOKENS, "INT32", (-1,)))
 
 AUDIO_TOKENIZER_INPUTS: tuple[TensorSpec, ...] = (
     TensorSpec(REFERENCE_WAV, "FP32", (-1,)),

@@ -26,8 +26,10 @@ __all__ = [
     "ChunkPlan",
     "ModelInfo",
     "Response",
+    "Speaker",
     "SynthesisCall",
     "TTSParams",
+    "VoiceDesign",
     "build_inputs",
     "map_error",
     "model_info",
@@ -94,6 +96,35 @@ class TTSParams:
 
 
 @dataclass(frozen=True)
+class VoiceDesign:
+    """Spark-TTS's voice attributes (controllable mode); the values are checked where requests enter
+    (``rvc.processing.contract``) and again by the model."""
+
+    gender: str
+    pitch: str = "moderate"
+    speed_level: str = "moderate"
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """Who speaks, from exactly one source: a reference clip (``reference_wav`` (T,) float32), stored
+    speaker tokens (``global_tokens``: 32 ids; ``semantic_tokens``: the clip's, sent only with a
+    transcript) or voice attributes (``design``: a new voice on every unseeded call)."""
+
+    reference_wav: np.ndarray | None = None
+    global_tokens: tuple[int, ...] | None = None
+    semantic_tokens: tuple[int, ...] | None = None
+    design: VoiceDesign | None = None
+
+    def __post_init__(self) -> None:
+        sources = [self.reference_wav is not None, self.global_tokens is not None, self.design is not None]
+        if sum(sources) != 1:
+            raise ValueError(f"a Speaker has exactly one source (clip, tokens or design), got {sum(sources)}")
+        if self.semantic_tokens is not None and self.global_tokens is None:
+            raise ValueError("semantic_tokens come with global_tokens")
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What the client needs to know about the served model (read once from its config)."""
 
@@ -107,6 +138,7 @@ class SynthesisCall:
 
     inputs: list[grpcclient.InferInput]
     request_id: str
+    outputs: tuple[str, ...] = (contract.WAVEFORM,)
 
     def arguments(self, model_name: str) -> dict[str, Any]:
         """The keyword arguments every tritonclient infer call takes (sync, async, stream)."""
@@ -114,7 +146,7 @@ class SynthesisCall:
             "model_name": model_name,
             "inputs": self.inputs,
             "request_id": self.request_id,
-            "outputs": [grpcclient.InferRequestedOutput(contract.WAVEFORM)],
+            "outputs": [grpcclient.InferRequestedOutput(name) for name in self.outputs],
         }
 
 
@@ -125,6 +157,7 @@ class Response:
 
     audio: np.ndarray
     final: bool
+    global_tokens: np.ndarray | None = None  # (32,) int32 when the call asked for them (offline only)
 
 
 def _tensor(name: str, datatype: str, value: np.ndarray) -> grpcclient.InferInput:
@@ -133,24 +166,56 @@ def _tensor(name: str, datatype: str, value: np.ndarray) -> grpcclient.InferInpu
     return infer_input
 
 
+def _text(value: str) -> np.ndarray:
+    return np.array([[value.encode("utf-8")]], dtype=np.object_)
+
+
+def _speaker_inputs(speaker: Speaker, with_transcript: bool) -> list[grpcclient.InferInput]:
+    if speaker.design is not None:
+        design = speaker.design
+        return [_tensor(contract.GENDER, "BYTES", _text(design.gender)), _tensor(contract.PITCH, "BYTES", _text(design.pitch)),
+                _tensor(contract.SPEED_LEVEL, "BYTES", _text(design.speed_level))]
+    if speaker.global_tokens is not None:
+        inputs = [_tensor(contract.SPEAKER_GLOBAL_TOKENS, "INT32", np.array([speaker.global_tokens], dtype=np.int32))]
+        if with_transcript and speaker.semantic_tokens is not None:
+            semantic = np.array([speaker.semantic_tokens], dtype=np.int32)
+            inputs.append(_tensor(contract.SPEAKER_SEMANTIC_TOKENS, "INT32", semantic))
+        return inputs
+    return []
+
+
+def _clip_inputs(text: str, wav: np.ndarray, reference_sample_rate: int) -> list[grpcclient.InferInput]:
+    """The official four, in the official client's order."""
+    wav = np.ascontiguousarray(np.asarray(wav, dtype=np.float32).reshape(1, -1))
+    return [
+        _tensor(contract.REFERENCE_WAV, "FP32", wav),
+        _tensor(contract.REFERENCE_WAV_LEN, "INT32", np.array([[wav.shape[1]]], dtype=np.int32)),
+        _tensor(contract.TARGET_TEXT, "BYTES", _text(text)),
+        _tensor(contract.REFERENCE_SAMPLE_RATE, "INT32", np.array([[reference_sample_rate]], dtype=np.int32)),
+    ]
+
+
 def build_inputs(
     text: str,
-    reference_audio: np.ndarray,
+    reference_audio: np.ndarray | Speaker,
     reference_text: str | None = None,
     params: TTSParams | None = None,
     *,
     reference_sample_rate: int = contract.SAMPLE_RATE,
 ) -> list[grpcclient.InferInput]:
-    """The request tensors, shaped as the official client shapes them (batch dimension 1)."""
-    wav = np.ascontiguousarray(np.asarray(reference_audio, dtype=np.float32).reshape(1, -1))
-    inputs = [
-        _tensor(contract.REFERENCE_WAV, "FP32", wav),
-        _tensor(contract.REFERENCE_WAV_LEN, "INT32", np.array([[wav.shape[1]]], dtype=np.int32)),
-        _tensor(contract.TARGET_TEXT, "BYTES", np.array([[text.encode("utf-8")]], dtype=np.object_)),
-        _tensor(contract.REFERENCE_SAMPLE_RATE, "INT32", np.array([[reference_sample_rate]], dtype=np.int32)),
-    ]
+    """The request tensors, shaped as the official client shapes them (batch dimension 1).
+    ``reference_audio``: the clip, or a Speaker for stored tokens or a designed voice; a transcript
+    goes with a clip or stored tokens that include the clip's semantic tokens, never with a design."""
+    speaker = reference_audio if isinstance(reference_audio, Speaker) else Speaker(reference_wav=reference_audio)
+    if speaker.design is not None or (speaker.global_tokens is not None and speaker.semantic_tokens is None):
+        reference_text = None
+    if speaker.reference_wav is not None:
+        inputs = _clip_inputs(text, speaker.reference_wav, reference_sample_rate)
+    else:
+        inputs = [_tensor(contract.TARGET_TEXT, "BYTES", _text(text)),
+                  *_speaker_inputs(speaker, reference_text is not None)]
     if reference_text is not None:
-        inputs.append(_tensor(contract.REFERENCE_TEXT, "BYTES", np.array([[reference_text.encode("utf-8")]], np.object_)))
+        inputs.append(_tensor(contract.REFERENCE_TEXT, "BYTES", _text(reference_text)))
     params = params or TTSParams()
     plan = params.chunks or ChunkPlan()
     values = {
@@ -174,14 +239,15 @@ def build_inputs(
 
 def synthesis_call(
     text: str,
-    reference_audio: np.ndarray,
+    reference_audio: np.ndarray | Speaker,
     reference_text: str | None,
     params: TTSParams | None,
     reference_sample_rate: int,
     request_id: str | None,
+    outputs: tuple[str, ...] = (contract.WAVEFORM,),
 ) -> SynthesisCall:
     inputs = build_inputs(text, reference_audio, reference_text, params, reference_sample_rate=reference_sample_rate)
-    return SynthesisCall(inputs, request_id or uuid.uuid4().hex)
+    return SynthesisCall(inputs, request_id or uuid.uuid4().hex, outputs)
 
 
 def read_response(result: Any, error: InferenceServerException | None = None, url: str = "") -> Response:
@@ -193,7 +259,8 @@ def read_response(result: Any, error: InferenceServerException | None = None, ur
     final = "triton_final_response" not in parameters or parameters["triton_final_response"].bool_param
     wav = result.as_numpy(contract.WAVEFORM)
     audio = np.zeros(0, np.float32) if wav is None else wav.reshape(-1).astype(np.float32, copy=False)
-    return Response(audio, bool(final))
+    tokens = result.as_numpy(contract.GLOBAL_TOKENS)
+    return Response(audio, bool(final), None if tokens is None else tokens.reshape(-1).astype(np.int32))
 
 
 def model_info(config: dict) -> ModelInfo:

@@ -20,7 +20,7 @@ import numpy as np
 
 from rvc.device import RVC_DECODER_DTYPES, PartPlacement
 from rvc.errors import ModelUnavailable
-from rvc.grpc.client import AsyncTritonSparkClient, TTSParams
+from rvc.grpc.client import AsyncTritonSparkClient, Speaker, TTSParams, VoiceDesign
 from rvc.grpc.model_repository import read_placements
 from rvc.logging_setup import request_id_var
 from rvc.processing.contract import SynthesisDefaults, Target
@@ -63,7 +63,7 @@ class TritonSpeech:
         return read_placements(self.settings.triton_model_repo)
 
     async def speak(
-        self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *, seed: int | None,
+        self, text: str, speaker: Speaker, settings: SynthesisDefaults, *, seed: int | None,
         max_new_tokens: int,
     ) -> np.ndarray:
         if self._client is None:
@@ -71,13 +71,31 @@ class TritonSpeech:
         self._count += 1
         params = TTSParams(**settings.values_for(Target.TTS), max_new_tokens=max_new_tokens, seed=seed)
         wav, _ = await self._client.inference(
-            text, reference_wav, settings.reference_text or None, params,
+            text, speaker, settings.reference_text or None, params,
             request_id=f"{request_id_var.get()}-{self._count}",
         )
         return wav
 
+    async def design(
+        self, text: str, design: VoiceDesign, settings: SynthesisDefaults, *, seed: int, max_new_tokens: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Speak ``text`` in a voice invented from ``design`` and return it with its global tokens."""
+        if self._client is None:
+            raise ModelUnavailable("the Spark-TTS client is not started")
+        self._count += 1
+        params = TTSParams(**settings.values_for(Target.TTS), max_new_tokens=max_new_tokens, seed=seed)
+        return await self._client.speak_in_voice(
+            text, Speaker(design=design), None, params, request_id=f"{request_id_var.get()}-{self._count}"
+        )
+
+    async def tokenize(self, reference_wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A saved voice's 16 kHz clip -> (global (32,), semantic (T,)) int32 speaker tokens."""
+        if self._client is None:
+            raise ModelUnavailable("the Spark-TTS client is not started")
+        return await self._client.tokenize(reference_wav, request_id=f"{request_id_var.get()}-tokenize")
+
     async def stream_speech(
-        self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *, seed: int | None,
+        self, text: str, speaker: Speaker, settings: SynthesisDefaults, *, seed: int | None,
         max_new_tokens: int,
     ) -> AsyncGenerator[np.ndarray, None]:
         """``text`` from ``spark_tts_decoupled`` as it is generated: (T,) float32 16 kHz pieces that
@@ -87,7 +105,7 @@ class TritonSpeech:
         self._count += 1
         params = TTSParams(**settings.values_for(Target.TTS), max_new_tokens=max_new_tokens, seed=seed)
         chunks = self._client.stream_audio(
-            text, reference_wav, settings.reference_text or None, params,
+            text, speaker, settings.reference_text or None, params,
             request_id=f"{request_id_var.get()}-{self._count}",
         )
         async with aclosing(chunks) as stream:

@@ -32,6 +32,7 @@ from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 import numpy as np
 
 from rvc.errors import Busy, InvalidInput
+from rvc.grpc.wire import Speaker
 from rvc.infer.stream_config import StreamConfig
 from rvc.processing.contract import SynthesisDefaults, Target
 from rvc.processing.pipeline import EMPTY_STAND_IN_S, TTS_SAMPLE_RATE, SynthesisRequest, token_budget
@@ -93,7 +94,7 @@ class StreamingSpeechBackend(Protocol):
     """Spark-TTS as a stream of 16 kHz chunks that concatenate to the sentence (no further cross-fade)."""
 
     def stream_speech(
-        self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *, seed: int | None,
+        self, text: str, speaker: Speaker, settings: SynthesisDefaults, *, seed: int | None,
         max_new_tokens: int,
     ) -> AsyncGenerator[np.ndarray, None]: ...
 
@@ -134,7 +135,7 @@ class PassThroughVoice:
 class ChunkJob:
     """Everything a chunked request needs except its sentences (those may still be arriving)."""
 
-    reference_wav: np.ndarray  # (T,) float32 at 16 kHz
+    speaker: Speaker  # a (T,) float32 clip at 16 kHz, stored speaker tokens or voice attributes
     settings: SynthesisDefaults
     rvc_model: str | None = None
     seed: int | None = None
@@ -142,7 +143,7 @@ class ChunkJob:
 
     @classmethod
     def from_request(cls, request: SynthesisRequest, started: float) -> ChunkJob:
-        return cls(request.reference_wav, request.settings, request.rvc_model, request.seed, started)
+        return cls(request.speaker, request.settings, request.rvc_model, request.seed, started)
 
 
 @dataclass(frozen=True)
@@ -342,7 +343,7 @@ class ChunkStream:
     async def _speak(self, sentence: _Sentence) -> None:
         seed = None if self.job.seed is None else self.job.seed + sentence.index
         chunks = self.speech.stream_speech(
-            sentence.text, self.job.reference_wav, self.job.settings, seed=seed, max_new_tokens=token_budget(sentence.text)
+            sentence.text, self.job.speaker, self.job.settings, seed=seed, max_new_tokens=token_budget(sentence.text)
         )
         waited = time.perf_counter()
         samples = 0

@@ -32,8 +32,10 @@ __all__ = [
     "DESCRIPTION_MAX_CHARS",
     "RVC_MODEL_MAX_CHARS",
     "F0Method",
+    "Gender",
     "RvcProfile",
     "Granularity",
+    "Level",
     "RequestOptions",
     "SynthesisDefaults",
     "SynthesisOverrides",
@@ -44,6 +46,8 @@ __all__ = [
 ]
 
 F0Method = Literal["rmvpe", "fcpe", "pm", "harvest", "crepe"]
+Gender = Literal["female", "male"]  # Spark-TTS's controllable mode (sparktts.prompts.GENDER; a test checks)
+Level = Literal["very_low", "low", "moderate", "high", "very_high"]  # sparktts.prompts.LEVEL
 Granularity = Literal["sentence", "chunk"]
 RvcProfile = Literal["2026", "2024"]  # rvc.infer.params.PROFILES (tests/processing/test_contract.py ties the two)
 RVC_MODEL_MAX_CHARS = 128  # an ``rvc_model`` field wherever it is sent (forms, OpenAI body, saved voices)
@@ -59,6 +63,7 @@ class Target(enum.Enum):
     OUTPUT = "output"  # shapes the response audio (``OutputSpec``)
     REQUEST = "request"  # belongs to one request only (seed)
     TEXT = "text"  # shapes the text before it is spoken (normalize); read by request assembly
+    VOICE = "voice"  # says who speaks instead of a reference clip (a designed voice); read by request assembly
 
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -136,6 +141,17 @@ class RequestOptions(BaseModel):
     )
     speed: Annotated[float | None, Target.OUTPUT] = Field(
         None, ge=0.25, le=4.0, strict=True, description="tempo, pitch kept (WSOLA time stretch); 1.0 = untouched"
+    )
+    gender: Annotated[Gender | None, Target.VOICE] = Field(
+        None, description="design a voice instead of cloning a clip (Spark-TTS's controllable mode): female or "
+                          "male; without a seed every call invents a new voice, POST /voices keeps one",
+    )
+    pitch: Annotated[Level | None, Target.VOICE] = Field(
+        None, description="a designed voice's pitch: very_low, low, moderate (default), high or very_high; needs gender",
+    )
+    speed_level: Annotated[Level | None, Target.VOICE] = Field(
+        None, description="a designed voice's speaking rate: very_low, low, moderate (default), high or very_high; "
+                          "needs gender (``speed`` stretches the output instead)",
     )
     granularity: Annotated[Granularity | None, Target.REQUEST] = Field(
         None, description="streaming routes: sentence (default: one part per sentence) or chunk (audio as it "

@@ -21,11 +21,12 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from rvc.errors import InvalidInput
+from rvc.grpc.wire import Speaker, VoiceDesign
 from rvc.processing.audio_join import crossfade_concat, rms
 from rvc.processing.contract import SynthesisDefaults
 from rvc.processing.speech_waves import SpeechWaves
@@ -53,10 +54,21 @@ class SpeechBackend(Protocol):
     """Spark-TTS as the pipeline sees it (rvc.grpc's asyncio client behind an adapter)."""
 
     async def speak(
-        self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *, seed: int | None,
+        self, text: str, speaker: Speaker, settings: SynthesisDefaults, *, seed: int | None,
         max_new_tokens: int,
     ) -> np.ndarray:
-        """(T,) float32 at 16 kHz for ``text`` in the voice of ``reference_wav`` ((T,) float32, 16 kHz)."""
+        """(T,) float32 at 16 kHz for ``text`` spoken by ``speaker`` (a 16 kHz clip, stored tokens or a design)."""
+        ...
+
+
+@runtime_checkable
+class DesigningSpeechBackend(Protocol):
+    """A SpeechBackend that can also return the voice it invented (Triton's ``global_tokens`` output)."""
+
+    async def design(
+        self, text: str, design: VoiceDesign, settings: SynthesisDefaults, *, seed: int, max_new_tokens: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """((T,) float32 at 16 kHz, (32,) int32 global tokens) for ``text`` in a voice designed from ``design``."""
         ...
 
 
@@ -74,7 +86,7 @@ class VoiceBackend(Protocol):
 @dataclass(frozen=True)
 class SynthesisRequest:
     sentences: tuple[str, ...]
-    reference_wav: np.ndarray  # (T,) float32 at 16 kHz
+    speaker: Speaker  # who speaks: a (T,) float32 clip at 16 kHz, stored speaker tokens or voice attributes
     settings: SynthesisDefaults
     rvc_model: str | None = None  # the .pth stem the pool converts with; None: the pool's default
     seed: int | None = None
@@ -146,22 +158,48 @@ class TTSRVCPipeline:
         self.retry_suspect = retry_suspect
         self.lookahead = lookahead
 
-    async def _speak(self, request: SynthesisRequest, index: int) -> tuple[np.ndarray, float, tuple[str, ...]]:
+    async def _speak(
+        self, request: SynthesisRequest, index: int, kept: asyncio.Future[Speaker] | None = None
+    ) -> tuple[np.ndarray, float, tuple[str, ...]]:
+        """``kept``: a request that designs its voice keeps the one sentence 0 got for the others
+        (else every sentence would be spoken by a different invented speaker)."""
         sentence = request.sentences[index]
         budget = token_budget(sentence)
         seed = None if request.seed is None else request.seed + index
         started = time.perf_counter()
-        wav = await self.speech.speak(
-            sentence, request.reference_wav, request.settings, seed=seed, max_new_tokens=budget
-        )
-        problem = _suspect(wav, budget)
-        if problem and self.retry_suspect:
-            logger.info("sentence %d %s; retrying once with another seed", index, problem)
-            retry_seed = None if seed is None else seed + 1_000_003
-            wav = await self.speech.speak(
-                sentence, request.reference_wav, request.settings, seed=retry_seed, max_new_tokens=budget
-            )
+        if kept is not None and index > 0:
+            speaker = await kept
+        else:
+            speaker = request.speaker
+
+        async def attempt(attempt_seed: int | None) -> np.ndarray:
+            if kept is None or index > 0:
+                return await self.speech.speak(sentence, speaker, request.settings, seed=attempt_seed,
+                                               max_new_tokens=budget)
+            assert isinstance(self.speech, DesigningSpeechBackend) and speaker.design is not None  # stream() checked
+            drawn = attempt_seed if attempt_seed is not None else int(np.random.default_rng().integers(2**31))
+            wav, global_tokens = await self.speech.design(sentence, speaker.design, request.settings, seed=drawn,
+                                                          max_new_tokens=budget)
+            kept_speaker[:] = [Speaker(global_tokens=tuple(int(token) for token in global_tokens))]
+            return wav
+
+        kept_speaker: list[Speaker] = []
+        try:
+            wav = await attempt(seed)
             problem = _suspect(wav, budget)
+            if problem and self.retry_suspect:
+                logger.info("sentence %d %s; retrying once with another seed", index, problem)
+                wav = await attempt(None if seed is None else seed + 1_000_003)
+                problem = _suspect(wav, budget)
+        except BaseException as exc:
+            if kept is not None and index == 0 and not kept.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    kept.cancel()
+                else:
+                    kept.set_exception(exc)
+            raise
+        if kept is not None and index == 0 and not kept.done():
+            kept.set_result(kept_speaker[0])
         warnings = (f"sentence {index}: {problem}",) if problem else ()
         if wav.size == 0:
             # Nothing to convert or play; a short pause keeps every sentence present in the output and streams.
@@ -193,8 +231,11 @@ class TTSRVCPipeline:
         this request.
         """
         count = len(request.sentences)
+        kept: asyncio.Future[Speaker] | None = None
+        if request.speaker.design is not None and count > 1 and isinstance(self.speech, DesigningSpeechBackend):
+            kept = asyncio.get_running_loop().create_future()
         waves: SpeechWaves[tuple[np.ndarray, float, tuple[str, ...]]] = SpeechWaves(
-            lambda index: self._speak(request, index)
+            lambda index: self._speak(request, index, kept)
         )
         first_out = asyncio.Event()
         pending: dict[int, asyncio.Task[SentenceAudio]] = {}

@@ -18,16 +18,25 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 
 from rvc.audio import decode_audio, resample
 from rvc.errors import InvalidInput
-from rvc.processing.contract import RequestOptions, SynthesisDefaults, SynthesisOverrides
+from rvc.grpc.wire import Speaker, VoiceDesign
+from rvc.processing.contract import (
+    Gender,
+    RequestOptions,
+    SynthesisDefaults,
+    SynthesisOverrides,
+    Target,
+    fields_for,
+)
 from rvc.processing.normalize import normalize_text
 from rvc.processing.pipeline import SynthesisRequest
 from rvc.processing.sentences import split_sentences
-from rvc.processing.services import VoiceServices
+from rvc.processing.services import VoiceSelection, VoiceServices
 
 __all__ = [
     "MIN_REFERENCE_SECONDS",
@@ -37,11 +46,13 @@ __all__ = [
     "ResolvedVoice",
     "SpokenText",
     "TextLimit",
+    "VoiceDesign",
     "VoiceFields",
     "build_conversion",
     "build_request",
     "check_reference",
     "decode_clip",
+    "voice_design",
     "decode_reference",
     "resolve_voice",
     "service_text_limit",
@@ -79,6 +90,22 @@ class VoiceFields:
     rvc_model: str | None = None
     seed: int | None = None
     normalize: bool | None = None  # None: the contract's default (on)
+    design: VoiceDesign | None = None  # voice attributes instead of a clip (``voice_design``)
+
+
+DESIGN_FIELDS = tuple(fields_for(RequestOptions, Target.VOICE))  # gender, pitch, speed_level
+
+
+def voice_design(values: dict[str, object]) -> VoiceDesign | None:
+    """The designed-voice fields a request sent (already checked against the contract's values) ->
+    VoiceDesign, None when it sent none; pitch or speed_level without gender is the client's to fix."""
+    sent = {name: values[name] for name in DESIGN_FIELDS if values.get(name) is not None}
+    if not sent:
+        return None
+    if "gender" not in sent:
+        allowed = " or ".join(get_args(Gender))
+        raise InvalidInput(f"{' and '.join(sent)} design a voice, which also needs gender ({allowed})", field="gender")
+    return VoiceDesign(**{name: str(value) for name, value in sent.items()})
 
 
 @dataclass(frozen=True)
@@ -165,7 +192,7 @@ async def build_request(
     spoken = await spoken_text(text, limit, normalize=fields.normalize)
     voice = await resolve_voice(fields, services, reference=reference, skip_rvc=skip_rvc)
     return SynthesisRequest(
-        spoken.sentences, voice.reference_wav, voice.settings, rvc_model=voice.rvc_model, seed=fields.seed,
+        spoken.sentences, voice.speaker, voice.settings, rvc_model=voice.rvc_model, seed=fields.seed,
         normalized_text=spoken.normalized,
     )
 
@@ -174,7 +201,7 @@ async def build_request(
 class ResolvedVoice:
     """Who speaks and how, before any text: what a WebSocket session fixes at its start."""
 
-    reference_wav: np.ndarray  # (T,) float32 at 16 kHz
+    speaker: Speaker  # a clip (T,) float32 at 16 kHz, stored speaker tokens, or voice attributes
     settings: SynthesisDefaults
     rvc_model: str | None
 
@@ -184,33 +211,51 @@ async def resolve_voice(
 ) -> ResolvedVoice:
     """Check the reference; merge request fields over the saved voice's over the stored defaults.
 
-    The reference is the uploaded file (``reference``), else the saved
-    voice's clip, else the stored default clip. An upload replaces the
-    voice's clip, so the voice's transcript is dropped with it.
+    Who speaks is the uploaded file (``reference``), else the request's voice
+    attributes (a designed voice, new on every unseeded call), else the saved
+    voice's stored speaker tokens (a voice designed once, or its clip
+    tokenized once), else its clip, else the stored default clip. An upload
+    or attributes replace the voice's clip, so its transcript is dropped.
     """
+    if reference is not None and fields.design is not None:
+        raise InvalidInput("send either reference_audio (clone a clip) or gender/pitch/speed_level (design a "
+                           "voice), not both", field="gender")
     selection = await services.select_voice(fields.voice, fields.rvc_model)
     voice_overrides = selection.overrides
+    if reference is not None or fields.design is not None:
+        voice_overrides = voice_overrides.merged(reference_text=None)
+    speaker = await _speaker(fields, selection, services, reference)
+    resolved = _resolve(fields, voice_overrides.apply(await services.stored_defaults()))
+    if skip_rvc:
+        resolved = resolved.model_copy(update={"skip_rvc": True})
+    return ResolvedVoice(speaker, resolved, selection.rvc_model)
+
+
+async def _speaker(
+    fields: VoiceFields, selection: VoiceSelection, services: VoiceServices, reference: bytes | None
+) -> Speaker:
+    """Who speaks, in ``resolve_voice``'s order; a clip is checked for length and silence."""
+    if fields.design is not None:
+        return Speaker(design=fields.design)
     if reference is not None:
         clip, _ = await decode_clip(
             reference, field="reference_audio", max_seconds=services.settings.max_reference_seconds, rate=TTS_RATE
         )
-        voice_overrides = voice_overrides.merged(reference_text=None)
+    elif selection.global_tokens is not None:
+        return Speaker(global_tokens=selection.global_tokens, semantic_tokens=selection.semantic_tokens)
     elif selection.reference_wav is not None:
         clip = selection.reference_wav
     else:
         stored = await asyncio.to_thread(services.store.reference)
         if stored is None:
             raise InvalidInput(
-                "reference_audio is required: upload a clip, name a saved voice (voice=, GET /voices), or store a "
-                "default with POST /config/reference-audio",
+                "reference_audio is required: upload a clip, name a saved voice (voice=, GET /voices), design one "
+                "(gender=, pitch=, speed_level=), or store a default with POST /config/reference-audio",
                 field="reference_audio",
             )
         clip = await asyncio.to_thread(resample, stored.wav, stored.sample_rate, TTS_RATE)
     check_reference(clip)
-    resolved = _resolve(fields, voice_overrides.apply(await services.stored_defaults()))
-    if skip_rvc:
-        resolved = resolved.model_copy(update={"skip_rvc": True})
-    return ResolvedVoice(clip, resolved, selection.rvc_model)
+    return Speaker(reference_wav=clip)
 
 
 async def build_conversion(fields: VoiceFields, services: VoiceServices) -> ConversionRequest:

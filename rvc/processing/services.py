@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
 from rvc.device import PartPlacement
 from rvc.errors import ConfigError, InvalidInput, StorageUnavailable, VoiceError
+from rvc.grpc.wire import VoiceDesign
 from rvc.infer.stream_config import StreamConfig
 from rvc.processing.chunk_pipeline import ChunkPipeline, StreamingSpeechBackend, VoiceStreamBackend
 from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
@@ -31,6 +32,8 @@ from rvc.processing.pipeline import SpeechBackend, TTSRVCPipeline, VoiceBackend
 from rvc.processing.voices import (
     DEFAULT_VOICE,
     REFERENCE_RATE,
+    SavedVoice,
+    SpeakerTokens,
     VoiceStore,
     check_voice_name,
     demo_reference_clip,
@@ -45,11 +48,24 @@ logger = logging.getLogger(__name__)
 
 
 class ManagedSpeech(SpeechBackend, StreamingSpeechBackend, Protocol):
+    async def design(
+        self, text: str, design: VoiceDesign, settings: SynthesisDefaults, *, seed: int, max_new_tokens: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Speak ``text`` in a voice invented from ``design``: ((T,) float32 16 kHz, (32,) int32 global tokens)."""
+        ...
+
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def ready(self) -> bool: ...
     def describe(self) -> dict[str, Any]: ...
     def placements(self) -> tuple[PartPlacement, ...]: ...
+
+
+@runtime_checkable
+class ClipTokenizer(Protocol):
+    async def tokenize(self, reference_wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A 16 kHz clip -> its (global (32,), semantic (T,)) int32 speaker tokens."""
+        ...
 
 
 class ManagedVoice(VoiceBackend, Protocol):
@@ -102,6 +118,8 @@ class VoiceSelection:
     reference_wav: np.ndarray | None = None  # the saved clip, (T,) float32 at 16 kHz
     rvc_model: str | None = None  # a resident-or-loadable .pth stem; None: the pool's default
     overrides: SynthesisOverrides = field(default_factory=SynthesisOverrides)
+    global_tokens: tuple[int, ...] | None = None  # the saved voice's speaker tokens (a designed voice)
+    semantic_tokens: tuple[int, ...] | None = None
 
 
 class VoiceServices:
@@ -137,6 +155,8 @@ class VoiceServices:
         )
         self.started_at = time.time()
         self.counts: dict[str, int] = {"requests": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
+        self._tokenizing: set[str] = set()  # saved voices whose clip is being tokenized (keep_clip_tokens)
+        self._background: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VoiceServices:
@@ -214,8 +234,10 @@ class VoiceServices:
             saved = await asyncio.to_thread(self.voices.find, voice)
             if saved is not None:
                 selection = VoiceSelection(
-                    voice, saved.reference_wav, model or saved.record.rvc_model, saved.overrides()
+                    voice, saved.reference_wav, model or saved.record.rvc_model, saved.overrides(),
+                    saved.global_tokens, saved.semantic_tokens,
                 )
+                self.keep_clip_tokens(voice, saved)
             elif voice.removesuffix(".pth") in list_voices(self.settings.weights_dir):
                 if model is not None and model != voice.removesuffix(".pth"):
                     raise InvalidInput(
@@ -234,6 +256,29 @@ class VoiceServices:
                     exc.field = "rvc_model"
                 raise
         return selection
+
+    def keep_clip_tokens(self, name: str, saved: SavedVoice) -> None:
+        """The first time a saved clip is used, tokenize it once in the background and store its tokens
+        with the voice: later requests (on any gateway, after restarts) send them instead of the clip, so
+        Triton never tokenizes it again. This request still sends the clip: nothing waits for this."""
+        if (saved.tokens is not None or saved.reference_wav.size == 0 or name in self._tokenizing
+                or not isinstance(self.speech, ClipTokenizer)):
+            return
+        self._tokenizing.add(name)
+        task = asyncio.create_task(self._store_clip_tokens(name, saved, self.speech))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _store_clip_tokens(self, name: str, saved: SavedVoice, tokenizer: ClipTokenizer) -> None:
+        try:
+            global_tokens, semantic = await tokenizer.tokenize(saved.reference_wav)
+            tokens = SpeakerTokens(tuple(int(t) for t in global_tokens), tuple(int(t) for t in semantic))
+            if await asyncio.to_thread(self.voices.store_tokens, name, saved.record.reference_sha256, tokens):
+                logger.info("saved voice %s: its clip's speaker tokens are stored (tokenized once)", name)
+        except VoiceError as exc:  # Triton or the database down: the next request tries again
+            logger.warning("saved voice %s: could not store its clip's speaker tokens: %s", name, exc.message)
+        finally:
+            self._tokenizing.discard(name)
 
     async def stored_defaults(self) -> SynthesisDefaults:
         """The stored defaults; the last ones read when the database is down (logged), so synthesis goes on."""
@@ -258,7 +303,9 @@ class VoiceServices:
         return f"saved voices: {saved}; RVC models in WEIGHTS_DIR: {models}"
 
     async def close(self) -> None:
-        await asyncio.gather(self.speech.close(), self.voice.close(), return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(self.speech.close(), self.voice.close(), *self._background, return_exceptions=True)
         self.store.database.close()
 
     async def storage_ready(self) -> bool:

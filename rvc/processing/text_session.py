@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from rvc.errors import VoiceError
+from rvc.errors import InvalidInput, VoiceError
 from rvc.processing.contract import (
     RVC_MODEL_MAX_CHARS,
     RequestOptions,
@@ -31,6 +31,7 @@ from rvc.processing.contract import (
     optional_fields,
 )
 from rvc.processing.normalize import normalize_text
+from rvc.processing.requests import VoiceDesign, voice_design
 from rvc.processing.sentences import split_sentences
 
 __all__ = [
@@ -89,7 +90,7 @@ class _StartBody(BaseModel):
 
 
 # every storable tunable, seed and sample_rate; speed is not streamable chunk by chunk, format is declared above
-_START_FIELDS = {**fields_for(SynthesisDefaults), **fields_for(RequestOptions, Target.REQUEST, Target.TEXT)}
+_START_FIELDS = {**fields_for(SynthesisDefaults), **fields_for(RequestOptions, Target.REQUEST, Target.TEXT, Target.VOICE)}
 _START_FIELDS |= {name: info for name, info in fields_for(RequestOptions, Target.OUTPUT).items() if name == "sample_rate"}
 _START_FIELDS.pop("granularity", None)
 
@@ -108,6 +109,7 @@ class StartMessage:
     seed: int | None
     tunables: dict[str, Any]  # the SynthesisDefaults fields the client set, by name
     normalize: bool = True  # write numbers, dates, units... out as spoken, sentence by sentence
+    design: VoiceDesign | None = None  # gender/pitch/speed_level: a designed voice instead of a clip
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,13 @@ def _start(data: dict[str, Any]) -> StartMessage:
         raise SessionError(f"start: {field}: {first['msg']}", code="invalid_input", field=field) from exc
     given = {name: value for name, value in body.model_dump().items() if value is not None}
     tunables = {name: value for name, value in given.items() if name in SynthesisDefaults.model_fields}
+    try:
+        design = voice_design(given)
+    except InvalidInput as exc:
+        raise SessionError(f"start: {exc.message}", code="invalid_input", field=exc.field) from exc
     return StartMessage(
         body.voice, body.rvc_model, body.format, given.get("sample_rate"), given.get("seed"), tunables,
-        normalize=given.get("normalize", True),
+        normalize=given.get("normalize", True), design=design,
     )
 
 

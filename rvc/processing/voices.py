@@ -1,5 +1,11 @@
 """Saved voices: a name bound to a reference clip, its transcript, an RVC model and default parameters.
 
+A designed voice (``POST /voices`` with ``gender``, ``pitch``, ``speed_level``
+and a seed) has no clip: Spark-TTS generated it once from the attributes, and
+the 32 global tokens it wrote are stored (``SavedVoice.tokens``), so every
+request with the voice conditions on them and speaks in the same voice,
+across calls and restarts.
+
 A request that says ``voice=<name>`` needs no upload: the clip is read from
 the storage database and sent to Triton as the same float32 samples every
 time, so the ``spark_tts`` model's speaker cache (an LRU keyed by a hash of
@@ -24,14 +30,30 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from rvc.processing.contract import DESCRIPTION_MAX_CHARS, SynthesisDefaults, SynthesisOverrides, constraints
-from rvc.storage import REFERENCE_RATE, VOICE_NAME_PATTERN, Database, SavedVoiceStore, check_voice_name
+from rvc.processing.contract import (
+    DESCRIPTION_MAX_CHARS,
+    Gender,
+    Level,
+    SynthesisDefaults,
+    SynthesisOverrides,
+    constraints,
+)
+from rvc.storage import (
+    REFERENCE_RATE,
+    VOICE_NAME_PATTERN,
+    Database,
+    SavedVoiceStore,
+    SpeakerTokens,
+    check_voice_name,
+)
 
 __all__ = [
     "DEFAULT_VOICE",
     "REFERENCE_RATE",
     "VOICE_NAME_PATTERN",
+    "DesignRecord",
     "SavedVoice",
+    "SpeakerTokens",
     "VoiceRecord",
     "VoiceStore",
     "check_voice_name",
@@ -41,6 +63,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_VOICE = "default"
+
+
+class DesignRecord(BaseModel):
+    """How a designed voice was made: the attributes and the seed it was generated with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gender: Gender
+    pitch: Level
+    speed_level: Level
+    seed: int
 
 
 class VoiceRecord(BaseModel):
@@ -66,12 +99,24 @@ class VoiceRecord(BaseModel):
     reference_seconds: float
     created_at: float
     updated_at: float
+    design: DesignRecord | None = Field(
+        None, description="set for a designed voice (no clip: it speaks with the global tokens stored at design)"
+    )
 
 
 @dataclass(frozen=True)
 class SavedVoice:
     record: VoiceRecord
-    reference_wav: np.ndarray  # (T,) float32 at 16 kHz, read-only
+    reference_wav: np.ndarray  # (T,) float32 at 16 kHz, read-only; empty for a designed voice
+    tokens: SpeakerTokens | None = None  # stored speaker tokens (a designed voice's, or its clip's)
+
+    @property
+    def global_tokens(self) -> tuple[int, ...] | None:
+        return None if self.tokens is None else self.tokens.global_tokens
+
+    @property
+    def semantic_tokens(self) -> tuple[int, ...] | None:
+        return None if self.tokens is None else self.tokens.semantic_tokens
 
     def overrides(self) -> SynthesisOverrides:
         """The voice's parameters as overrides of the stored defaults (transcript included)."""
@@ -83,7 +128,8 @@ class VoiceStore(SavedVoiceStore[VoiceRecord, SavedVoice]):
     """Saved voices in the storage database (``rvc.storage``), read and written as ``VoiceRecord`` / ``SavedVoice``."""
 
     def __init__(self, database: Database, *, check_model: Callable[[str], str] | None = None) -> None:
-        super().__init__(database, record_type=VoiceRecord, saved_type=SavedVoice, check_model=check_model)
+        super().__init__(database, record_type=VoiceRecord, saved_type=SavedVoice, check_model=check_model,
+                         clip_resets=("design",))
 
 
 def demo_reference_clip(seconds: float = 3.0, *, seed: int = 0) -> np.ndarray:

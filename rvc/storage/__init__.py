@@ -39,7 +39,7 @@ from rvc.storage.defaults import Markers, StoredDefaults
 from rvc.storage.legacy import IMPORT_MARKER, SEEDED_MARKER, LegacyImport, import_legacy_files
 from rvc.storage.names import VOICE_NAME_MAX, VOICE_NAME_PATTERN, check_voice_name, is_voice_name
 from rvc.storage.start import open_storage
-from rvc.storage.voices import REFERENCE_RATE, SavedVoiceStore, VoiceRecordModel
+from rvc.storage.voices import REFERENCE_RATE, SavedVoiceStore, SpeakerTokens, VoiceRecordModel
 
 __all__ = [
     "IMPORT_MARKER",
@@ -51,6 +51,7 @@ __all__ = [
     "LegacyImport",
     "Markers",
     "SavedVoiceStore",
+    "SpeakerTokens",
     "StorageUnavailable",
     "StoredDefaults",
     "StoredReference",

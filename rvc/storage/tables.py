@@ -34,9 +34,11 @@ VOICES = Table(
     Column("record", Text, nullable=False),  # the record as JSON, validated by the caller's model on read
     Column("reference_sha256", String(64), nullable=False),
     Column("sample_rate", Integer, nullable=False),
-    Column("samples", LargeBinary, nullable=False),
+    Column("samples", LargeBinary, nullable=False),  # empty for a designed voice (it has no clip)
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("global_tokens", Text, nullable=True),  # JSON: the 32 speaker tokens (designed, or the clip's)
+    Column("semantic_tokens", Text, nullable=True),  # JSON: the clip's semantic tokens (with global_tokens)
 )
 
 STORED_DEFAULTS = Table(

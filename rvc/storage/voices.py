@@ -1,5 +1,9 @@
 """Saved voices in the database: a name bound to a reference clip, its transcript, an RVC model and defaults.
 
+A voice may also hold speaker tokens (``SpeakerTokens``, columns of their own): a designed voice has
+only those (its clip is empty), and a cloned voice may keep its clip's, so Triton never tokenizes
+the clip again. Replacing a voice's clip drops its tokens with it.
+
 The same contract as the file-based ``VoiceStore`` it replaces (method for
 method, messages included), with the record and saved-voice types given by
 the caller (``VoiceRecord``, ``SavedVoice`` of ``rvc.processing.voices``):
@@ -22,11 +26,13 @@ unused, never stale.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 import numpy as np
@@ -39,13 +45,40 @@ from rvc.storage.database import Database
 from rvc.storage.names import check_voice_name, is_voice_name
 from rvc.storage.tables import VOICES
 
-__all__ = ["REFERENCE_RATE", "SavedVoiceStore", "VoiceRecordModel"]
+__all__ = ["REFERENCE_RATE", "SavedVoiceStore", "SpeakerTokens", "VoiceRecordModel"]
 
 logger = logging.getLogger(__name__)
 
 REFERENCE_RATE = 16000  # Spark-TTS's rate: clips are stored as Triton receives them
 _CHANGEABLE = frozenset({"description", "reference_text", "rvc_model"})
 _CACHED_CLIPS = 16
+
+
+@dataclass(frozen=True)
+class SpeakerTokens:
+    """A voice's Spark-TTS speaker tokens: 32 global ids in 0..4095, and its clip's semantic ids
+    (None for a designed voice, which has no clip)."""
+
+    global_tokens: tuple[int, ...]
+    semantic_tokens: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.global_tokens) != 32 or not all(0 <= t < 4096 for t in self.global_tokens):
+            raise InvalidInput("global_tokens must be 32 ids in 0..4095", field="global_tokens")
+
+    @classmethod
+    def from_columns(cls, global_tokens: str | None, semantic_tokens: str | None) -> SpeakerTokens | None:
+        if global_tokens is None:
+            return None
+        semantic = None if semantic_tokens is None else tuple(int(t) for t in json.loads(semantic_tokens))
+        return cls(tuple(int(t) for t in json.loads(global_tokens)), semantic)
+
+    def columns(self) -> dict[str, str | None]:
+        semantic = None if self.semantic_tokens is None else json.dumps(list(self.semantic_tokens))
+        return {"global_tokens": json.dumps(list(self.global_tokens)), "semantic_tokens": semantic}
+
+
+_NO_TOKENS: dict[str, str | None] = {"global_tokens": None, "semantic_tokens": None}
 
 
 class VoiceRecordModel(Protocol):
@@ -75,16 +108,19 @@ class SavedVoiceStore(Generic[R, S]):
     """Saved voices; thread-safe and shared by every gateway on the database.
 
     ``record_type`` validates records (its field limits are the API's);
-    ``saved_type(record, reference_wav)`` builds what ``find``/``get`` return;
+    ``saved_type(record, reference_wav, tokens)`` builds what ``find``/``get`` return;
     ``check_model`` validates an RVC model name and returns its stem (None
-    accepts any name).
+    accepts any name); ``clip_resets`` names record fields a new clip sets to
+    None (what described the tokens the clip replaces).
     """
 
     def __init__(
-        self, database: Database, *, record_type: type[R], saved_type: Callable[[R, np.ndarray], S],
-        check_model: Callable[[str], str] | None = None,
+        self, database: Database, *, record_type: type[R],
+        saved_type: Callable[[R, np.ndarray, SpeakerTokens | None], S],
+        check_model: Callable[[str], str] | None = None, clip_resets: tuple[str, ...] = (),
     ) -> None:
         self.database = database
+        self._clip_resets = clip_resets
         self._record_type = record_type
         self._saved_type = saved_type
         self._check_model = check_model
@@ -113,8 +149,9 @@ class SavedVoiceStore(Generic[R, S]):
             return None
 
     @staticmethod
-    def _row(connection: Connection, name: str) -> Row[str, int, str] | None:
-        columns = (VOICES.c.record, VOICES.c.sample_rate, VOICES.c.reference_sha256)
+    def _row(connection: Connection, name: str) -> Row[str, int, str, str | None, str | None] | None:
+        columns = (VOICES.c.record, VOICES.c.sample_rate, VOICES.c.reference_sha256, VOICES.c.global_tokens,
+                   VOICES.c.semantic_tokens)
         return connection.execute(select(*columns).where(VOICES.c.name == name)).one_or_none()
 
     def _read_record(self, connection: Connection, name: str) -> R | None:
@@ -150,7 +187,7 @@ class SavedVoiceStore(Generic[R, S]):
         """The voice with its clip ((T,) float32 at 16 kHz, read-only), or None when no voice has that name."""
         check_voice_name(name)
 
-        def read(connection: Connection) -> tuple[R, np.ndarray] | None:
+        def read(connection: Connection) -> tuple[R, np.ndarray, SpeakerTokens | None] | None:
             # Two statements, so the clip is fetched by the hash the record's row had: a voice
             # replaced in between gives no row, and the next pass reads the new version whole.
             while True:
@@ -169,7 +206,7 @@ class SavedVoiceStore(Generic[R, S]):
                         continue
                     samples = clip_from_bytes(data)
                     self._cache_clip(row.reference_sha256, samples)
-                return record, samples
+                return record, samples, SpeakerTokens.from_columns(row.global_tokens, row.semantic_tokens)
 
         found = self.database.read(read)
         return None if found is None else self._saved_type(*found)
@@ -198,11 +235,15 @@ class SavedVoiceStore(Generic[R, S]):
             raise InvalidInput(f"{field}: {error['msg']}", field=field) from exc
 
     @staticmethod
-    def _put(connection: Connection, record: R, samples: np.ndarray | None, *, exists: bool) -> None:
+    def _put(
+        connection: Connection, record: R, samples: np.ndarray | None, *, exists: bool,
+        tokens: SpeakerTokens | None = None,
+    ) -> None:
+        """Write ``record``; new ``samples`` replace the clip and the tokens with ``tokens``."""
         values: dict[str, Any] = {"record": record.model_dump_json(), "updated_at": time.time()}
         if samples is not None:
             values.update(reference_sha256=clip_sha256(samples), sample_rate=REFERENCE_RATE,
-                          samples=clip_bytes(samples))
+                          samples=clip_bytes(samples), **(tokens.columns() if tokens is not None else _NO_TOKENS))
         if exists:
             connection.execute(update(VOICES).where(VOICES.c.name == record.name).values(values))
         else:
@@ -211,17 +252,23 @@ class SavedVoiceStore(Generic[R, S]):
     def create(
         self,
         name: str,
-        reference_wav: np.ndarray,
+        reference_wav: np.ndarray | None,
         *,
         reference_text: str = "",
         rvc_model: str | None = None,
         defaults: BaseModel | None = None,
         description: str = "",
         overwrite: bool = False,
+        tokens: SpeakerTokens | None = None,
+        record_fields: dict[str, Any] | None = None,
     ) -> R:
-        """Save a voice. reference_wav: (T,) float32 at 16 kHz. Conflict (409) if it exists and not ``overwrite``."""
+        """Save a voice. reference_wav: (T,) float32 at 16 kHz, or None for a designed voice, which then
+        needs ``tokens``. ``record_fields``: more fields of the caller's record (e.g. how it was designed).
+        Conflict (409) if it exists and not ``overwrite``."""
         check_voice_name(name)
-        samples = _clip(reference_wav)
+        if reference_wav is None and tokens is None:
+            raise InvalidInput("a voice needs a reference clip or speaker tokens", field="reference_audio")
+        samples = _clip(reference_wav) if reference_wav is not None else np.zeros(0, np.float32)
         model = self._model(rvc_model)
 
         def write(connection: Connection) -> R:
@@ -236,15 +283,17 @@ class SavedVoiceStore(Generic[R, S]):
             fields: dict[str, Any] = {
                 "name": name, "description": description, "reference_text": reference_text, "rvc_model": model,
                 "created_at": existing.created_at if existing else now, "updated_at": now, **_clip_fields(samples),
+                **(record_fields or {}),
             }
             if defaults is not None:
                 fields["defaults"] = _voice_defaults(defaults)
             record = self._validated(fields)
-            self._put(connection, record, samples, exists=row is not None)
+            self._put(connection, record, samples, exists=row is not None, tokens=tokens)
             return record
 
         record = self.database.write(write)
-        logger.info("saved voice %s (%.1f s clip, rvc_model %s)", name, record.reference_seconds, model)
+        kind = "designed" if reference_wav is None else f"{record.reference_seconds:.1f} s clip"
+        logger.info("saved voice %s (%s, rvc_model %s)", name, kind, model)
         return record
 
     def update(
@@ -275,7 +324,7 @@ class SavedVoiceStore(Generic[R, S]):
                 merged = merged.model_copy(update=_voice_defaults(defaults).model_dump(exclude_none=True))
             fields = {**existing.model_dump(), **changes, "defaults": merged, "updated_at": time.time()}
             if samples is not None:
-                fields.update(_clip_fields(samples))
+                fields.update(_clip_fields(samples), **dict.fromkeys(self._clip_resets))
             record = self._validated(fields)
             self._put(connection, record, samples, exists=True)
             return record
@@ -284,6 +333,19 @@ class SavedVoiceStore(Generic[R, S]):
         if record is None:
             raise self._missing(name)
         return record
+
+    def store_tokens(self, name: str, reference_sha256: str, tokens: SpeakerTokens) -> bool:
+        """Keep the speaker tokens of voice ``name``'s clip, if its clip is still the one with that hash
+        and has none yet (a clip replaced meanwhile keeps no stale tokens); True when they were written."""
+        check_voice_name(name)
+
+        def write(connection: Connection) -> bool:
+            result = connection.execute(update(VOICES).where(
+                VOICES.c.name == name, VOICES.c.reference_sha256 == reference_sha256, VOICES.c.global_tokens.is_(None),
+            ).values(**tokens.columns()))
+            return bool(result.rowcount)
+
+        return self.database.write(write)
 
     def delete(self, name: str) -> R:
         check_voice_name(name)

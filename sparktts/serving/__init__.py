@@ -21,6 +21,7 @@ from sparktts.serving.inputs import (
     RequestCancelled,
     SynthesisRequest,
     TensorGetter,
+    VoiceStyle,
     answer_batch,
     decode_text,
     describe_error,
@@ -37,8 +38,8 @@ from sparktts.serving.inputs import (
     waveform_row,
 )
 from sparktts.serving.memory import bound_primitive_cache, release_freed_memory
-from sparktts.serving.pipeline import SpeakerCache, SpeechPipeline
-from sparktts.serving.responses import error_response, start_adapter, waveform_response
+from sparktts.serving.pipeline import SpeakerCache, Speech, SpeechPipeline
+from sparktts.serving.responses import error_response, speech_response, start_adapter, waveform_response
 from sparktts.serving.trtllm import (
     RequestExecutor,
     TensorRTLLM,
@@ -55,11 +56,13 @@ __all__ = [
     "RequestCancelled",
     "RequestExecutor",
     "SpeakerCache",
+    "Speech",
     "SpeechPipeline",
     "SynthesisRequest",
     "TensorGetter",
     "TensorRTLLM",
     "Tokens",
+    "VoiceStyle",
     "answer_batch",
     "check_tokens",
     "decode_text",
@@ -76,6 +79,7 @@ __all__ = [
     "required_parameter",
     "schedule_from_parameters",
     "semantic_lookup",
+    "speech_response",
     "start_adapter",
     "tensorrt_llm_inputs",
     "token_row",

@@ -4,6 +4,11 @@ Wire conventions (the official Spark-TTS runtime's): every model has ``max_batch
 request tensor has a leading batch dimension of 1: ``reference_wav`` (1, N) float32 (clients may
 zero-pad it), ``reference_wav_len`` (1, 1) int32, texts (1, 1) bytes, tokens (1, T) int32,
 ``waveform`` (1, samples) float32 at 16 kHz.
+
+Who speaks comes from exactly one of three sources: a reference clip (the official inputs), stored
+speaker tokens (``speaker_global_tokens``, plus ``speaker_semantic_tokens`` when ``reference_text``
+is sent: a clip tokenized before, or a designed voice), or voice attributes (``gender``, ``pitch``,
+``speed_level``: Spark-TTS's controllable mode, which invents a voice on every call).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sparktts import prompts
 from sparktts.llm import GenerationParams
 from sparktts.streaming import ChunkSchedule
 
@@ -120,17 +126,49 @@ def parse_reference(get: TensorGetter) -> tuple[np.ndarray, int]:
     return wav, rate
 
 
+GENDERS = tuple(prompts.GENDER)
+LEVELS = tuple(prompts.LEVEL)
+DEFAULT_LEVEL = "moderate"
+
+
+@dataclass(frozen=True)
+class VoiceStyle:
+    """Controllable TTS's voice attributes; ValueError naming the input and its allowed values."""
+
+    gender: str
+    pitch: str = DEFAULT_LEVEL
+    speed_level: str = DEFAULT_LEVEL
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("gender", self.gender, GENDERS), ("pitch", self.pitch, LEVELS),
+                                     ("speed_level", self.speed_level, LEVELS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
 @dataclass(frozen=True)
 class SynthesisRequest:
-    """One voice-cloning request, validated. reference_wav: (T,) float32 at reference_sample_rate."""
+    """One request, validated; exactly one of ``reference_wav`` (clone a clip), ``global_tokens``
+    (stored speaker tokens) and ``style`` (controllable TTS) says who speaks.
+
+    reference_wav: (T,) float32 at reference_sample_rate; global_tokens: (32,) int32 in 0..4095;
+    semantic_tokens: (T,) int32, the stored clip's, used with reference_text only.
+    """
 
     target_text: str
-    reference_wav: np.ndarray
+    reference_wav: np.ndarray | None
     reference_sample_rate: int
     reference_text: str | None  # None: no transcript, the prompt omits the reference's semantics
     generation: GenerationParams
     request_id: str = ""
     schedule: ChunkSchedule | None = None  # streaming only; None: the model's default schedule
+    global_tokens: np.ndarray | None = None
+    semantic_tokens: np.ndarray | None = None
+    style: VoiceStyle | None = None
+
+    @property
+    def control(self) -> bool:
+        return self.style is not None
 
 
 # chunk_* inputs -> ChunkSchedule fields
@@ -165,6 +203,41 @@ def schedule_from_parameters(parameters: Mapping[str, str]) -> ChunkSchedule:
     )
 
 
+def parse_style(get: TensorGetter) -> VoiceStyle | None:
+    """``gender`` / ``pitch`` / ``speed_level`` -> VoiceStyle (levels default to moderate), None when
+    none is sent; ValueError naming the input and its allowed values."""
+    sent = {name: decode_text(tensor, name) for name in ("gender", "pitch", "speed_level")
+            if (tensor := get(name)) is not None}
+    if not sent:
+        return None
+    if "gender" not in sent:
+        raise ValueError(f"pitch and speed_level design a voice, which also needs gender ({', '.join(GENDERS)})")
+    return VoiceStyle(**sent)
+
+
+def parse_speaker_tokens(get: TensorGetter, with_transcript: bool) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``speaker_global_tokens`` (and, with a transcript, ``speaker_semantic_tokens``) -> int32 arrays,
+    None when not sent; ValueError naming the input when the ids are unusable."""
+    globals_tensor = get("speaker_global_tokens")
+    semantic_tensor = get("speaker_semantic_tokens")
+    if globals_tensor is None:
+        if semantic_tensor is not None:
+            raise ValueError("speaker_semantic_tokens needs speaker_global_tokens")
+        return None
+    global_tokens = np.asarray(prompts.token_list(globals_tensor, "speaker_global_tokens", prompts.NUM_GLOBAL_CODES),
+                               np.int32)
+    if global_tokens.size != prompts.NUM_GLOBAL_TOKENS:
+        raise ValueError(f"speaker_global_tokens must hold {prompts.NUM_GLOBAL_TOKENS} ids, got {global_tokens.size}")
+    if not with_transcript:
+        return global_tokens, None
+    if semantic_tensor is None:
+        raise ValueError("reference_text with speaker_global_tokens needs the clip's speaker_semantic_tokens too")
+    semantic = prompts.token_list(semantic_tensor, "speaker_semantic_tokens", prompts.NUM_SEMANTIC_CODES)
+    if not semantic:
+        raise ValueError("speaker_semantic_tokens is empty")
+    return global_tokens, np.asarray(semantic, np.int32)
+
+
 def parse_synthesis_request(
     get: TensorGetter, defaults: GenerationParams, request_id: str = "", schedule: ChunkSchedule | None = None
 ) -> SynthesisRequest:
@@ -178,7 +251,19 @@ def parse_synthesis_request(
         raise ValueError("target_text is empty: give the words to speak")
     reference = get("reference_text")
     reference_text = None if reference is None else decode_text(reference, "reference_text")
-    wav, rate = parse_reference(get)
+    style = parse_style(get)
+    stored = parse_speaker_tokens(get, reference_text is not None)
+    clip = get("reference_wav") is not None or get("reference_wav_len") is not None
+    sources = [name for name, given in (("reference_wav", clip), ("speaker_global_tokens", stored is not None),
+                                        ("gender", style is not None)) if given]
+    if len(sources) > 1:
+        raise ValueError(f"send one voice source, got {' and '.join(sources)}")
+    wav: np.ndarray | None = None
+    rate = SAMPLE_RATE
+    if not sources or clip:
+        wav, rate = parse_reference(get)
+    if style is not None:
+        reference_text = None
     overrides: dict[str, object] = {}
     for name, kind in (("seed", int), ("temperature", float), ("top_k", int), ("top_p", float), ("max_new_tokens", int)):
         tensor = get(name)
@@ -189,7 +274,11 @@ def parse_synthesis_request(
     except ValueError as exc:  # GenerationParams names the field and its range
         raise ValueError(str(exc)) from exc
     chunks = parse_schedule(get, schedule)
-    return SynthesisRequest(target_text, wav, rate, reference_text, generation, request_id, chunks)
+    return SynthesisRequest(
+        target_text, wav, rate, reference_text, generation, request_id, chunks,
+        global_tokens=None if stored is None else stored[0], semantic_tokens=None if stored is None else stored[1],
+        style=style,
+    )
 
 
 def token_row(tokens: object) -> np.ndarray:

@@ -1,5 +1,10 @@
 """The ``spark_tts`` flow (tokenize -> prompt -> LLM -> vocode) with injected parts, and the
 speaker-token cache in front of the tokenizer.
+
+Three ways to say who speaks (``SynthesisRequest``): a reference clip (tokenized, through the
+cache), stored speaker tokens (no tokenizer at all), or voice attributes (controllable TTS: the LLM
+writes 32 global tokens before the speech, and they come back in ``Speech.global_tokens``, so a
+client can keep the voice it got and speak with it again through stored tokens).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,6 +26,15 @@ from sparktts.serving.inputs import SynthesisRequest
 from sparktts.streaming import ChunkSchedule
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Speech:
+    """One request's result: waveform (T,) float32 at 16 kHz and the (32,) int32 global tokens it was
+    spoken with (the reference's, the stored ones, or those the LLM designed)."""
+
+    waveform: np.ndarray
+    global_tokens: np.ndarray
 
 
 class SpeakerCache:
@@ -82,6 +97,8 @@ class SpeechPipeline:
     semantic_ids(generated ids) -> semantic codes (decode + regex, the official parse)
     semantic_index(one id) -> its semantic code or None
     vocode(global (32,), semantic (T,)) -> (320 * T,) float32 at 16 kHz
+    global_ids / global_index: as the semantic ones, for global codes (controllable TTS; without them
+    a request with voice attributes is refused)
     """
 
     def __init__(
@@ -96,7 +113,10 @@ class SpeechPipeline:
         cache: SpeakerCache | None = None,
         schedule: ChunkSchedule | None = None,
         workers: int = 4,
+        global_ids: Callable[[Sequence[int]], list[int]] | None = None,
+        global_index: Callable[[int], int | None] | None = None,
     ) -> None:
+        self._global_ids, self._global_index = global_ids, global_index
         self._tokenize, self._generate, self._stream = tokenize, generate, stream
         self._semantic_ids, self._semantic_index, self._vocode = semantic_ids, semantic_index, vocode
         self.cache = cache if cache is not None else SpeakerCache(0)
@@ -107,8 +127,18 @@ class SpeechPipeline:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -------------------------------------------------------------- steps
-    def speaker_tokens(self, request: SynthesisRequest) -> Tokens:
-        """The reference's tokens, from the cache when this clip was seen before."""
+    def speaker_tokens(self, request: SynthesisRequest) -> Tokens | None:
+        """The speaker's tokens: the stored ones, else the reference's (from the cache when this clip
+        was seen before); None for controllable TTS, whose LLM writes them."""
+        if request.style is not None:
+            if self._global_ids is None or self._global_index is None:
+                raise ValueError("this model's LLM backend cannot design voices: send a reference clip")
+            return None
+        if request.global_tokens is not None:
+            semantic = request.semantic_tokens if request.semantic_tokens is not None else np.zeros(0, np.int32)
+            return request.global_tokens, semantic
+        if request.reference_wav is None:
+            raise ValueError("reference_wav and reference_wav_len are required")
         key = SpeakerCache.key(request.reference_wav, request.reference_sample_rate)
         found = self.cache.get(key)
         if found is not None:
@@ -120,12 +150,29 @@ class SpeechPipeline:
         return tokens
 
     @staticmethod
-    def prompt(request: SynthesisRequest, tokens: Tokens) -> str:
+    def prompt(request: SynthesisRequest, tokens: Tokens | None) -> str:
+        if request.style is not None:
+            style = request.style
+            return prompts.build_control_prompt(request.target_text, style.gender, style.pitch, style.speed_level)
+        if tokens is None:
+            raise ValueError("a clone prompt needs the speaker's tokens")
         global_tokens, semantic_tokens = tokens
         return prompts.build_clone_prompt(
             request.target_text, global_tokens, semantic_tokens if request.reference_text is not None else None,
             request.reference_text,
         )
+
+    @staticmethod
+    def generation(request: SynthesisRequest) -> GenerationParams:
+        """The request's sampling, in controllable TTS's grammar when it designs a voice."""
+        return replace(request.generation, control_grammar=True) if request.control else request.generation
+
+    def designed_globals(self, generated: Sequence[int]) -> np.ndarray:
+        """The 32 global codes a control-mode generation wrote, (32,) int32; RuntimeError otherwise
+        (an LLM without the grammar, such as TensorRT-LLM, may write another count)."""
+        if self._global_ids is None:
+            raise ValueError("this model's LLM backend cannot design voices: send a reference clip")
+        return _designed(self._global_ids(generated))
 
     def vocode(self, global_tokens: np.ndarray, semantic: Sequence[int]) -> np.ndarray:
         if not semantic:
@@ -133,14 +180,14 @@ class SpeechPipeline:
         return np.asarray(self._vocode(global_tokens, np.asarray(semantic, dtype=np.int32)), np.float32).reshape(-1)
 
     # -------------------------------------------------------------- offline
-    def synthesize_batch(self, requests: Sequence[SynthesisRequest]) -> list[np.ndarray | Exception]:
-        """Whole waveforms ((T,) float32, 16 kHz) or the exception of each failed request, in order.
+    def synthesize_batch(self, requests: Sequence[SynthesisRequest]) -> list[Speech | Exception]:
+        """Each request's Speech or the exception it failed with, in order.
 
         Tokenizer and vocoder calls of the batch run concurrently (so Triton can batch them); the LLM
         decodes every prompt of the batch together.
         """
-        results: list[np.ndarray | Exception | None] = [None] * len(requests)
-        tokens: dict[int, Tokens] = {}
+        results: list[Speech | Exception | None] = [None] * len(requests)
+        tokens: dict[int, Tokens | None] = {}
         prompts_: dict[int, str] = {}
         for index, outcome in enumerate(self._pool.map(_capture(self.speaker_tokens), requests)):
             if isinstance(outcome, Exception):
@@ -154,7 +201,7 @@ class SpeechPipeline:
         order = sorted(prompts_)
         if order:
             try:
-                generated = self._generate([prompts_[i] for i in order], [requests[i].generation for i in order])
+                generated = self._generate([prompts_[i] for i in order], [self.generation(requests[i]) for i in order])
             except Exception as exc:  # noqa: BLE001 - the LLM failure belongs to every request of the batch
                 generated = [exc] * len(order)  # type: ignore[list-item]
             jobs = []
@@ -162,16 +209,22 @@ class SpeechPipeline:
                 if isinstance(ids, Exception):
                     results[index] = ids
                     continue
+                speaker = tokens[index]
+                try:
+                    global_tokens = self.designed_globals(ids) if speaker is None else speaker[0]
+                except (RuntimeError, ValueError) as exc:
+                    results[index] = exc
+                    continue
                 semantic = self._semantic_ids(ids)
                 if not semantic:
                     # A legitimate (if useless) model output: an empty waveform, which the caller can
                     # retry or report; an error here would fail a whole multi-sentence request.
-                    results[index] = np.zeros(0, dtype=np.float32)
+                    results[index] = Speech(np.zeros(0, dtype=np.float32), global_tokens)
                     continue
-                jobs.append((index, tokens[index][0], semantic))
+                jobs.append((index, global_tokens, semantic))
             vocoded = self._pool.map(_capture(lambda job: self.vocode(job[1], job[2])), jobs)
-            for (index, _, _semantic), audio in zip(jobs, vocoded, strict=True):
-                results[index] = audio
+            for (index, global_tokens, _semantic), audio in zip(jobs, vocoded, strict=True):
+                results[index] = audio if isinstance(audio, Exception) else Speech(audio, global_tokens)
         return results  # type: ignore[return-value]
 
     # -------------------------------------------------------------- streaming
@@ -192,14 +245,18 @@ class SpeechPipeline:
             return
         prompt = self.prompt(request, tokens)
         generation_done = False
+        designed: list[int] = []  # controllable TTS: the global codes as the LLM writes them
 
         def semantic_codes() -> Iterator[int]:
             nonlocal generation_done
             count = 0
-            for token in self._stream(prompt, request.generation):
+            for token in self._stream(prompt, self.generation(request)):
                 code = self._semantic_index(token)
                 if code is not None:
                     yield code
+                elif tokens is None and self._global_index is not None:
+                    if (global_code := self._global_index(token)) is not None:
+                        designed.append(global_code)
                 count += 1
                 if count % check_every == 0 and is_cancelled():
                     return
@@ -211,9 +268,17 @@ class SpeechPipeline:
             if is_cancelled():
                 return
             emitted = True
-            yield self.vocode(tokens[0], chunk), generation_done
+            global_tokens = tokens[0] if tokens is not None else _designed(designed)
+            yield self.vocode(global_tokens, chunk), generation_done
         if not emitted and not is_cancelled():
             yield np.zeros(0, dtype=np.float32), True  # no semantic tokens: an empty, final chunk
+
+
+def _designed(codes: list[int]) -> np.ndarray:
+    if len(codes) != prompts.NUM_GLOBAL_TOKENS:
+        raise RuntimeError(f"the LLM wrote {len(codes)} global tokens before the speech; a designed voice needs "
+                           f"exactly {prompts.NUM_GLOBAL_TOKENS} (try another seed)")
+    return np.asarray(codes, np.int32)
 
 
 def _capture(function: Callable) -> Callable:

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from sparktts.serving.inputs import RequestCancelled, describe_error, forward_logging, waveform_row
+from sparktts.serving.inputs import RequestCancelled, describe_error, forward_logging, token_row, waveform_row
 from sparktts.serving.memory import bound_primitive_cache
+from sparktts.serving.pipeline import Speech
 
 
 def start_adapter(pb_utils: Any) -> None:
@@ -36,3 +37,12 @@ def error_response(pb_utils: Any, exc: BaseException) -> Any:
 def waveform_response(pb_utils: Any, wav: np.ndarray) -> Any:
     """A ``waveform`` (1, T) float32 response from (T,) audio."""
     return pb_utils.InferenceResponse([pb_utils.Tensor("waveform", waveform_row(wav))])
+
+
+def speech_response(pb_utils: Any, speech: Speech) -> Any:
+    """``waveform`` (1, T) float32 and ``global_tokens`` (1, 32) int32 (Triton returns only the
+    outputs a client asks for, so the official clients still see the waveform alone)."""
+    return pb_utils.InferenceResponse([
+        pb_utils.Tensor("waveform", waveform_row(speech.waveform)),
+        pb_utils.Tensor("global_tokens", token_row(speech.global_tokens)),
+    ])

@@ -14,21 +14,24 @@ from sparktts import prompts
 from sparktts.llm import GenerationParams
 
 
-def semantic_lookup(tokenizer: Any) -> Callable[[int], int | None]:
-    """One generated id -> its semantic code or None, from the tokenizer's vocabulary (for the
-    TensorRT-LLM path, which has no SparkLM; SparkLM.semantic_index does the same).
+def semantic_lookup(tokenizer: Any, *, kind: str = "semantic") -> Callable[[int], int | None]:
+    """One generated id -> its semantic (``kind="global"``: global) code or None, from the tokenizer's
+    vocabulary (for the TensorRT-LLM path, which has no SparkLM; SparkLM.semantic_index does the same).
     """
-    ids = tokenizer.convert_tokens_to_ids([prompts.semantic_token(i) for i in range(prompts.NUM_SEMANTIC_CODES)])
+    name, count = ((prompts.semantic_token, prompts.NUM_SEMANTIC_CODES) if kind == "semantic"
+                   else (prompts.global_token, prompts.NUM_GLOBAL_CODES))
+    ids = tokenizer.convert_tokens_to_ids([name(i) for i in range(count)])
     unknown = tokenizer.unk_token_id
     table = {int(token_id): code for code, token_id in enumerate(ids) if token_id is not None and token_id != unknown}
-    if len(table) != prompts.NUM_SEMANTIC_CODES:
-        raise ValueError(f"the LLM tokenizer lacks {prompts.NUM_SEMANTIC_CODES - len(table)} bicodec semantic tokens")
+    if len(table) != count:
+        raise ValueError(f"the LLM tokenizer lacks {count - len(table)} bicodec {kind} tokens")
     return table.get
 
 
-def tokenizer_semantic_ids(tokenizer: Any) -> Callable[[Sequence[int]], list[int]]:
+def tokenizer_semantic_ids(tokenizer: Any, *, kind: str = "semantic") -> Callable[[Sequence[int]], list[int]]:
     """The official parse (decode with skip_special_tokens, then regex), for the TensorRT-LLM path."""
-    return lambda ids: prompts.parse_semantic_tokens(tokenizer.decode(list(ids), skip_special_tokens=True))
+    parse = prompts.parse_semantic_tokens if kind == "semantic" else prompts.parse_global_tokens
+    return lambda ids: parse(tokenizer.decode(list(ids), skip_special_tokens=True))
 
 
 def tensorrt_llm_inputs(
@@ -87,6 +90,10 @@ class TensorRTLLM:
         self.pad_id = self.end_id if tokenizer.pad_token_id is None else int(tokenizer.pad_token_id)
         self.semantic_ids = tokenizer_semantic_ids(tokenizer)
         self.semantic_index = semantic_lookup(tokenizer)
+        # Controllable TTS without the grammar (TensorRT-LLM samples freely): the official parse, which
+        # fails the request when the LLM writes other than 32 global tokens.
+        self.global_ids = tokenizer_semantic_ids(tokenizer, kind="global")
+        self.global_index = semantic_lookup(tokenizer, kind="global")
         self._execute, self._decoupled = execute, decoupled
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trtllm")
 

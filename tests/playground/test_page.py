@@ -179,3 +179,20 @@ def test_api_key_is_asked_for_kept_in_the_tab_and_sent_as_bearer(browser: Browse
         assert fresh.input_value("#api-key") == ""
     finally:
         context.close()
+
+
+def test_a_designed_voice_replaces_the_clip(page: Page, reference_clip: dict[str, object]) -> None:
+    """Choosing a gender sends the attributes instead of the uploaded clip (the API takes one or the other)."""
+    expect(page.locator("#p-gender option")).to_have_text(["off (clone the clip)", "female", "male"])
+    page.fill("#text", "A voice from attributes.")
+    page.set_input_files("#reference-file", reference_clip)
+    page.check("input[name='mode'][value='tts']")
+    page.select_option("#p-gender", "female")
+    page.select_option("#p-pitch", "high")
+    with page.expect_request(lambda request: request.method == "POST" and "/synthesize" in request.url) as sent:
+        page.click("#generate")
+    body = sent.value.post_data_buffer or b""
+    assert b'name="gender"' in body and b'name="pitch"' in body and b'name="reference_audio"' not in body
+    page.wait_for_selector("#output[data-state='done']", timeout=180_000)
+    assert page.locator("#output").get_attribute("data-sample-rate") == "16000"
+    assert page.console_errors == []  # type: ignore[attr-defined]

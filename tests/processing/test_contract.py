@@ -104,3 +104,16 @@ def test_the_rvc_profiles_are_the_workers_profiles() -> None:
 
     assert get_args(RvcProfile) == PROFILES
     assert SynthesisDefaults().rvc_profile is None  # unset: the service's RVC_PROFILE decides
+
+
+def test_designed_voice_values_are_spark_tts_attribute_tokens() -> None:
+    """gender / pitch / speed_level accept exactly the values Spark-TTS's control prompt encodes."""
+    from typing import get_args
+
+    from rvc.processing.contract import Gender, Level
+    from sparktts import prompts
+    from sparktts.serving import inputs
+
+    assert set(get_args(Gender)) == set(prompts.GENDER) == set(inputs.GENDERS)
+    assert list(get_args(Level)) == list(prompts.LEVEL) == list(inputs.LEVELS)
+    assert set(fields_for(RequestOptions, Target.VOICE)) == {"gender", "pitch", "speed_level"}

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from rvc.grpc.wire import Speaker, VoiceDesign
 from rvc.processing.contract import SynthesisDefaults
 from rvc.processing.pipeline import SentenceAudio, SynthesisRequest, TTSRVCPipeline
 
@@ -41,7 +42,7 @@ class GatedBackends:
             raise
         self.log.append(("end", stage, index))
 
-    async def speak(self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *,
+    async def speak(self, text: str, speaker: Speaker, settings: SynthesisDefaults, *,
                     seed: int | None, max_new_tokens: int) -> np.ndarray:
         index = SENTENCES.index(text)
         await self._run("tts", index)
@@ -63,7 +64,8 @@ async def settle() -> None:
 
 
 def request(count: int = 4) -> SynthesisRequest:
-    return SynthesisRequest(SENTENCES[:count], np.zeros(16000, np.float32), SynthesisDefaults(), seed=1)
+    return SynthesisRequest(SENTENCES[:count], Speaker(reference_wav=np.zeros(16000, np.float32)), SynthesisDefaults(),
+                            seed=1)
 
 
 async def open_stream(backends: GatedBackends) -> tuple[AsyncIterator[SentenceAudio], asyncio.Future[SentenceAudio]]:
@@ -140,3 +142,35 @@ def test_closing_the_stream_cancels_the_work_in_flight() -> None:
 def test_lookahead_must_be_positive(lookahead: int) -> None:
     with pytest.raises(ValueError, match="lookahead"):
         TTSRVCPipeline(GatedBackends(), GatedBackends(), lookahead=lookahead)
+
+
+class DesigningBackends:
+    """Speech that invents a voice per design call and records who spoke each sentence; RVC unused."""
+
+    def __init__(self) -> None:
+        self.spoken: list[tuple[int, Speaker]] = []
+
+    async def design(self, text: str, design: VoiceDesign, settings: SynthesisDefaults, *, seed: int,
+                     max_new_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+        self.spoken.append((SENTENCES.index(text), Speaker(design=design)))
+        return np.full(16000, 0.1, np.float32), np.full(32, seed % 4096, np.int32)
+
+    async def speak(self, text: str, speaker: Speaker, settings: SynthesisDefaults, *,
+                    seed: int | None, max_new_tokens: int) -> np.ndarray:
+        self.spoken.append((SENTENCES.index(text), speaker))
+        return np.full(16000, 0.1, np.float32)
+
+    async def convert(self, audio: np.ndarray, sample_rate: int, settings: SynthesisDefaults, *,
+                      voice: str | None, seed: int | None) -> tuple[np.ndarray, int]:
+        raise AssertionError("skip_rvc requests never convert")
+
+
+def test_a_designed_voice_is_designed_once_per_request_and_kept_for_every_sentence() -> None:
+    backends = DesigningBackends()
+    designed = SynthesisRequest(SENTENCES, Speaker(design=VoiceDesign("male", "low")),
+                                SynthesisDefaults(skip_rvc=True), seed=5)
+    asyncio.run(TTSRVCPipeline(backends, backends, retry_suspect=False, lookahead=3).synthesize(designed))
+    by_index = dict(backends.spoken)
+    assert len(backends.spoken) == 4 and by_index[0].design == VoiceDesign("male", "low")
+    kept = Speaker(global_tokens=(5,) * 32)
+    assert [by_index[index] for index in (1, 2, 3)] == [kept] * 3

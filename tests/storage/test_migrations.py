@@ -11,6 +11,7 @@ from rvc.storage import Database
 from rvc.storage.database import MIGRATIONS
 from tests.storage.helpers import clip, defaults_store, run_together, voice_store
 
+HEAD = "0003"
 TABLES = {"alembic_version", "storage_meta", "voices", "stored_defaults", "default_reference"}
 
 
@@ -18,7 +19,7 @@ def test_an_empty_database_upgrades_to_the_single_head(database_url: str) -> Non
     database = Database(database_url)
     try:
         assert database.current_revision() is None
-        assert database.migrate() == Database.head_revision() == "0002"
+        assert database.migrate() == Database.head_revision() == HEAD
         assert set(database.read(lambda connection: inspect(connection).get_table_names())) == TABLES
     finally:
         database.close()
@@ -31,8 +32,8 @@ def test_migrating_again_changes_nothing_and_keeps_the_data(database_url: str) -
     first.close()
     second = Database(database_url)
     try:
-        assert second.migrate() == "0002"
-        assert second.migrate() == "0002"
+        assert second.migrate() == HEAD
+        assert second.migrate() == HEAD
         assert voice_store(second).names() == ["kept"]
         assert defaults_store(second).get().pitch_shift == 3
     finally:
@@ -45,7 +46,7 @@ def test_two_gateways_starting_together_migrate_once(database_url: str) -> None:
     errors = run_together([lambda database=database: revisions.append(database.migrate()) for database in databases])
     try:
         assert errors == []
-        assert revisions == ["0002", "0002"]
+        assert revisions == [HEAD, HEAD]
     finally:
         for database in databases:
             database.close()
@@ -85,7 +86,7 @@ def test_voices_saved_before_profiles_existed_are_pinned_to_2024(tmp_path) -> No
     engine.dispose()
     database = Database(url)
     try:
-        assert database.migrate() == "0002"
+        assert database.migrate() == HEAD
         store = voice_store(database)
         store.create("new", clip())
         old_defaults = store.get("old").record.defaults.given()

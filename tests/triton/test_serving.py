@@ -4,6 +4,7 @@ speaker cache, vocoder batching and the whole pipeline against the in-process Sp
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -42,6 +43,7 @@ def in_process_pipeline(tts, counts: Counter, cache_size: int = 4) -> serving.Sp
     return serving.SpeechPipeline(
         tokenize=tokenize, generate=tts.lm.generate_batch, stream=tts.lm.stream, semantic_ids=tts.lm.semantic_ids,
         semantic_index=tts.lm.semantic_index, vocode=vocode, cache=serving.SpeakerCache(cache_size), workers=2,
+        global_ids=tts.lm.global_ids, global_index=tts.lm.global_index,
     )
 
 
@@ -113,8 +115,8 @@ def test_offline_pipeline_equals_sparktts_inference_and_caches_the_speaker(spark
         TEXT, reference.wav, reference.text, prompt_sample_rate=reference.sample_rate,
         params=GenerationParams(seed=3, max_new_tokens=MAX_NEW_TOKENS),
     )
-    np.testing.assert_array_equal(first, expected)
-    np.testing.assert_array_equal(second, expected)
+    np.testing.assert_array_equal(first.waveform, expected)
+    np.testing.assert_array_equal(second.waveform, expected)
     pipeline.synthesize_batch([request])
     assert counts["tokenize"] <= 2 and pipeline.cache.hits >= 1  # the third request never tokenized
     pipeline.close()
@@ -236,3 +238,56 @@ def test_stream_chunks_follow_the_requests_schedule(spark_tts, reference: Refere
     sizes = [c.size // 320 for c in chunks]
     assert sizes[:3] == [15, 25, 25] and sum(sizes) - 5 * (len(sizes) - 1) == MAX_NEW_TOKENS
     pipeline.close()
+
+
+def designed_inputs(text: str, seed: int, **attributes: str) -> dict:
+    inputs = {"target_text": np.array([[text.encode()]], dtype=object), "seed": np.array([[seed]], np.int64)}
+    inputs.update({name: np.array([[value.encode()]], dtype=object) for name, value in attributes.items()})
+    return inputs
+
+
+def test_voice_attributes_design_a_voice_whose_tokens_speak_it_again(spark_tts) -> None:
+    """Control mode decodes in its grammar (32 globals on demo weights too); a seed repeats the design,
+    and the designed globals sent back as stored tokens skip the tokenizer and keep the voice."""
+    counts: Counter = Counter()
+    pipeline = in_process_pipeline(spark_tts, counts)
+    design = serving.parse_synthesis_request(designed_inputs(TEXT, 5, gender="female", pitch="high").get, DEFAULTS)
+    assert design.style == serving.VoiceStyle("female", "high", "moderate") and design.reference_wav is None
+    first, again = pipeline.synthesize_batch([design, design])
+    assert first.global_tokens.shape == (32,) and first.waveform.size > 0
+    np.testing.assert_array_equal(first.global_tokens, again.global_tokens)
+    np.testing.assert_array_equal(first.waveform, again.waveform)
+    other = pipeline.synthesize_batch([replace(design, generation=replace(design.generation, seed=6))])[0]
+    assert not np.array_equal(other.global_tokens, first.global_tokens)
+    stored = {"target_text": np.array([[TEXT.encode()]], dtype=object), "seed": np.array([[9]], np.int64),
+              "speaker_global_tokens": first.global_tokens.reshape(1, -1)}
+    reused = serving.parse_synthesis_request(stored.get, DEFAULTS)
+    (spoken,) = pipeline.synthesize_batch([reused])
+    np.testing.assert_array_equal(spoken.global_tokens, first.global_tokens)
+    assert counts["tokenize"] == 0
+    chunks = [chunk for chunk, _ in pipeline.stream_chunks(design)]
+    assert sum(chunk.size for chunk in chunks) > 0  # the streaming twin designs voices too
+    pipeline.close()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"gender": "robot"}, "gender must be one of female, male; got 'robot'"),
+        ({"gender": "male", "pitch": "loud"}, "pitch must be one of very_low, low, moderate, high, very_high"),
+        ({"speed_level": "low"}, "also needs gender"),
+    ],
+)
+def test_bad_voice_attributes_name_the_input_and_the_allowed_values(inputs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        serving.parse_synthesis_request(designed_inputs(TEXT, 1, **inputs).get, DEFAULTS)
+
+
+def test_one_voice_source_per_request(reference: Reference) -> None:
+    both = {**official_inputs(reference.wav, TEXT), **designed_inputs(TEXT, 1, gender="male")}
+    with pytest.raises(ValueError, match="one voice source, got reference_wav and gender"):
+        serving.parse_synthesis_request(both.get, DEFAULTS)
+    short = designed_inputs(TEXT, 1)
+    short["speaker_global_tokens"] = np.zeros((1, 31), np.int32)
+    with pytest.raises(ValueError, match="speaker_global_tokens must hold 32 ids, got 31"):
+        serving.parse_synthesis_request(short.get, DEFAULTS)

@@ -120,8 +120,8 @@ def test_the_pipeline_runs_on_it(tokenizer, spark_tts, reference) -> None:
         semantic_index=llm.semantic_index, vocode=vocode,
     )
     request = serving.SynthesisRequest("Hi there.", reference.wav, reference.sample_rate, None, GenerationParams())
-    (wav,) = pipeline.synthesize_batch([request])
-    assert vocoded == [codes] and wav.shape == (60 * 320,)
+    (speech,) = pipeline.synthesize_batch([request])
+    assert vocoded == [codes] and speech.waveform.shape == (60 * 320,)
     chunks = list(pipeline.stream_chunks(request))
     assert vocoded[1:] == [codes[:50], codes[45:]] and [flag for _, flag in chunks] == [False, True]
     pipeline.close()

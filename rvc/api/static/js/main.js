@@ -59,8 +59,9 @@ function requestFields(current, seed) {
     fields.push(...state.params.changedFields(["rvc", "output"]));
   } else {
     add("text", $("text").value);
-    if (clip.file) fields.push(["reference_audio", clip.file, clip.file.name]);
-    add("reference_text", $("reference_text").value.trim());
+    const designing = state.params.designing();
+    if (clip.file && !designing) fields.push(["reference_audio", clip.file, clip.file.name]);
+    if (!designing) add("reference_text", $("reference_text").value.trim());
     if (state.features.savedVoiceField) add(state.features.savedVoiceField, savedVoices.selected());
     if (current === "both") add(state.features.rvcField, model);
     if (current === "tts") add("skip_rvc", "true");

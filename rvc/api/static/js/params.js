@@ -26,6 +26,15 @@ const PARAMETERS = [
     text: "Spark-TTS top-k sampling" },
   { name: "top_p", label: "Top-p", group: "tts", step: 0.01, min: 0, max: 1, value: 0.95, exclusiveMin: true,
     text: "Spark-TTS nucleus sampling" },
+  // a designed voice (Spark-TTS's controllable mode) instead of the clip: shown where the form has the field
+  { name: "gender", label: "Designed voice", group: "tts", optional: true, value: "", choices: ["", "female", "male"],
+    labels: { "": "off (clone the clip)" }, text: "design a voice from attributes instead of cloning the clip" },
+  { name: "pitch", label: "Designed pitch", group: "tts", optional: true, value: "",
+    choices: ["", "very_low", "low", "moderate", "high", "very_high"], labels: { "": "moderate" },
+    text: "the designed voice's pitch (needs a gender)" },
+  { name: "speed_level", label: "Designed speed", group: "tts", optional: true, value: "",
+    choices: ["", "very_low", "low", "moderate", "high", "very_high"], labels: { "": "moderate" },
+    text: "the designed voice's speaking rate (needs a gender)" },
   // output shaping: shown only where the synthesis form has the field
   { name: "speed", label: "Speed", group: "output", step: 0.05, min: 0.25, max: 4, value: 1, optional: true,
     text: "tempo with the pitch kept" },
@@ -39,8 +48,8 @@ const shown = (spec, value) => spec.labels?.[value] ?? String(value);
 function withSchema(parameter, schema) {
   if (!schema) return parameter;
   const merged = { ...parameter, text: schema.description || parameter.text };
-  // a parameter that may stay unset (its "" choice: the server decides) keeps that choice
-  if (Array.isArray(schema.enum)) merged.choices = [...(parameter.choices?.includes("") ? [""] : []), ...schema.enum.map(String)];
+  // a parameter that may stay unset (its "" choice, or a "" default: the server decides) keeps that choice
+  if (Array.isArray(schema.enum)) merged.choices = [...(parameter.choices?.includes("") || parameter.value === "" ? [""] : []), ...schema.enum.map(String)];
   if (schema.minimum !== undefined) Object.assign(merged, { min: schema.minimum, exclusiveMin: false });
   if (schema.exclusiveMinimum !== undefined) {
     Object.assign(merged, { min: schema.exclusiveMinimum, exclusiveMin: true });
@@ -153,6 +162,11 @@ export class ParameterPanel {
 
   resetAll() {
     for (const parameter of this.parameters) parameter.restore();
+  }
+
+  // A designed voice is chosen: the clip and its transcript are then left out (the API takes one or the other).
+  designing() {
+    return this.parameters.some((p) => p.spec.name === "gender" && p.changed && p.input.value !== "");
   }
 
   // [name, value] pairs of the changed parameters in `groups`, as the form sends them.

@@ -1,6 +1,9 @@
-"""Triton adapter: Spark-TTS voice cloning, orchestrated with BLS.
+"""Triton adapter: Spark-TTS voice cloning and voice design, orchestrated with BLS.
 
 reference clip --BLS--> audio_tokenizer --> prompt --> LLM --> semantic tokens --BLS--> vocoder.
+Instead of the clip a request may send stored speaker tokens (no tokenizer call) or voice
+attributes (``gender``, ``pitch``, ``speed_level``: the LLM designs the voice); offline responses
+also carry the ``global_tokens`` the speech was vocoded with, for a client that asks for them.
 
 The flow itself is ``sparktts.serving.SpeechPipeline``; this file supplies its parts (BLS calls,
 the LLM) and turns its results into responses. The LLM runs in this process through
@@ -37,6 +40,7 @@ FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
 error_response = partial(serving.error_response, pb_utils)
 waveform_response = partial(serving.waveform_response, pb_utils)
+speech_response = partial(serving.speech_response, pb_utils)
 
 
 def bls(model: str, outputs: list[str], inputs: dict[str, np.ndarray]) -> pb_utils.InferenceResponse:
@@ -91,12 +95,14 @@ class TritonPythonModel:
         backend = parameters.get("llm_backend", "python")
         if backend == "python":
             generate, stream, semantic_ids, semantic_index = self._python_llm(llm_dir, parameters)
+            global_ids, global_index = self.llm.global_ids, self.llm.global_index
         elif backend == "tensorrtllm":
             self.llm = serving.TensorRTLLM.from_pretrained(
                 llm_dir, tensorrt_llm_request, decoupled=parameters.get("llm_decoupled") == "true", workers=workers
             )
             generate, stream = self.llm.generate, self.llm.stream
             semantic_ids, semantic_index = self.llm.semantic_ids, self.llm.semantic_index
+            global_ids, global_index = self.llm.global_ids, self.llm.global_index
         else:
             raise ValueError(f"llm_backend must be python or tensorrtllm, got {backend!r}")
         self.pipeline = serving.SpeechPipeline(
@@ -109,6 +115,8 @@ class TritonPythonModel:
             cache=serving.SpeakerCache(int(parameters.get("speaker_cache_size", "0"))),
             schedule=schedule,
             workers=workers,
+            global_ids=global_ids,
+            global_index=global_index,
         )
         self.requests = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spark-stream")
         pb_utils.Logger.log_info(
@@ -164,7 +172,7 @@ class TritonPythonModel:
                 self.requests.submit(self._stream, request)
             return None
         responses = serving.answer_batch(
-            requests, self._parse_waiting, self.pipeline.synthesize_batch, waveform_response, error_response
+            requests, self._parse_waiting, self.pipeline.synthesize_batch, speech_response, error_response
         )
         for request, response in zip(requests, responses, strict=True):
             if response.has_error():
