@@ -254,7 +254,7 @@ def test_stream_pitch_follows_the_profile(demo_converter, profile: str) -> None:
     params = dataclasses.replace(DETERMINISTIC, rvc_profile=profile, f0_method="pm")
     stream = open_stream(demo_converter, "demo", params)
     stream.feed(gap)
-    coarse, f0 = stream._pitch_for_synthesis()
+    coarse, f0 = stream._pitch_for_synthesis(stream.config.buffer_frames)
     if profile == "2026":
         assert (f0 > 0).all() and (coarse > 1).all()
         assert (stream._pitchf == 0).any()  # the cache keeps the estimate; a gap is re-filled as neighbours arrive
