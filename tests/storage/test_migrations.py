@@ -11,14 +11,14 @@ from rvc.storage import Database
 from rvc.storage.database import MIGRATIONS
 from tests.storage.helpers import clip, defaults_store, run_together, voice_store
 
-TABLES = {"alembic_version", "storage_meta", "voices", "stored_defaults", "default_reference"}
+TABLES = {"alembic_version", "storage_meta", "voices", "stored_defaults", "default_reference", "jobs", "job_sentences"}
 
 
 def test_an_empty_database_upgrades_to_the_single_head(database_url: str) -> None:
     database = Database(database_url)
     try:
         assert database.current_revision() is None
-        assert database.migrate() == Database.head_revision() == "0001"
+        assert database.migrate() == Database.head_revision() == "0002"
         assert set(database.read(lambda connection: inspect(connection).get_table_names())) == TABLES
     finally:
         database.close()
@@ -31,8 +31,8 @@ def test_migrating_again_changes_nothing_and_keeps_the_data(database_url: str) -
     first.close()
     second = Database(database_url)
     try:
-        assert second.migrate() == "0001"
-        assert second.migrate() == "0001"
+        assert second.migrate() == "0002"
+        assert second.migrate() == "0002"
         assert voice_store(second).names() == ["kept"]
         assert defaults_store(second).get().pitch_shift == 3
     finally:
@@ -45,7 +45,7 @@ def test_two_gateways_starting_together_migrate_once(database_url: str) -> None:
     errors = run_together([lambda database=database: revisions.append(database.migrate()) for database in databases])
     try:
         assert errors == []
-        assert revisions == ["0001", "0001"]
+        assert revisions == ["0002", "0002"]
     finally:
         for database in databases:
             database.close()
