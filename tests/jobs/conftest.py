@@ -21,12 +21,12 @@ from tests.conftest import free_port
 from tests.stack import serve_app, stack_settings, start_triton, write_demo_assets
 
 TIMEOUT = 120.0
-# Seven sentences: long enough to stop a gateway in the middle, short enough for a CPU test.
+# Five sentences: long enough to stop a gateway in the middle, short enough for a CPU test.
 LONG_TEXT = (
     "The first sentence opens the story. The second one follows it closely. A third sentence keeps going. "
-    "Here is the fourth of them. The fifth sentence is nearly the end. Sentence six arrives next. "
-    "And the seventh closes it."
+    "Here is the fourth of them. And the fifth closes it."
 )
+LONG_SENTENCES = 5
 
 
 @pytest.fixture(scope="package")

@@ -15,7 +15,16 @@ from rvc.settings import Settings
 from rvc.storage import Database, database_url
 from rvc.storage.tables import JOB_SENTENCES
 from tests.conftest import free_port
-from tests.jobs.conftest import LONG_TEXT, TIMEOUT, finished, gateway_settings, job, submit, wait_for
+from tests.jobs.conftest import (
+    LONG_SENTENCES,
+    LONG_TEXT,
+    TIMEOUT,
+    finished,
+    gateway_settings,
+    job,
+    submit,
+    wait_for,
+)
 from tests.postgres import PostgresCluster
 from tests.stack import serve_app
 
@@ -52,11 +61,11 @@ def test_a_job_stopped_with_its_gateway_resumes_on_the_next_after_its_last_sente
         assert status["state"] == "done", status
         audio = httpx.get(f"{second}/jobs/{job_id}/audio", timeout=TIMEOUT)
     rows = stored_sentences(str(database_url(None, state_dir=settings.state_dir)), job_id)
-    assert [row[0] for row in rows] == list(range(7)) == list(range(status["sentences_total"]))
+    assert [row[0] for row in rows] == list(range(LONG_SENTENCES)) == list(range(status["sentences_total"]))
     assert rows[: len(handed_over)] == handed_over  # the first gateway's sentences were kept, not redone
     assert all(row[3] > stopped_at for row in rows[len(handed_over):])
     wav, rate = sf.read(io.BytesIO(audio.content), dtype="float32")
-    joined = sum(row[1] for row in rows) - 6 * int(rate * 0.010)  # each sentence once, six crossfades
+    joined = sum(row[1] for row in rows) - (LONG_SENTENCES - 1) * int(rate * 0.010)  # each once, crossfaded
     assert len(wav) == joined and abs(status["audio_seconds"] - sum(row[1] for row in rows) / rate) < 1e-3
 
 
@@ -94,6 +103,6 @@ def test_gateways_sharing_postgresql_claim_each_job_once(triton_settings: Settin
             for job_id in jobs:
                 assert wait_for(first, job_id, finished)["state"] == "done"
         for job_id in jobs:
-            assert [row[0] for row in stored_sentences(url, job_id)] == list(range(7))
+            assert [row[0] for row in stored_sentences(url, job_id)] == list(range(LONG_SENTENCES))
     finally:
         cluster.remove()
