@@ -333,5 +333,5 @@ class VoiceServices:
             "triton": self.speech.describe(),
             "rvc": self.voice.describe(),
             "placement": [asdict(part) for part in self.placements()],
-            "jobs": {"running_here": list(self.jobs.running), "concurrency": self.settings.job_concurrency},
+            "jobs": {"running_here": list(self.jobs.running), "concurrency": self.jobs.concurrency},
         }
