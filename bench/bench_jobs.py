@@ -1,8 +1,9 @@
 """Interactive first audio with and without long-form jobs running, same stack, same run.
 
-Starts the real stack (tritonserver, RVC workers, API on loopback) on demo assets whose LLM speaks
-every sentence to its token budget (bench_api's ``budget`` workload: cost follows length), then
-measures the first audio of ``/synthesize/stream`` (three sentences, as bench_api) in three phases,
+Starts the real stack (tritonserver, RVC workers, API on loopback) on demo assets (``--workload``:
+``budget``, whose LLM speaks every sentence to its token budget so cost follows length, or
+``shipped``, the demo LLM that stops after a seed-dependent number of tokens: much quicker, and
+comparable here because every phase sends the same seeds), then measures the first audio of ``/synthesize/stream`` (three sentences, as bench_api) in three phases,
 alternated round by round so each sees the same machine state:
 
 - ``jobs off``: the runner claims nothing (JOB_CONCURRENCY 0; it does not even query the database),
@@ -12,7 +13,7 @@ alternated round by round so each sees the same machine state:
 
 Prints p50/p95 per phase and the ratios against ``jobs off``.
 
-    python bench/bench_jobs.py [--rounds 3] [--requests 6] [--workers 2]
+    python bench/bench_jobs.py [--rounds 3] [--requests 6] [--workers 2] [--workload budget|shipped]
 """
 
 from __future__ import annotations
@@ -91,13 +92,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=6, help="interactive requests per phase and round")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workload", choices=("budget", "shipped"), default="budget")
     args = parser.parse_args()
     os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "4096"  # inherited by the workers and tritonserver
     reference = reference_clip()
     results: dict[str, list[float]] = {phase: [] for phase in PHASES}
     with tempfile.TemporaryDirectory(prefix="bench_jobs-") as folder:
         root = Path(folder)
-        assets = write_demo_assets(root / "assets_root", ends_speech=False)
+        assets = write_demo_assets(root / "assets_root", ends_speech=args.workload == "shipped")
         settings = stack_settings(root, assets, rvc_workers=args.workers, job_concurrency=2)
         triton = start_triton(settings)
         try:
@@ -110,12 +112,13 @@ def main() -> int:
                         jobs = start_jobs(base_url, reference, 2) if phase == "two jobs" else []
                         for request in range(args.requests):
                             results[phase].append(first_audio(base_url, reference, 1 + request))
+                            print(f"  {phase}: {results[phase][-1]:.3f} s", file=sys.stderr)
                         stop_jobs(base_url, jobs)
                     print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
         finally:
             triton.stop()
     samples = len(results["jobs off"])
-    print(f"\n/synthesize/stream first audio, 3 sentences, budget workload, {args.workers} RVC workers, "
+    print(f"\n/synthesize/stream first audio, 3 sentences, {args.workload} workload, {args.workers} RVC workers, "
           f"{samples} requests per phase")
     print(f"{'phase':<10} {'p50 s':>7} {'p95 s':>7} {'p95 / jobs off':>15}")
     base_p95 = percentile(results["jobs off"], 0.95)
