@@ -19,6 +19,7 @@ Prints p50/p95 per phase and the ratios against ``jobs off``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -33,7 +34,10 @@ import httpx  # noqa: E402
 
 import rvc  # noqa: E402,F401  (hides the repo's triton/ folder from torch)
 from tests.seed_cli import synthetic_reference as reference_clip  # noqa: E402
-from tests.stack import serve_app, stack_settings, start_triton, write_demo_assets  # noqa: E402
+from rvc.grpc.launcher import TritonServer  # noqa: E402
+from rvc.grpc.model_repository import prepare_model_repository  # noqa: E402
+from rvc.launch import triton_config  # noqa: E402
+from tests.stack import serve_app, stack_settings, write_demo_assets  # noqa: E402
 
 TEXT = "The first sentence sets the scene. The second one carries the story on. The third brings it home."
 JOB_TEXT = " ".join(f"Background sentence number {index} keeps the job busy for a while." for index in range(60))
@@ -101,7 +105,11 @@ def main() -> int:
         root = Path(folder)
         assets = write_demo_assets(root / "assets_root", ends_speech=args.workload == "shipped")
         settings = stack_settings(root, assets, rvc_workers=args.workers, job_concurrency=2)
-        triton = start_triton(settings)
+        repository = prepare_model_repository(settings.triton_model_repo, model_dir=settings.spark_model_dir)
+        # a shared, busy box can take minutes to load the models: wait up to TRITON_STARTUP_TIMEOUT_S
+        config = dataclasses.replace(triton_config(settings, repository), stop_timeout_s=10,
+                                     startup_timeout_s=settings.triton_startup_timeout_s)
+        triton = TritonServer(config).start()
         try:
             with serve_app(settings) as (app, base_url):
                 runner = app.state.services.jobs
