@@ -33,10 +33,10 @@ sys.path.insert(0, str(REPO_ROOT))
 import httpx  # noqa: E402
 
 import rvc  # noqa: E402,F401  (hides the repo's triton/ folder from torch)
-from tests.seed_cli import synthetic_reference as reference_clip  # noqa: E402
 from rvc.grpc.launcher import TritonServer  # noqa: E402
 from rvc.grpc.model_repository import prepare_model_repository  # noqa: E402
 from rvc.launch import triton_config  # noqa: E402
+from tests.seed_cli import synthetic_reference as reference_clip  # noqa: E402
 from tests.stack import serve_app, stack_settings, write_demo_assets  # noqa: E402
 
 TEXT = "The first sentence sets the scene. The second one carries the story on. The third brings it home."
