@@ -113,7 +113,10 @@ def main() -> int:
         try:
             with serve_app(settings) as (app, base_url):
                 runner = app.state.services.jobs
-                first_audio(base_url, reference, 0)  # warm-up
+                # warm-up: each seed's sentence lengths once, so no phase pays oneDNN's kernel builds for a
+                # new input length (bench_api's docstring: ~0.3 s per length per worker)
+                for seed in range(args.requests + 1):
+                    first_audio(base_url, reference, seed)
                 for round_index in range(args.rounds):
                     for phase in PHASES:
                         runner.concurrency = 0 if phase == "jobs off" else 2  # an int the runner's loop reads
