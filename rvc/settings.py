@@ -142,6 +142,23 @@ class Settings(BaseSettings):
     rvc_stream_crossfade_s: float | None = Field(None, gt=0, description="SOLA crossfade per join (unset: the default)")
     rvc_stream_search_s: float | None = Field(None, ge=0, description="SOLA search window (unset: the default)")
 
+    # --- long-form jobs (POST /jobs) ---------------------------------------------------------
+    max_job_chars: int = Field(
+        50000, ge=1, description="longest text a job accepts (about an hour of speech at 50000); the finished "
+        "audio is assembled in memory when fetched",
+    )
+    job_concurrency: int = Field(
+        1, ge=0, le=64, description="jobs this gateway runs at once, each one sentence at a time, so interactive "
+        "requests keep the other workers; 0: this gateway runs none (another gateway on the database does)",
+    )
+    job_retention_s: float = Field(
+        86400.0, gt=0, description="how long a finished, failed or cancelled job and its audio stay in the database",
+    )
+    job_lease_s: float = Field(
+        30.0, ge=2, le=3600, description="a running job's lease, renewed every third of it: a gateway that stops "
+        "renewing (it died) loses the job to another one after this long",
+    )
+
     # --- the WebSocket /ws/synthesize ------------------------------------------------------
     ws_max_message_bytes: int = Field(
         65536, ge=64, description="largest client message (one JSON text frame); over it: error, close 1008"

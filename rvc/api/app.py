@@ -17,6 +17,7 @@ from rvc.api.auth import ApiKeyMiddleware, load_api_keys
 from rvc.api.errors import install_error_handlers
 from rvc.api.metrics import ApiMetrics
 from rvc.api.middleware import BodyLimitMiddleware, HeaderLimitMiddleware, RequestIdMiddleware
+from rvc.api.routes_jobs import router as jobs_router
 from rvc.api.routes_openai import router as openai_router
 from rvc.api.routes_playground import router as playground_router
 from rvc.api.routes_synthesis import router as synthesis_router
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, services: VoiceServices | No
     app.include_router(synthesis_router)
     app.include_router(system_router)
     app.include_router(voices_router)
+    app.include_router(jobs_router)
     app.include_router(openai_router)
     app.include_router(playground_router)
     app.include_router(ws_router)

@@ -220,19 +220,25 @@ class TTSRVCPipeline:
         )
         return audio, rate, time.perf_counter() - started
 
-    async def stream(self, request: SynthesisRequest) -> AsyncGenerator[SentenceAudio, None]:
-        """Yield each sentence's audio as soon as it and every earlier one are done.
+    async def stream(self, request: SynthesisRequest, *, first: int = 0) -> AsyncGenerator[SentenceAudio, None]:
+        """Yield each sentence's audio, from sentence ``first`` on, as soon as it and every earlier one are done.
 
         Up to ``lookahead`` sentences are in flight beyond those yielded. They are spoken in
         waves (``SpeechWaves``: the first sentence alone, then each wave together, so the TTS
         batches them) while earlier sentences convert. Until the first sentence is out it
         converts alone, so time to first audio stays one sentence's TTS+RVC. Cancelling the
         iteration (a client that went away) cancels the TTS and RVC work still running for
-        this request.
+        this request. A resumed long-form job passes ``first``: indices, seeds and warnings stay
+        those of the whole request, so the resumed sentences sound as they would have.
         """
         count = len(request.sentences)
+        if not 0 <= first < count:
+            raise ValueError(f"first must be within 0..{count - 1}, got {first}")
         kept: asyncio.Future[Speaker] | None = None
-        if request.speaker.design is not None and count > 1 and isinstance(self.speech, DesigningSpeechBackend):
+        # a resumed job (first > 0) has no sentence 0 to design with: each of its sentences designs anew
+        if request.speaker.design is not None and count > 1 and first == 0 and isinstance(
+            self.speech, DesigningSpeechBackend
+        ):
             kept = asyncio.get_running_loop().create_future()
         waves: SpeechWaves[tuple[np.ndarray, float, tuple[str, ...]]] = SpeechWaves(
             lambda index: self._speak(request, index, kept)
@@ -242,12 +248,12 @@ class TTSRVCPipeline:
 
         async def one_sentence(index: int, spoken: asyncio.Future) -> SentenceAudio:
             wav, tts_time, warnings = await spoken
-            if index > 0:
+            if index > first:
                 await first_out.wait()
             audio, rate, rvc_time = await self._convert(request, index, wav)
             return SentenceAudio(index, request.sentences[index], audio, rate, tts_time, rvc_time, warnings)
 
-        scheduled = 0
+        scheduled = first
 
         def schedule_up_to(limit: int) -> None:
             nonlocal scheduled
@@ -256,8 +262,8 @@ class TTSRVCPipeline:
                 scheduled += 1
 
         try:
-            schedule_up_to(self.lookahead)
-            for index in range(count):
+            schedule_up_to(first + self.lookahead)
+            for index in range(first, count):
                 result = await pending.pop(index)
                 first_out.set()
                 schedule_up_to(index + 1 + self.lookahead)

@@ -28,6 +28,7 @@ from rvc.infer.stream_config import StreamConfig
 from rvc.processing.chunk_pipeline import ChunkPipeline, StreamingSpeechBackend, VoiceStreamBackend
 from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
 from rvc.processing.defaults_store import DefaultsStore
+from rvc.processing.job_runner import JobRunner
 from rvc.processing.pipeline import SpeechBackend, TTSRVCPipeline, VoiceBackend
 from rvc.processing.voices import (
     DEFAULT_VOICE,
@@ -41,6 +42,7 @@ from rvc.processing.voices import (
 from rvc.server.voices import list_voices, resolve_voice
 from rvc.settings import Settings
 from rvc.storage import SEEDED_MARKER, Markers, open_storage
+from rvc.storage.jobs import JobStore
 
 __all__ = ["HealthReport", "ManagedSpeech", "ManagedVoice", "VoiceSelection", "VoiceServices", "stream_config"]
 
@@ -153,6 +155,13 @@ class VoiceServices:
             speech, voice if isinstance(voice, VoiceStreamBackend) else None, config=stream_config(settings),
             lookahead=settings.rvc_workers,
         )
+        # Long-form jobs: one sentence in flight per job, so a job holds at most one worker.
+        self.jobs = JobRunner(
+            JobStore(store.database, lease_s=settings.job_lease_s),
+            TTSRVCPipeline(speech, voice, retry_suspect=retry_suspect, lookahead=1),
+            concurrency=settings.job_concurrency, retention_s=settings.job_retention_s,
+            ensure_voice=voice.ensure_voice, ready=self._serving,
+        )
         self.started_at = time.time()
         self.counts: dict[str, int] = {"requests": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
         self._tokenizing: set[str] = set()  # saved voices whose clip is being tokenized (keep_clip_tokens)
@@ -180,6 +189,16 @@ class VoiceServices:
         for name, result in zip(("tts", "rvc"), results, strict=True):
             if isinstance(result, BaseException):
                 logger.error("%s backend failed to start: %s", name, result)
+        self.jobs.start()
+
+    async def _serving(self) -> bool:
+        """TTS and RVC both serve: a job started now would not fail on a part still starting."""
+        if not self.voice.ready():
+            return False
+        try:
+            return await asyncio.wait_for(self.speech.ready(), timeout=2.0)
+        except (TimeoutError, OSError):
+            return False
 
     def seed_default_voice(self) -> None:
         """Register the voice "default" the first time the service starts with no saved voice.
@@ -303,6 +322,7 @@ class VoiceServices:
         return f"saved voices: {saved}; RVC models in WEIGHTS_DIR: {models}"
 
     async def close(self) -> None:
+        await self.jobs.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(self.speech.close(), self.voice.close(), *self._background, return_exceptions=True)
@@ -376,6 +396,7 @@ class VoiceServices:
             "triton": self.speech.describe(),
             "rvc": self.voice.describe(),
             "placement": [asdict(part) for part in self.placements()],
+            "jobs": {"running_here": list(self.jobs.running), "concurrency": self.jobs.concurrency},
         }
 
 

@@ -174,3 +174,28 @@ def test_a_designed_voice_is_designed_once_per_request_and_kept_for_every_senten
     assert len(backends.spoken) == 4 and by_index[0].design == VoiceDesign("male", "low")
     kept = Speaker(global_tokens=(5,) * 32)
     assert [by_index[index] for index in (1, 2, 3)] == [kept] * 3
+
+
+def test_a_resumed_stream_starts_at_its_first_sentence_with_the_whole_request_s_indices_and_seeds() -> None:
+    class SeedLog(GatedBackends):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seeds: list[int | None] = []
+
+        async def speak(self, text: str, reference_wav: np.ndarray, settings: SynthesisDefaults, *,
+                        seed: int | None, max_new_tokens: int) -> np.ndarray:
+            self.seeds.append(seed)
+            return await super().speak(text, reference_wav, settings, seed=seed, max_new_tokens=max_new_tokens)
+
+    async def run() -> None:
+        backends = SeedLog()
+        for stage in ("tts", "rvc"):
+            for index in range(4):
+                backends.open(stage, index)
+        stream = TTSRVCPipeline(backends, backends, retry_suspect=False, lookahead=1).stream(request(), first=2)
+        assert [sentence.index async for sentence in stream] == [2, 3]
+        assert backends.started("tts") == [2, 3] and backends.seeds == [3, 4]  # seed 1 + the sentence's index
+
+    asyncio.run(run())
+    with pytest.raises(ValueError, match="first"):
+        asyncio.run(TTSRVCPipeline(GatedBackends(), GatedBackends()).stream(request(), first=4).__anext__())

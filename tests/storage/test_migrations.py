@@ -11,8 +11,8 @@ from rvc.storage import Database
 from rvc.storage.database import MIGRATIONS
 from tests.storage.helpers import clip, defaults_store, run_together, voice_store
 
-HEAD = "0003"
-TABLES = {"alembic_version", "storage_meta", "voices", "stored_defaults", "default_reference"}
+HEAD = "0004"
+TABLES = {"alembic_version", "storage_meta", "voices", "stored_defaults", "default_reference", "jobs", "job_sentences"}
 
 
 def test_an_empty_database_upgrades_to_the_single_head(database_url: str) -> None:

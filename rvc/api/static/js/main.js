@@ -6,6 +6,7 @@ import { ApiError, call, getJson, setApiKey, apiKey } from "./api.js";
 import { ClipPicker } from "./clip.js";
 import { LiveSession } from "./live.js";
 import { clearErrors, showError } from "./errors.js";
+import { JobsPanel } from "./jobs.js";
 import { NO_FEATURES, detectFeatures } from "./features.js";
 import { ParameterPanel } from "./params.js";
 import { StreamPlayer, audioContext } from "./player.js";
@@ -255,6 +256,27 @@ async function download() {
   }
 }
 
+const jobs = new JobsPanel({
+  list: $("job-list"), summary: $("jobs-summary"), onError: (error) => showError(error, { focus: false }), save,
+});
+
+// The form's request as a background job: the same fields as Generate, streamed granularity left out.
+async function submitJob() {
+  clearErrors();
+  const current = mode() === "rvc" ? "both" : mode();
+  const seed = $("seed").value.trim();
+  const fields = requestFields(current, seed).filter(([name]) => name !== "granularity");
+  const button = $("submit-job");
+  button.disabled = true;
+  try {
+    await jobs.submit(formData(fields), $("text").value);
+  } catch (error) {
+    showError(error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function loadServer() {
   try {
     state.features = await detectFeatures();
@@ -289,6 +311,7 @@ async function loadServer() {
     if (error instanceof ApiError && error.unauthorized) showError(error, { focus: false });
   }
   if (features.savedVoiceField) await savedVoices.load();
+  await jobs.refresh();
 }
 
 function setUp() {
@@ -314,6 +337,7 @@ function setUp() {
   for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", applyMode);
   $("stop").addEventListener("click", stop);
   $("download").addEventListener("click", download);
+  $("submit-job").addEventListener("click", submitJob);
   $("reset-params").addEventListener("click", () => state.params?.resetAll());
   const key = $("api-key");
   key.value = apiKey();
