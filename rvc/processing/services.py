@@ -23,9 +23,11 @@ from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
 from rvc.device import PartPlacement
 from rvc.errors import InvalidInput, StorageUnavailable, VoiceError
+from rvc.grpc.triton_metrics import SpeakerCacheStats
 from rvc.processing.chunk_pipeline import ChunkPipeline, StreamingSpeechBackend, VoiceStreamBackend
 from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
 from rvc.processing.defaults_store import DefaultsStore
+from rvc.processing.idle import IdleUnloader
 from rvc.processing.pipeline import SpeechBackend, TTSRVCPipeline, VoiceBackend
 from rvc.processing.voices import (
     DEFAULT_VOICE,
@@ -49,6 +51,11 @@ class ManagedSpeech(SpeechBackend, StreamingSpeechBackend, Protocol):
     async def ready(self) -> bool: ...
     def describe(self) -> dict[str, Any]: ...
     def placements(self) -> tuple[PartPlacement, ...]: ...
+    async def unload_models(self) -> None: ...
+    async def load_models(self) -> None: ...
+    async def speaker_cache(self) -> dict[str, SpeakerCacheStats]:
+        """Model name -> its speaker-token cache; VoiceError when the numbers cannot be read."""
+        ...
 
 
 class ManagedVoice(VoiceBackend, Protocol):
@@ -60,6 +67,9 @@ class ManagedVoice(VoiceBackend, Protocol):
     async def ensure_voice(self, name: str) -> None:
         """Make the .pth ``name`` convertible (load it on the workers if it is not resident)."""
         ...
+    async def suspend(self) -> None:
+        """Stop the workers until ``start`` (idle unload)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -69,9 +79,12 @@ class HealthReport:
     demo_assets: bool
     problems: tuple[str, ...] = field(default=())
     storage_ready: bool = True
+    idle: bool = False  # the models are unloaded on purpose (IDLE_UNLOAD_S); the next request loads them
 
     @property
     def status(self) -> str:
+        if self.idle and self.storage_ready:
+            return "idle"
         if self.tts_ready and self.rvc_ready and self.storage_ready:
             return "ready"
         if self.tts_ready or self.rvc_ready:
@@ -84,9 +97,10 @@ class HealthReport:
 
         Triton is left out on purpose: it is shared by every gateway (or
         remote), so its loss is no reason to route traffic elsewhere, and
-        ``/rvc`` and the voice routes still work without it.
+        ``/rvc`` and the voice routes still work without it. An idle gateway serves too: its
+        next request loads the models (taking it out would mean no request ever wakes it).
         """
-        return self.rvc_ready and self.storage_ready
+        return (self.rvc_ready or self.idle) and self.storage_ready
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,9 @@ class VoiceServices:
         self.chunks = ChunkPipeline(speech, voice if isinstance(voice, VoiceStreamBackend) else None)
         self.started_at = time.time()
         self.counts: dict[str, int] = {"requests": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
+        self.idle: IdleUnloader | None = None
+        if settings.idle_unload_s > 0:
+            self.idle = IdleUnloader(settings.idle_unload_s, unload=self._unload_models, load=self._load_models)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VoiceServices:
@@ -155,6 +172,21 @@ class VoiceServices:
         for name, result in zip(("tts", "rvc"), results, strict=True):
             if isinstance(result, BaseException):
                 logger.error("%s backend failed to start: %s", name, result)
+        if self.idle is not None:
+            self.idle.start()
+
+    async def _unload_models(self) -> None:
+        results = await asyncio.gather(self.speech.unload_models(), self.voice.suspend(), return_exceptions=True)
+        failures = [str(result) for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise VoiceError("; ".join(failures))
+
+    async def _load_models(self) -> None:
+        """Triton's models and a new worker pool, at the same time (each takes seconds)."""
+        results = await asyncio.gather(self.speech.load_models(), self.voice.start(), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     def seed_default_voice(self) -> None:
         """Register the voice "default" the first time the service starts with no saved voice.
@@ -253,6 +285,8 @@ class VoiceServices:
         return f"saved voices: {saved}; RVC models in WEIGHTS_DIR: {models}"
 
     async def close(self) -> None:
+        if self.idle is not None:
+            await self.idle.close()
         await asyncio.gather(self.speech.close(), self.voice.close(), return_exceptions=True)
         self.store.database.close()
 
@@ -264,6 +298,9 @@ class VoiceServices:
         return True
 
     async def health(self) -> HealthReport:
+        if self.idle is not None and self.idle.idle:
+            return await self._idle_health()
+
         async def tts() -> bool:
             try:
                 return await asyncio.wait_for(self.speech.ready(), timeout=2.0)
@@ -289,6 +326,29 @@ class VoiceServices:
             problems.append(DEMO_NOTICE)
         return HealthReport(tts_ready, rvc_ready, self.assets.demo, tuple(problems), storage_ready)
 
+    async def _idle_health(self) -> HealthReport:
+        """Idle: nothing to ask Triton or the workers (they are unloaded on purpose), only the database."""
+        assert self.idle is not None
+        storage_ready = await self.storage_ready()
+        problems = [
+            f"idle: the models were unloaded after {self.idle.idle_s:g} s without a request (IDLE_UNLOAD_S); the "
+            "next request loads them and waits for them"
+            + (f" (the last load took {self.idle.last_load_s:.1f} s)" if self.idle.last_load_s is not None else "")
+        ]
+        if not storage_ready:
+            problems.append(f"the storage database ({self.store.database.describe()}) is unreachable")
+        if self.assets.demo:
+            problems.append(DEMO_NOTICE)
+        return HealthReport(False, False, self.assets.demo, tuple(problems), storage_ready, idle=True)
+
+    async def speaker_cache(self) -> dict[str, Any]:
+        """The speaker-token caches inside Triton, per model, or why they cannot be shown."""
+        try:
+            stats = await self.speech.speaker_cache()
+        except VoiceError as exc:
+            return {"error": exc.message}
+        return {model: asdict(entry) for model, entry in stats.items()}
+
     def placements(self) -> tuple[PartPlacement, ...]:
         """Where every part runs and in which dtype: the gateway (the CPU, no torch: it runs no model),
         Triton's models as their prepared configs say, each RVC worker as it said when ready."""
@@ -313,4 +373,5 @@ class VoiceServices:
             "triton": self.speech.describe(),
             "rvc": self.voice.describe(),
             "placement": [asdict(part) for part in self.placements()],
+            "idle_unload": asdict(self.idle.snapshot()) if self.idle is not None else {"idle_unload_s": 0, "state": "off"},
         }
