@@ -26,6 +26,7 @@ __all__ = ["TritonModelControl"]
 logger = logging.getLogger(__name__)
 
 _READY = "READY"
+_LOADED = ("READY", "UNLOADING")  # an unloading model's stub still holds its memory
 _REFUSED_MARKERS = ("not allowed", "polling is enabled", "model control mode", "explicit")
 
 
@@ -49,7 +50,7 @@ class TritonModelControl:
         return {model["name"]: model.get("state", "") for model in index.get("models", [])}
 
     async def unload_all(self) -> list[str]:
-        """Unload every READY model; returns their names once none of them is READY any more."""
+        """Unload every READY model; returns their names once every one is unloaded."""
         ready = sorted(name for name, state in (await self.states()).items() if state == _READY)
         for name in ready:
             try:
@@ -57,7 +58,7 @@ class TritonModelControl:
             except InferenceServerException as exc:
                 raise self._mapped(exc, f"unload {name}") from exc
         deadline = time.monotonic() + self.timeout_s
-        while any(state == _READY for name, state in (await self.states()).items() if name in ready):
+        while any(state in _LOADED for name, state in (await self.states()).items() if name in ready):
             if time.monotonic() > deadline:
                 raise TTSBackendError(f"Triton at {self.url} still had models READY {self.timeout_s:g} s after "
                                       "their unload")
@@ -65,15 +66,18 @@ class TritonModelControl:
         return ready
 
     async def load_all(self) -> list[str]:
-        """Load every model of the repository that is not READY (models another gateway unloaded too);
-        returns their names. The codec models first: ``spark_tts`` calls them from its first request."""
-        missing = [name for name, state in (await self.states()).items() if state != _READY]
-        missing.sort(key=lambda name: (name.startswith("spark_tts"), name))
-        for name in missing:
+        """Load every model of the repository that is not READY (models another gateway unloaded too), all
+        at once (Triton loads them in parallel; ``spark_tts`` needs the codec models only at its first
+        request); returns their names."""
+        missing = sorted(name for name, state in (await self.states()).items() if state != _READY)
+
+        async def load(name: str) -> None:
             try:
                 await self._client.load_model(name, client_timeout=self.timeout_s)
             except InferenceServerException as exc:
                 raise self._mapped(exc, f"load {name}") from exc
+
+        await asyncio.gather(*(load(name) for name in missing))
         return missing
 
     def _mapped(self, exc: InferenceServerException, action: str) -> TTSBackendError:
