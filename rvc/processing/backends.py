@@ -150,6 +150,8 @@ class PoolVoice:
         return self._pool
 
     async def start(self) -> None:
+        if self._pool is not None and self._pool.state == "running":
+            return  # a load after idle unload that failed on Triton's side leaves the workers running
         pool = RVCServer(self.config)
         try:
             await asyncio.to_thread(pool.start)

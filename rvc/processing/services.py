@@ -299,7 +299,7 @@ class VoiceServices:
 
     async def health(self) -> HealthReport:
         if self.idle is not None and self.idle.idle:
-            return await self._idle_health()
+            return await self._idle_health(self.idle)
 
         async def tts() -> bool:
             try:
@@ -326,14 +326,13 @@ class VoiceServices:
             problems.append(DEMO_NOTICE)
         return HealthReport(tts_ready, rvc_ready, self.assets.demo, tuple(problems), storage_ready)
 
-    async def _idle_health(self) -> HealthReport:
+    async def _idle_health(self, idle: IdleUnloader) -> HealthReport:
         """Idle: nothing to ask Triton or the workers (they are unloaded on purpose), only the database."""
-        assert self.idle is not None
         storage_ready = await self.storage_ready()
         problems = [
-            f"idle: the models were unloaded after {self.idle.idle_s:g} s without a request (IDLE_UNLOAD_S); the "
-            "next request loads them and waits for them"
-            + (f" (the last load took {self.idle.last_load_s:.1f} s)" if self.idle.last_load_s is not None else "")
+            f"idle: the models were unloaded after {idle.idle_s:g} s without a request (IDLE_UNLOAD_S); the next "
+            "request loads them and waits for them"
+            + (f" (the last load took {idle.last_load_s:.1f} s)" if idle.last_load_s is not None else "")
         ]
         if not storage_ready:
             problems.append(f"the storage database ({self.store.database.describe()}) is unreachable")

@@ -95,6 +95,9 @@ def test_speaker_cache_is_a_bounded_lru() -> None:
     cache.put(keys[2], tokens)  # evicts keys[1]
     assert cache.get(keys[1]) is None and cache.get(keys[2]) is tokens and len(cache) == 2
     assert (cache.hits, cache.misses) == (2, 1)
+    assert cache.stats() == serving.CacheStats(entries=2, bytes=2 * (32 + 3) * 4, hits=2, misses=1, evictions=1)
+    cache.put(keys[2], (np.zeros(32, np.int32), np.ones(5, np.int32)))  # replaced, not added
+    assert cache.stats().bytes == (32 + 3) * 4 + (32 + 5) * 4 and cache.stats().evictions == 1
     disabled = serving.SpeakerCache(0)
     disabled.put(keys[0], tokens)
     assert disabled.get(keys[0]) is None and len(disabled) == 0
