@@ -50,6 +50,17 @@ def wait_for_status(stack: Stack, wanted: str, timeout_s: float = 60.0) -> dict:
         time.sleep(0.2)
 
 
+def wait_for_unloaded(stack: Stack, timeout_s: float = 60.0) -> dict:
+    """/status once the unload has finished (Triton's models gone, the workers stopped)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = httpx.get(f"{stack.base_url}/status", timeout=30).json()
+        if status["idle_unload"]["state"] == "idle":
+            return status
+        assert time.monotonic() < deadline, f"the unload did not finish: {status['idle_unload']}"
+        time.sleep(0.2)
+
+
 def speak(stack: Stack, text: str = "Hello there.") -> httpx.Response:
     return httpx.post(
         f"{stack.base_url}/v1/audio/speech",
@@ -64,10 +75,10 @@ def test_idle_gateway_unloads_triton_models_and_stops_workers_and_health_says_id
     assert any("IDLE_UNLOAD_S" in problem for problem in health["problems"])
     # a load balancer keeps an idle gateway: its next request is what wakes it
     assert httpx.get(f"{idle_stack.base_url}/health/ready", timeout=30).status_code == 200
+    status = wait_for_unloaded(idle_stack)  # /health says idle from the unload's start
+    assert status["idle_unload"]["unloads"] >= 1
     states = triton_states(idle_stack)
     assert states and not any(state == "READY" for state in states.values()), states
-    status = httpx.get(f"{idle_stack.base_url}/status", timeout=30).json()
-    assert status["idle_unload"]["state"] == "idle" and status["idle_unload"]["unloads"] >= 1
     assert "error" in status["rvc"]  # no pool, no worker process
     assert idle_stack.services.voice.ready() is False
 
