@@ -15,7 +15,8 @@ the message is shown to the client as is, so it must say what to change.
     ├── ConfigError             500  a setting has a wrong value (raised at start)
     ├── ModelUnavailable        503  a component is down or still loading
     │   ├── TTSBackendError     503  Triton is unreachable or failed the request
-    │   │   └── TritonStartError     tritonserver exited or never became ready
+    │   │   ├── TritonStartError     tritonserver exited or never became ready
+    │   │   └── ModelControlRefused  Triton refuses to unload/load models (not in explicit mode)
     │   ├── Busy                503  the worker queue is full (Retry-After)
     │   │   └── DeviceOutOfMemory    the GPU had no memory for this job; cache freed (Retry-After)
     │   └── StorageUnavailable  503  the database (SQLite file or PostgreSQL) cannot be reached
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidInput",
     "JobCancelled",
     "JobTimeout",
+    "ModelControlRefused",
     "ModelUnavailable",
     "NotFound",
     "PayloadTooLarge",
@@ -149,3 +151,9 @@ class TritonStartError(TTSBackendError):
     """tritonserver exited or never became ready; the message carries its log tail."""
 
     code = "triton_start_error"
+
+
+class ModelControlRefused(TTSBackendError):
+    """Triton refused to unload or load a model: it does not run with ``--model-control-mode=explicit``."""
+
+    code = "model_control_refused"

@@ -49,6 +49,7 @@ def triton_config(settings: Settings, repository: Path) -> TritonServerConfig:
         http_port=settings.triton_http_port,
         metrics_port=settings.triton_metrics_port,
         work_dir=settings.run_dir / "tritonserver",
+        explicit_model_control=settings.idle_unload_s > 0,
     )
 
 

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         "capability >= 8.0), fp16 (CUDA only)",
     )
 
+    idle_unload_s: float = Field(
+        0.0, ge=0, description="after this many seconds without a model request, unload Triton's models "
+        "(repository API: tritonserver runs with --model-control-mode=explicit) and stop the RVC workers; the next "
+        "request loads them again and waits (X-Model-Load-Seconds says how long); 0: off",
+    )
+
     # --- request limits -----------------------------------------------------------------
     max_text_chars: int = Field(5000, ge=1, description="longest accepted text")
     max_upload_mb: float = Field(25.0, gt=0, description="largest accepted upload")
@@ -255,6 +261,10 @@ class Settings(BaseSettings):
     @property
     def triton_grpc_url(self) -> str:
         return f"{self.triton_host}:{self.triton_grpc_port}"
+
+    @property
+    def triton_metrics_url(self) -> str:
+        return f"http://{self.triton_host}:{self.triton_metrics_port}/metrics"
 
     @property
     def hubert_path(self) -> Path:

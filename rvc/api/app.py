@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from rvc.api.auth import ApiKeyMiddleware, load_api_keys
 from rvc.api.errors import install_error_handlers
+from rvc.api.idle_wake import IdleWakeMiddleware
 from rvc.api.metrics import ApiMetrics
 from rvc.api.middleware import BodyLimitMiddleware, HeaderLimitMiddleware, RequestIdMiddleware
 from rvc.api.routes_jobs import router as jobs_router
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, *, services: VoiceServices | No
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
+    if settings.idle_unload_s > 0:  # innermost of the middleware: a refused key or oversized head wakes nothing
+        app.add_middleware(IdleWakeMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     api_keys = load_api_keys(settings.api_keys)
     if api_keys:  # inside the request id, outside the body limit: no body is read for a refused key

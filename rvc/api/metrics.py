@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-__all__ = ["ApiMetrics"]
+__all__ = ["ApiMetrics", "SpeakerCacheCollector"]
+
+_CACHE_GAUGES = {"entries": "reference clips held", "bytes": "bytes of tokens held"}
+_CACHE_COUNTERS = {"hits": "lookups that found the clip", "misses": "lookups that did not",
+                   "evictions": "clips dropped to stay within speaker_cache_size"}
+
+
+class SpeakerCacheCollector(Collector):
+    """The speaker-token caches inside Triton, as of the last ``/metrics`` scrape (the route refreshes it).
+
+    Triton's own endpoint has the same numbers per instance (``spark_speaker_cache_*``); in a fleet,
+    every gateway repeats them, so sum over one gateway or scrape Triton, not over all gateways.
+    """
+
+    def __init__(self) -> None:
+        self._stats: Mapping[str, Any] = {}
+
+    def update(self, stats: Mapping[str, Any]) -> None:
+        """Model name -> its stats (``SpeakerCacheStats`` as a dict); an ``error`` key: nothing to show."""
+        self._stats = {model: values for model, values in stats.items() if isinstance(values, Mapping)}
+
+    def collect(self) -> Iterator[Metric]:
+        for name, help_text in _CACHE_GAUGES.items():
+            gauge = GaugeMetricFamily(f"voice_tts_speaker_cache_{name}", f"speaker-token cache: {help_text}",
+                                      labels=["model"])
+            for model, values in self._stats.items():
+                gauge.add_metric([model], float(values[name]))
+            yield gauge
+        for name, help_text in _CACHE_COUNTERS.items():
+            counter = CounterMetricFamily(f"voice_tts_speaker_cache_{name}", f"speaker-token cache: {help_text}",
+                                          labels=["model"])
+            for model, values in self._stats.items():
+                counter.add_metric([model], float(values[name]))
+            yield counter
 
 
 @dataclass
@@ -49,3 +86,5 @@ class ApiMetrics:
         self.auth_failures = Counter(
             "voice_api_auth_failures_total", "requests refused for a missing or wrong API key", registry=self.registry
         )
+        self.speaker_cache = SpeakerCacheCollector()
+        self.registry.register(self.speaker_cache)

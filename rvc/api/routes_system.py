@@ -32,7 +32,7 @@ class Placement(BaseModel):
 
 class Health(BaseModel):
     healthy: bool
-    status: Literal["ready", "degraded", "error"]
+    status: Literal["ready", "idle", "degraded", "error"]
     tts_ready: bool
     rvc_ready: bool
     storage_ready: bool
@@ -75,13 +75,14 @@ async def _config(services: VoiceServices) -> StoredConfig:
 @router.get(
     "/health",
     response_model=Health,
-    summary="Every part: ready, degraded (Triton, the RVC workers or the database down; says which) or error",
+    summary="Every part: ready, idle (models unloaded after IDLE_UNLOAD_S; the next request loads them), degraded "
+    "(Triton, the RVC workers or the database down; says which) or error",
     responses={503: {"model": Health, "description": "neither Triton nor an RVC worker is ready"}},
 )
 async def health(services: Services) -> JSONResponse:
     report = await services.health()
     body = Health(
-        healthy=report.status == "ready", status=report.status, tts_ready=report.tts_ready,
+        healthy=report.status in ("ready", "idle"), status=report.status, tts_ready=report.tts_ready,
         rvc_ready=report.rvc_ready, storage_ready=report.storage_ready, demo_assets=report.demo_assets,
         problems=list(report.problems),
         placement=[Placement(part=p.part, device=p.device, dtype=p.dtype) for p in services.placements()],
@@ -118,11 +119,15 @@ async def health_live() -> Probe:
     return Probe(ready=True, problems=[])
 
 
-@router.get("/status", summary="Models, workers, each part's device and dtype, request counts, uptime, Triton")
+@router.get(
+    "/status",
+    summary="Models, workers, each part's device and dtype, request counts, uptime, Triton, the speaker-token "
+    "cache, idle unload",
+)
 async def status(services: Services) -> dict[str, Any]:
-    report = await services.health()
+    report, speaker_cache = await asyncio.gather(services.health(), services.speaker_cache())
     return {"status": report.status, "tts_ready": report.tts_ready, "rvc_ready": report.rvc_ready,
-            **await asyncio.to_thread(services.status)}
+            **await asyncio.to_thread(services.status), "speaker_cache": speaker_cache}
 
 
 @router.get("/config", response_model=StoredConfig, summary="The stored defaults every request falls back to")
@@ -160,4 +165,6 @@ async def delete_reference(services: Services) -> StoredConfig:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request, services: Annotated[VoiceServices, Depends(services_of)]) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    metrics = request.app.state.metrics
+    metrics.speaker_cache.update(await services.speaker_cache())  # Triton's numbers as of this scrape
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

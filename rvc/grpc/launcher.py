@@ -80,6 +80,9 @@ class TritonServerConfig:
     torch_threads: int = 1
     cpu_only: bool | None = None  # None: decide from whether an NVIDIA driver is present
     log_verbose: int = 0
+    # --model-control-mode=explicit with every model loaded at start: the repository API may then unload
+    # and load them (idle unload); the default mode refuses both
+    explicit_model_control: bool = False
     extra_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
     # SIGKILL the server when the thread that started it ends (the process killed included): start it
@@ -305,6 +308,8 @@ class TritonServer:
             "--log-info=true",
             f"--log-verbose={config.log_verbose}",
         ]
+        if config.explicit_model_control:
+            args += ["--model-control-mode=explicit", "--load-model=*"]
         if backend_dir is not None:
             args.append(f"--backend-directory={backend_dir}")
         if cpu_only:

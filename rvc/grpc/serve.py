@@ -34,6 +34,11 @@ def build_config(argv: list[str] | None = None) -> TritonServerConfig:
     parser.add_argument("--metrics-port", type=int, default=settings.triton_metrics_port)
     parser.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for all models")
     parser.add_argument("--log-verbose", type=int, default=0)
+    parser.add_argument(
+        "--explicit-model-control", action=argparse.BooleanOptionalAction, default=settings.idle_unload_s > 0,
+        help="--model-control-mode=explicit (every model loaded at start), so that gateways with IDLE_UNLOAD_S may "
+        "unload and load the models (default: on when IDLE_UNLOAD_S is set here)",
+    )
     args = parser.parse_args(argv)
     return TritonServerConfig(
         model_repository=args.model_repository,
@@ -43,6 +48,7 @@ def build_config(argv: list[str] | None = None) -> TritonServerConfig:
         metrics_port=args.metrics_port,
         startup_timeout_s=args.startup_timeout,
         log_verbose=args.log_verbose,
+        explicit_model_control=args.explicit_model_control,
     )
 
 

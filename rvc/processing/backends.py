@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from rvc.device import RVC_DECODER_DTYPES, PartPlacement
-from rvc.errors import ModelUnavailable
+from rvc.errors import ModelControlRefused, ModelUnavailable
 from rvc.grpc.client import AsyncTritonSparkClient, Speaker, TTSParams, VoiceDesign
+from rvc.grpc.model_control import TritonModelControl
 from rvc.grpc.model_repository import read_placements
+from rvc.grpc.triton_metrics import SpeakerCacheStats, read_speaker_cache
 from rvc.logging_setup import request_id_var
 from rvc.processing.contract import SynthesisDefaults, Target
 from rvc.server import ConversionParams, PoolConfig, RVCServer, StreamConfig, StreamHandle
@@ -43,20 +45,57 @@ class TritonSpeech:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: AsyncTritonSparkClient | None = None
+        self._control: TritonModelControl | None = None
+        self.control_refused: str | None = None  # why Triton keeps its models when idle (explicit mode is off)
         self._count = 0
 
     async def start(self) -> None:
         self._client = AsyncTritonSparkClient(self.settings.triton_grpc_url, timeout_s=self.settings.triton_timeout_s)
+        if self.settings.idle_unload_s > 0:
+            self._control = TritonModelControl(
+                self.settings.triton_grpc_url, timeout_s=self.settings.triton_startup_timeout_s
+            )
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+        if self._control is not None:
+            await self._control.close()
+
+    async def unload_models(self) -> None:
+        """Unload Triton's models (idle unload); a server that refuses keeps them, and is not asked again."""
+        if self._control is None or self.control_refused is not None:
+            return
+        try:
+            names = await self._control.unload_all()
+        except ModelControlRefused as exc:
+            self.control_refused = exc.message
+            logger.warning("idle unload keeps Triton's models loaded: %s", exc.message)
+            return
+        logger.info("unloaded Triton models %s", ", ".join(names))
+
+    async def load_models(self) -> None:
+        """Load every Triton model that is not ready (after idle unload, or one another gateway unloaded)."""
+        if self._control is None or self.control_refused is not None:
+            return
+        names = await self._control.load_all()
+        if names:
+            logger.info("loaded Triton models %s", ", ".join(names))
+
+    async def speaker_cache(self) -> dict[str, SpeakerCacheStats]:
+        """The ``spark_tts`` models' speaker-token caches, from Triton's metrics endpoint (TTSBackendError
+        when it cannot be read)."""
+        return await read_speaker_cache(self.settings.triton_metrics_url)
 
     async def ready(self) -> bool:
         return self._client is not None and await self._client.is_server_ready()
 
     def describe(self) -> dict[str, Any]:
-        return {"address": self.settings.triton_grpc_url, "model": "spark_tts", "requests": self._count}
+        described: dict[str, Any] = {"address": self.settings.triton_grpc_url, "model": "spark_tts",
+                                     "requests": self._count}
+        if self.control_refused is not None:
+            described["idle_unload"] = f"refused: {self.control_refused}"
+        return described
 
     def placements(self) -> tuple[PartPlacement, ...]:
         """Each Triton model's device and dtype, from the prepared repository (TRITON_MODEL_REPO)."""
@@ -129,6 +168,8 @@ class PoolVoice:
         return self._pool
 
     async def start(self) -> None:
+        if self._pool is not None and self._pool.state == "running":
+            return  # a load after idle unload that failed on Triton's side leaves the workers running
         pool = RVCServer(self.config)
         try:
             await asyncio.to_thread(pool.start)
@@ -140,6 +181,13 @@ class PoolVoice:
     async def close(self) -> None:
         if self._pool is not None:
             await asyncio.to_thread(self._pool.shutdown, False, 15.0)
+
+    async def suspend(self) -> None:
+        """Stop the workers (idle unload); ``start`` brings a new pool, voices loaded again on demand."""
+        pool, self._pool = self._pool, None
+        self._error = "stopped while idle (IDLE_UNLOAD_S); the next request starts it"
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, False, 15.0)
 
     async def ensure_voice(self, name: str) -> None:
         """Load the .pth ``name`` on every worker the first time it is asked for."""

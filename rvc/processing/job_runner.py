@@ -23,6 +23,8 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from rvc.errors import JobCancelled, StorageUnavailable, VoiceError
 from rvc.processing.formats import OutputSpec
@@ -43,19 +45,26 @@ def retry_delay_s(attempts: int) -> float:
     return min(120.0, 5.0 * 2**attempts)
 
 
+class _NoLongerOurs(Exception):
+    """The store refused a sentence: the job was cancelled or another gateway took it over."""
+
+
 class JobRunner:
     def __init__(
         self, store: JobStore, pipeline: TTSRVCPipeline, *, concurrency: int, retention_s: float,
         ensure_voice: Callable[[str], Awaitable[None]], ready: Callable[[], Awaitable[bool]],
+        hold: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
         """``ensure_voice``: the RVC backend's (a job's model loaded on the workers first); ``ready``: whether
-        TTS and RVC serve, asked before a claim, so a gateway still starting leaves jobs to the others."""
+        TTS and RVC serve, asked before a claim, so a gateway still starting leaves jobs to the others;
+        ``hold``: held while a job runs (idle unload's: it wakes unloaded models and keeps them loaded)."""
         self.store = store
         self.pipeline = pipeline
         self.concurrency = concurrency
         self.retention_s = retention_s
         self._ensure_voice = ensure_voice
         self._ready = ready
+        self._hold = hold
         self.owner = f"gateway-{uuid.uuid4().hex[:12]}"
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -161,22 +170,8 @@ class JobRunner:
             if first >= record.sentences_total:
                 await asyncio.to_thread(self.store.finish, job_id, self.owner)
                 return
-            if request.rvc_model is not None and not request.settings.skip_rvc:
-                await self._ensure_voice(request.rvc_model)
-            synthesis = request.synthesis(clip_from_bytes(work.reference))
-            started = time.perf_counter()
-            async with contextlib.aclosing(self.pipeline.stream(synthesis, first=first)) as sentences:
-                async for sentence in sentences:
-                    now = time.perf_counter()
-                    audio = await asyncio.to_thread(encode_sentence, sentence.audio, sentence.sample_rate)
-                    finished = FinishedSentence(
-                        position=sentence.index, sample_rate=sentence.sample_rate, samples=sentence.audio.size,
-                        audio=audio, chars=len(sentence.text), work_s=now - started, warnings=sentence.warnings,
-                    )
-                    started = now
-                    if not await asyncio.to_thread(self.store.add_sentence, job_id, self.owner, finished):
-                        logger.info("job %s is no longer ours (cancelled or taken over): stopping", job_id)
-                        return
+            async with self._hold() if self._hold is not None else contextlib.nullcontext():
+                await self._speak(work, request, first)
             if await asyncio.to_thread(self.store.finish, job_id, self.owner):
                 logger.info("job %s done", job_id)
         except asyncio.CancelledError:
@@ -185,9 +180,30 @@ class JobRunner:
             await self._quietly(self.store.release, job_id, self.owner)
         except VoiceError as exc:
             await self._failed(work, exc)
+        except _NoLongerOurs:
+            logger.info("job %s is no longer ours (cancelled or taken over): stopping", job_id)
         except Exception:
             logger.exception("job %s failed on a bug", job_id)
             await self._quietly(self.store.fail, job_id, self.owner, "internal error; see the server log")
+
+    async def _speak(self, work: JobWork, request: JobRequest, first: int) -> None:
+        """Speak and store the job's sentences from ``first`` on; _NoLongerOurs when the store refuses one."""
+        job_id = work.record.id
+        if request.rvc_model is not None and not request.settings.skip_rvc:
+            await self._ensure_voice(request.rvc_model)
+        synthesis = request.synthesis(clip_from_bytes(work.reference))
+        started = time.perf_counter()
+        async with contextlib.aclosing(self.pipeline.stream(synthesis, first=first)) as sentences:
+            async for sentence in sentences:
+                now = time.perf_counter()
+                audio = await asyncio.to_thread(encode_sentence, sentence.audio, sentence.sample_rate)
+                finished = FinishedSentence(
+                    position=sentence.index, sample_rate=sentence.sample_rate, samples=sentence.audio.size,
+                    audio=audio, chars=len(sentence.text), work_s=now - started, warnings=sentence.warnings,
+                )
+                started = now
+                if not await asyncio.to_thread(self.store.add_sentence, job_id, self.owner, finished):
+                    raise _NoLongerOurs(job_id)
 
     async def _failed(self, work: JobWork, exc: VoiceError) -> None:
         job_id, attempts = work.record.id, work.record.attempts

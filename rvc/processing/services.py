@@ -23,11 +23,13 @@ from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.audio import resample
 from rvc.device import PartPlacement
 from rvc.errors import ConfigError, InvalidInput, StorageUnavailable, VoiceError
+from rvc.grpc.triton_metrics import SpeakerCacheStats
 from rvc.grpc.wire import VoiceDesign
 from rvc.infer.stream_config import StreamConfig
 from rvc.processing.chunk_pipeline import ChunkPipeline, StreamingSpeechBackend, VoiceStreamBackend
 from rvc.processing.contract import SynthesisDefaults, SynthesisOverrides
 from rvc.processing.defaults_store import DefaultsStore
+from rvc.processing.idle import IdleUnloader
 from rvc.processing.job_runner import JobRunner
 from rvc.processing.pipeline import SpeechBackend, TTSRVCPipeline, VoiceBackend
 from rvc.processing.voices import (
@@ -61,6 +63,11 @@ class ManagedSpeech(SpeechBackend, StreamingSpeechBackend, Protocol):
     async def ready(self) -> bool: ...
     def describe(self) -> dict[str, Any]: ...
     def placements(self) -> tuple[PartPlacement, ...]: ...
+    async def unload_models(self) -> None: ...
+    async def load_models(self) -> None: ...
+    async def speaker_cache(self) -> dict[str, SpeakerCacheStats]:
+        """Model name -> its speaker-token cache; VoiceError when the numbers cannot be read."""
+        ...
 
 
 @runtime_checkable
@@ -79,6 +86,9 @@ class ManagedVoice(VoiceBackend, Protocol):
     async def ensure_voice(self, name: str) -> None:
         """Make the .pth ``name`` convertible (load it on the workers if it is not resident)."""
         ...
+    async def suspend(self) -> None:
+        """Stop the workers until ``start`` (idle unload)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -88,9 +98,12 @@ class HealthReport:
     demo_assets: bool
     problems: tuple[str, ...] = field(default=())
     storage_ready: bool = True
+    idle: bool = False  # the models are unloaded on purpose (IDLE_UNLOAD_S); the next request loads them
 
     @property
     def status(self) -> str:
+        if self.idle and self.storage_ready:
+            return "idle"
         if self.tts_ready and self.rvc_ready and self.storage_ready:
             return "ready"
         if self.tts_ready or self.rvc_ready:
@@ -103,9 +116,10 @@ class HealthReport:
 
         Triton is left out on purpose: it is shared by every gateway (or
         remote), so its loss is no reason to route traffic elsewhere, and
-        ``/rvc`` and the voice routes still work without it.
+        ``/rvc`` and the voice routes still work without it. An idle gateway serves too: its
+        next request loads the models (taking it out would mean no request ever wakes it).
         """
-        return self.rvc_ready and self.storage_ready
+        return (self.rvc_ready or self.idle) and self.storage_ready
 
 
 @dataclass(frozen=True)
@@ -155,12 +169,17 @@ class VoiceServices:
             speech, voice if isinstance(voice, VoiceStreamBackend) else None, config=stream_config(settings),
             lookahead=settings.rvc_workers,
         )
-        # Long-form jobs: one sentence in flight per job, so a job holds at most one worker.
+        self.idle: IdleUnloader | None = None
+        if settings.idle_unload_s > 0:
+            self.idle = IdleUnloader(settings.idle_unload_s, unload=self._unload_models, load=self._load_models)
+        # Long-form jobs: one sentence in flight per job, so a job holds at most one worker; a running job
+        # holds the models as a request does (idle unload waits for it, and a job wakes them)
         self.jobs = JobRunner(
             JobStore(store.database, lease_s=settings.job_lease_s),
             TTSRVCPipeline(speech, voice, retry_suspect=retry_suspect, lookahead=1),
             concurrency=settings.job_concurrency, retention_s=settings.job_retention_s,
             ensure_voice=voice.ensure_voice, ready=self._serving,
+            hold=None if self.idle is None else self.idle.hold,
         )
         self.started_at = time.time()
         self.counts: dict[str, int] = {"requests": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
@@ -190,15 +209,33 @@ class VoiceServices:
             if isinstance(result, BaseException):
                 logger.error("%s backend failed to start: %s", name, result)
         self.jobs.start()
+        if self.idle is not None:
+            self.idle.start()
 
     async def _serving(self) -> bool:
-        """TTS and RVC both serve: a job started now would not fail on a part still starting."""
+        """TTS and RVC both serve: a job started now would not fail on a part still starting. While idle
+        (models unloaded on purpose) a job may start: its hold wakes them."""
+        if self.idle is not None and self.idle.idle:
+            return True
         if not self.voice.ready():
             return False
         try:
             return await asyncio.wait_for(self.speech.ready(), timeout=2.0)
         except (TimeoutError, OSError):
             return False
+
+    async def _unload_models(self) -> None:
+        results = await asyncio.gather(self.speech.unload_models(), self.voice.suspend(), return_exceptions=True)
+        failures = [str(result) for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise VoiceError("; ".join(failures))
+
+    async def _load_models(self) -> None:
+        """Triton's models and a new worker pool, at the same time (each takes seconds)."""
+        results = await asyncio.gather(self.speech.load_models(), self.voice.start(), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     def seed_default_voice(self) -> None:
         """Register the voice "default" the first time the service starts with no saved voice.
@@ -323,6 +360,8 @@ class VoiceServices:
 
     async def close(self) -> None:
         await self.jobs.close()
+        if self.idle is not None:
+            await self.idle.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(self.speech.close(), self.voice.close(), *self._background, return_exceptions=True)
@@ -336,6 +375,9 @@ class VoiceServices:
         return True
 
     async def health(self) -> HealthReport:
+        if self.idle is not None and self.idle.idle:
+            return await self._idle_health(self.idle)
+
         async def tts() -> bool:
             try:
                 return await asyncio.wait_for(self.speech.ready(), timeout=2.0)
@@ -360,6 +402,28 @@ class VoiceServices:
         if self.assets.demo:
             problems.append(DEMO_NOTICE)
         return HealthReport(tts_ready, rvc_ready, self.assets.demo, tuple(problems), storage_ready)
+
+    async def _idle_health(self, idle: IdleUnloader) -> HealthReport:
+        """Idle: nothing to ask Triton or the workers (they are unloaded on purpose), only the database."""
+        storage_ready = await self.storage_ready()
+        problems = [
+            f"idle: the models were unloaded after {idle.idle_s:g} s without a request (IDLE_UNLOAD_S); the next "
+            "request loads them and waits for them"
+            + (f" (the last load took {idle.last_load_s:.1f} s)" if idle.last_load_s is not None else "")
+        ]
+        if not storage_ready:
+            problems.append(f"the storage database ({self.store.database.describe()}) is unreachable")
+        if self.assets.demo:
+            problems.append(DEMO_NOTICE)
+        return HealthReport(False, False, self.assets.demo, tuple(problems), storage_ready, idle=True)
+
+    async def speaker_cache(self) -> dict[str, Any]:
+        """The speaker-token caches inside Triton, per model, or why they cannot be shown."""
+        try:
+            stats = await self.speech.speaker_cache()
+        except VoiceError as exc:
+            return {"error": exc.message}
+        return {model: asdict(entry) for model, entry in stats.items()}
 
     def placements(self) -> tuple[PartPlacement, ...]:
         """Where every part runs and in which dtype: the gateway (the CPU, no torch: it runs no model),
@@ -397,6 +461,7 @@ class VoiceServices:
             "rvc": self.voice.describe(),
             "placement": [asdict(part) for part in self.placements()],
             "jobs": {"running_here": list(self.jobs.running), "concurrency": self.jobs.concurrency},
+            "idle_unload": asdict(self.idle.snapshot()) if self.idle is not None else {"idle_unload_s": 0, "state": "off"},
         }
 
 

@@ -9,12 +9,14 @@ the server uses.
 * ``inputs``: model parameters, input parsing and validation, error descriptions, log forwarding;
 * ``codec``: BiCodec tokenize / detokenize over a dynamic batch;
 * ``pipeline``: ``SpeakerCache`` and ``SpeechPipeline`` (offline batches and streamed chunks);
+* ``cache_metrics``: the speaker cache's numbers as Triton custom metrics;
 * ``trtllm``: the TensorRT-LLM backend (``TensorRTLLM``: request tensors, token parsing);
 * ``responses``: the Triton responses every adapter builds (``pb_utils`` passed in).
 """
 
 from __future__ import annotations
 
+from sparktts.serving.cache_metrics import CacheMetricsPublisher
 from sparktts.serving.codec import Tokens, check_tokens, load_codec, tokenize_references, vocode_batch
 from sparktts.serving.inputs import (
     INVALID_INPUT_PREFIX,
@@ -38,7 +40,7 @@ from sparktts.serving.inputs import (
     waveform_row,
 )
 from sparktts.serving.memory import bound_primitive_cache, release_freed_memory
-from sparktts.serving.pipeline import SpeakerCache, Speech, SpeechPipeline
+from sparktts.serving.pipeline import CacheStats, SpeakerCache, Speech, SpeechPipeline
 from sparktts.serving.responses import error_response, speech_response, start_adapter, waveform_response
 from sparktts.serving.trtllm import (
     RequestExecutor,
@@ -55,6 +57,8 @@ __all__ = [
     "INVALID_INPUT_PREFIX",
     "RequestCancelled",
     "RequestExecutor",
+    "CacheMetricsPublisher",
+    "CacheStats",
     "SpeakerCache",
     "Speech",
     "SpeechPipeline",

@@ -75,34 +75,20 @@ def check_tokens(global_tokens: np.ndarray, semantic_tokens: np.ndarray) -> tupl
 def vocode_batch(
     tokenizer: BiCodecTokenizer, items: Sequence[tuple[np.ndarray, np.ndarray]]
 ) -> list[np.ndarray | ValueError]:
-    """(global (32,), semantic (T,)) pairs -> (320 * T,) float32 waveforms, in order.
+    """(global (32,), semantic (T,)) pairs -> (320 * T,) float32 waveforms (16 kHz), in order.
 
-    Requests with the same number of semantic tokens are decoded together (the decoder has no
-    padding mask, so only equal lengths can share a batch). If a group is rejected (ids out of
-    range), its items are decoded one by one so that only the bad request gets the ValueError.
+    Each request is decoded alone, never stacked with the others of its dynamic batch: a batch of
+    two convolves with other kernels than a batch of one (oneDNN picks them by shape), which moved
+    samples by a float ulp and, after int16 rounding, made a seeded request's audio depend on
+    which requests happened to arrive with it. A request with ids out of range gets its ValueError;
+    the others are unaffected.
     """
-    by_length: dict[int, list[int]] = {}
-    for index, (_, semantic) in enumerate(items):
-        by_length.setdefault(len(semantic), []).append(index)
-    out: list[np.ndarray | ValueError] = [ValueError("not decoded")] * len(items)
-
-    def decode(indices: list[int]) -> None:
-        global_batch = torch.from_numpy(np.stack([items[i][0] for i in indices]))
-        semantic_batch = torch.from_numpy(np.stack([items[i][1] for i in indices]))
-        audio = np.asarray(tokenizer.detokenize(global_batch, semantic_batch), dtype=np.float32)
-        for row, index in enumerate(indices):
-            out[index] = audio[row].reshape(-1)
-
-    for indices in by_length.values():
+    out: list[np.ndarray | ValueError] = []
+    for global_tokens, semantic_tokens in items:
         try:
-            decode(indices)
+            audio = tokenizer.detokenize(torch.from_numpy(global_tokens[None]), torch.from_numpy(semantic_tokens[None]))
         except ValueError as exc:
-            if len(indices) == 1:
-                out[indices[0]] = exc
-                continue
-            for index in indices:
-                try:
-                    decode([index])
-                except ValueError as single:
-                    out[index] = single
+            out.append(exc)
+            continue
+        out.append(np.asarray(audio, dtype=np.float32).reshape(-1))
     return out

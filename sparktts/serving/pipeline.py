@@ -37,22 +37,38 @@ class Speech:
     global_tokens: np.ndarray
 
 
+@dataclass(frozen=True)
+class CacheStats:
+    """One moment of a ``SpeakerCache``: what it holds and how lookups went since it was created."""
+
+    entries: int
+    bytes: int  # the token arrays held (keys and bookkeeping not counted)
+    hits: int
+    misses: int
+    evictions: int
+
+
 class SpeakerCache:
     """Bounded LRU of reference clip -> (global, semantic) tokens, keyed by a hash of the audio.
 
     Voice services send the same reference clip again and again; a hit skips the audio tokenizer
     (wav2vec2 + BiCodec encoder, the second-largest cost after the LLM). Thread-safe. capacity 0
-    disables it (every lookup misses and nothing is stored).
+    disables it (every lookup misses and nothing is stored). ``on_change`` is called after every
+    lookup and store, outside the lock (the Triton adapter wakes its metrics publisher with it), so
+    it must be cheap and must not call back into the cache's lock holders.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, on_change: Callable[[], None] | None = None) -> None:
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
+        self.evictions = 0
+        self._bytes = 0
         self._entries: OrderedDict[str, Tokens] = OrderedDict()
         self._lock = threading.Lock()
+        self._on_change = on_change
 
     @staticmethod
     def key(wav: np.ndarray, sample_rate: int) -> str:
@@ -66,22 +82,41 @@ class SpeakerCache:
             found = self._entries.get(key)
             if found is None:
                 self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return found
+            else:
+                self._entries.move_to_end(key)
+                self.hits += 1
+        self._changed()
+        return found
 
     def put(self, key: str, tokens: Tokens) -> None:
         if self.capacity == 0:
             return
         with self._lock:
+            replaced = self._entries.pop(key, None)
+            if replaced is not None:
+                self._bytes -= _nbytes(replaced)
             self._entries[key] = tokens
-            self._entries.move_to_end(key)
+            self._bytes += _nbytes(tokens)
             while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= _nbytes(evicted)
+                self.evictions += 1
+        self._changed()
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(len(self._entries), self._bytes, self.hits, self.misses, self.evictions)
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _nbytes(tokens: Tokens) -> int:
+    return int(tokens[0].nbytes + tokens[1].nbytes)
 
 
 class SpeechPipeline:

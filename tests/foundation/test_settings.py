@@ -36,7 +36,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     ("variable", "value"),
     [("RVC_WORKERS", "zero"), ("RVC_WORKERS", "0"), ("API_PORT", "70000"), ("RVC_MODEL", "../etc/passwd"),
      ("MAX_UPLOAD_MB", "-1"), ("LOG_LEVEL", "chatty"), ("DEVICE", "tpu"), ("TRITON_STARTUP_TIMEOUT_S", "0"),
-     ("LLM_BACKEND", "vllm"), ("RVC_PRECISION", "int8")],
+     ("LLM_BACKEND", "vllm"), ("RVC_PRECISION", "int8"), ("IDLE_UNLOAD_S", "-5"), ("IDLE_UNLOAD_S", "soon")],
 )
 def test_wrong_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
@@ -98,3 +98,19 @@ def test_tensorrtllm_needs_an_engine_dir_and_a_gpu(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DEVICE", "cuda")
     settings = load_settings()
     assert settings.llm_backend == "tensorrtllm" and settings.trt_engine_dir == tmp_path
+
+
+def test_idle_unload_is_off_by_default_and_turns_on_explicit_model_control(monkeypatch: pytest.MonkeyPatch,
+                                                                            tmp_path: Path) -> None:
+    from rvc.launch import triton_config
+
+    monkeypatch.delenv("IDLE_UNLOAD_S", raising=False)
+    assert load_settings().idle_unload_s == 0
+    assert triton_config(load_settings(), tmp_path).explicit_model_control is False
+    monkeypatch.setenv("IDLE_UNLOAD_S", "300")
+    config = triton_config(load_settings(), tmp_path)
+    assert config.explicit_model_control is True
+    from rvc.grpc.launcher import TritonServer
+
+    command = TritonServer(config).command(None, cpu_only=True)
+    assert "--model-control-mode=explicit" in command and "--load-model=*" in command

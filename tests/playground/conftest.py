@@ -104,6 +104,12 @@ class IdleSpeech:
     async def speak(self, *args: object, **kwargs: object) -> np.ndarray:
         raise AssertionError("the API-key test synthesises nothing")
 
+    async def unload_models(self) -> None: ...
+    async def load_models(self) -> None: ...
+
+    async def speaker_cache(self) -> dict[str, Any]:
+        return {}
+
 
 class IdleVoice:
     """An RVC pool stand-in with one idle worker."""
@@ -126,6 +132,8 @@ class IdleVoice:
 
     async def ensure_voice(self, name: str) -> None:
         raise AssertionError("the API-key test loads no voice")
+
+    async def suspend(self) -> None: ...
 
 
 @pytest.fixture(scope="package")

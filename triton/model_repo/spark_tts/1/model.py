@@ -105,6 +105,13 @@ class TritonPythonModel:
             global_ids, global_index = self.llm.global_ids, self.llm.global_index
         else:
             raise ValueError(f"llm_backend must be python or tensorrtllm, got {backend!r}")
+        # The cache's numbers go to Triton's /metrics (sparktts.serving.cache_metrics says why there).
+        self.cache_metrics = serving.CacheMetricsPublisher(
+            pb_utils, {"model": model_config["name"], "instance": str(args.get("model_instance_name", ""))}
+        )
+        cache = serving.SpeakerCache(
+            int(parameters.get("speaker_cache_size", "0")), on_change=self.cache_metrics.notify
+        )
         self.pipeline = serving.SpeechPipeline(
             tokenize=self._tokenize,
             generate=generate,
@@ -112,13 +119,14 @@ class TritonPythonModel:
             semantic_ids=semantic_ids,
             semantic_index=semantic_index,
             vocode=self._vocode,
-            cache=serving.SpeakerCache(int(parameters.get("speaker_cache_size", "0"))),
+            cache=cache,
             schedule=schedule,
             workers=workers,
             global_ids=global_ids,
             global_index=global_index,
         )
         self.requests = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spark-stream")
+        self.cache_metrics.watch(cache)
         pb_utils.Logger.log_info(
             f"{model_config['name']}: llm {backend} from {llm_dir}, {'streaming' if self.decoupled else 'offline'}, "
             f"{schedule}, cache {self.pipeline.cache.capacity}, stream_end {self.stream_end}"
@@ -208,5 +216,6 @@ class TritonPythonModel:
     def finalize(self) -> None:
         self.requests.shutdown(wait=False, cancel_futures=True)
         self.pipeline.close()
+        self.cache_metrics.close()
         if isinstance(self.llm, serving.TensorRTLLM):
             self.llm.close()

@@ -2,7 +2,8 @@
 
 Logic lives in ``sparktts.serving``; this file only moves tensors. Per request:
 ``global_tokens`` (1, 32) int32 and ``semantic_tokens`` (1, T) int32 -> ``waveform`` (1, 320 * T)
-float32. Requests of a dynamic batch with equal T are decoded together.
+float32. Each request of a dynamic batch is decoded alone, so its samples never depend on the
+others (``sparktts.serving.vocode_batch`` says why).
 """
 
 from __future__ import annotations
