@@ -136,12 +136,16 @@ def conversion_form(
     return _read(values, voice, rvc_model, accept)
 
 
+# a module-level alias: rope (tools/refactor.py) cannot follow a parameter annotation holding a call with keywords
+ReferenceUpload = Annotated[
+    UploadFile | None, File(description="clip whose speaking style Spark-TTS imitates; default: the stored one")
+]
+
+
 def synthesis_form(
     text: Annotated[str, Form(description="what to say")],
     values: Annotated[dict[str, Any], Depends(synthesis_values)],
-    reference_audio: Annotated[
-        UploadFile | None, File(description="clip whose speaking style Spark-TTS imitates; default: the stored one")
-    ] = None,
+    reference_audio: ReferenceUpload = None,
     voice: VoiceField = None,
     rvc_model: RvcModelField = None,
     accept: AcceptHeader = None,

@@ -62,6 +62,16 @@ def _model_fields(rvc_model: str | None, services: VoiceServices) -> tuple[dict[
     return {"rvc_model": services.check_rvc_model(rvc_model)}, {"skip_rvc": False}
 
 
+# module-level: rope (tools/refactor.py) cannot follow a parameter annotation holding a call with keywords
+VoiceClipUpload = Annotated[
+    UploadFile | None,
+    File(description="the clip whose speaking style Spark-TTS imitates; or design a voice with gender, pitch, "
+                     "speed_level and seed (generated once, its speaker tokens kept)"),
+]
+NewClipUpload = Annotated[UploadFile | None, File(description="a new clip")]
+OverwriteField = Annotated[bool, Form(description="replace a voice of the same name")]
+
+
 @router.post(
     "", status_code=201, response_model=VoiceRecord,
     summary="Save a voice from a clip, or design one from gender/pitch/speed_level (409 if the name exists)",
@@ -72,14 +82,10 @@ async def create_voice(
     name: Annotated[str, Form(description="the voice's name", json_schema_extra=VOICE_NAME_SCHEMA)],
     parameters: Annotated[VoiceForm, Depends(voice_form)],
     designed: Annotated[DesignForm, Depends(design_form)],
-    reference_audio: Annotated[
-        UploadFile | None,
-        File(description="the clip whose speaking style Spark-TTS imitates; or design a voice with gender, pitch, "
-                         "speed_level and seed (generated once, its speaker tokens kept)"),
-    ] = None,
+    reference_audio: VoiceClipUpload = None,
     rvc_model: RvcModelField = None,
     description: DescriptionField = None,
-    overwrite: Annotated[bool, Form(description="replace a voice of the same name")] = False,
+    overwrite: OverwriteField = False,
 ) -> VoiceRecord:
     check_voice_name(name)
     changes, switches = _model_fields(rvc_model, services)
@@ -124,7 +130,7 @@ async def update_voice(
     name: VoiceName,
     services: Services,
     parameters: Annotated[VoiceForm, Depends(voice_form)],
-    reference_audio: Annotated[UploadFile | None, File(description="a new clip")] = None,
+    reference_audio: NewClipUpload = None,
     rvc_model: RvcModelField = None,
     description: DescriptionField = None,
 ) -> VoiceRecord:

@@ -405,11 +405,17 @@ class ChunkStream:
         in_flight: list[_Sentence] = []
         index = offset = 0
         try:
-            while (sentence := await _next(order, [speaker])) is not None:
+            while True:
+                sentence = await _next(order, [speaker])
+                if sentence is None:
+                    break
                 in_flight.append(sentence)
                 assert sentence.task is not None
                 yield SentenceStart(sentence.index, sentence.text)
-                while (piece := await _next(sentence.converted, [sentence.task, speaker])) is not None:
+                while True:
+                    piece = await _next(sentence.converted, [sentence.task, speaker])
+                    if piece is None:
+                        break
                     yield self._chunk(index, sentence.index, offset, piece)
                     index, offset = index + 1, offset + piece.audio.size
                 await sentence.task  # its stream is closed

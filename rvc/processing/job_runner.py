@@ -170,7 +170,8 @@ class JobRunner:
             if first >= record.sentences_total:
                 await asyncio.to_thread(self.store.finish, job_id, self.owner)
                 return
-            async with self._hold() if self._hold is not None else contextlib.nullcontext():
+            hold = self._hold() if self._hold is not None else contextlib.nullcontext()
+            async with hold:
                 await self._speak(work, request, first)
             if await asyncio.to_thread(self.store.finish, job_id, self.owner):
                 logger.info("job %s done", job_id)

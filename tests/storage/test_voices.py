@@ -25,6 +25,10 @@ GOOD_NAMES = ["a", "x" * 64, "Silver.Wolf_e300-s6600", "0", "a..b"]
 def two_gateways(database_url: str) -> Iterator[tuple[Database, Database]]:
     """Two engines on one database, as two gateway processes would hold them."""
     first, second = Database(database_url), Database(database_url)
+    # migrated one after the other: these tests race the stores, not two first-time migrations (on a
+    # fresh SQLite file those can meet SQLITE_BUSY at once, busy_timeout notwithstanding; see the note)
+    first.prepare()
+    second.prepare()
     yield first, second
     first.close()
     second.close()
