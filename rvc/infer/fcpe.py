@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from rvc.errors import AssetError
 from rvc.infer.fcpe_net import FCPEConfig, FCPENet
+from rvc.infer.signal_ops import triangular_filters
 from rvc.infer.state_dict import check_state_dict
 from rvc.infer.weight_norm import fold_weight_norm, normalize_weight_norm_names
 
@@ -86,15 +87,7 @@ def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float
     log_part = mels >= min_log_mel
     hz_points[log_part] = min_log_hz * np.exp(logstep * (mels[log_part] - min_log_mel))
     fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
-    widths = np.diff(hz_points)
-    ramps = np.subtract.outer(hz_points, fft_freqs)
-    weights = np.zeros((n_mels, len(fft_freqs)), dtype=np.float32)
-    for i in range(n_mels):
-        lower = -ramps[i] / widths[i]
-        upper = ramps[i + 2] / widths[i + 1]
-        weights[i] = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (hz_points[2 : n_mels + 2] - hz_points[:n_mels]))[:, None]
-    return weights
+    return triangular_filters(hz_points, fft_freqs)
 
 
 class FCPEMel(torch.nn.Module):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from rvc.errors import AssetError
 from rvc.infer.rmvpe_net import E2E, N_CLASSES, N_MELS, RMVPEConfig
+from rvc.infer.signal_ops import triangular_filters
 from rvc.infer.state_dict import check_state_dict
 
 __all__ = ["RMVPE", "ChunkPlan", "MelSpectrogram", "cents_to_f0", "htk_mel_filterbank", "local_average_cents"]
@@ -56,15 +57,7 @@ def htk_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, f
     mel_min, mel_max = (2595.0 * np.log10(1.0 + np.array([fmin, fmax]) / 700.0)).tolist()
     mel_points = np.linspace(mel_min, mel_max, n_mels + 2)
     hz_points = 700.0 * (10.0 ** (mel_points / 2595.0) - 1.0)
-    widths = np.diff(hz_points)
-    ramps = np.subtract.outer(hz_points, fft_freqs)
-    weights = np.zeros((n_mels, len(fft_freqs)), dtype=np.float32)
-    for i in range(n_mels):
-        lower = -ramps[i] / widths[i]
-        upper = ramps[i + 2] / widths[i + 1]
-        weights[i] = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (hz_points[2 : n_mels + 2] - hz_points[:n_mels]))[:, None]
-    return weights
+    return triangular_filters(hz_points, fft_freqs)
 
 
 @dataclass(frozen=True)

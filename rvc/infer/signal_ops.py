@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from scipy import signal
 
 __all__ = [
+    "triangular_filters",
     "PEAK_LIMIT",
     "high_pass",
     "limit_peak",
@@ -121,3 +122,21 @@ def to_int16(wav: np.ndarray) -> np.ndarray:
         if peak > 1:
             scale = np.float32(scale) / peak
     return (wav * scale).astype(np.int16)
+
+
+def triangular_filters(hz_points: np.ndarray, fft_freqs: np.ndarray) -> np.ndarray:
+    """Area-normalised triangular mel filters (librosa's ``norm="slaney"``) on given band edges.
+
+    hz_points: (n_mels + 2,) band edges in Hz (HTK or Slaney spacing, the caller's choice);
+    fft_freqs: (F,) the rfft bin frequencies -> (n_mels, F) float32 weights.
+    """
+    n_mels = hz_points.shape[0] - 2
+    widths = np.diff(hz_points)
+    ramps = np.subtract.outer(hz_points, fft_freqs)
+    weights = np.zeros((n_mels, len(fft_freqs)), dtype=np.float32)
+    for i in range(n_mels):
+        lower = -ramps[i] / widths[i]
+        upper = ramps[i + 2] / widths[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz_points[2 : n_mels + 2] - hz_points[:n_mels]))[:, None]
+    return weights
