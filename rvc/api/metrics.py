@@ -12,9 +12,12 @@ from prometheus_client.registry import Collector
 
 __all__ = ["ApiMetrics", "SpeakerCacheCollector"]
 
-_CACHE_GAUGES = {"entries": "reference clips held", "bytes": "bytes of tokens held"}
-_CACHE_COUNTERS = {"hits": "lookups that found the clip", "misses": "lookups that did not",
-                   "evictions": "clips dropped to stay within speaker_cache_size"}
+# each speaker-cache statistic by its metric kind: sizes are gauges, event counts are counters
+_CACHE_METRICS: tuple[tuple[type[GaugeMetricFamily | CounterMetricFamily], dict[str, str]], ...] = (
+    (GaugeMetricFamily, {"entries": "reference clips held", "bytes": "bytes of tokens held"}),
+    (CounterMetricFamily, {"hits": "lookups that found the clip", "misses": "lookups that did not",
+                           "evictions": "clips dropped to stay within speaker_cache_size"}),
+)
 
 
 class SpeakerCacheCollector(Collector):
@@ -32,18 +35,12 @@ class SpeakerCacheCollector(Collector):
         self._stats = {model: values for model, values in stats.items() if isinstance(values, Mapping)}
 
     def collect(self) -> Iterator[Metric]:
-        for name, help_text in _CACHE_GAUGES.items():
-            gauge = GaugeMetricFamily(f"voice_tts_speaker_cache_{name}", f"speaker-token cache: {help_text}",
-                                      labels=["model"])
-            for model, values in self._stats.items():
-                gauge.add_metric([model], float(values[name]))
-            yield gauge
-        for name, help_text in _CACHE_COUNTERS.items():
-            counter = CounterMetricFamily(f"voice_tts_speaker_cache_{name}", f"speaker-token cache: {help_text}",
-                                          labels=["model"])
-            for model, values in self._stats.items():
-                counter.add_metric([model], float(values[name]))
-            yield counter
+        for family, help_texts in _CACHE_METRICS:
+            for name, help_text in help_texts.items():
+                metric = family(f"voice_tts_speaker_cache_{name}", f"speaker-token cache: {help_text}", labels=["model"])
+                for model, values in self._stats.items():
+                    metric.add_metric([model], float(values[name]))
+                yield metric
 
 
 @dataclass
