@@ -22,11 +22,14 @@ import string
 from typing import Any
 from urllib.parse import quote
 
+from rvc.errors import VoiceError
 from rvc.processing.chunk_output import RenderedChunk
 from rvc.processing.pipeline import SentenceAudio, SynthesisResult
 
 __all__ = [
+    "DEMO_NOTICE",
     "chunk_event",
+    "demo_headers",
     "multipart_chunk_part",
     "multipart_closing",
     "multipart_error_part",
@@ -34,6 +37,7 @@ __all__ = [
     "normalized_text_headers",
     "result_headers",
     "sentence_event",
+    "sse_error_event",
 ]
 
 
@@ -63,6 +67,14 @@ def normalized_text_headers(text: str | None) -> dict[str, str]:
     return {"X-Normalized-Text": "".join(pieces) + _CUT_MARKER, "X-Normalized-Text-Truncated": "true"}
 
 
+DEMO_NOTICE = "random weights: output is noise until real assets are installed"
+
+
+def demo_headers(demo: bool) -> dict[str, str]:
+    """``X-Demo-Assets`` while the service runs on generated assets, so a client knows why it hears noise."""
+    return {"X-Demo-Assets": DEMO_NOTICE} if demo else {}
+
+
 def result_headers(result: SynthesisResult, *, demo: bool) -> dict[str, str]:
     headers = {
         "X-TTS-Time": _seconds(result.tts_time),
@@ -74,9 +86,7 @@ def result_headers(result: SynthesisResult, *, demo: bool) -> dict[str, str]:
     }
     if result.warnings:
         headers["X-Warnings"] = " | ".join(result.warnings)
-    if demo:
-        headers["X-Demo-Assets"] = "random weights: output is noise until real assets are installed"
-    return headers
+    return headers | demo_headers(demo)
 
 
 def multipart_part(
@@ -111,6 +121,11 @@ def multipart_error_part(boundary: str, error: dict[str, Any]) -> bytes:
 
 def multipart_closing(boundary: str) -> bytes:
     return f"--{boundary}--\r\n".encode()
+
+
+def sse_error_event(error: VoiceError) -> dict[str, str]:
+    """The SSE ``error`` event that ends a stream a failure cut short: the error envelope's object."""
+    return {"event": "error", "data": json.dumps({"error": error.to_dict()})}
 
 
 def sentence_event(

@@ -56,7 +56,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rvc.api.dependencies import Services
-from rvc.api.encoding import normalized_text_headers
+from rvc.api.encoding import demo_headers, normalized_text_headers
 from rvc.api.errors import describe_validation
 from rvc.api.formats import FORMAT_ALIASES, content_type, output_headers, output_spec
 from rvc.api.middleware import openai_error
@@ -267,8 +267,7 @@ async def create_speech(request: Request, body: SpeechRequest, services: Service
     headers |= normalized_text_headers(synthesis.normalized_text)
     if body.instructions:
         headers["X-Instructions"] = "ignored"
-    if services.assets.demo:
-        headers["X-Demo-Assets"] = "random weights: output is noise until real assets are installed"
+    headers |= demo_headers(services.assets.demo)
     if body.stream_format == "sse":
         events = _sse_events(chunks, len(body.input))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
@@ -34,6 +34,7 @@ from sse_starlette import EventSourceResponse
 from rvc.api.dependencies import form_body
 from rvc.api.encoding import (
     chunk_event,
+    demo_headers,
     multipart_chunk_part,
     multipart_closing,
     multipart_error_part,
@@ -41,6 +42,7 @@ from rvc.api.encoding import (
     normalized_text_headers,
     result_headers,
     sentence_event,
+    sse_error_event,
 )
 from rvc.api.formats import content_type, encode_body, output_headers
 from rvc.api.forms import ConversionForm, SynthesisForm, conversion_form, synthesis_form
@@ -56,7 +58,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["synthesis"], dependencies=[Depends(form_body)])
 
-DEMO_HEADER = "random weights: output is noise until real assets are installed"
+Item = TypeVar("Item")
 
 WAV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
@@ -151,11 +153,21 @@ def _chunks(tracker: RequestTracker, form: SynthesisForm, synthesis: SynthesisRe
     return chunk_audio(tracker.services.chunks, job, sentences_of(synthesis), form.output)
 
 
-def _chunked_multipart(tracker: RequestTracker, form: SynthesisForm, synthesis: SynthesisRequest) -> StreamingResponse:
+def _multipart_response(
+    tracker: RequestTracker,
+    items: AsyncGenerator[Item, None],
+    render: Callable[[str, Item], Awaitable[bytes]],
+    headers: dict[str, str],
+) -> StreamingResponse:
+    """multipart/mixed, one ``render(boundary, item)`` part per sentence or chunk.
+
+    A failure mid-stream cannot change the status any more, so it becomes a
+    JSON error part, and the closing boundary still follows it.
+    """
     boundary = f"voice-{uuid.uuid4().hex}"
 
-    async def part(chunk: RenderedChunk) -> bytes:
-        return multipart_chunk_part(boundary, chunk, content_type(form.output, chunk.sample_rate))
+    async def part(item: Item) -> bytes:
+        return await render(boundary, item)
 
     async def closing() -> bytes:
         return multipart_closing(boundary)
@@ -163,11 +175,17 @@ def _chunked_multipart(tracker: RequestTracker, form: SynthesisForm, synthesis: 
     def error_part(error: VoiceError) -> bytes:
         return multipart_error_part(boundary, error.to_dict()) + multipart_closing(boundary)
 
-    parts = stream_sentences(tracker, _chunks(tracker, form, synthesis), part, end=closing, on_error=error_part)
-    headers = {"X-Sentences": str(len(synthesis.sentences)), "X-Granularity": "chunk"}
-    if tracker.services.assets.demo:
-        headers["X-Demo-Assets"] = DEMO_HEADER
+    parts = stream_sentences(tracker, items, part, end=closing, on_error=error_part)
+    headers = headers | demo_headers(tracker.services.assets.demo)
     return StreamingResponse(parts, media_type=f"multipart/mixed; boundary={boundary}", headers=headers)
+
+
+def _chunked_multipart(tracker: RequestTracker, form: SynthesisForm, synthesis: SynthesisRequest) -> StreamingResponse:
+    async def part(boundary: str, chunk: RenderedChunk) -> bytes:
+        return multipart_chunk_part(boundary, chunk, content_type(form.output, chunk.sample_rate))
+
+    headers = {"X-Sentences": str(len(synthesis.sentences)), "X-Granularity": "chunk"}
+    return _multipart_response(tracker, _chunks(tracker, form, synthesis), part, headers)
 
 
 def _chunked_events(
@@ -194,10 +212,7 @@ def _chunked_events(
             "total_s": round(time.perf_counter() - tracker.started, 4), "warnings": [],
         })}
 
-    def error_event(error: VoiceError) -> dict[str, str]:
-        return {"event": "error", "data": json.dumps({"error": error.to_dict()})}
-
-    return stream_sentences(tracker, _chunks(tracker, form, synthesis), chunk, end=end, on_error=error_event)
+    return stream_sentences(tracker, _chunks(tracker, form, synthesis), chunk, end=end, on_error=sse_error_event)
 
 
 @router.post(
@@ -211,27 +226,15 @@ async def synthesize_stream(
     tracker, synthesis = await _prepared_stream(request, form, "/synthesize/stream")
     if form.granularity == "chunk":
         return _chunked_multipart(tracker, form, synthesis)
-    boundary = f"voice-{uuid.uuid4().hex}"
 
-    async def part(sentence: SentenceAudio) -> bytes:
+    async def part(boundary: str, sentence: SentenceAudio) -> bytes:
         body, rate, seconds = await encode_body(form.output, sentence.audio, sentence.sample_rate)
         return multipart_part(
             boundary, sentence, body, media_type=content_type(form.output, rate), sample_rate=rate, duration_s=seconds
         )
 
-    async def closing() -> bytes:
-        return multipart_closing(boundary)
-
-    def error_part(error: VoiceError) -> bytes:
-        return multipart_error_part(boundary, error.to_dict()) + multipart_closing(boundary)
-
-    parts = stream_sentences(
-        tracker, tracker.services.pipeline.stream(synthesis), part, end=closing, on_error=error_part
-    )
     headers = {"X-Sentences": str(len(synthesis.sentences))} | normalized_text_headers(synthesis.normalized_text)
-    if tracker.services.assets.demo:
-        headers["X-Demo-Assets"] = DEMO_HEADER
-    return StreamingResponse(parts, media_type=f"multipart/mixed; boundary={boundary}", headers=headers)
+    return _multipart_response(tracker, tracker.services.pipeline.stream(synthesis), part, headers)
 
 
 @router.post(
@@ -259,9 +262,6 @@ async def synthesize_sse(
             "total_time": round(time.perf_counter() - tracker.started, 3),
         })}
 
-    def error_event(error: VoiceError) -> dict[str, str]:
-        return {"event": "error", "data": json.dumps({"error": error.to_dict()})}
-
     async def events() -> AsyncIterator[dict[str, str]]:
         yield {"event": "start", "data": json.dumps({
             "request_id": request_id_var.get(), "sentences": list(synthesis.sentences),
@@ -269,7 +269,7 @@ async def synthesize_sse(
             "granularity": form.granularity,
         })}
         stream = _chunked_events(tracker, form, synthesis) if chunked else stream_sentences(
-            tracker, tracker.services.pipeline.stream(synthesis), chunk, end=end, on_error=error_event
+            tracker, tracker.services.pipeline.stream(synthesis), chunk, end=end, on_error=sse_error_event
         )
         async with aclosing(stream) as chunks:
             async for item in chunks:

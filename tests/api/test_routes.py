@@ -158,6 +158,19 @@ def test_sse_sends_start_chunks_and_end(stack: Stack, reference_wav: bytes) -> N
     assert json.loads(events[-1][1])["sentences"] == 2
 
 
+def test_every_synthesis_response_says_it_runs_on_demo_assets(stack: Stack, reference_wav: bytes) -> None:
+    """Whole files, sentence parts and chunk parts: a client hearing noise is told why, whatever it asked for."""
+    responses = [
+        post(stack, "/synthesize", reference_wav, text="One.", seed=1, skip_rvc="true"),
+        post(stack, "/synthesize/stream", reference_wav, text="One.", seed=1, skip_rvc="true"),
+        post(stack, "/synthesize/stream", reference_wav, text="One.", seed=1, skip_rvc="true", granularity="chunk",
+             format="pcm"),
+    ]
+    for response in responses:
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Demo-Assets"] == "random weights: output is noise until real assets are installed"
+
+
 def test_config_defaults_and_stored_reference_round_trip(stack: Stack, reference_wav: bytes) -> None:
     base = stack.base_url
     original = httpx.get(f"{base}/config").json()
