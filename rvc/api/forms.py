@@ -48,6 +48,7 @@ __all__ = [
     "conversion_form",
     "design_form",
     "form_fields",
+    "sent_file",
     "synthesis_form",
     "voice_form",
 ]
@@ -142,6 +143,11 @@ ReferenceUpload = Annotated[
 ]
 
 
+def sent_file(upload: UploadFile | None) -> UploadFile | None:
+    """The upload, or None when none was sent: a browser sends a file input left empty as a part with no filename."""
+    return upload if upload is not None and upload.filename else None
+
+
 def synthesis_form(
     text: Annotated[str, Form(description="what to say")],
     values: Annotated[dict[str, Any], Depends(synthesis_values)],
@@ -151,9 +157,8 @@ def synthesis_form(
     accept: AcceptHeader = None,
 ) -> SynthesisForm:
     read = _read(values, voice, rvc_model, accept)
-    upload = reference_audio if reference_audio is not None and reference_audio.filename else None
     return SynthesisForm(
-        fields=read.fields, output=read.output, text=text, reference_audio=upload,
+        fields=read.fields, output=read.output, text=text, reference_audio=sent_file(reference_audio),
         granularity=values.get("granularity") or "sentence",
     )
 

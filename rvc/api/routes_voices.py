@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from rvc.api.dependencies import Services, form_body
-from rvc.api.forms import VOICE_NAME_SCHEMA, DesignForm, VoiceForm, design_form, voice_form
+from rvc.api.forms import VOICE_NAME_SCHEMA, DesignForm, VoiceForm, design_form, sent_file, voice_form
 from rvc.errors import InvalidInput
 from rvc.processing.contract import DESCRIPTION_MAX_CHARS, RVC_MODEL_MAX_CHARS
 from rvc.processing.requests import decode_reference
@@ -89,7 +89,7 @@ async def create_voice(
 ) -> VoiceRecord:
     check_voice_name(name)
     changes, switches = _model_fields(rvc_model, services)
-    upload = reference_audio if reference_audio is not None and reference_audio.filename else None
+    upload = sent_file(reference_audio)
     if upload is not None and designed.design is not None:
         raise InvalidInput("send either reference_audio (save a clip) or gender/pitch/speed_level (design a voice), "
                            "not both", field="gender")
@@ -140,9 +140,8 @@ async def update_voice(
         changes["reference_text"] = parameters.reference_text
     if description is not None:
         changes["description"] = description
-    clip = None
-    if reference_audio is not None and reference_audio.filename:
-        clip = await decode_reference(await reference_audio.read(), services)
+    upload = sent_file(reference_audio)
+    clip = await decode_reference(await upload.read(), services) if upload is not None else None
     return await asyncio.to_thread(
         services.voices.update, name, reference_wav=clip, changes=changes,
         defaults=parameters.overrides.merged(**switches),
