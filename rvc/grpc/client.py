@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,9 @@ from rvc.grpc.wire import (
     map_error,
     model_info,
     read_response,
+    read_tokens,
     synthesis_call,
+    tokenizer_call,
 )
 
 __all__ = [
@@ -98,6 +100,14 @@ class _ClientBase:
     def _read(self, result: Any, error: InferenceServerException | None = None) -> Response:
         return read_response(result, error, self.url)
 
+    @contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
+        """The clients' one boundary where tritonclient's errors become the project's (``map_error``)."""
+        try:
+            yield
+        except InferenceServerException as exc:
+            raise map_error(exc, self.url) from exc
+
 
 class TritonSparkClient(_ClientBase):
     """Blocking client; thread-safe, but its streams run one at a time (tritonclient's sync client
@@ -131,10 +141,8 @@ class TritonSparkClient(_ClientBase):
 
     def model_info(self) -> ModelInfo:
         if self.model_name not in self._infos:
-            try:
+            with self._mapped_errors():
                 config = self._client.get_model_config(self.model_name, as_json=True, client_timeout=self.timeout_s)
-            except InferenceServerException as exc:
-                raise map_error(exc, self.url) from exc
             self._infos[self.model_name] = model_info(config)
         return self._infos[self.model_name]
 
@@ -153,11 +161,7 @@ class TritonSparkClient(_ClientBase):
         info = self.model_info()
         if info.decoupled:
             return join_chunks(list(self._stream(call)), self._overlap(info, params)), contract.SAMPLE_RATE
-        try:
-            result = self._client.infer(client_timeout=self.timeout_s, **call.arguments(self.model_name))
-        except InferenceServerException as exc:
-            raise map_error(exc, self.url) from exc
-        return self._read(result).audio, contract.SAMPLE_RATE
+        return self._read(self._infer(call)).audio, contract.SAMPLE_RATE
 
     def stream(
         self,
@@ -172,32 +176,36 @@ class TritonSparkClient(_ClientBase):
         """Audio chunks ((T,) float32, 16 kHz) as the server sends them; consecutive chunks overlap
         by ``model_info().overlap_samples`` (see ``join_chunks``). One chunk on an offline model.
         """
-        if not self.model_info().decoupled:
-            yield self.inference(text, reference_audio, reference_text, params,
-                                 reference_sample_rate=reference_sample_rate, request_id=request_id)[0]
-            return
-        yield from self._stream(synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id))
+        decoupled = self.model_info().decoupled
+        call = synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
+        if decoupled:
+            yield from self._stream(call)
+        else:
+            yield self._read(self._infer(call)).audio
+
+    def _infer(self, call: SynthesisCall) -> Any:
+        with self._mapped_errors():
+            return self._client.infer(client_timeout=self.timeout_s, **call.arguments(self.model_name))
 
     def _stream(self, call: SynthesisCall) -> Iterator[np.ndarray]:
         with self._stream_lock:
             results: queue.Queue = queue.Queue()
             finished = False
             try:
-                self._client.start_stream(
-                    callback=lambda result, error: results.put((result, error)), stream_timeout=self.timeout_s
-                )
-                self._client.async_stream_infer(enable_empty_final_response=True, **call.arguments(self.model_name))
-                while not finished:
-                    try:
-                        result, error = results.get(timeout=self.timeout_s)
-                    except queue.Empty:
-                        raise TTSBackendError(f"no audio from Triton at {self.url} within {self.timeout_s:g} s") from None
-                    response = self._read(result, error)
-                    finished = response.final
-                    if response.audio.size:
-                        yield response.audio
-            except InferenceServerException as exc:
-                raise map_error(exc, self.url) from exc
+                with self._mapped_errors():
+                    self._client.start_stream(
+                        callback=lambda result, error: results.put((result, error)), stream_timeout=self.timeout_s
+                    )
+                    self._client.async_stream_infer(enable_empty_final_response=True, **call.arguments(self.model_name))
+                    while not finished:
+                        try:
+                            result, error = results.get(timeout=self.timeout_s)
+                        except queue.Empty:
+                            raise TTSBackendError(f"no audio from Triton at {self.url} within {self.timeout_s:g} s") from None
+                        response = self._read(result, error)
+                        finished = response.final
+                        if response.audio.size:
+                            yield response.audio
             finally:
                 self._client.stop_stream(cancel_requests=not finished)
 
@@ -243,10 +251,8 @@ class AsyncTritonSparkClient(_ClientBase):
 
     async def _model_info(self, model_name: str) -> ModelInfo:
         if model_name not in self._infos:
-            try:
+            with self._mapped_errors():
                 config = await self._client.get_model_config(model_name, as_json=True, client_timeout=self.timeout_s)
-            except InferenceServerException as exc:
-                raise map_error(exc, self.url) from exc
             self._infos[model_name] = model_info(config)
         return self._infos[model_name]
 
@@ -267,34 +273,13 @@ class AsyncTritonSparkClient(_ClientBase):
             async with aclosing(self._responses(call, self.model_name)) as responses:
                 chunks = [response.audio async for response in responses]
             return join_chunks(chunks, self._overlap(info, params)), contract.SAMPLE_RATE
-        try:
-            result = await self._client.infer(client_timeout=self.timeout_s, **call.arguments(self.model_name))
-        except InferenceServerException as exc:
-            raise map_error(exc, self.url) from exc
-        return self._read(result).audio, contract.SAMPLE_RATE
+        return self._read(await self._infer(call, self.model_name)).audio, contract.SAMPLE_RATE
 
     async def tokenize(self, reference_audio: np.ndarray, *, request_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """A 16 kHz clip ((T,) float32) -> its speaker tokens through the ``audio_tokenizer`` model:
         ((32,) int32 global, (T_sem,) int32 semantic), what ``spark_tts`` would compute from the clip."""
-        wav = np.ascontiguousarray(np.asarray(reference_audio, dtype=np.float32).reshape(1, -1))
-        inputs = [
-            grpcclient.InferInput(contract.REFERENCE_WAV, list(wav.shape), "FP32"),
-            grpcclient.InferInput(contract.REFERENCE_WAV_LEN, [1, 1], "INT32"),
-        ]
-        inputs[0].set_data_from_numpy(wav)
-        inputs[1].set_data_from_numpy(np.array([[wav.shape[1]]], dtype=np.int32))
-        outputs = [grpcclient.InferRequestedOutput(name) for name in (contract.GLOBAL_TOKENS, contract.SEMANTIC_TOKENS)]
-        try:
-            result = await self._client.infer(
-                contract.AUDIO_TOKENIZER, inputs, outputs=outputs, request_id=request_id or "",
-                client_timeout=self.timeout_s,
-            )
-        except InferenceServerException as exc:
-            raise map_error(exc, self.url) from exc
-        global_tokens, semantic = result.as_numpy(contract.GLOBAL_TOKENS), result.as_numpy(contract.SEMANTIC_TOKENS)
-        if global_tokens is None or semantic is None:
-            raise TTSBackendError(f"Triton model {contract.AUDIO_TOKENIZER!r} returned no tokens")
-        return global_tokens.reshape(-1).astype(np.int32), semantic.reshape(-1).astype(np.int32)
+        result = await self._infer(tokenizer_call(reference_audio, request_id), contract.AUDIO_TOKENIZER)
+        return read_tokens(result, contract.AUDIO_TOKENIZER)
 
     async def speak_in_voice(
         self,
@@ -309,11 +294,7 @@ class AsyncTritonSparkClient(_ClientBase):
         ((T,) float32 at 16 kHz, (32,) int32 global tokens); how a designed voice is kept."""
         call = synthesis_call(text, speaker, reference_text, params, contract.SAMPLE_RATE, request_id,
                               outputs=(contract.WAVEFORM, contract.GLOBAL_TOKENS))
-        try:
-            result = await self._client.infer(client_timeout=self.timeout_s, **call.arguments(self.model_name))
-        except InferenceServerException as exc:
-            raise map_error(exc, self.url) from exc
-        response = self._read(result)
+        response = self._read(await self._infer(call, self.model_name))
         if response.global_tokens is None:
             raise TTSBackendError(f"Triton model {self.model_name!r} returned no global_tokens: is it this repository's?")
         return response.audio, response.global_tokens
@@ -329,12 +310,11 @@ class AsyncTritonSparkClient(_ClientBase):
         request_id: str | None = None,
     ) -> AsyncGenerator[np.ndarray, None]:
         """Audio chunks as the server sends them (see ``TritonSparkClient.stream``)."""
-        if not (await self.model_info()).decoupled:
-            wav, _ = await self.inference(text, reference_audio, reference_text, params,
-                                          reference_sample_rate=reference_sample_rate, request_id=request_id)
-            yield wav
-            return
+        decoupled = (await self.model_info()).decoupled
         call = synthesis_call(text, reference_audio, reference_text, params, reference_sample_rate, request_id)
+        if not decoupled:
+            yield self._read(await self._infer(call, self.model_name)).audio
+            return
         async with aclosing(self._responses(call, self.model_name)) as responses:
             async for response in responses:
                 if response.audio.size:
@@ -374,6 +354,10 @@ class AsyncTritonSparkClient(_ClientBase):
                     yield AudioChunk(index, audio, offset, time.perf_counter() - started, response.final)
                     index, offset = index + 1, offset + audio.size
 
+    async def _infer(self, call: SynthesisCall, model_name: str) -> Any:
+        with self._mapped_errors():
+            return await self._client.infer(client_timeout=self.timeout_s, **call.arguments(model_name))
+
     async def _responses(self, call: SynthesisCall, model_name: str) -> AsyncGenerator[Response, None]:
         """The stream's responses up to the FINAL one; cancels the request in Triton when the
         consumer stops early (``aclose``, an exception or task cancellation)."""
@@ -385,16 +369,15 @@ class AsyncTritonSparkClient(_ClientBase):
         responses = self._client.stream_infer(inputs_iterator=one_request(), stream_timeout=self.timeout_s)
         finished = False
         try:
-            async for result, error in responses:
-                response = self._read(result, error)
-                finished = response.final
-                yield response
-                if finished:
-                    break
-            if not finished:
-                raise TTSBackendError(f"the stream from Triton at {self.url} ended before its final response")
-        except InferenceServerException as exc:
-            raise map_error(exc, self.url) from exc
+            with self._mapped_errors():
+                async for result, error in responses:
+                    response = self._read(result, error)
+                    finished = response.final
+                    yield response
+                    if finished:
+                        break
+                if not finished:
+                    raise TTSBackendError(f"the stream from Triton at {self.url} ended before its final response")
         finally:
             if not finished:
                 responses.cancel()

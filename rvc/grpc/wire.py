@@ -2,8 +2,9 @@
 
 ``build_inputs`` turns a synthesis request into the ``spark_tts`` tensors, shaped as the official
 client shapes them; ``read_response`` turns one Triton response (offline answer or one stream
-message) into its audio and its FINAL flag; ``map_error`` maps a tritonclient error into the
-project's tree. The clients in ``rvc.grpc.client`` only move these over their channel.
+message) into its audio and its FINAL flag; ``tokenizer_call`` / ``read_tokens`` do the same for
+the ``audio_tokenizer`` model, with the clip tensors ``build_inputs`` sends; ``map_error`` maps a
+tritonclient error into the project's tree. The clients in ``rvc.grpc.client`` only move these over their channel.
 
 The tensor classes of ``tritonclient.grpc`` and ``tritonclient.grpc.aio`` are the same classes,
 so one builder serves both protocols.
@@ -34,6 +35,8 @@ __all__ = [
     "map_error",
     "model_info",
     "read_response",
+    "read_tokens",
+    "tokenizer_call",
 ]
 
 # Triton's own request validation (missing input, wrong dtype or shape) arrives on a stream as a bare message.
@@ -134,7 +137,8 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class SynthesisCall:
-    """One built request: its tensors and id, ready for ``infer`` or a stream."""
+    """One built request (a synthesis, or a clip for the ``audio_tokenizer``): its tensors, id and
+    requested outputs, ready for ``infer`` or a stream."""
 
     inputs: list[grpcclient.InferInput]
     request_id: str
@@ -184,12 +188,19 @@ def _speaker_inputs(speaker: Speaker, with_transcript: bool) -> list[grpcclient.
     return []
 
 
-def _clip_inputs(text: str, wav: np.ndarray, reference_sample_rate: int) -> list[grpcclient.InferInput]:
-    """The official four, in the official client's order."""
+def _wav_inputs(wav: np.ndarray) -> list[grpcclient.InferInput]:
+    """``reference_wav`` (1, T) float32 and its length: how both ``spark_tts`` and ``audio_tokenizer`` take a clip."""
     wav = np.ascontiguousarray(np.asarray(wav, dtype=np.float32).reshape(1, -1))
     return [
         _tensor(contract.REFERENCE_WAV, "FP32", wav),
         _tensor(contract.REFERENCE_WAV_LEN, "INT32", np.array([[wav.shape[1]]], dtype=np.int32)),
+    ]
+
+
+def _clip_inputs(text: str, wav: np.ndarray, reference_sample_rate: int) -> list[grpcclient.InferInput]:
+    """The official four, in the official client's order."""
+    return [
+        *_wav_inputs(wav),
         _tensor(contract.TARGET_TEXT, "BYTES", _text(text)),
         _tensor(contract.REFERENCE_SAMPLE_RATE, "INT32", np.array([[reference_sample_rate]], dtype=np.int32)),
     ]
@@ -248,6 +259,19 @@ def synthesis_call(
 ) -> SynthesisCall:
     inputs = build_inputs(text, reference_audio, reference_text, params, reference_sample_rate=reference_sample_rate)
     return SynthesisCall(inputs, request_id or uuid.uuid4().hex, outputs)
+
+
+def tokenizer_call(reference_audio: np.ndarray, request_id: str | None) -> SynthesisCall:
+    """A 16 kHz clip ((T,) float32) -> the ``audio_tokenizer`` request for both token outputs."""
+    return SynthesisCall(_wav_inputs(reference_audio), request_id or "", (contract.GLOBAL_TOKENS, contract.SEMANTIC_TOKENS))
+
+
+def read_tokens(result: Any, model_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """An ``audio_tokenizer`` answer -> ((32,) int32 global, (T_sem,) int32 semantic)."""
+    global_tokens, semantic = result.as_numpy(contract.GLOBAL_TOKENS), result.as_numpy(contract.SEMANTIC_TOKENS)
+    if global_tokens is None or semantic is None:
+        raise TTSBackendError(f"Triton model {model_name!r} returned no tokens")
+    return global_tokens.reshape(-1).astype(np.int32), semantic.reshape(-1).astype(np.int32)
 
 
 def read_response(result: Any, error: InferenceServerException | None = None, url: str = "") -> Response:

@@ -1,5 +1,5 @@
 """rvc.grpc.client: error mapping, chunk joining, parameter checks, an unreachable server, and the
-asyncio client against both repository variants."""
+asyncio client against both repository variants and the audio tokenizer."""
 
 from __future__ import annotations
 
@@ -100,6 +100,23 @@ def test_async_client_works_on_both_variants(
     # Offline and streaming servers: the same tokens (same length); only chunk-edge vocoding differs.
     assert streamed_wav.shape == offline_wav.shape == (320 * 120,)
     assert np.corrcoef(streamed_wav, offline_wav)[0, 1] > 0.99
+
+
+def test_async_client_tokenizes_like_the_in_process_codec(
+    offline_server: TritonServer, spark_tts, reference: Reference
+) -> None:
+    codec = spark_tts.audio_tokenizer
+    clip = codec.prepare_reference(reference.wav, reference.sample_rate)  # 16 kHz, what tokenize takes
+
+    async def run() -> tuple[np.ndarray, np.ndarray]:
+        async with AsyncTritonSparkClient(offline_server.grpc_url) as aio:
+            return await aio.tokenize(clip, request_id="tokenize")
+
+    global_tokens, semantic_tokens = asyncio.run(run())
+    want_global, want_semantic = codec.tokenize(codec.prepare_reference(clip, contract.SAMPLE_RATE))
+    assert global_tokens.dtype == semantic_tokens.dtype == np.int32 and global_tokens.shape == (32,)
+    np.testing.assert_array_equal(global_tokens, want_global.numpy().reshape(-1))
+    np.testing.assert_array_equal(semantic_tokens, want_semantic.numpy().reshape(-1))
 
 
 def test_chunk_joiner_releases_only_final_audio_and_matches_join_chunks() -> None:
