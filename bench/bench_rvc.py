@@ -117,17 +117,9 @@ class PerCallIndex:
 class UnfoldedSynthesizer(Synthesizer):
     """Weight norm as a parametrization (g * v / ||v|| recomputed on every forward), no inference_mode."""
 
-    def infer(
-        self,
-        phone: torch.Tensor,
-        phone_lengths: torch.Tensor,
-        pitch: torch.Tensor | None,
-        nsff0: torch.Tensor | None,
-        sid: torch.Tensor,
-        **kwargs: Any,
-    ) -> torch.Tensor:
+    def infer(self, *inputs: Any, **options: Any) -> torch.Tensor:
         synthesize = inspect.unwrap(Synthesizer.synthesize)  # without its inference_mode decorator
-        return synthesize(self, phone, phone_lengths, pitch, nsff0, sid, **kwargs).audio
+        return synthesize(self, *inputs, **options).audio
 
 
 def load_unfolded_synthesizer(path: Path) -> UnfoldedSynthesizer:

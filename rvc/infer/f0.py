@@ -29,8 +29,8 @@ __all__ = [
     "F0_MIN",
     "HOP_LENGTH",
     "coarse_pitch",
-    "compute_f0",
     "estimate_f0",
+    "pitch_inputs",
     "shift_f0",
 ]
 
@@ -182,37 +182,12 @@ def coarse_pitch(f0: np.ndarray) -> np.ndarray:
     return np.rint(mel).astype(np.int32)
 
 
-def compute_f0(
-    method: str,
-    wav16k: np.ndarray,
-    p_len: int,
-    *,
-    pitch_shift: int = 0,
-    filter_radius: int = 3,
-    rmvpe: RMVPE | None = None,
-    fcpe: FCPE | None = None,
-    crepe_model: str = "full",
-    device: str = "cpu",
-    seed: int | None = None,
-    fill: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pitch for the synthesizer from the whole reflect-padded 16 kHz signal.
+def pitch_inputs(f0: np.ndarray, *, pitch_shift: int = 0, fill: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The synthesizer's pitch from ``estimate_f0``'s curve: ``(coarse, f0)``, coarse int32 bins 1..255
+    and the shifted f0 in Hz (the estimate's dtype: float64; float32 for crepe and fcpe), uncut.
 
-    Returns ``(coarse, f0)``: coarse int32 bins 1..255 and the shifted f0 in Hz
-    (float64; float32 for crepe and fcpe), both uncut (see ``estimate_f0`` for lengths).
     ``fill`` interpolates unvoiced frames before the shift (the ``2026`` profile, ``pitch_fill.py``).
     """
-    f0 = estimate_f0(
-        method,
-        wav16k,
-        p_len,
-        filter_radius=filter_radius,
-        rmvpe=rmvpe,
-        fcpe=fcpe,
-        crepe_model=crepe_model,
-        device=device,
-        seed=seed,
-    )
     if fill:
         f0 = fill_unvoiced(f0)
     f0 = shift_f0(f0, pitch_shift)

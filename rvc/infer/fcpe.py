@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ import torch.nn.functional as F
 from rvc.errors import AssetError
 from rvc.infer.fcpe_net import FCPEConfig, FCPENet
 from rvc.infer.signal_ops import triangular_filters
-from rvc.infer.state_dict import check_state_dict
+from rvc.infer.state_dict import check_state_dict, read_tensor_file
 from rvc.infer.weight_norm import fold_weight_norm, normalize_weight_norm_names
 
 __all__ = [
@@ -188,12 +186,7 @@ def load_fcpe_net(path: str | Path, *, device: str | torch.device = "cpu") -> FC
     """Build FCPENet from a torchfcpe checkpoint (``{'model', 'config_dict', ...}``) with named key checks."""
     path = Path(path)
     source = f"FCPE checkpoint {path}"
-    if not path.is_file():
-        raise AssetError(f"{source} not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise AssetError(f"{source} could not be read: {exc}") from exc
+    checkpoint = read_tensor_file(path, source=source)
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise AssetError(f"{source} is not a torchfcpe checkpoint (no 'model' state dict)")
     state = normalize_weight_norm_names(

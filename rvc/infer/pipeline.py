@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from rvc.infer.f0 import compute_f0
+from rvc.infer.f0 import estimate_f0, pitch_inputs
 from rvc.infer.params import ConversionParams
 from rvc.infer.profiles import InferenceProfile, profile_named
 from rvc.infer.signal_ops import high_pass, mix_rms, resample_output, split_points
@@ -206,11 +206,11 @@ def run_pipeline(
     pitch = pitchf = None
     if if_f0:
         with _timed(timings, "f0"):
-            pitch, pitchf = compute_f0(
-                params.f0_method, audio_pad, p_len, pitch_shift=params.pitch_shift,
-                filter_radius=params.filter_radius, rmvpe=rmvpe, fcpe=fcpe, crepe_model=crepe_model,
-                device=str(models.device), seed=_f0_seed(params), fill=profile.fill_unvoiced,
+            f0 = estimate_f0(
+                params.f0_method, audio_pad, p_len, filter_radius=params.filter_radius, rmvpe=rmvpe, fcpe=fcpe,
+                crepe_model=crepe_model, device=str(models.device), seed=_f0_seed(params),
             )  # fmt: skip
+            pitch, pitchf = pitch_inputs(f0, pitch_shift=params.pitch_shift, fill=profile.fill_unvoiced)
         _record(trace, pitch_full=pitch, pitchf_full=pitchf)
         pitch, pitchf = pitch[:p_len], pitchf[:p_len]
 

@@ -18,9 +18,7 @@ Inputs up to ``core + 2 * context`` frames take the whole-input path unchanged.
 from __future__ import annotations
 
 import logging
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import torch.nn.functional as F
 from rvc.errors import AssetError
 from rvc.infer.rmvpe_net import E2E, N_CLASSES, N_MELS, RMVPEConfig
 from rvc.infer.signal_ops import triangular_filters
-from rvc.infer.state_dict import check_state_dict
+from rvc.infer.state_dict import check_state_dict, read_tensor_file
 
 __all__ = ["RMVPE", "ChunkPlan", "MelSpectrogram", "cents_to_f0", "htk_mel_filterbank", "local_average_cents"]
 
@@ -183,12 +181,7 @@ def load_e2e(
 ) -> E2E:
     """Build E2E from a plain state dict (fp16 or fp32 on disk) with strict, named key checks."""
     path = Path(path)
-    if not path.is_file():
-        raise AssetError(f"RMVPE checkpoint {path} does not exist")
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise AssetError(f"RMVPE checkpoint {path} cannot be read: {exc}") from exc
+    state_dict = read_tensor_file(path, source=f"RMVPE checkpoint {path}")
     if isinstance(state_dict, dict) and "model" in state_dict and isinstance(state_dict["model"], dict):
         state_dict = state_dict["model"]
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):

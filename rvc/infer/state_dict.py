@@ -1,14 +1,17 @@
-"""Named key checks shared by the checkpoint loaders (voice ``.pth``, HuBERT, ...)."""
+"""Reading and named key checks shared by the checkpoint loaders (voice ``.pth``, RMVPE, FCPE, HuBERT, ...)."""
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
 from rvc.errors import AssetError
 
-__all__ = ["check_state_dict"]
+__all__ = ["check_state_dict", "read_tensor_file"]
 
 _MAX_LISTED_KEYS = 12
 
@@ -25,6 +28,20 @@ def _all_finite(tensor: torch.Tensor) -> bool:
     if bool(torch.isfinite(tensor.sum(dtype=torch.float32))):
         return True
     return bool(tensor.isfinite().all())
+
+
+def read_tensor_file(path: Path, *, source: str) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU: plain tensors, lists and dicts, no code run.
+
+    An absent file, a foreign one or one that needs a class to unpickle is an AssetError starting
+    with ``source`` ("does not exist" / "cannot be read"), so a bad asset fails the load by name.
+    """
+    if not path.is_file():
+        raise AssetError(f"{source} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise AssetError(f"{source} cannot be read as a torch file of plain tensors and lists: {exc}") from exc
 
 
 def check_state_dict(

@@ -33,7 +33,7 @@ from scipy import signal
 
 from rvc.errors import InvalidInput
 from rvc.infer.converter import VoiceConverter
-from rvc.infer.f0 import coarse_pitch, compute_f0
+from rvc.infer.f0 import coarse_pitch, estimate_f0, pitch_inputs
 from rvc.infer.fcpe import FCPE
 from rvc.infer.hubert import ContentEncoder
 from rvc.infer.index import FeatureIndex
@@ -328,11 +328,12 @@ class StreamConverter:
             window = multiple * -(-(window + HOP_LENGTH) // multiple) - HOP_LENGTH
         window = min(window, self._buffer.shape[0])
         frames = window // HOP_LENGTH + 1
-        coarse, shifted = compute_f0(
-            params.f0_method, self._buffer[-window:].astype(np.float64), frames,
-            pitch_shift=params.pitch_shift, filter_radius=params.filter_radius, rmvpe=models.rmvpe,
-            fcpe=models.fcpe, crepe_model=models.crepe_model, device=str(models.device), seed=_f0_seed(params),
+        f0 = estimate_f0(
+            params.f0_method, self._buffer[-window:].astype(np.float64), frames, filter_radius=params.filter_radius,
+            rmvpe=models.rmvpe, fcpe=models.fcpe, crepe_model=models.crepe_model, device=str(models.device),
+            seed=_f0_seed(params),
         )  # fmt: skip
+        coarse, shifted = pitch_inputs(f0, pitch_shift=params.pitch_shift)
         fresh = slice(_F0_HEAD_DROP, frames - _F0_TAIL_DROP)
         self._pitch = np.roll(self._pitch, -new_frames)
         self._pitchf = np.roll(self._pitchf, -new_frames)

@@ -13,8 +13,6 @@ audio (B, 1, T·hop) float32 in [-1, 1] at ``config.sample_rate``.
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from rvc.errors import AssetError, InvalidInput
 from rvc.infer.flow import ResidualCouplingBlock
 from rvc.infer.generator import HiFiGanGenerator, NsfGenerator
 from rvc.infer.nsf import NoiseSource
-from rvc.infer.state_dict import check_state_dict
+from rvc.infer.state_dict import check_state_dict, read_tensor_file
 from rvc.infer.synthesizer_config import SAMPLE_RATE_NAMES, SynthesizerConfig, official_config
 from rvc.infer.text_encoder import TextEncoder
 from rvc.infer.weight_norm import (
@@ -235,14 +233,7 @@ class VoiceCheckpoint:
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise AssetError(f"voice checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise AssetError(
-            f"voice checkpoint {path} cannot be read as a torch file of plain tensors and lists: {exc}"
-        ) from exc
+    checkpoint = read_tensor_file(path, source=f"voice checkpoint {path}")
     if not isinstance(checkpoint, Mapping):
         raise AssetError(f"voice checkpoint {path} holds a {type(checkpoint).__name__}, expected a dict")
     missing = [key for key in ("weight", "config") if key not in checkpoint]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Column, Connection, insert, select
 
 from rvc.storage.clips import StoredReference, clip_bytes, clip_sha256
 from rvc.storage.database import Database
@@ -152,10 +152,14 @@ def _import_voice(connection: Connection, folder: Path) -> str | None:
     return None
 
 
+def _wanted(connection: Connection, path: Path, key: Column[str]) -> bool:
+    """Whether ``path`` is there to import into the table of ``key``: a table that holds a row
+    already keeps the database's version (see the module docstring)."""
+    return path.is_file() and connection.execute(select(key)).first() is None
+
+
 def _import_config(connection: Connection, path: Path) -> bool:
-    if not path.is_file():
-        return False
-    if connection.execute(select(STORED_DEFAULTS.c.key)).first() is not None:
+    if not _wanted(connection, path, STORED_DEFAULTS.c.key):
         return False
     try:
         document = path.read_text()
@@ -168,9 +172,7 @@ def _import_config(connection: Connection, path: Path) -> bool:
 
 
 def _import_reference(connection: Connection, path: Path) -> bool:
-    if not path.is_file():
-        return False
-    if connection.execute(select(DEFAULT_REFERENCE.c.key)).first() is not None:
+    if not _wanted(connection, path, DEFAULT_REFERENCE.c.key):
         return False
     try:
         wav, rate = sf.read(path, dtype="float32")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rvc.errors import InvalidInput
-from rvc.infer.f0 import coarse_pitch, compute_f0, estimate_f0, shift_f0
+from rvc.infer.f0 import coarse_pitch, estimate_f0, pitch_inputs, shift_f0
 
 from .conftest import harmonic_tone
 
@@ -22,7 +22,7 @@ def padded_hp_audio(pipeline_tiny: Path) -> np.ndarray:
 
 def test_rmvpe_pitch_matches_pipeline_golden(padded_hp_audio, rmvpe_model, pipeline_tiny) -> None:
     golden = np.load(pipeline_tiny / "expected_rmvpe.npz")
-    coarse, f0 = compute_f0("rmvpe", padded_hp_audio, 600, pitch_shift=3, rmvpe=rmvpe_model)
+    coarse, f0 = pitch_inputs(estimate_f0("rmvpe", padded_hp_audio, 600, rmvpe=rmvpe_model), pitch_shift=3)
     assert coarse.shape == f0.shape == (601,)
     np.testing.assert_array_equal(coarse, golden["pitch_full"])
     expected = golden["pitchf_full"]
@@ -33,7 +33,7 @@ def test_rmvpe_pitch_matches_pipeline_golden(padded_hp_audio, rmvpe_model, pipel
 
 def test_pm_pitch_matches_pipeline_golden(padded_hp_audio, pipeline_tiny) -> None:
     golden = np.load(pipeline_tiny / "expected_pm.npz")
-    coarse, f0 = compute_f0("pm", padded_hp_audio, 600, pitch_shift=3)
+    coarse, f0 = pitch_inputs(estimate_f0("pm", padded_hp_audio, 600), pitch_shift=3)
     assert coarse.shape == (600,)
     np.testing.assert_array_equal(coarse, golden["pitch_full"])
     np.testing.assert_allclose(f0, golden["pitchf_full"], rtol=1e-9, atol=1e-9)
@@ -75,8 +75,8 @@ def test_pm_harvest_and_crepe_track_espeak_speech_together(espeak_speech: np.nda
 
 def test_pitch_shift_of_12_doubles_the_curve() -> None:
     tone = harmonic_tone(np.linspace(150.0, 250.0, 16000), 1.0)
-    coarse0, f0 = compute_f0("pm", tone, 100, pitch_shift=0)
-    coarse12, f0_up = compute_f0("pm", tone, 100, pitch_shift=12)
+    coarse0, f0 = pitch_inputs(estimate_f0("pm", tone, 100), pitch_shift=0)
+    coarse12, f0_up = pitch_inputs(estimate_f0("pm", tone, 100), pitch_shift=12)
     np.testing.assert_array_equal(f0_up, 2 * f0)
     voiced = f0 > 0
     assert voiced.sum() > 80
@@ -94,12 +94,12 @@ def test_coarse_bins_follow_reference_mel_mapping() -> None:
 def test_unknown_method_and_missing_model_raise_invalid_input() -> None:
     tone = harmonic_tone(220.0, 0.2)
     with pytest.raises(InvalidInput, match="f0_method") as info:
-        compute_f0("yin", tone, 20)
+        estimate_f0("yin", tone, 20)
     assert info.value.field == "f0_method"
     with pytest.raises(InvalidInput, match="RMVPE"):
-        compute_f0("rmvpe", tone, 20, rmvpe=None)
+        estimate_f0("rmvpe", tone, 20, rmvpe=None)
     with pytest.raises(InvalidInput, match="FCPE"):
-        compute_f0("fcpe", tone, 20, fcpe=None)
+        estimate_f0("fcpe", tone, 20, fcpe=None)
     with pytest.raises(InvalidInput, match="crepe model"):
         estimate_f0("crepe", tone, 20, crepe_model="huge")
 

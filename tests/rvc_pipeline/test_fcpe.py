@@ -28,6 +28,7 @@ from rvc.infer.fcpe import (
 from rvc.infer.fcpe_net import FCPEConfig, FCPENet
 from rvc.infer.params import ConversionParams
 from rvc.infer.weight_norm import split_weight_norm
+from tests.asset_files import assert_absent_and_garbage_files_are_asset_errors
 
 GOLDEN = Path(__file__).parent / "fixtures" / "fcpe_espeak.npz"
 SAMPLE_RATE = 16000
@@ -148,11 +149,7 @@ def test_checkpoint_keys_are_checked_by_name(tmp_path: Path) -> None:
     )
     with pytest.raises(AssetError, match=r"missing keys: norm\.bias.*unexpected keys: input_stack\.2\.weight"):
         FCPE.from_pretrained(broken)
-    with pytest.raises(AssetError, match="not found"):
-        FCPE.from_pretrained(tmp_path / "absent.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(AssetError, match="could not be read"):
-        FCPE.from_pretrained(tmp_path / "junk.pt")
+    assert_absent_and_garbage_files_are_asset_errors(FCPE.from_pretrained, tmp_path, ".pt")
 
 
 def test_checkpoint_for_another_front_end_is_refused(tmp_path: Path) -> None:
@@ -224,11 +221,11 @@ def test_converter_without_weights_names_both_places(demo_assets, tmp_path: Path
     assert converter.convert("demo", tone, SAMPLE_RATE, ConversionParams(f0_method="pm")).audio.size > 0
 
 
-def test_compute_f0_keeps_fcpe_raw_float32_and_shifts_it(fcpe_model: FCPE, golden) -> None:
-    from rvc.infer.f0 import compute_f0
+def test_pitch_inputs_keep_fcpe_raw_float32_and_shift_it(fcpe_model: FCPE, golden) -> None:
+    from rvc.infer.f0 import estimate_f0, pitch_inputs
 
     audio = _speech(golden, "male").astype(np.float64)  # the pipeline hands over float64
-    coarse, f0 = compute_f0("fcpe", audio, audio.size // 160, pitch_shift=12, fcpe=fcpe_model)
+    coarse, f0 = pitch_inputs(estimate_f0("fcpe", audio, audio.size // 160, fcpe=fcpe_model), pitch_shift=12)
     expected = golden["f0_male"]
     assert f0.dtype == np.float32 and f0.shape == expected.shape
     voiced = expected > 0

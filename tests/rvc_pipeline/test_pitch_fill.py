@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rvc.infer.f0 import compute_f0
+from rvc.infer.f0 import estimate_f0, pitch_inputs
 from rvc.infer.pitch_fill import fill_unvoiced
 from rvc.infer.profiles import PROFILES, profile_named
 
@@ -26,8 +26,9 @@ def test_fill_comes_before_the_key_shift_so_no_frame_is_coarse_bin_one() -> None
     wave = np.zeros(16000)
     t = np.arange(6000) / 16000
     wave[:6000] = 0.3 * np.sin(2 * np.pi * 150 * t)  # voiced, then 0.6 s of silence
-    coarse, shifted = compute_f0("pm", wave, 100, pitch_shift=12, fill=True)
-    plain_coarse, plain = compute_f0("pm", wave, 100, pitch_shift=12)
+    f0 = estimate_f0("pm", wave, 100)
+    coarse, shifted = pitch_inputs(f0, pitch_shift=12, fill=True)
+    plain_coarse, plain = pitch_inputs(f0, pitch_shift=12)
     assert (plain == 0).any() and (plain_coarse == 1).any()
     assert (shifted > 0).all() and (coarse > 1).all()
     voiced = plain > 0

@@ -27,32 +27,40 @@ PINNED = "2024"
 _VOICES = sa.table("voices", sa.column("name", sa.String), sa.column("record", sa.Text))
 
 
-def upgrade() -> None:
-    connection = op.get_bind()
+def _records(connection: sa.Connection) -> list[tuple[str, dict[str, object]]]:
+    """Every voice whose record parses to a JSON object; an unreadable one stays as it is (the store
+    reports it on read). Read whole before any update, so the cursor never sees its own writes."""
+    readable = []
     for name, record in connection.execute(sa.select(_VOICES.c.name, _VOICES.c.record)).all():
         try:
             document = json.loads(record)
         except ValueError:
-            continue  # an unreadable record stays as it is (the store reports it on read)
-        if not isinstance(document, dict):
             continue
+        if isinstance(document, dict):
+            readable.append((name, document))
+    return readable
+
+
+def _store(connection: sa.Connection, name: str, document: dict[str, object]) -> None:
+    connection.execute(sa.update(_VOICES).where(_VOICES.c.name == name).values(record=json.dumps(document)))
+
+
+def upgrade() -> None:
+    connection = op.get_bind()
+    for name, document in _records(connection):
         defaults = document.get("defaults")
         if not isinstance(defaults, dict):
             defaults = {}
         if defaults.get("rvc_profile") is not None:
             continue
         document["defaults"] = {**defaults, "rvc_profile": PINNED}
-        connection.execute(sa.update(_VOICES).where(_VOICES.c.name == name).values(record=json.dumps(document)))
+        _store(connection, name, document)
 
 
 def downgrade() -> None:
     connection = op.get_bind()
-    for name, record in connection.execute(sa.select(_VOICES.c.name, _VOICES.c.record)).all():
-        try:
-            document = json.loads(record)
-        except ValueError:
-            continue
-        defaults = document.get("defaults") if isinstance(document, dict) else None
+    for name, document in _records(connection):
+        defaults = document.get("defaults")
         if isinstance(defaults, dict) and "rvc_profile" in defaults:
             del defaults["rvc_profile"]  # 0001's records had no such field
-            connection.execute(sa.update(_VOICES).where(_VOICES.c.name == name).values(record=json.dumps(document)))
+            _store(connection, name, document)
