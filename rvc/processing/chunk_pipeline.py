@@ -35,7 +35,13 @@ from rvc.errors import Busy, InvalidInput
 from rvc.grpc.wire import Speaker
 from rvc.infer.stream_config import StreamConfig
 from rvc.processing.contract import SynthesisDefaults, Target
-from rvc.processing.pipeline import EMPTY_STAND_IN_S, TTS_SAMPLE_RATE, SynthesisRequest, token_budget
+from rvc.processing.pipeline import (
+    EMPTY_STAND_IN_S,
+    TTS_SAMPLE_RATE,
+    SynthesisRequest,
+    checked_lookahead,
+    token_budget,
+)
 from rvc.server import ConversionParams
 
 __all__ = [
@@ -207,12 +213,10 @@ class ChunkPipeline:
         self, speech: StreamingSpeechBackend, voice: VoiceStreamBackend | None, *, config: StreamConfig | None = None,
         lookahead: int = 2,
     ) -> None:
-        if lookahead < 1:
-            raise ValueError(f"lookahead must be >= 1, got {lookahead}")
         self.speech = speech
         self.voice = voice
         self.config = config
-        self.lookahead = lookahead
+        self.lookahead = checked_lookahead(lookahead)
         self.passthrough = PassThroughVoice()
 
     def check(self, settings: SynthesisDefaults) -> None:
