@@ -37,6 +37,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,16 +63,27 @@ class Timing:
     rvc: tuple[float, ...]  # each sentence's X-RVC-Time
 
 
-def timed_stream(base_url: str, reference: bytes, seed: int) -> Timing:
-    started = time.perf_counter()
-    first = None
+@contextmanager
+def stream_bytes(base_url: str, reference: bytes, seed: int) -> Iterator[Iterator[bytes]]:
+    """The multipart body of one ``/synthesize/stream`` request for ``TEXT``, as it arrives.
+
+    bench_jobs sends this same request, so the two benches' first-audio figures compare; leaving
+    the ``with`` before the end closes the connection, which ends the request on the server.
+    """
     with httpx.stream(
         "POST", f"{base_url}/synthesize/stream", data={"text": TEXT, "seed": str(seed)},
         files={"reference_audio": ("ref.wav", reference, "audio/wav")}, timeout=600,
     ) as response:
         response.raise_for_status()
+        yield response.iter_bytes()
+
+
+def timed_stream(base_url: str, reference: bytes, seed: int) -> Timing:
+    started = time.perf_counter()
+    first = None
+    with stream_bytes(base_url, reference, seed) as chunks:
         buffer = b""
-        for chunk in response.iter_bytes():
+        for chunk in chunks:
             if first is None and b"X-Sentence-Index" in buffer + chunk:
                 first = time.perf_counter() - started
             buffer += chunk

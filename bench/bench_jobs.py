@@ -31,6 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import httpx  # noqa: E402
+from bench_api import stream_bytes  # noqa: E402  (bench/ is sys.path[0]: the same request as bench_api)
 
 import rvc  # noqa: E402,F401  (hides the repo's triton/ folder from torch)
 from rvc.grpc.launcher import TritonServer  # noqa: E402
@@ -39,20 +40,15 @@ from rvc.launch import triton_config  # noqa: E402
 from tests.seed_cli import synthetic_reference as reference_clip  # noqa: E402
 from tests.stack import serve_app, stack_settings, write_demo_assets  # noqa: E402
 
-TEXT = "The first sentence sets the scene. The second one carries the story on. The third brings it home."
 JOB_TEXT = " ".join(f"Background sentence number {index} keeps the job busy for a while." for index in range(60))
 PHASES = ("jobs off", "jobs idle", "two jobs")
 
 
 def first_audio(base_url: str, reference: bytes, seed: int) -> float:
     started = time.perf_counter()
-    with httpx.stream(
-        "POST", f"{base_url}/synthesize/stream", data={"text": TEXT, "seed": str(seed)},
-        files={"reference_audio": ("ref.wav", reference, "audio/wav")}, timeout=600,
-    ) as response:
-        response.raise_for_status()
+    with stream_bytes(base_url, reference, seed) as chunks:
         buffer = b""
-        for chunk in response.iter_bytes():
+        for chunk in chunks:
             buffer += chunk
             if b"X-Sentence-Index" in buffer:
                 return time.perf_counter() - started

@@ -13,7 +13,6 @@ import concurrent.futures
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from rvc.grpc.model_control import TritonModelControl
 from rvc.grpc.model_repository import read_placements
 from rvc.grpc.triton_metrics import SpeakerCacheStats, read_speaker_cache
 from rvc.logging_setup import request_id_var
+from rvc.processing.chunk_pipeline import ClosesOnExit
 from rvc.processing.contract import SynthesisDefaults, Target
 from rvc.server import ConversionParams, PoolConfig, RVCServer, StreamConfig, StreamHandle
 from rvc.settings import Settings
@@ -244,7 +244,7 @@ class PoolVoice:
         return VoiceStream(self.pool.open_stream(voice, params, config))
 
 
-class VoiceStream:
+class VoiceStream(ClosesOnExit):
     """The async face of a pool stream: ``await feed(audio16k)``, ``await flush()``, ``await aclose()``.
 
     audio16k: (N,) float32 at 16 kHz; each call returns (M,) float32 at
@@ -280,11 +280,3 @@ class VoiceStream:
         except asyncio.CancelledError:
             self._handle.close("the awaiting task was cancelled")
             raise
-
-    async def __aenter__(self) -> VoiceStream:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        await self.aclose()

@@ -35,7 +35,13 @@ from rvc.errors import Busy, InvalidInput
 from rvc.grpc.wire import Speaker
 from rvc.infer.stream_config import StreamConfig
 from rvc.processing.contract import SynthesisDefaults, Target
-from rvc.processing.pipeline import EMPTY_STAND_IN_S, TTS_SAMPLE_RATE, SynthesisRequest, token_budget
+from rvc.processing.pipeline import (
+    EMPTY_STAND_IN_S,
+    TTS_SAMPLE_RATE,
+    SynthesisRequest,
+    checked_lookahead,
+    token_budget,
+)
 from rvc.server import ConversionParams
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "ChunkJob",
     "ChunkPipeline",
     "ChunkStream",
+    "ClosesOnExit",
     "PassThroughStream",
     "PassThroughVoice",
     "SentenceStart",
@@ -59,7 +66,25 @@ logger = logging.getLogger(__name__)
 SENTENCE_FADE_MS = 10.0
 
 
-class VoiceStream(Protocol):
+class ClosesOnExit(Protocol):
+    """``async with`` that ends in ``aclose()``: the streams here and in ``backends`` subclass it.
+
+    A stream left by an exception or a cancelled task must still free its worker, so every one
+    closes the same way on exit; a subclass gives ``aclose`` (idempotent: it may run twice).
+    """
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class VoiceStream(ClosesOnExit, Protocol):
     """One streamed RVC conversion: 16 kHz input in, converted audio at ``sample_rate`` out."""
 
     sample_rate: int
@@ -71,14 +96,6 @@ class VoiceStream(Protocol):
     async def flush(self) -> np.ndarray:
         """The rest of the conversion at the end of the input."""
         ...
-
-    async def aclose(self) -> None: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
 
 
 @runtime_checkable
@@ -99,7 +116,7 @@ class StreamingSpeechBackend(Protocol):
     ) -> AsyncGenerator[np.ndarray, None]: ...
 
 
-class PassThroughStream:
+class PassThroughStream(ClosesOnExit):
     """The "no conversion" stream (skip_rvc, rvc_model=none): TTS audio leaves unchanged, at 16 kHz."""
 
     sample_rate = TTS_SAMPLE_RATE
@@ -112,14 +129,6 @@ class PassThroughStream:
 
     async def aclose(self) -> None:
         return None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 class PassThroughVoice:
@@ -204,12 +213,10 @@ class ChunkPipeline:
         self, speech: StreamingSpeechBackend, voice: VoiceStreamBackend | None, *, config: StreamConfig | None = None,
         lookahead: int = 2,
     ) -> None:
-        if lookahead < 1:
-            raise ValueError(f"lookahead must be >= 1, got {lookahead}")
         self.speech = speech
         self.voice = voice
         self.config = config
-        self.lookahead = lookahead
+        self.lookahead = checked_lookahead(lookahead)
         self.passthrough = PassThroughVoice()
 
     def check(self, settings: SynthesisDefaults) -> None:
@@ -263,7 +270,7 @@ class _Sentence:
     previous: asyncio.Future[None] | None = None  # the sentence before's conversion
 
 
-class ChunkStream:
+class ChunkStream(ClosesOnExit):
     """One request's RVC streams and the loops that feed them; an async context manager that closes.
 
     Each sentence converts on an RVC stream of its own, so while sentence i's tail converts on one
@@ -291,14 +298,6 @@ class ChunkStream:
         if not self._closed:
             self._closed = True
             await self.voice_stream.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def _next_stream(self, previous: asyncio.Future[None] | None) -> VoiceStream:
         """The first sentence takes the stream ``open`` made; the others open their own. When the pool has

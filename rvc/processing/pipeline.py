@@ -38,6 +38,7 @@ __all__ = [
     "SynthesisResult",
     "TTSRVCPipeline",
     "VoiceBackend",
+    "checked_lookahead",
     "token_budget",
 ]
 
@@ -140,6 +141,13 @@ def token_budget(sentence: str, *, max_tokens: int = 3000) -> int:
     return min(max_tokens, int(seconds * TTS_SAMPLE_RATE / SAMPLES_PER_TOKEN))
 
 
+def checked_lookahead(lookahead: int) -> int:
+    """``lookahead`` (sentences in flight) for both pipelines: under one, no sentence would ever start."""
+    if lookahead < 1:
+        raise ValueError(f"lookahead must be >= 1, got {lookahead}")
+    return lookahead
+
+
 class TTSRVCPipeline:
     """Runs requests against one SpeechBackend and one VoiceBackend; stateless between requests.
 
@@ -151,12 +159,10 @@ class TTSRVCPipeline:
     def __init__(
         self, speech: SpeechBackend, voice: VoiceBackend, *, retry_suspect: bool = True, lookahead: int = 2
     ) -> None:
-        if lookahead < 1:
-            raise ValueError(f"lookahead must be >= 1, got {lookahead}")
         self.speech = speech
         self.voice = voice
         self.retry_suspect = retry_suspect
-        self.lookahead = lookahead
+        self.lookahead = checked_lookahead(lookahead)
 
     async def _speak(
         self, request: SynthesisRequest, index: int, kept: asyncio.Future[Speaker] | None = None

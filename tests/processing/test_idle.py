@@ -58,6 +58,14 @@ def make(parts: Parts, clock: Clock) -> IdleUnloader:
     return unloader
 
 
+async def unloaded(parts: Parts, clock: Clock) -> IdleUnloader:
+    """An unloader that has gone idle and unloaded, the state a waking request finds."""
+    unloader = make(parts, clock)
+    clock.now = 1.0
+    await settle(unloader, IdleState.IDLE)
+    return unloader
+
+
 def test_in_flight_request_is_never_unloaded_under_and_idle_time_counts_from_its_end() -> None:
     async def scenario() -> None:
         parts, clock = Parts(), Clock()
@@ -104,9 +112,7 @@ def test_request_arriving_during_unload_waits_for_it_then_loads_and_reports_its_
 def test_concurrent_wakers_share_one_load_and_a_cancelled_one_does_not_cancel_it() -> None:
     async def scenario() -> None:
         parts, clock = Parts(), Clock()
-        unloader = make(parts, clock)
-        clock.now = 1.0
-        await settle(unloader, IdleState.IDLE)
+        unloader = await unloaded(parts, clock)
         parts.load_gate.clear()
 
         async def request() -> float:
@@ -130,9 +136,7 @@ def test_concurrent_wakers_share_one_load_and_a_cancelled_one_does_not_cancel_it
 def test_failed_load_is_a_503_for_its_requests_and_the_next_request_tries_again() -> None:
     async def scenario() -> None:
         parts, clock = Parts(), Clock()
-        unloader = make(parts, clock)
-        clock.now = 1.0
-        await settle(unloader, IdleState.IDLE)
+        unloader = await unloaded(parts, clock)
         parts.fail_load = True
         with pytest.raises(ModelUnavailable):
             async with unloader.hold():
