@@ -55,8 +55,9 @@ class _Consumer:
 class StreamBatcher:
     """One decode thread for every concurrent ``stream``; ``close`` stops it.
 
-    on_logits: passed to each ``ContinuousBatch`` (diagnostics and tests; it runs in the decode
-    thread, and an exception it raises fails the streams of that step like any decode failure).
+    on_logits: passed to each ``ContinuousBatch`` (diagnostics and tests). It runs in the decode
+    thread, so an exception it raises is a decode failure: during a step it fails every active
+    stream, during a prefill only the joining one.
     """
 
     def __init__(
