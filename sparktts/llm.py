@@ -103,11 +103,50 @@ def gemm_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
+def decode_mask(attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """attention_mask: (B, L) of a batched one-token step -> the ready-made (B, 1, 1, L) bool mask.
+
+    It keeps transformers on its per-KV-head decode attention; left to itself it drops an all-ones
+    mask and torch's GQA kernel then copies K/V for every query head on CPU (~25 ms per step at
+    batch 4).
+    """
+    return {"full_attention": attention_mask.bool()[:, None, None, :]}
+
+
 class SmallBatchLinear(nn.Linear):
     """``nn.Linear`` whose forward is :func:`gemm_linear`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return gemm_linear(x, self.weight, self.bias)
+
+
+class RowSampler:
+    """One row's draws through a decode loop: its generator, its grammar state, how many it drew.
+
+    Kept per row, apart from the batch, so that a seeded row draws the same numbers in any batch,
+    joined at any step (``sparktts.llm_batch``), as it would alone.
+    """
+
+    def __init__(self, lm: SparkLM, params: GenerationParams) -> None:
+        self.params = params
+        self.generator = None if params.seed is None else torch.Generator(device=lm.device).manual_seed(params.seed)
+        self.grammar = lm.control_grammar() if params.control_grammar else None
+        self.drawn = 0
+        self.finished = False  # it drew a stop id or its max_new_tokens-th token
+        self._stop = frozenset(lm.stop_ids)
+
+    def draw(self, logits: torch.Tensor) -> int:
+        """logits: (1, V) float32, this row's scores for its next position -> the id it samples."""
+        p, grammar = self.params, self.grammar
+        if grammar is not None:
+            logits = grammar.constrain(logits)
+        token = sample_row(logits, do_sample=p.do_sample, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p,
+                           generator=self.generator)
+        if grammar is not None:
+            grammar.advance(token)
+        self.drawn += 1
+        self.finished = token in self._stop or self.drawn >= p.max_new_tokens
+        return token
 
 
 class SparkLM:
@@ -270,6 +309,24 @@ class SparkLM:
         logits[:, rows] = project(hidden, weight).float()
         return logits
 
+    def forward_logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | dict[str, torch.Tensor],
+        position_ids: torch.Tensor,
+        cache: DynamicCache,
+        restrict: bool,
+    ) -> torch.Tensor:
+        """One forward that extends ``cache``: input_ids (B, T) -> (B, V) float32 logits of position T.
+
+        attention_mask: (B, cached + T) int64, or :func:`decode_mask`'s form for a batched T = 1 step.
+        Call under ``torch.inference_mode()``.
+        """
+        out = self.model.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache, use_cache=True,
+        )
+        return self._logits(out.last_hidden_state[:, -1, :], restrict)
+
     def decode_steps(
         self,
         input_ids: torch.Tensor,
@@ -291,15 +348,11 @@ class SparkLM:
         input_ids = input_ids.to(device)
         attention_mask = attention_mask.to(device)
         batch = input_ids.shape[0]
-        generators: list[torch.Generator | None] = []
-        for p in params:
-            generators.append(None if p.seed is None else torch.Generator(device=device).manual_seed(p.seed))
         restrict = any(p.restrict_vocab for p in params)
         if restrict and not all(p.restrict_vocab for p in params):
             raise ValueError("restrict_vocab must be the same for every request of a batch")
         limit = max(p.max_new_tokens for p in params)
-        grammars = [self.control_grammar() if p.control_grammar else None for p in params]
-        stop = set(self.stop_ids)
+        samplers = [RowSampler(self, p) for p in params]
         running = list(range(batch))  # the rows still in the batch, in row order
         cache = DynamicCache(config=self.model.config)
         position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
@@ -308,31 +361,15 @@ class SparkLM:
             for step in range(limit):
                 mask: torch.Tensor | dict[str, torch.Tensor] = attention_mask
                 if step and batch > 1:
-                    # A ready-made (B, 1, 1, L) mask keeps transformers on its per-KV-head decode
-                    # attention; left to itself it drops an all-ones mask and torch's GQA kernel then
-                    # copies K/V for every query head on CPU (~25 ms per step at batch 4).
-                    mask = {"full_attention": attention_mask.bool()[:, None, None, :]}
-                out = self.model.model(
-                    input_ids=step_ids, attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=True,
-                )
-                logits = self._logits(out.last_hidden_state[:, -1, :], restrict)
+                    mask = decode_mask(attention_mask)
+                logits = self.forward_logits(step_ids, mask, position_ids, cache, restrict)
                 if on_logits is not None:
                     on_logits(logits)
                 new: list[int | None] = [None] * batch
                 keep: list[int] = []  # positions in ``running`` of the rows that go on
                 for position, row in enumerate(running):
-                    p, grammar = params[row], grammars[row]
-                    row_logits = logits[position : position + 1]
-                    if grammar is not None:
-                        row_logits = grammar.constrain(row_logits)
-                    token = sample_row(
-                        row_logits, do_sample=p.do_sample, temperature=p.temperature,
-                        top_k=p.top_k, top_p=p.top_p, generator=generators[row],
-                    )
-                    if grammar is not None:
-                        grammar.advance(token)
-                    new[row] = token
-                    if token not in stop and step + 1 < p.max_new_tokens:
+                    new[row] = samplers[row].draw(logits[position : position + 1])
+                    if not samplers[row].finished:
                         keep.append(position)
                 yield new
                 if not keep:

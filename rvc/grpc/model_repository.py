@@ -167,6 +167,9 @@ class RepositoryConfig:
     max_batch_size: int = 16
     max_queue_delay_us: int = 2000  # lets a request's sentences, sent together, meet in one batch
     request_workers: int = 4  # requests one spark_tts instance runs at the same time (threads)
+    # streaming with the python LLM: concurrent streams share one decode thread's steps (continuous
+    # batching, sparktts.serving.StreamBatcher); False decodes each stream in its request thread
+    stream_batching: bool = True
     speaker_cache_size: int = 64  # reference clips whose tokens are kept; 0 disables the cache
     stream_end: Literal["empty_chunk", "last_chunk"] = "empty_chunk"
     temperature: float = 0.8
@@ -262,6 +265,7 @@ class RepositoryConfig:
             "device": self.device,
             "dtype": self.dtype,
             "request_workers": self.request_workers,
+            "stream_batching": self.stream_batching,
             "speaker_cache_size": self.speaker_cache_size,
             "stream_end": self.stream_end,
             "temperature": self.temperature,

@@ -10,6 +10,7 @@ the server uses.
 * ``codec``: BiCodec tokenize / detokenize over a dynamic batch;
 * ``pipeline``: ``SpeakerCache`` and ``SpeechPipeline`` (offline batches and streamed chunks);
 * ``cache_metrics``: the speaker cache's numbers as Triton custom metrics;
+* ``stream_batcher``: ``StreamBatcher``, concurrent streams decoded together by one thread;
 * ``trtllm``: the TensorRT-LLM backend (``TensorRTLLM``: request tensors, token parsing);
 * ``responses``: the Triton responses every adapter builds (``pb_utils`` passed in).
 """
@@ -35,6 +36,7 @@ from sparktts.serving.inputs import (
     parse_synthesis_request,
     required_parameter,
     schedule_from_parameters,
+    stream_batching_enabled,
     token_row,
     torch_placement,
     waveform_row,
@@ -42,6 +44,7 @@ from sparktts.serving.inputs import (
 from sparktts.serving.memory import bound_primitive_cache, release_freed_memory
 from sparktts.serving.pipeline import CacheStats, SpeakerCache, Speech, SpeechPipeline
 from sparktts.serving.responses import error_response, speech_response, start_adapter, waveform_response
+from sparktts.serving.stream_batcher import BatcherClosed, StreamBatcher
 from sparktts.serving.trtllm import (
     RequestExecutor,
     TensorRTLLM,
@@ -52,6 +55,8 @@ from sparktts.serving.trtllm import (
 )
 
 __all__ = [
+    "BatcherClosed",
+    "StreamBatcher",
     "bound_primitive_cache",
     "release_freed_memory",
     "INVALID_INPUT_PREFIX",
@@ -84,6 +89,7 @@ __all__ = [
     "schedule_from_parameters",
     "semantic_lookup",
     "speech_response",
+    "stream_batching_enabled",
     "start_adapter",
     "tensorrt_llm_inputs",
     "token_row",

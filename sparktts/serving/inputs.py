@@ -360,3 +360,12 @@ def torch_placement(parameters: Mapping[str, str]) -> tuple[str, torch.dtype]:
     if name not in dtypes:
         raise ValueError(f"model parameter dtype must be one of {sorted(dtypes)}, got {name!r}")
     return device, dtypes[name]
+
+
+def stream_batching_enabled(parameters: Mapping[str, str]) -> bool:
+    """``stream_batching`` model parameter: "true" (the default) decodes concurrent streams of the
+    python LLM together (``StreamBatcher``), "false" keeps one decode per request thread."""
+    value = parameters.get("stream_batching", "true") or "true"
+    if value not in ("true", "false"):
+        raise ValueError(f"model parameter stream_batching must be true or false, got {value!r}")
+    return value == "true"

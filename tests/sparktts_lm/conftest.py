@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from sparktts.inference import SparkTTS
-from sparktts.llm import GenerationParams
+from sparktts.llm import GenerationParams, SparkLM
 
 CASES = ("b1_clone_prompt_text", "b2_clone_no_prompt_text", "b3_control", "b4_clone_prompt_text_greedy")
 GOLDEN_SEED = 1234  # the harness ran torch.manual_seed(1234) right before generate
@@ -21,6 +21,17 @@ GOLDEN_MAX_NEW_TOKENS = 120
 @pytest.fixture(scope="session")
 def tiny_tts(spark_tiny: Path) -> SparkTTS:
     return SparkTTS.from_pretrained(spark_tiny / "model")
+
+
+@pytest.fixture(scope="session")
+def lm(tiny_tts: SparkTTS) -> SparkLM:
+    return tiny_tts.lm
+
+
+def golden_params(case: str, **extra: Any) -> GenerationParams:
+    """The golden run's sampling for ``case`` (greedy for the ``_greedy`` case), plus ``extra``."""
+    return GenerationParams(max_new_tokens=GOLDEN_MAX_NEW_TOKENS, seed=GOLDEN_SEED,
+                            do_sample="greedy" not in case, **extra)
 
 
 @pytest.fixture(scope="session")

@@ -10,17 +10,7 @@ import torch
 
 from sparktts.llm import GenerationParams, SparkLM
 
-from .conftest import CASES, GOLDEN_MAX_NEW_TOKENS, GOLDEN_SEED
-
-
-@pytest.fixture(scope="module")
-def lm(tiny_tts) -> SparkLM:
-    return tiny_tts.lm
-
-
-def _params(case: str, **extra) -> GenerationParams:
-    return GenerationParams(max_new_tokens=GOLDEN_MAX_NEW_TOKENS, seed=GOLDEN_SEED,
-                            do_sample="greedy" not in case, **extra)
+from .conftest import CASES, GOLDEN_MAX_NEW_TOKENS, golden_params
 
 
 def test_tokenizer_ids_equal_the_official_ones(lm: SparkLM, golden) -> None:
@@ -46,7 +36,7 @@ def test_prefill_logits_match(lm: SparkLM, golden) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_generation_reproduces_the_official_ids(lm: SparkLM, golden, case: str) -> None:
     """b4 is greedy; b1-b3 are torch.manual_seed(1234) + HF sampling, reproduced id for id."""
-    generated = lm.generate(golden[case]["prompt"], _params(case))
+    generated = lm.generate(golden[case]["prompt"], golden_params(case))
     np.testing.assert_array_equal(np.array(generated), golden[case]["generated_ids"])
     assert lm.tokenizer.decode(generated, skip_special_tokens=True) == golden[case]["decoded"]
     assert lm.semantic_ids(generated) == golden[case]["semantic_ids"][0].tolist()
@@ -62,15 +52,15 @@ def test_fast_matmul_keeps_the_official_ids(spark_tiny, golden) -> None:
         np.testing.assert_allclose(fast.model(prompt[:, :5]).logits, exact.model(prompt[:, :5]).logits, atol=1e-4)
     for case in CASES:
         for restrict in (False, True):
-            generated = fast.generate(golden[case]["prompt"], _params(case, restrict_vocab=restrict))
+            generated = fast.generate(golden[case]["prompt"], golden_params(case, restrict_vocab=restrict))
             np.testing.assert_array_equal(np.array(generated), golden[case]["generated_ids"], err_msg=case)
-        generated = exact.generate(golden[case]["prompt"], _params(case))
+        generated = exact.generate(golden[case]["prompt"], golden_params(case))
         np.testing.assert_array_equal(np.array(generated), golden[case]["generated_ids"], err_msg=case)
 
 
 def test_stream_yields_the_generate_ids(lm: SparkLM, golden) -> None:
     case = "b3_control"
-    stream = lm.stream(golden[case]["prompt"], _params(case))
+    stream = lm.stream(golden[case]["prompt"], golden_params(case))
     first = next(stream)
     assert isinstance(first, int)
     assert [first, *stream] == golden[case]["generated_ids"].tolist()
@@ -84,7 +74,7 @@ def test_semantic_and_global_index_agree_with_the_regex(lm: SparkLM, golden) -> 
 
 def test_batch_rows_sample_as_they_would_alone(lm: SparkLM, golden) -> None:
     cases = ["b1_clone_prompt_text", "b2_clone_no_prompt_text", "b3_control"]  # prompt lengths 228, 55, 23
-    outputs = lm.generate_batch([golden[c]["prompt"] for c in cases], [_params(c) for c in cases])
+    outputs = lm.generate_batch([golden[c]["prompt"] for c in cases], [golden_params(c) for c in cases])
     for case, generated in zip(cases, outputs, strict=True):
         np.testing.assert_array_equal(np.array(generated), golden[case]["generated_ids"], err_msg=case)
 
@@ -94,7 +84,7 @@ def test_rows_that_stop_early_leave_the_batch_and_the_rest_decode_on(lm: SparkLM
     cases = ["b1_clone_prompt_text", "b2_clone_no_prompt_text", "b3_control"]
     budgets = [40, GOLDEN_MAX_NEW_TOKENS, 80]
     running: list[int] = []
-    params = [replace(_params(case), max_new_tokens=budget) for case, budget in zip(cases, budgets, strict=True)]
+    params = [replace(golden_params(case), max_new_tokens=budget) for case, budget in zip(cases, budgets, strict=True)]
     outputs = lm.generate_batch([golden[c]["prompt"] for c in cases], params)
     steps = list(lm.decode_steps(*lm.encode_batch([golden[c]["prompt"] for c in cases]), params,
                                  on_logits=lambda logits: running.append(logits.shape[0])))
@@ -109,9 +99,9 @@ def test_restrict_vocab_is_exact_where_no_text_token_is_a_candidate(lm: SparkLM,
     0 / 1 / 3 / 0 of 120 steps (b1..b4); top-p removed them, so the restricted ids are identical."""
     unsafe = []
     for case in CASES:
-        restricted = lm.generate(golden[case]["prompt"], _params(case, restrict_vocab=True))
+        restricted = lm.generate(golden[case]["prompt"], golden_params(case, restrict_vocab=True))
         np.testing.assert_array_equal(np.array(restricted), golden[case]["generated_ids"], err_msg=case)
-        report = lm.restriction_report(golden[case]["prompt"], _params(case))
+        report = lm.restriction_report(golden[case]["prompt"], golden_params(case))
         assert report["steps"] == GOLDEN_MAX_NEW_TOKENS
         unsafe.append(int(report["unsafe_steps"]))
     assert unsafe == [0, 1, 3, 0]

@@ -103,9 +103,12 @@ def test_the_streaming_model_can_be_left_out_and_its_schedule_set(tmp_path: Path
     alone = prepare_model_repository(tmp_path / "alone", model_dir=fake_model_dir, streaming_model=False)
     assert not (alone / contract.SPARK_TTS_DECOUPLED).exists()
     tuned = prepare_model_repository(tmp_path / "tuned", model_dir=fake_model_dir, stream_first_tokens=10,
-                                     stream_steady_tokens=40, stream_overlap_tokens=2)
+                                     stream_steady_tokens=40, stream_overlap_tokens=2, stream_batching=False)
     streaming = (tuned / contract.SPARK_TTS_DECOUPLED / "config.pbtxt").read_text()
     assert [parameter(streaming, f"chunk_{k}_tokens") for k in ("first", "steady", "overlap")] == ["10", "40", "2"]
+    assert parameter(streaming, "stream_batching") == "false"
+    default = (alone / contract.SPARK_TTS / "config.pbtxt").read_text()
+    assert parameter(default, "stream_batching") == "true"  # continuous batching of streams by default
 
 
 def test_configs_declare_the_contracts_tensors(tmp_path: Path, fake_model_dir: Path) -> None:

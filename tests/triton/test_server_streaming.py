@@ -60,6 +60,29 @@ def test_stream_equals_in_process_sparktts_stream(client: TritonSparkClient, spa
     np.testing.assert_array_equal(wav, crossfade_join(expected, OVERLAP))
 
 
+def test_concurrent_streams_decoded_together_each_equal_their_solo_stream(
+    streaming_server: TritonServer, spark_tts, reference: Reference
+) -> None:
+    """Two 300-token streams at once: the model's StreamBatcher (stream_batching on by default) steps
+    both rows in one decode loop, and each stream is still the in-process SparkTTS.stream of its
+    seed (the same ids; a chunk may differ only in float bits if the vocoder batched the two)."""
+    seeds = (41, 42)
+
+    async def both() -> list[list[np.ndarray]]:
+        async with AsyncTritonSparkClient(streaming_server.grpc_url, model_name=STREAMING) as aio:
+            async def one(seed: int) -> list[np.ndarray]:
+                return [c async for c in aio.stream(TEXT, reference.wav, reference.text,
+                                                    TTSParams(seed=seed, chunks=OFFICIAL),
+                                                    reference_sample_rate=reference.sample_rate)]
+            return list(await asyncio.gather(*(one(seed) for seed in seeds)))
+
+    for seed, chunks in zip(seeds, asyncio.run(asyncio.wait_for(both(), timeout=300)), strict=True):
+        expected = expected_chunks(spark_tts, reference, seed)
+        assert [c.size for c in chunks] == [e.size for e in expected]
+        for chunk, want in zip(chunks, expected, strict=True):
+            np.testing.assert_allclose(chunk, want, rtol=0, atol=1e-5)
+
+
 def test_streamed_tokens_are_the_offline_tokens(client: TritonSparkClient, spark_tts, reference: Reference) -> None:
     """Each chunk is the vocoding of a slice of the very tokens offline synthesis vocodes."""
     chunks = list(client.stream(TEXT, reference.wav, reference.text, TTSParams(seed=22, chunks=OFFICIAL),

@@ -297,3 +297,10 @@ def test_one_voice_source_per_request(reference: Reference) -> None:
     short["speaker_global_tokens"] = np.zeros((1, 31), np.int32)
     with pytest.raises(ValueError, match="speaker_global_tokens must hold 32 ids, got 31"):
         serving.parse_synthesis_request(short.get, DEFAULTS)
+
+
+def test_stream_batching_parameter_is_on_unless_false_and_names_a_bad_value() -> None:
+    assert serving.stream_batching_enabled({}) and serving.stream_batching_enabled({"stream_batching": "true"})
+    assert not serving.stream_batching_enabled({"stream_batching": "false"})
+    with pytest.raises(ValueError, match="stream_batching must be true or false, got 'yes'"):
+        serving.stream_batching_enabled({"stream_batching": "yes"})

@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         help="how long the dynamic batcher waits for more requests (a request's sentences arrive together)",
     )
     parser.add_argument("--request-workers", type=int, default=4)
+    parser.add_argument(
+        "--stream-batching", choices=("true", "false"), default="true",
+        help="python LLM, streaming: decode concurrent streams together in one thread (false: one per request)",
+    )
     parser.add_argument("--speaker-cache-size", type=int, default=64)
     parser.add_argument("--stream-end", choices=("empty_chunk", "last_chunk"), default="empty_chunk")
     parser.add_argument("--max-new-tokens", type=int, default=3000)
@@ -70,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             max_batch_size=args.max_batch_size,
             max_queue_delay_us=args.max_queue_delay_us,
             request_workers=args.request_workers,
+            stream_batching=args.stream_batching == "true",
             speaker_cache_size=args.speaker_cache_size,
             stream_end=args.stream_end,
             max_new_tokens=args.max_new_tokens,

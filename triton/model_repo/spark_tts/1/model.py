@@ -12,7 +12,8 @@ the LLM) and turns its results into responses. The LLM runs in this process thro
 
 Offline (``decoupled: false``): one response per request with the whole ``waveform`` (1, T); the
 prompts of a dynamic batch are decoded together. Streaming (``decoupled: true``): each request
-runs in a worker thread and sends a ``waveform`` chunk whenever enough tokens exist, on the
+runs in a worker thread (its LLM ids come from one decode thread that steps every concurrent
+stream together, ``sparktts.serving.StreamBatcher``, unless ``stream_batching`` is false) and sends a ``waveform`` chunk whenever enough tokens exist, on the
 request's chunk schedule (``chunk_*`` inputs) or the model's (``chunk_*`` parameters: the official
 50 -> 400 -> 1500 tokens for a streaming ``spark_tts``, a small first chunk and steady chunks for
 ``spark_tts_decoupled``), chunks overlapping by 5 tokens = 1600 samples by default. The stream ends
@@ -91,6 +92,7 @@ class TritonPythonModel:
         )
         schedule = serving.schedule_from_parameters(parameters)
         workers = int(parameters.get("request_workers", "4"))
+        self.batcher: serving.StreamBatcher | None = None
         llm_dir = serving.required_parameter(parameters, "llm_tokenizer_dir")
         backend = parameters.get("llm_backend", "python")
         if backend == "python":
@@ -129,7 +131,8 @@ class TritonPythonModel:
         self.cache_metrics.watch(cache)
         pb_utils.Logger.log_info(
             f"{model_config['name']}: llm {backend} from {llm_dir}, {'streaming' if self.decoupled else 'offline'}, "
-            f"{schedule}, cache {self.pipeline.cache.capacity}, stream_end {self.stream_end}"
+            f"{schedule}, cache {self.pipeline.cache.capacity}, stream_end {self.stream_end}, "
+            f"stream batching {'on' if self.batcher is not None else 'off'}"
         )
 
     # ------------------------------------------------------------------ the pipeline's parts
@@ -139,7 +142,11 @@ class TritonPythonModel:
         device, dtype = serving.torch_placement(parameters)
         fast_matmul = {"auto": None, "on": True, "off": False}[parameters.get("llm_fast_matmul", "auto")]
         self.llm = SparkLM.from_pretrained(llm_dir, device=device, dtype=dtype, fast_matmul=fast_matmul)
-        return self.llm.generate_batch, self.llm.stream, self.llm.semantic_ids, self.llm.semantic_index
+        stream = self.llm.stream
+        if self.decoupled and serving.stream_batching_enabled(parameters):
+            self.batcher = serving.StreamBatcher(self.llm)
+            stream = self.batcher.stream
+        return self.llm.generate_batch, stream, self.llm.semantic_ids, self.llm.semantic_index
 
     def _tokenize(self, wav: np.ndarray, sample_rate: int) -> serving.Tokens:
         response = bls(
@@ -216,6 +223,8 @@ class TritonPythonModel:
     def finalize(self) -> None:
         self.requests.shutdown(wait=False, cancel_futures=True)
         self.pipeline.close()
+        if self.batcher is not None:
+            self.batcher.close()
         self.cache_metrics.close()
         if isinstance(self.llm, serving.TensorRTLLM):
             self.llm.close()
