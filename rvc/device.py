@@ -35,12 +35,14 @@ from typing import Literal
 from rvc.errors import ConfigError
 
 __all__ = [
+    "AUTO_PRECISION",
     "CODEC_DTYPE",
     "CudaErrorKind",
     "DeviceKind",
     "GpuFacts",
     "PartPlacement",
     "RVC_DECODER_DTYPES",
+    "RVC_PRECISION_SETTINGS",
     "TorchFacts",
     "apply_precision_flags",
     "check_llm_dtype",
@@ -64,6 +66,8 @@ CudaErrorKind = Literal["oom", "sticky", "other"]
 Capability = tuple[int, int]
 
 RVC_DECODER_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # RVC_PRECISION -> dtype
+AUTO_PRECISION = "auto"  # RVC_PRECISION's default: each worker resolves it (rvc.gpu_rule.rvc_precision)
+RVC_PRECISION_SETTINGS = (AUTO_PRECISION, *RVC_DECODER_DTYPES)
 CODEC_DTYPE = "float32"  # BiCodec and wav2vec2, whatever the LLM's dtype (the official code's choice)
 BF16_CAPABILITY: Capability = (8, 0)
 CUDA_TORCH_HINT = (
@@ -215,9 +219,12 @@ def _gpu_words(capability: Capability) -> str:
 
 
 def check_rvc_precision(precision: str, device: DeviceKind, capability: Capability | None) -> None:
-    """RVC_PRECISION against the device: fp16 needs CUDA, bf16 on CUDA needs capability >= 8.0."""
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"RVC_PRECISION={precision!r}: must be fp32, bf16 or fp16", field="RVC_PRECISION")
+    """RVC_PRECISION against the device: fp16 needs CUDA, bf16 on CUDA needs capability >= 8.0.
+
+    "auto" passes everywhere: it becomes a dtype the worker's card runs (``rvc.gpu_rule.rvc_precision``).
+    """
+    if precision not in RVC_PRECISION_SETTINGS:
+        raise ConfigError(f"RVC_PRECISION={precision!r}: must be auto, fp32, bf16 or fp16", field="RVC_PRECISION")
     if precision == "fp16" and device != "cuda":
         raise ConfigError("RVC_PRECISION=fp16 needs a CUDA device; use bf16 or fp32 on the CPU",
                           field="RVC_PRECISION")
@@ -296,7 +303,11 @@ class PartPlacement:
 def placements(device: DeviceKind, rvc_precision: str, llm_dtype: str, llm_backend: str) -> tuple[PartPlacement, ...]:
     """Every part's device and dtype: the codec always float32, the LLM its own dtype, the RVC
     decoder the precision (HuBERT and RMVPE stay float32 in every RVC precision today).
+    ``rvc_precision`` is a resolved one: "auto" names no dtype until a worker knows its card.
     """
+    if rvc_precision not in RVC_DECODER_DTYPES:
+        raise ValueError(f"rvc_precision must be resolved to one of {sorted(RVC_DECODER_DTYPES)}, got "
+                         f"{rvc_precision!r} (rvc.gpu_rule.rvc_precision resolves auto)")
     decoder = RVC_DECODER_DTYPES[rvc_precision]
     return (
         PartPlacement("tts.audio_tokenizer", device, CODEC_DTYPE),

@@ -11,8 +11,10 @@ for RVC, as pure functions of the same ``TorchFacts`` (no torch import):
 * the segment lengths follow the dtype (``x_pad``, ``x_query``, ``x_center``, ``x_max`` in seconds):
   fp16 (3, 10, 60, 65), fp32 (1, 6, 38, 41), and (1, 5, 30, 32) on a GPU of at most 4 GB.
 
-With DEVICE=auto a worker that lands on CUDA takes this rule's card and segment lengths. The half
-type is the rule's word for what the card can run; RVC_PRECISION still sets the decoder's type.
+With DEVICE=auto a worker that lands on CUDA takes this rule's card and segment lengths. The dtype
+is the decoder's too when RVC_PRECISION=auto (the default): ``rvc_precision`` resolves it for the
+card the worker converts on, whether DEVICE picked it or named it, and the CPU keeps fp32, so every
+CPU result stays what it was. An explicit fp32, bf16 or fp16 wins over the rule.
 """
 
 from __future__ import annotations
@@ -21,9 +23,17 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from rvc.device import GpuFacts, TorchFacts
+from rvc.device import AUTO_PRECISION, RVC_DECODER_DTYPES, GpuFacts, TorchFacts
 
-__all__ = ["RvcPlacement", "SegmentSeconds", "gpu_rule", "rvc_placement", "segment_seconds"]
+__all__ = [
+    "PrecisionChoice",
+    "RvcPlacement",
+    "SegmentSeconds",
+    "gpu_rule",
+    "rvc_placement",
+    "rvc_precision",
+    "segment_seconds",
+]
 
 MIN_MEMORY_GB = 4.0
 MIN_CAPABILITY = 5.3
@@ -50,6 +60,24 @@ class RvcPlacement:
     dtype: Literal["float32", "float16"]
     segments: SegmentSeconds
     reason: str
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The decoder precision a worker runs (``precision``: fp32, bf16 or fp16), the RVC_PRECISION it
+    came from (``setting``) and, for "auto", why; /status shows ``source`` so "auto" never hides a dtype.
+    """
+
+    setting: str
+    precision: str
+    reason: str = ""
+
+    @property
+    def source(self) -> str:
+        """E.g. "auto -> fp16 (main's rule: NVIDIA L4, capability 8.9)", or "fp32" when set explicitly."""
+        if self.setting != AUTO_PRECISION:
+            return self.precision
+        return f"{AUTO_PRECISION} -> {self.precision} ({self.reason})"
 
 
 def _memory_gb(gpu: GpuFacts) -> float:
@@ -93,3 +121,35 @@ def rvc_placement(facts: TorchFacts) -> RvcPlacement:
     memory = _memory_gb(gpu)
     reason = f"{gpu.name}: capability {gpu.capability[0]}.{gpu.capability[1]}, {memory:.1f} GB -> {dtype}"
     return RvcPlacement(f"cuda:{index}", dtype, segment_seconds(dtype, memory), reason)
+
+
+_PRECISION_OF_DTYPE = {dtype: precision for precision, dtype in RVC_DECODER_DTYPES.items()}  # "float16" -> "fp16"
+
+
+def rvc_precision(setting: str, device: str, facts: TorchFacts) -> PrecisionChoice:
+    """RVC_PRECISION for a worker converting on ``device`` ("cpu", "cuda" or "cuda:N", resolved).
+
+    "auto" is fp32 on the CPU and main's dtype for the card on CUDA ("cuda" is card 0, torch's
+    default). A card the rule leaves out (DEVICE=cuda named it, so it stays) runs fp32, the dtype
+    every card can run. Any other setting is returned as it is: ``rvc.device.check_rvc_precision``
+    has already judged it against the device.
+    """
+    if setting != AUTO_PRECISION:
+        if setting not in RVC_DECODER_DTYPES:
+            raise ValueError(f"RVC_PRECISION={setting!r}: must be auto or one of {sorted(RVC_DECODER_DTYPES)}")
+        return PrecisionChoice(setting, setting)
+    kind, _, index = device.partition(":")
+    if kind != "cuda":
+        return PrecisionChoice(setting, "fp32", "the CPU")
+    number = int(index or 0)
+    if number >= len(facts.gpus):
+        raise ValueError(f"device {device!r}: torch sees {len(facts.gpus)} GPU(s)")
+    gpu = facts.gpus[number]
+    card = f"{gpu.name}, capability {gpu.capability[0]}.{gpu.capability[1]}"
+    dtype = gpu_rule(gpu)
+    if dtype is None:
+        return PrecisionChoice(setting, "fp32", (
+            f"{card}, {_memory_gb(gpu):.1f} GB: outside main's rule (>= {MIN_MEMORY_GB:g} GB and capability >= "
+            f"{MIN_CAPABILITY}), kept as DEVICE names it, in fp32"
+        ))
+    return PrecisionChoice(setting, _PRECISION_OF_DTYPE[dtype], f"main's rule: {card}")

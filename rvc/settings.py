@@ -106,9 +106,11 @@ class Settings(BaseSettings):
         "2026 follows the official WebUI's main (unvoiced pitch filled), 2024 its 20240604 release "
         "(README: RVC inference profiles)",
     )
-    rvc_precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32",
-        description="RVC decoder precision: fp32 (exact on CPU; on Ampere+ GPUs TF32 may apply), bf16 (opt-in, "
+    rvc_precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="RVC decoder precision: auto (fp32 on the CPU; on CUDA the official WebUI main's dtype for the "
+        "worker's card: fp16 above compute capability 6.1, fp32 on 6.1, GTX 16xx and cards outside its rule), "
+        "fp32 (exact on CPU; on Ampere+ GPUs TF32 may apply), bf16 (opt-in, "
         "~2.3x faster decoder on CPUs with AVX-512 BF16/AMX, max deviation ~5e-3; on CUDA only with compute "
         "capability >= 8.0), fp16 (CUDA only)",
     )

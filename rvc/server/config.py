@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rvc.infer.params import DEFAULT_PROFILE, PRECISIONS, PROFILES
+from rvc.device import RVC_PRECISION_SETTINGS
+from rvc.infer.params import DEFAULT_PROFILE, PROFILES
 
 if TYPE_CHECKING:
     from rvc.settings import Settings
@@ -61,7 +62,8 @@ class PoolConfig:
     warmup: run one short conversion per worker before taking jobs.
     device: "cpu", "cuda" or "auto" (cuda when available).
     profile: the RVC inference profile of a job that names none ("2026" or "2024", RVC_PROFILE).
-    precision: the voice decoder's precision, "fp32" (exact), "bf16" or "fp16"
+    precision: the voice decoder's precision, "auto" (each worker resolves it for its device:
+        ``rvc.gpu_rule.rvc_precision``), "fp32" (exact), "bf16" or "fp16"
         (rvc.infer.converter.decoder_dtype says what each costs in accuracy).
     torch_threads: intra-op threads per worker; 1, because N workers each with
         several threads oversubscribe the cores (docs/triton_runtime.md: 5-40x slower).
@@ -83,7 +85,7 @@ class PoolConfig:
     start_timeout_s: float = 300.0
     warmup: bool = True
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str = "auto"
     profile: str = DEFAULT_PROFILE
     torch_threads: int = 1
     log_level: str = "INFO"
@@ -111,8 +113,8 @@ class PoolConfig:
         _non_negative("max_gpu_mb", self.max_gpu_mb)
         if self.device not in _DEVICES and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be one of {_DEVICES} or 'cuda:N', got {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision not in RVC_PRECISION_SETTINGS:
+            raise ValueError(f"precision must be one of {RVC_PRECISION_SETTINGS}, got {self.precision!r}")
         if self.precision == "fp16" and self.device == "cpu":
             raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
         if self.profile not in PROFILES:

@@ -161,8 +161,10 @@ class Ready(Reply):
     """Models loaded, voices resident, warm-up done: the worker takes commands from now on.
 
     ``device`` is where its models run once "auto" is resolved ("cpu", "cuda", "cuda:N") and
-    ``precision`` its decoder's (RVC_PRECISION), for /status: the worker's own word, not the
-    setting's, because a setting of "auto" could otherwise hide a worker on the CPU.
+    ``precision`` its decoder's (RVC_PRECISION resolved: fp32, bf16 or fp16), for /status: the
+    worker's own word, not the setting's, because a setting of "auto" could otherwise hide a worker
+    on the CPU or in fp32. ``precision_source`` says how it was chosen ("fp16" when set, or
+    "auto -> fp16 (main's rule: NVIDIA L4, capability 8.9)").
     """
 
     pid: int
@@ -171,6 +173,7 @@ class Ready(Reply):
     rss_mb: float | None
     device: str = "cpu"
     precision: str = "fp32"
+    precision_source: str = "fp32"
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ class WorkerProcess:
         self.gpu_reserved_mb: float | None = None
         self.device: str | None = None  # from its Ready: where its models run, and in which precision
         self.precision: str | None = None
+        self.precision_source: str | None = None
         self.kill_at: float | None = None
         self.exitcode: int | None = None
 
@@ -232,5 +233,6 @@ class WorkerProcess:
             streams=len(self.streams),
             device=self.device,
             precision=self.precision,
+            precision_source=self.precision_source,
             gpu_reserved_mb=self.gpu_reserved_mb,
         )

@@ -35,7 +35,8 @@ class WorkerStatus:
     replacement is ready; it takes no more jobs) or "stopping".
     job_id: the offline job or stream block it is converting.
     streams: open streams whose converter state it holds.
-    device / precision: what the worker said in its Ready (None while starting);
+    device / precision: what the worker said in its Ready (None while starting), the precision
+    resolved (fp32, bf16, fp16) and ``precision_source`` how ("auto -> fp16 (main's rule: ...)");
     gpu_reserved_mb: its CUDA cache after its last job (None on the CPU).
     """
 
@@ -50,6 +51,7 @@ class WorkerStatus:
     streams: int = 0
     device: str | None = None
     precision: str | None = None
+    precision_source: str | None = None
     gpu_reserved_mb: float | None = None
 
     @property

@@ -190,7 +190,7 @@ class Supervisor:
         state = self.state
         worker.mark_ready(time.monotonic())
         worker.pid, worker.voices, worker.rss_mb = reply.pid, set(reply.voices), reply.rss_mb
-        worker.device, worker.precision = reply.device, reply.precision
+        worker.device, worker.precision, worker.precision_source = reply.device, reply.precision, reply.precision_source
         state.workers.start_failures = 0
         state.voices.on_worker_ready(worker, reply.voices)
         logger.info("worker %d (pid %s) ready in %.1f s", worker.worker_id, reply.pid, reply.startup_s)

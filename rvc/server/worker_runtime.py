@@ -10,7 +10,9 @@ the pool decides which worker holds which stream.
 The device is decided here with the service's one rule
 (``rvc.device.resolve_device`` on this process's torch), so DEVICE=auto
 with a CPU build of torch on a GPU host fails the start instead of running
-quietly on the CPU; ``Ready`` says which device and precision it took.
+quietly on the CPU; RVC_PRECISION=auto becomes a dtype here too, for the card
+this worker converts on (``rvc.gpu_rule.rvc_precision``), and ``Ready`` says
+which device and precision it took, and why.
 
 An exception inside a task is caught and sent back as that task's error (a
 poisoned input costs one job, not the process). CUDA faults are the
@@ -48,7 +50,7 @@ from rvc.device import (
     torch_facts,
 )
 from rvc.errors import DeviceOutOfMemory, NotFound, WorkerCrashed
-from rvc.gpu_rule import rvc_placement
+from rvc.gpu_rule import PrecisionChoice, rvc_placement, rvc_precision
 from rvc.infer.converter import ConverterAssets, VoiceConverter
 from rvc.infer.pipeline import CPU_SEGMENTS, SegmentConfig
 from rvc.infer.stream import StreamConverter, open_stream
@@ -206,11 +208,21 @@ class _JobRunner:
         return reply
 
 
-def _resolve_device(spec: WorkerSpec) -> tuple[str, SegmentConfig]:
+@dataclasses.dataclass(frozen=True)
+class _Placement:
+    """Where and how this worker converts, once DEVICE and RVC_PRECISION are resolved."""
+
+    device: str
+    segments: SegmentConfig
+    precision: PrecisionChoice
+
+
+def _resolve_device(spec: WorkerSpec) -> _Placement:
     """DEVICE by the service's one rule on this process's torch; "cuda:N" keeps its index.
 
     DEVICE=auto on CUDA then follows the official main's GPU rule (``rvc.gpu_rule``): its card, or
     the CPU when no card qualifies, and its segment lengths. Elsewhere the CPU lengths, as before.
+    RVC_PRECISION=auto takes the rule's dtype for the card chosen either way (fp32 on the CPU).
     """
     requested, _, index = spec.device.partition(":")
     facts = torch_facts()
@@ -223,18 +235,21 @@ def _resolve_device(spec: WorkerSpec) -> tuple[str, SegmentConfig]:
         device, segments = placement.device, SegmentConfig(**dataclasses.asdict(placement.segments))
         kind = "cuda" if placement.device.startswith("cuda") else "cpu"
     check_rvc_precision(spec.precision, kind, facts.capability if kind == "cuda" else None)
-    apply_precision_flags(spec.precision)
-    return device, segments
+    precision = rvc_precision(spec.precision, device, facts)
+    if precision.reason:
+        logger.info("RVC_PRECISION=%s on %s", precision.source, device)
+    apply_precision_flags(precision.precision)
+    return _Placement(device, segments, precision)
 
 
-def _build_converter(spec: WorkerSpec, device: str, segments: SegmentConfig = CPU_SEGMENTS) -> VoiceConverter:
+def _build_converter(spec: WorkerSpec, placement: _Placement) -> VoiceConverter:
     torch.set_num_threads(spec.torch_threads)
     faiss.omp_set_num_threads(spec.torch_threads)  # its OpenMP pool is separate from torch's
     converter = VoiceConverter(
         ConverterAssets(hubert_path=spec.hubert_path, rmvpe_path=spec.rmvpe_path, fcpe_path=spec.fcpe_path),
-        device=device,
-        precision=spec.precision,
-        segments=segments,
+        device=placement.device,
+        precision=placement.precision.precision,
+        segments=placement.segments,
         profile=spec.profile,
     )
     for voice in spec.voices:
@@ -334,8 +349,8 @@ def serve(spec: WorkerSpec, conn: Connection, *, torch_was_loaded: bool = False)
     started = time.monotonic()
     try:
         faults = FaultPlan.from_environment(os.environ)  # test-only (faults.py); read once, here
-        device, segments = _resolve_device(spec)
-        runner = _JobRunner(_build_converter(spec, device, segments), device, faults)
+        placement = _resolve_device(spec)
+        runner = _JobRunner(_build_converter(spec, placement), placement.device, faults)
     except Exception as exc:  # reported to the parent, which decides what it means
         logger.exception("worker %d could not start", spec.worker_id)
         conn.send(InitFailed(ErrorReport.from_exception(exc)))
@@ -343,11 +358,12 @@ def serve(spec: WorkerSpec, conn: Connection, *, torch_was_loaded: bool = False)
         _exit_now(1)
     converter = runner.converter
     startup_s = time.monotonic() - started
+    precision = placement.precision
     _send(conn, Ready(pid=os.getpid(), voices=converter.voices, startup_s=startup_s, rss_mb=process_rss_mb(),
-                      device=device, precision=spec.precision))
+                      device=placement.device, precision=precision.precision, precision_source=precision.source))
     logger.info(
-        "worker %d ready in %.1f s on %s (%s) with voices %s", spec.worker_id, startup_s, device, spec.precision,
-        sorted(converter.voices),
+        "worker %d ready in %.1f s on %s (%s) with voices %s", spec.worker_id, startup_s, placement.device,
+        precision.source, sorted(converter.voices),
     )
     streams: dict[str, StreamConverter] = {}
     if faults is not None:

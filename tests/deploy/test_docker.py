@@ -184,7 +184,7 @@ def test_image_environment_is_valid_settings(instructions: list[Instruction]) ->
     assert settings.rvc_workers == 2 and settings.for_device("cuda").rvc_workers == 1  # RVC_WORKERS=auto
     assert settings.triton_startup_timeout_s == float(env["TRITON_STARTUP_TIMEOUT_S"])
     assert str(settings.trt_engine_dir).startswith("/workspace/var/")  # engines on the var volume
-    assert settings.rvc_precision == "fp32" and settings.device == "auto"
+    assert settings.rvc_precision == "auto" and settings.device == "auto"  # main's GPU rule picks the dtype
 
 
 # --- the healthcheck commands, run for real ----------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Literal
 
 import pytest
 
@@ -132,8 +133,21 @@ def test_rvc_precisions_accepted_where_supported() -> None:
         check_rvc_precision("fp32", device, (7, 5) if device == "cuda" else None)
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         check_rvc_precision("fp16", "cpu", None)
-    with pytest.raises(ConfigError, match="must be fp32, bf16 or fp16"):
+    with pytest.raises(ConfigError, match="must be auto, fp32, bf16 or fp16"):
         check_rvc_precision("int8", "cuda", (8, 0))
+
+
+@pytest.mark.parametrize(("device", "capability"), [("cpu", None), ("cuda", (6, 1)), ("cuda", (7, 5)), ("cuda", (9, 0))])
+def test_rvc_precision_auto_passes_every_launch_check(device: Literal["cpu", "cuda"],
+                                                      capability: tuple[int, int] | None) -> None:
+    check_rvc_precision("auto", device, capability)  # the worker turns it into a dtype its card runs
+
+
+def test_decide_device_accepts_rvc_precision_auto() -> None:
+    from rvc.device import decide_device
+
+    assert decide_device("cpu", "auto", driver=False) == "cpu"
+    assert decide_device("auto", "auto", driver=True, probe=lambda: CUDA_T4) == "cuda"
 
 
 def test_llm_dtype_rules_name_the_variable() -> None:

@@ -28,6 +28,11 @@ def test_auto_resolves_to_cpu_here_and_the_pool_gets_that_device() -> None:
     assert PoolConfig.from_settings(settings).device == "cpu"  # never "auto" again in a worker
 
 
+def test_rvc_precision_auto_passes_the_start_and_reaches_the_pool() -> None:
+    settings = resolve_placement(load_settings())  # RVC_PRECISION unset: auto
+    assert settings.rvc_precision == "auto" and PoolConfig.from_settings(settings).precision == "auto"
+
+
 def test_cuda_requested_with_the_cpu_wheel_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEVICE", "cuda")
     with pytest.raises(ConfigError, match="CPU-only build"):

@@ -46,6 +46,20 @@ def test_wrong_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variabl
     assert value in str(caught.value)
 
 
+def test_rvc_precision_defaults_to_auto_and_takes_each_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typing import get_args
+
+    from rvc.device import RVC_PRECISION_SETTINGS
+    from rvc.settings import Settings
+
+    monkeypatch.delenv("RVC_PRECISION", raising=False)
+    assert load_settings().rvc_precision == "auto"
+    assert get_args(Settings.model_fields["rvc_precision"].annotation) == RVC_PRECISION_SETTINGS
+    for value in RVC_PRECISION_SETTINGS:
+        monkeypatch.setenv("RVC_PRECISION", value)
+        assert load_settings().rvc_precision == value
+
+
 def test_clashing_ports_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_PORT", "8001")
     with pytest.raises(ConfigError, match="ports must differ"):

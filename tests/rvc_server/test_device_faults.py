@@ -48,12 +48,13 @@ def test_oom_frees_and_fails_one_job_and_a_sticky_error_replaces_the_worker(
     # the spawned worker inherits this environment; the pool's own process never reads it
     monkeypatch.setenv("RVC_TESTING", "1")
     monkeypatch.setenv("RVC_FAULT_INJECTION", "oom-on-job-2,sticky-on-job-4")
-    server = RVCServer(pool_config(assets, num_workers=1, warmup=False)).start()
+    server = RVCServer(pool_config(assets, num_workers=1, warmup=False, precision="auto")).start()
     pids: set[int] = set()
     try:
         first = worker_pids(server)
         (worker,) = server.status().workers
         assert (worker.device, worker.precision, worker.gpu_reserved_mb) == ("cpu", "fp32", None)
+        assert worker.precision_source == "auto -> fp32 (the CPU)"  # RVC_PRECISION=auto, resolved by the worker
         _same_as_reference(server, reference, 80)  # job 1
 
         with pytest.raises(DeviceOutOfMemory) as oom:  # job 2

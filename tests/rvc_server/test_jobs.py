@@ -184,6 +184,7 @@ def test_pool_config_validates_and_normalises(tmp_path: Path) -> None:
     config = PoolConfig(tmp_path, tmp_path / "h.pt", None, "Voice.pth", extra_voices=("B.pth",))
     assert config.default_voice == "Voice" and config.extra_voices == ("B",)
     assert config.with_changes(num_workers=3).num_workers == 3
+    assert config.precision == "auto" and config.with_changes(device="cpu").precision == "auto"  # the worker resolves it
     for bad in (
         {"num_workers": 0},
         {"max_queue": -1},
