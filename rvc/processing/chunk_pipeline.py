@@ -11,8 +11,14 @@ SOLA state, so steps join without a click; sentences convert side by side on dif
 (up to ``lookahead`` in flight), as the sentence pipeline's do, and meet with the same short
 fade as there (``SENTENCE_FADE_MS`` out of one, into the next), where the speech is silent.
 
-Prefetch: sentence i+1's TTS stream starts when sentence i's TTS is done, while i's tail still
-converts, never earlier, so the first sentence's chunks do not share Triton with the next one's.
+Prefetch: sentence i+1's TTS stream starts once sentence i's TTS has spoken ``PREFETCH_LEAD_S``
+more audio than the time since its first chunk (or ended), and the two then decode side by side in
+Triton, where the streaming model batches the decode steps of the streams that run at once
+(``sparktts.serving.StreamBatcher``). Waiting for TTS to end (the earlier rule) left the LLM
+decoding one sentence at a time while sentence mode decodes them batched: chunk mode took 1.26-1.31x
+sentence mode's total at concurrency 1. Starting at the first chunk instead slowed the sentence that
+was playing enough for 24-48 ms stalls (c=1) and up to 0.4 s (c=2); a 1.5 s lead had none at c=1
+(README: streaming figures).
 Sentences come from an async iterable, so a WebSocket's text can keep arriving while the first
 sentences speak. Closing the event generator (a client that went away) cancels the TTS request
 in Triton and closes every RVC stream, in ``finally``.
@@ -25,7 +31,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
@@ -60,6 +66,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+PREFETCH_LEAD_S = 1.5  # s of TTS audio ahead of real time before the next sentence's TTS starts
 
 # the sentence pipeline's crossfade at sentence joins (audio_join.crossfade_concat); here a fade out
 # of one sentence and into the next, as the first is already sent when the second starts
@@ -268,6 +276,8 @@ class _Sentence:
     converted: asyncio.Queue[_Piece | None]
     task: asyncio.Future[None] | None = None
     previous: asyncio.Future[None] | None = None  # the sentence before's conversion
+    speech: asyncio.Future[None] | None = None  # its TTS
+    sounding: asyncio.Event = field(default_factory=asyncio.Event)  # its TTS is PREFETCH_LEAD_S ahead, or ended
 
 
 class ChunkStream(ClosesOnExit):
@@ -323,35 +333,47 @@ class ChunkStream(ClosesOnExit):
     async def _speak_all(
         self, sentences: AsyncIterable[str], order: asyncio.Queue[_Sentence | None], slots: asyncio.Semaphore
     ) -> None:
-        """Speak the sentences one after another, each into its own conversion; the next starts when this
-        one's TTS ends and a slot is free (at most ``lookahead`` sentences in flight)."""
+        """Start each sentence's TTS into its own conversion: the next starts once this one's TTS is
+        ``PREFETCH_LEAD_S`` ahead of real time (or ended) and a slot is free (at most ``lookahead``
+        sentences in flight)."""
         index = 0
         previous: asyncio.Future[None] | None = None
         async for text in sentences:
             await slots.acquire()
             sentence = _Sentence(index, text, asyncio.Queue(), asyncio.Queue(), previous=previous)
             sentence.task = previous = asyncio.ensure_future(self._convert(sentence))
+            sentence.speech = asyncio.ensure_future(self._speak(sentence))
             await order.put(sentence)
-            try:
-                await self._speak(sentence)
-            finally:
-                sentence.spoken.put_nowait(None)  # the conversion flushes what it has, even when the TTS failed
+            await sentence.sounding.wait()  # its TTS is PREFETCH_LEAD_S ahead of playback, or ended in any way
+            if sentence.speech.done() and not sentence.speech.cancelled() and sentence.speech.exception():
+                break  # the reader raises it from this sentence's watch, after its audio so far
             index += 1
         await order.put(None)
 
     async def _speak(self, sentence: _Sentence) -> None:
+        try:
+            await self._speak_chunks(sentence)
+        finally:
+            sentence.sounding.set()
+            sentence.spoken.put_nowait(None)  # the conversion flushes what it has, even when the TTS failed
+
+    async def _speak_chunks(self, sentence: _Sentence) -> None:
         seed = None if self.job.seed is None else self.job.seed + sentence.index
         chunks = self.speech.stream_speech(
             sentence.text, self.job.speaker, self.job.settings, seed=seed, max_new_tokens=token_budget(sentence.text)
         )
         waited = time.perf_counter()
         samples = 0
+        first_at: float | None = None
         try:
             async for audio in chunks:
                 now = time.perf_counter()
                 if audio.size:
                     samples += audio.size
                     sentence.spoken.put_nowait(_Spoken(sentence.index, audio, now - waited))
+                    first_at = now if first_at is None else first_at
+                    if samples / TTS_SAMPLE_RATE - (now - first_at) >= PREFETCH_LEAD_S:
+                        sentence.sounding.set()
                 waited = now
         finally:
             await chunks.aclose()  # cancels the request in Triton when we stop early
@@ -411,22 +433,26 @@ class ChunkStream(ClosesOnExit):
                 in_flight.append(sentence)
                 assert sentence.task is not None
                 yield SentenceStart(sentence.index, sentence.text)
+                assert sentence.speech is not None
                 while True:
-                    piece = await _next(sentence.converted, [sentence.task, speaker])
+                    piece = await _next(sentence.converted, [sentence.task, sentence.speech, speaker])
                     if piece is None:
                         break
                     yield self._chunk(index, sentence.index, offset, piece)
                     index, offset = index + 1, offset + piece.audio.size
+                await sentence.speech  # its TTS's failure, if any, ends the request here, in order
                 await sentence.task  # its stream is closed
                 in_flight.remove(sentence)
                 slots.release()
             await speaker
         finally:
-            pending = [speaker, *(sentence.task for sentence in in_flight if sentence.task is not None)]
+            started = list(in_flight)
             while not order.empty():  # started, never read: the generator was closed
-                queued = order.get_nowait()
-                if queued is not None and queued.task is not None:
-                    pending.append(queued.task)
+                if (queued := order.get_nowait()) is not None:
+                    started.append(queued)
+            pending: list[asyncio.Future[None]] = [speaker]
+            for sentence in started:
+                pending.extend(task for task in (sentence.speech, sentence.task) if task is not None)
             for task in pending:
                 if not task.done():
                     task.cancel()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import re
 import time
 
 import av
@@ -21,6 +20,7 @@ import pytest
 from rvc.processing.backends import PoolVoice
 from rvc.server import RVCServer
 from tests.api.conftest import decode, parse_multipart, parse_sse
+from tests.api.triton_log import cancelled_chunks
 from tests.processes import wait_for
 from tests.stack import Stack
 
@@ -181,16 +181,6 @@ def test_openai_explicit_sentence_granularity_keeps_sentence_mode(stack: Stack) 
     assert speed.status_code == 400 and speed.json()["error"]["param"] == "speed"
 
 
-def _cancelled_in_triton(stack: Stack, request_id: str, deadline_s: float) -> int:
-    """Chunks Triton sent before it saw the cancellation, from the model's own log line."""
-    pattern = re.compile(rf"\[{re.escape(request_id)}-\d+\] cancelled after (\d+) chunks")
-    deadline = time.monotonic() + deadline_s
-    while (found := pattern.search(stack.triton.log_text(None))) is None:
-        assert time.monotonic() < deadline, stack.triton.log_text(40)
-        time.sleep(0.2)  # polling the server's log for the model's own record, not a fixed wait
-    return int(found.group(1))
-
-
 def test_a_client_that_disconnects_mid_stream_stops_triton(stack: Stack) -> None:
     request_id = f"cut-http-{time.monotonic_ns()}"
     cancelled_before = stack.services.counts["cancelled"]
@@ -204,8 +194,8 @@ def test_a_client_that_disconnects_mid_stream_stops_triton(stack: Stack) -> None
             received += piece
             if received.count(b"X-Chunk-Index") >= 1:
                 break  # hang up after the first chunk
-    sent = _cancelled_in_triton(stack, request_id, deadline_s=30)
-    assert sent >= 1
+    sent = cancelled_chunks(stack, request_id, deadline_s=30)
+    assert sent >= 1, stack.triton.log_text(40)
     deadline = time.monotonic() + 30
     while stack.services.counts["cancelled"] == cancelled_before:
         assert time.monotonic() < deadline, "the gateway did not record the cancelled request"
