@@ -426,18 +426,11 @@ class ChunkStream(ClosesOnExit):
         in_flight: list[_Sentence] = []
         index = offset = 0
         try:
-            while True:
-                sentence = await _next(order, [speaker])
-                if sentence is None:
-                    break
+            while (sentence := await _next(order, [speaker])) is not None:
                 in_flight.append(sentence)
-                assert sentence.task is not None
+                assert sentence.task is not None and sentence.speech is not None
                 yield SentenceStart(sentence.index, sentence.text)
-                assert sentence.speech is not None
-                while True:
-                    piece = await _next(sentence.converted, [sentence.task, sentence.speech, speaker])
-                    if piece is None:
-                        break
+                while (piece := await _next(sentence.converted, [sentence.task, sentence.speech, speaker])) is not None:
                     yield self._chunk(index, sentence.index, offset, piece)
                     index, offset = index + 1, offset + piece.audio.size
                 await sentence.speech  # its TTS's failure, if any, ends the request here, in order
