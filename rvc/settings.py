@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     )
     rvc_stream_crossfade_s: float | None = Field(None, gt=0, description="SOLA crossfade per join (unset: the default)")
     rvc_stream_search_s: float | None = Field(None, ge=0, description="SOLA search window (unset: the default)")
+    stream_prefetch_lead_s: float = Field(
+        1.5, ge=0, description="chunk mode: seconds of a sentence's TTS audio ahead of real time before the next "
+        "sentence's TTS starts, so the streaming model decodes both together (0: at its first chunk)",
+    )
 
     # --- long-form jobs (POST /jobs) ---------------------------------------------------------
     max_job_chars: int = Field(

@@ -11,7 +11,7 @@ SOLA state, so steps join without a click; sentences convert side by side on dif
 (up to ``lookahead`` in flight), as the sentence pipeline's do, and meet with the same short
 fade as there (``SENTENCE_FADE_MS`` out of one, into the next), where the speech is silent.
 
-Prefetch: sentence i+1's TTS stream starts once sentence i's TTS has spoken ``PREFETCH_LEAD_S``
+Prefetch: sentence i+1's TTS stream starts once sentence i's TTS has spoken ``prefetch_lead_s``
 more audio than the time since its first chunk (or ended), and the two then decode side by side in
 Triton, where the streaming model batches the decode steps of the streams that run at once
 (``sparktts.serving.StreamBatcher``). Waiting for TTS to end (the earlier rule) left the LLM
@@ -67,7 +67,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PREFETCH_LEAD_S = 1.5  # s of TTS audio ahead of real time before the next sentence's TTS starts
+PREFETCH_LEAD_S = 1.5  # default of settings.stream_prefetch_lead_s (measured: see the module docstring)
 
 # the sentence pipeline's crossfade at sentence joins (audio_join.crossfade_concat); here a fade out
 # of one sentence and into the next, as the first is already sent when the second starts
@@ -219,12 +219,15 @@ class ChunkPipeline:
 
     def __init__(
         self, speech: StreamingSpeechBackend, voice: VoiceStreamBackend | None, *, config: StreamConfig | None = None,
-        lookahead: int = 2,
+        lookahead: int = 2, prefetch_lead_s: float = PREFETCH_LEAD_S,
     ) -> None:
         self.speech = speech
         self.voice = voice
         self.config = config
         self.lookahead = checked_lookahead(lookahead)
+        if prefetch_lead_s < 0:
+            raise ValueError(f"prefetch_lead_s must be >= 0, got {prefetch_lead_s}")
+        self.prefetch_lead_s = prefetch_lead_s
         self.passthrough = PassThroughVoice()
 
     def check(self, settings: SynthesisDefaults) -> None:
@@ -246,7 +249,10 @@ class ChunkPipeline:
         async def open_stream() -> VoiceStream:
             return await backend.open_stream(job.rvc_model, params, self.config)
 
-        return ChunkStream(self.speech, job, await open_stream(), open_stream, lookahead=self.lookahead)
+        return ChunkStream(
+            self.speech, job, await open_stream(), open_stream, lookahead=self.lookahead,
+            prefetch_lead_s=self.prefetch_lead_s,
+        )
 
     async def stream(self, job: ChunkJob, sentences: AsyncIterable[str]) -> AsyncGenerator[ChunkAudio, None]:
         """The audio chunks of ``sentences`` in order (see ``ChunkStream.events``)."""
@@ -277,7 +283,7 @@ class _Sentence:
     task: asyncio.Future[None] | None = None
     previous: asyncio.Future[None] | None = None  # the sentence before's conversion
     speech: asyncio.Future[None] | None = None  # its TTS
-    sounding: asyncio.Event = field(default_factory=asyncio.Event)  # its TTS is PREFETCH_LEAD_S ahead, or ended
+    sounding: asyncio.Event = field(default_factory=asyncio.Event)  # its TTS is prefetch_lead_s ahead, or ended
 
 
 class ChunkStream(ClosesOnExit):
@@ -294,9 +300,11 @@ class ChunkStream(ClosesOnExit):
     def __init__(
         self, speech: StreamingSpeechBackend, job: ChunkJob, voice_stream: VoiceStream,
         open_stream: Callable[[], Awaitable[VoiceStream]] | None = None, *, lookahead: int = 1,
+        prefetch_lead_s: float = PREFETCH_LEAD_S,
     ) -> None:
         self.speech = speech
         self.job = job
+        self.prefetch_lead_s = prefetch_lead_s
         self.voice_stream = voice_stream  # opened by ChunkPipeline.open: the first sentence's
         self._open_stream = open_stream
         self.lookahead = lookahead if open_stream is not None else 1
@@ -334,7 +342,7 @@ class ChunkStream(ClosesOnExit):
         self, sentences: AsyncIterable[str], order: asyncio.Queue[_Sentence | None], slots: asyncio.Semaphore
     ) -> None:
         """Start each sentence's TTS into its own conversion: the next starts once this one's TTS is
-        ``PREFETCH_LEAD_S`` ahead of real time (or ended) and a slot is free (at most ``lookahead``
+        ``prefetch_lead_s`` ahead of real time (or ended) and a slot is free (at most ``lookahead``
         sentences in flight)."""
         index = 0
         previous: asyncio.Future[None] | None = None
@@ -344,7 +352,7 @@ class ChunkStream(ClosesOnExit):
             sentence.task = previous = asyncio.ensure_future(self._convert(sentence))
             sentence.speech = asyncio.ensure_future(self._speak(sentence))
             await order.put(sentence)
-            await sentence.sounding.wait()  # its TTS is PREFETCH_LEAD_S ahead of playback, or ended in any way
+            await sentence.sounding.wait()  # its TTS is prefetch_lead_s ahead of playback, or ended in any way
             if sentence.speech.done() and not sentence.speech.cancelled() and sentence.speech.exception():
                 break  # the reader raises it from this sentence's watch, after its audio so far
             index += 1
@@ -372,7 +380,7 @@ class ChunkStream(ClosesOnExit):
                     samples += audio.size
                     sentence.spoken.put_nowait(_Spoken(sentence.index, audio, now - waited))
                     first_at = now if first_at is None else first_at
-                    if samples / TTS_SAMPLE_RATE - (now - first_at) >= PREFETCH_LEAD_S:
+                    if samples / TTS_SAMPLE_RATE - (now - first_at) >= self.prefetch_lead_s:
                         sentence.sounding.set()
                 waited = now
         finally:

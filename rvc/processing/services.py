@@ -167,7 +167,7 @@ class VoiceServices:
         # a stand-in backend without streams serves chunk mode with skip_rvc only
         self.chunks = ChunkPipeline(
             speech, voice if isinstance(voice, VoiceStreamBackend) else None, config=stream_config(settings),
-            lookahead=settings.rvc_workers,
+            lookahead=settings.rvc_workers, prefetch_lead_s=settings.stream_prefetch_lead_s,
         )
         self.idle: IdleUnloader | None = None
         if settings.idle_unload_s > 0:

@@ -42,3 +42,17 @@ def test_a_negative_length_is_refused_when_the_settings_are_read(monkeypatch: py
     monkeypatch.setenv("RVC_STREAM_BLOCK_S", "-1")
     with pytest.raises(ConfigError, match="RVC_STREAM_BLOCK_S"):
         load_settings()
+
+
+def test_prefetch_lead_comes_from_the_environment_and_reaches_each_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rvc.processing.chunk_pipeline import PREFETCH_LEAD_S, ChunkPipeline, PassThroughVoice
+
+    assert load_settings().stream_prefetch_lead_s == PREFETCH_LEAD_S
+    monkeypatch.setenv("STREAM_PREFETCH_LEAD_S", "0.5")
+    lead = load_settings().stream_prefetch_lead_s
+    assert lead == 0.5
+    pipeline = ChunkPipeline(speech=None, voice=PassThroughVoice(), prefetch_lead_s=lead)  # type: ignore[arg-type]
+    assert pipeline.prefetch_lead_s == 0.5
+    monkeypatch.setenv("STREAM_PREFETCH_LEAD_S", "-1")
+    with pytest.raises(ConfigError, match="STREAM_PREFETCH_LEAD_S"):
+        load_settings()
