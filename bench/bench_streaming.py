@@ -121,6 +121,49 @@ async def sse_run(
     return Run(time.perf_counter() - started, rate, tuple(arrivals))
 
 
+PARTS = ("triton", "rvc", "gateway")
+
+
+def stack_cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds so far of this process and its descendants (Linux /proc), by part:
+    ``triton`` (tritonserver and its stubs), ``rvc`` (the RVC worker processes), ``gateway`` (this
+    process: the app and the clients). CPU seconds are what a saturated box divides: a mode that needs
+    more of them is slower in total at high concurrency whatever its latency, and they barely move
+    with other load on the machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+
+    def tree(root: int) -> set[int]:
+        found, frontier = {root}, [root]
+        while frontier:
+            parent = frontier.pop()
+            children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in found]
+            found.update(children)
+            frontier.extend(children)
+        return found
+
+    used = dict.fromkeys(PARTS, 0.0)
+    used["gateway"] = times.get(os.getpid(), 0.0)
+    for child in (pid for pid, ppid in parents.items() if ppid == os.getpid()):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        part = "triton" if b"tritonserver" in command else "rvc" if b"multiprocessing" in command else "gateway"
+        used[part] += sum(times.get(pid, 0.0) for pid in tree(child))
+    return used
+
+
 async def batch(base_url: str, text: str, granularity: str, clients: int, seed: int, reference: bytes) -> list[Run]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(900, connect=30)) as client:
         return list(await asyncio.gather(*(
@@ -129,9 +172,11 @@ async def batch(base_url: str, text: str, granularity: str, clients: int, seed: 
 
 
 def measure(
-    text: str, concurrency: Sequence[int], rounds: int, workers: int, reference: bytes
+    text: str, concurrency: Sequence[int], rounds: int, workers: int, reference: bytes,
+    cpu: dict[tuple[str, int], dict[str, float]],
 ) -> tuple[dict[tuple[str, int], list[Run]], str | None, bytes]:
-    """Runs per (mode, concurrency); why chunk mode is missing (None when it works); one sentence's TTS WAV."""
+    """Runs per (mode, concurrency); why chunk mode is missing (None when it works); one sentence's TTS WAV.
+    ``cpu`` receives the CPU seconds of each part of the stack per (mode, concurrency), summed over rounds."""
     results: dict[tuple[str, int], list[Run]] = {}
     unavailable: str | None = None
     with tempfile.TemporaryDirectory(prefix="bench_streaming-") as folder:
@@ -152,7 +197,11 @@ def measure(
                 for clients in concurrency:
                     for round_index in range(rounds):
                         for mode in modes:
+                            before = stack_cpu_seconds()
                             runs = asyncio.run(batch(base_url, text, mode, clients, 1000 * round_index, reference))
+                            after, spent = stack_cpu_seconds(), cpu.setdefault((mode, clients), dict.fromkeys(PARTS, 0.0))
+                            for part in PARTS:
+                                spent[part] += after[part] - before[part]
                             results.setdefault((mode, clients), []).extend(runs)
                     print(f"  concurrency {clients} done after {time.perf_counter() - began:.0f} s", flush=True)
                 tts = httpx.post(
@@ -170,24 +219,29 @@ def _p(runs: list[Run], q: float, value: str) -> float:
 
 
 def report(
-    results: dict[tuple[str, int], list[Run]], concurrency: Sequence[int], rounds: int, sentences: int
+    results: dict[tuple[str, int], list[Run]], concurrency: Sequence[int], rounds: int, sentences: int,
+    cpu: dict[tuple[str, int], dict[str, float]] | None = None,
 ) -> dict[str, bool]:
     """Prints the tables; returns each target's pass/fail (missing when it could not be judged)."""
     print(f"\n/synthesize/sse, {sentences} sentence(s) of 15-25 words, budget workload, {rounds} round(s) per "
           "concurrency")
     print(f"{'mode':<9} {'c':>2} {'n':>3} {'first p50':>9} {'first p95':>9} {'total p50':>9} {'RTF p50':>7} "
-          f"{'gap p50':>7} {'gap max':>7} {'continuity OK':>13}")
+          f"{'gap p50':>7} {'gap max':>7} {'continuity OK':>13} {'CPU s/req: triton + rvc + gateway':>34}")
+    cpu = cpu or {}
     for (mode, clients), runs in sorted(results.items(), key=lambda item: (item[0][1], item[0][0] != "sentence")):
         gaps = [run.played.longest_gap for run in runs]
         ok = sum(run.played.continuous for run in runs)
+        spent = cpu.get((mode, clients), dict.fromkeys(PARTS, float("nan")))
+        per_request = " + ".join(f"{spent[part] / len(runs):.2f}" for part in PARTS)
         print(f"{mode:<9} {clients:>2} {len(runs):>3} {_p(runs, 50, 'first_audio'):>9.3f} "
               f"{_p(runs, 95, 'first_audio'):>9.3f} {_p(runs, 50, 'total'):>9.3f} {_p(runs, 50, 'rtf'):>7.3f} "
-              f"{statistics.median(gaps):>7.3f} {max(gaps):>7.3f} {f'{ok}/{len(runs)}':>13}")
+              f"{statistics.median(gaps):>7.3f} {max(gaps):>7.3f} {f'{ok}/{len(runs)}':>13} {per_request:>34}")
     verdicts: dict[str, bool] = {}
     if not any(mode == "chunk" for mode, _ in results):
         print(f"\ntargets ({TARGETS}): not judged, chunk mode not available on this server")
         return verdicts
-    print(f"\n{'c':>2} {'first p50 chunk/sentence':>25} {'first p95 chunk/sentence':>25} {'total p50 chunk/sentence':>25}")
+    print(f"\n{'c':>2} {'first p50 chunk/sentence':>25} {'first p95 chunk/sentence':>25} {'total p50 chunk/sentence':>25} "
+          f"{'CPU chunk/sentence':>19}")
     ratios: dict[int, tuple[float, float, float]] = {}
     for clients in concurrency:
         if ("chunk", clients) not in results or ("sentence", clients) not in results:
@@ -197,7 +251,10 @@ def report(
             _p(chunk, q, value) / _p(sentence, q, value)
             for q, value in ((50, "first_audio"), (95, "first_audio"), (50, "total"))
         )
-        print(f"{clients:>2} {ratios[clients][0]:>25.2f} {ratios[clients][1]:>25.2f} {ratios[clients][2]:>25.2f}")
+        work = sum(cpu.get(("chunk", clients), {"": float("nan")}).values()) / sum(
+            cpu.get(("sentence", clients), {"": float("nan")}).values())
+        print(f"{clients:>2} {ratios[clients][0]:>25.2f} {ratios[clients][1]:>25.2f} {ratios[clients][2]:>25.2f} "
+              f"{work:>19.2f}")
     if 1 in ratios:
         verdicts["chunk first audio p50 <= 0.5x sentence, c=1"] = ratios[1][0] <= 0.5
         verdicts["total time <= 1.15x sentence, c=1"] = ratios[1][2] <= 1.15
@@ -285,8 +342,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "4096"  # as bench_api.py: inherited by workers and Triton
     text = " ".join(SENTENCES[: args.sentences])
-    results, unavailable, tts_wav = measure(text, args.concurrency, args.rounds, args.workers, reference_clip())
-    verdicts = report(results, args.concurrency, args.rounds, args.sentences)
+    cpu: dict[tuple[str, int], dict[str, float]] = {}
+    results, unavailable, tts_wav = measure(text, args.concurrency, args.rounds, args.workers, reference_clip(), cpu)
+    verdicts = report(results, args.concurrency, args.rounds, args.sentences, cpu)
     if args.click:
         verdicts["no click: joins' largest jump <= 1.5x the blocks' own"] = click_check(tts_wav, args.click_seconds)
     plot(results, args.concurrency, args.plot)

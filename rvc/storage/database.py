@@ -18,7 +18,9 @@ through unchanged.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +39,9 @@ from rvc.errors import ConfigError, StorageUnavailable, VoiceError
 __all__ = ["SQLITE_FILE_NAME", "Database", "database_url"]
 
 logger = logging.getLogger(__name__)
+
+# How long a SQLite statement waits for another connection's write lock before it gives up (503).
+_SQLITE_BUSY_TIMEOUT_S = 30.0
 
 T = TypeVar("T")
 
@@ -192,7 +197,7 @@ def _engine(url: URL, connect_timeout_s: float) -> Engine:
             url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=connect_timeout_s,
             connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
         )
-    engine = create_engine(url, connect_args={"timeout": 30.0, "check_same_thread": False})
+    engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
 
     # pysqlite's own transaction handling defers BEGIN and cannot say IMMEDIATE: take it over
     # (the SQLAlchemy documentation's recipe) so a writer holds the write lock from its first read.
@@ -200,7 +205,9 @@ def _engine(url: URL, connect_timeout_s: float) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA busy_timeout={round(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        _switch_to_wal(cursor)
+        for pragma in ("synchronous=FULL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -210,3 +217,26 @@ def _engine(url: URL, connect_timeout_s: float) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
     return engine
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the file in WAL mode, waiting out another process's write lock.
+
+    On a fresh file the switch needs the write lock, and SQLite answers
+    "database is locked" at once instead of calling the busy handler when a
+    second gateway's connection is upgrading from a read lock at the same
+    moment (two gateways starting together on one new file: measured failing
+    4 times in 4 under load). So retry with backoff, for as long as any other
+    statement would wait.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    pause_s = 0.01
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + pause_s > deadline:
+                raise
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 0.5)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from pathlib import Path
+
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
@@ -93,4 +97,32 @@ def test_voices_saved_before_profiles_existed_are_pinned_to_2024(tmp_path) -> No
         assert old_defaults == {"pitch_shift": 2, "rvc_profile": "2024"}
         assert "rvc_profile" not in store.get("new").record.defaults.given()
     finally:
+        database.close()
+
+
+def test_a_gateway_starting_on_a_fresh_sqlite_file_another_process_is_writing_waits_for_it(tmp_path: Path) -> None:
+    """The WAL switch on a fresh file fails at once ("database is locked") while another connection holds
+    the write lock, without calling SQLite's busy handler: two gateways starting together on one new file
+    lost that race under load. The gateway must wait for the lock as any other statement does."""
+    path = tmp_path / "state" / "voice-service.sqlite3"
+    path.parent.mkdir()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE other_gateway (a)")
+    released = threading.Event()
+
+    def release() -> None:
+        released.set()  # before the COMMIT: the gateway cannot have got the lock earlier
+        other.execute("COMMIT")
+
+    timer = threading.Timer(0.5, release)
+    timer.start()
+    database = Database(f"sqlite:///{path}")
+    try:
+        assert database.migrate() == HEAD
+        assert released.is_set()  # it waited for the other connection instead of failing
+        assert database.read(lambda connection: connection.exec_driver_sql("PRAGMA journal_mode").scalar()) == "wal"
+    finally:
+        timer.join()
+        other.close()
         database.close()
