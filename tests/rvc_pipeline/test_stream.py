@@ -154,7 +154,7 @@ def test_stream_joins_have_no_click_on_a_smooth_input(demo_converter, rms_mix_ra
     out = np.concatenate([stream.feed(audio), stream.flush()])
     config, frame_out = stream.config, stream.frame_out
     ends = np.cumsum(config.step_sizes(200 + config.lag_frames)) * frame_out - config.lag_frames * frame_out
-    assert ends[:3].tolist() == [7600, 27600, 47600]  # 0.25 s less the lag, then 0.5 s steps, at 40 kHz
+    assert ends[:3].tolist() == [7600, 27600, 67600]  # 0.25 s less the lag, then 0.5 s and 1 s steps, at 40 kHz
     at_joins, inside = _join_jumps(out, 0, 0, joins=ends[ends < out.shape[0]])
     assert at_joins <= 1.5 * inside
 
@@ -180,11 +180,11 @@ def test_config_rejects_lengths_that_are_not_whole_frames_or_out_of_order() -> N
     with pytest.raises(ValueError, match="steady_block .* must not be shorter than block"):
         StreamConfig(block=0.5, steady_block=0.25)
     assert StreamConfig(block=0.1, steady_block=0.1, context=0.5).buffer_frames == 10 + 50 + 5 + 1
-    assert StreamConfig(block=0.1, context=0.5).buffer_frames == 50 + 50 + 5 + 1  # room for the steady step
+    assert StreamConfig(block=0.1, steady_block=0.5, context=0.5).buffer_frames == 50 + 50 + 5 + 1  # room for the steady step
 
 
 def test_the_step_schedule_doubles_the_first_block_up_to_the_steady_one() -> None:
-    assert [StreamConfig().step_frames(step) for step in range(4)] == [25, 50, 50, 50]
+    assert [StreamConfig().step_frames(step) for step in range(4)] == [25, 50, 100, 100]
     config = StreamConfig(block=0.1, steady_block=0.5)
     assert [config.step_frames(step) for step in range(6)] == [10, 20, 40, 50, 50, 50]
     assert config.step_frames(10_000) == 50  # no overflow far into a long stream
