@@ -36,7 +36,7 @@ import torch  # noqa: E402
 from sparktts import prompts  # noqa: E402
 from sparktts.demo_llm import write_demo_llm  # noqa: E402
 from sparktts.llm import GenerationParams, SparkLM  # noqa: E402
-from sparktts.serving import StreamBatcher  # noqa: E402
+from sparktts.serving.stream_batcher import StreamBatcher  # noqa: E402
 
 Stream = Callable[[str, GenerationParams], Iterator[int]]
 TEXTS = ("The first caller asks about the weather tomorrow.", "A second one wants a short story read aloud.",

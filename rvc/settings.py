@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     )
     triton_restart_window_s: float = Field(600.0, gt=0, description="the window TRITON_RESTARTS counts in")
     triton_restart_backoff_s: float = Field(
-        1.0, ge=0, le=30, description="wait before the first restart; it doubles with each restart in the window, "
-        "up to 30 s",
+        1.0, ge=0, le=30, description="wait before the second restart within TRITON_RESTART_WINDOW_S (the first "
+        "is immediate); it doubles with each further restart, up to 30 s",
     )
 
     # --- the LLM engine ---------------------------------------------------------------------

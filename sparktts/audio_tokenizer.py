@@ -2,14 +2,15 @@
 
 It owns the audio side of Spark-TTS: reference preparation, wav2vec2 features, BiCodec
 tokenize and detokenize. A vocoder-only process loads it with ``with_encoder=False`` (no
-wav2vec2, no BiCodec encoder / ECAPA); a tokenizer-only process with ``with_decoder=False``
-(no prenet, no wave generator).
+wav2vec2, no BiCodec encoder / ECAPA, and no transformers import); a tokenizer-only process with
+``with_decoder=False`` (no prenet, no wave generator).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,7 +19,9 @@ from sparktts.bicodec import BiCodec
 from sparktts.config import AudioTokenizerConfig
 from sparktts.errors import CheckpointError
 from sparktts.reference import check_waveform, load_reference, reference_clip
-from sparktts.wav2vec2_features import MIN_SAMPLES, Wav2Vec2LayerMix
+
+if TYPE_CHECKING:
+    from sparktts.wav2vec2_features import Wav2Vec2LayerMix
 
 __all__ = ["BiCodecTokenizer"]
 
@@ -55,6 +58,10 @@ class BiCodecTokenizer:
                                   f"latent_hop_length {config.latent_hop_length}")
         wav2vec2 = None
         if with_encoder:
+            # Imported only here: wav2vec2 comes from transformers, ~4 CPU seconds to import that a
+            # vocoder-only process (the Triton vocoder stub, at every server start) has no use for.
+            from sparktts.wav2vec2_features import Wav2Vec2LayerMix
+
             wav2vec2 = Wav2Vec2LayerMix.from_pretrained(model_dir / WAV2VEC2_DIR, device=device, dtype=dtype)
         return cls(config, bicodec, wav2vec2)
 
@@ -71,6 +78,8 @@ class BiCodecTokenizer:
     def _check_tokenizable(self, wav: np.ndarray) -> np.ndarray:
         if self.wav2vec2 is None:
             raise RuntimeError("BiCodecTokenizer was loaded with with_encoder=False: it cannot tokenize")
+        from sparktts.wav2vec2_features import MIN_SAMPLES  # loaded with the wav2vec2 model above
+
         return check_waveform(wav, name="reference audio", min_samples=MIN_SAMPLES)
 
     def tokenize(self, wav: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

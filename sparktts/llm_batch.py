@@ -64,7 +64,7 @@ def _states(layer: DynamicLayer) -> tuple[torch.Tensor, torch.Tensor]:
 class ContinuousBatch:
     """The running batch: KV cache, attention mask, position ids and one sampler per row.
 
-    Not thread-safe: one thread (``sparktts.serving.StreamBatcher``'s decode thread) owns it.
+    Not thread-safe: one thread (``sparktts.serving.stream_batcher.StreamBatcher``'s decode thread) owns it.
     on_logits: diagnostics, called with the row keys and their (rows, V) float32 logits before each
     draw: once per join (its prefill) and once per step.
     """

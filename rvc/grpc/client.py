@@ -70,13 +70,16 @@ logger = logging.getLogger(__name__)
 
 # tritonclient's channel options, plus a short reconnect backoff: gRPC's default grows to 120 s, so a
 # gateway whose Triton was down for a minute would keep failing fast for tens of seconds after it is
-# back. With at most 2 s between attempts the gateway is serving again within ~2 s of Triton's ready.
+# back. Tritonserver opens its gRPC port only once every model is loaded, so the channel's next connect
+# attempt after that is when the gateway is serving again: one attempt every 0.5 s (+-20% jitter) while
+# Triton is down bounds that gap at ~0.6 s (it was up to 2.4 s with a 2 s cap, 1.8 s measured), for one
+# refused TCP connect per gateway every half second, which costs nothing.
 _CHANNEL_ARGS = [
     ("grpc.max_send_message_length", grpcaio.MAX_GRPC_MESSAGE_SIZE),
     ("grpc.max_receive_message_length", grpcaio.MAX_GRPC_MESSAGE_SIZE),
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.min_reconnect_backoff_ms", 500),
-    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_reconnect_backoff_ms", 500),
 ]
 
 

@@ -168,7 +168,7 @@ class RepositoryConfig:
     max_queue_delay_us: int = 2000  # lets a request's sentences, sent together, meet in one batch
     request_workers: int = 4  # requests one spark_tts instance runs at the same time (threads)
     # streaming with the python LLM: concurrent streams share one decode thread's steps (continuous
-    # batching, sparktts.serving.StreamBatcher); False decodes each stream in its request thread
+    # batching, sparktts.serving.stream_batcher.StreamBatcher); False decodes each stream in its request thread
     stream_batching: bool = True
     speaker_cache_size: int = 64  # reference clips whose tokens are kept; 0 disables the cache
     stream_end: Literal["empty_chunk", "last_chunk"] = "empty_chunk"

@@ -36,8 +36,10 @@ _POLL_S = 0.2
 
 @dataclass(frozen=True)
 class RestartPolicy:
-    """At most ``max_restarts`` restarts within any ``window_s``; waits of ``backoff_s``, doubling, at most
-    ``backoff_max_s``. ``max_restarts=0``: a death is final."""
+    """At most ``max_restarts`` restarts within any ``window_s``. The first restart in the window is
+    immediate: one death (the OOM killer, an operator's kill) is the common case, and every second
+    before the restart is a second of 503s. Only a server that dies again waits, ``backoff_s`` and then
+    doubling, at most ``backoff_max_s``. ``max_restarts=0``: a death is final."""
 
     max_restarts: int = 5
     window_s: float = 600.0
@@ -55,7 +57,9 @@ class RestartPolicy:
 
     def delay_s(self, recent_restarts: int) -> float:
         """The wait before the next restart, when ``recent_restarts`` already happened within the window."""
-        return float(min(self.backoff_max_s, self.backoff_s * 2**recent_restarts))
+        if recent_restarts == 0:
+            return 0.0
+        return float(min(self.backoff_max_s, self.backoff_s * 2 ** (recent_restarts - 1)))
 
 
 class SupervisorState(Enum):
@@ -167,8 +171,9 @@ class TritonSupervisor:
                 self._give_up(recent)
                 return
             delay = self.policy.delay_s(recent)
-            logger.warning("restarting tritonserver in %.1f s (restart %d of at most %d within %g s)",
-                           delay, recent + 1, self.policy.max_restarts, self.policy.window_s)
+            logger.warning("restarting tritonserver %s (restart %d of at most %d within %g s)",
+                           f"in {delay:.1f} s" if delay else "now", recent + 1, self.policy.max_restarts,
+                           self.policy.window_s)
             if self._stop.wait(delay):
                 return
             self._restart_times.append(time.monotonic())

@@ -14,7 +14,7 @@ fade as there (``SENTENCE_FADE_MS`` out of one, into the next), where the speech
 Prefetch: sentence i+1's TTS stream starts once sentence i's TTS has spoken ``prefetch_lead_s``
 more audio than the time since its first chunk (or ended), and the two then decode side by side in
 Triton, where the streaming model batches the decode steps of the streams that run at once
-(``sparktts.serving.StreamBatcher``). Waiting for TTS to end (the earlier rule) left the LLM
+(``sparktts.serving.stream_batcher.StreamBatcher``). Waiting for TTS to end (the earlier rule) left the LLM
 decoding one sentence at a time while sentence mode decodes them batched: chunk mode took 1.26-1.31x
 sentence mode's total at concurrency 1. Starting at the first chunk instead slowed the sentence that
 was playing enough for 24-48 ms stalls (c=1) and up to 0.4 s (c=2); a 1.5 s lead had none at c=1

@@ -10,7 +10,10 @@ the server uses.
 * ``codec``: BiCodec tokenize / detokenize over a dynamic batch;
 * ``pipeline``: ``SpeakerCache`` and ``SpeechPipeline`` (offline batches and streamed chunks);
 * ``cache_metrics``: the speaker cache's numbers as Triton custom metrics;
-* ``stream_batcher``: ``StreamBatcher``, concurrent streams decoded together by one thread;
+* ``stream_batcher``: ``StreamBatcher``, concurrent streams decoded together by one thread. Not
+  re-exported here: it needs the python LLM (transformers), and importing this package must not, since
+  the vocoder and audio tokenizer stubs import it at every tritonserver start (``sparktts.generation``
+  says what that costs); import it from ``sparktts.serving.stream_batcher``;
 * ``trtllm``: the TensorRT-LLM backend (``TensorRTLLM``: request tensors, token parsing);
 * ``responses``: the Triton responses every adapter builds (``pb_utils`` passed in).
 """
@@ -44,7 +47,6 @@ from sparktts.serving.inputs import (
 from sparktts.serving.memory import bound_primitive_cache, release_freed_memory
 from sparktts.serving.pipeline import CacheStats, SpeakerCache, Speech, SpeechPipeline
 from sparktts.serving.responses import error_response, speech_response, start_adapter, waveform_response
-from sparktts.serving.stream_batcher import BatcherClosed, StreamBatcher
 from sparktts.serving.trtllm import (
     RequestExecutor,
     TensorRTLLM,
@@ -55,8 +57,6 @@ from sparktts.serving.trtllm import (
 )
 
 __all__ = [
-    "BatcherClosed",
-    "StreamBatcher",
     "bound_primitive_cache",
     "release_freed_memory",
     "INVALID_INPUT_PREFIX",

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from sparktts import prompts
-from sparktts.llm import GenerationParams
+from sparktts.generation import GenerationParams
 from sparktts.streaming import ChunkSchedule
 
 # Mirrored by rvc.grpc.contract.INVALID_INPUT_PREFIX (sparktts may not import rvc); a test checks both.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sparktts import prompts
-from sparktts.llm import GenerationParams
+from sparktts.generation import GenerationParams
 from sparktts.serving.codec import Tokens
 from sparktts.serving.inputs import SynthesisRequest
 from sparktts.streaming import ChunkSchedule

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from sparktts import prompts
-from sparktts.llm import GenerationParams
+from sparktts.generation import GenerationParams
 
 
 def semantic_lookup(tokenizer: Any, *, kind: str = "semantic") -> Callable[[int], int | None]:

@@ -23,9 +23,9 @@ def echo_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_backoff_doubles_up_to_its_cap_and_bad_policies_are_refused() -> None:
+def test_first_restart_is_immediate_then_backoff_doubles_up_to_its_cap_and_bad_policies_are_refused() -> None:
     policy = RestartPolicy(max_restarts=5, window_s=60, backoff_s=1.0, backoff_max_s=5.0)
-    assert [policy.delay_s(recent) for recent in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert [policy.delay_s(recent) for recent in range(6)] == [0.0, 1.0, 2.0, 4.0, 5.0, 5.0]
     with pytest.raises(ValueError, match="max_restarts"):
         RestartPolicy(max_restarts=-1)
     with pytest.raises(ValueError, match="backoff_s <= backoff_max_s"):

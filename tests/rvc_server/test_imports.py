@@ -9,28 +9,16 @@ is easy to break with one import: hence these tests.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh_interpreter import loaded_after
+
 MODEL_PACKAGES = ("torch", "transformers", "faiss")
 
 
 def _loaded_after(imports: str) -> list[str]:
     """The model packages in sys.modules after ``import <imports>`` in a new interpreter."""
-    code = (
-        f"import json, sys\nimport {imports}\n"
-        f"print(json.dumps([name for name in {MODEL_PACKAGES!r} if name in sys.modules]))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded_after(f"import {imports}", MODEL_PACKAGES)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from sparktts.llm import GenerationParams, SparkLM
-from sparktts.serving import BatcherClosed, StreamBatcher
+from sparktts.serving.stream_batcher import BatcherClosed, StreamBatcher
 
 from .conftest import golden_params
 

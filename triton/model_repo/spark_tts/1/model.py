@@ -13,7 +13,7 @@ the LLM) and turns its results into responses. The LLM runs in this process thro
 Offline (``decoupled: false``): one response per request with the whole ``waveform`` (1, T); the
 prompts of a dynamic batch are decoded together. Streaming (``decoupled: true``): each request
 runs in a worker thread (its LLM ids come from one decode thread that steps every concurrent
-stream together, ``sparktts.serving.StreamBatcher``, unless ``stream_batching`` is false) and sends a ``waveform`` chunk whenever enough tokens exist, on the
+stream together, ``sparktts.serving.stream_batcher.StreamBatcher``, unless ``stream_batching`` is false) and sends a ``waveform`` chunk whenever enough tokens exist, on the
 request's chunk schedule (``chunk_*`` inputs) or the model's (``chunk_*`` parameters: the official
 50 -> 400 -> 1500 tokens for a streaming ``spark_tts``, a small first chunk and steady chunks for
 ``spark_tts_decoupled``), chunks overlapping by 5 tokens = 1600 samples by default. The stream ends
@@ -30,12 +30,16 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from sparktts import serving
-from sparktts.llm import GenerationParams
+from sparktts.generation import GenerationParams
+
+if TYPE_CHECKING:
+    from sparktts.serving.stream_batcher import StreamBatcher
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -92,7 +96,7 @@ class TritonPythonModel:
         )
         schedule = serving.schedule_from_parameters(parameters)
         workers = int(parameters.get("request_workers", "4"))
-        self.batcher: serving.StreamBatcher | None = None
+        self.batcher: StreamBatcher | None = None
         llm_dir = serving.required_parameter(parameters, "llm_tokenizer_dir")
         backend = parameters.get("llm_backend", "python")
         if backend == "python":
@@ -137,14 +141,15 @@ class TritonPythonModel:
 
     # ------------------------------------------------------------------ the pipeline's parts
     def _python_llm(self, llm_dir: str, parameters: dict[str, str]):
-        from sparktts.llm import SparkLM
+        from sparktts.llm import SparkLM  # here, not at the top: the tensorrtllm backend needs no torch LLM
+        from sparktts.serving.stream_batcher import StreamBatcher
 
         device, dtype = serving.torch_placement(parameters)
         fast_matmul = {"auto": None, "on": True, "off": False}[parameters.get("llm_fast_matmul", "auto")]
         self.llm = SparkLM.from_pretrained(llm_dir, device=device, dtype=dtype, fast_matmul=fast_matmul)
         stream = self.llm.stream
         if self.decoupled and serving.stream_batching_enabled(parameters):
-            self.batcher = serving.StreamBatcher(self.llm)
+            self.batcher = StreamBatcher(self.llm)
             stream = self.batcher.stream
         return self.llm.generate_batch, stream, self.llm.semantic_ids, self.llm.semantic_index
 
