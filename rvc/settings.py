@@ -19,8 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rvc.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# How long a start waits for tritonserver to load every model: TRITON_STARTUP_TIMEOUT_S's default and
+# the launcher's (rvc.grpc.launcher.TritonServerConfig), declared once. A first start on a GPU, or
+# udocker's ptrace mode on Colab, can take minutes; 180 s was seen to fall short there.
+TRITON_STARTUP_TIMEOUT_DEFAULT_S = 600.0
 
-__all__ = ["PROJECT_ROOT", "Settings", "load_settings"]
+__all__ = ["PROJECT_ROOT", "TRITON_STARTUP_TIMEOUT_DEFAULT_S", "Settings", "load_settings"]
 
 
 class Settings(BaseSettings):
@@ -51,7 +55,7 @@ class Settings(BaseSettings):
     triton_metrics_port: int = Field(8002, ge=1, le=65535)
     triton_timeout_s: float = Field(120.0, gt=0, description="per-request deadline for Triton calls")
     triton_startup_timeout_s: float = Field(
-        600.0, gt=0, description="how long the service waits for tritonserver to load every model (a first "
+        TRITON_STARTUP_TIMEOUT_DEFAULT_S, gt=0, description="how long the service waits for tritonserver to load every model (a first "
         "start on a GPU, or udocker's ptrace mode on Colab, can take minutes)",
     )
     triton_restarts: int = Field(

@@ -28,7 +28,7 @@
 # engine, else python], TRT_ENGINE_DIR [var/trt_engines], TRT_DTYPE [bfloat16 on compute capability >= 8.0,
 # float16 below (Turing/T4 has no bf16); bfloat16 is refused there], TRTLLM_PYTHON, TRTLLM_MAX_INPUT_LEN,
 # MAX_NEW_TOKENS, BLS_INSTANCE_NUM [1], TRITON_MAX_BATCH_SIZE [16], TRITON_GRPC_PORT [8001],
-# TRITON_HTTP_PORT [8000], TRITON_STARTUP_TIMEOUT_S [600], REFERENCE_AUDIO [example/prompt_audio.wav],
+# TRITON_HTTP_PORT [8000], TRITON_STARTUP_TIMEOUT_S [rvc.settings' default, 600], REFERENCE_AUDIO [example/prompt_audio.wav],
 # REFERENCE_TEXT [none], TARGET_TEXT, OUTPUT_WAV [var/run/triton_single.wav], PYTHON [.venv/bin/python].
 set -euo pipefail
 
@@ -118,8 +118,7 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     echo "== stage 3: start tritonserver (Ctrl-C stops it)"
     "$python" -m rvc.grpc.serve --model-repository "$model_repo" \
-        --grpc-port "${TRITON_GRPC_PORT:-8001}" --http-port "${TRITON_HTTP_PORT:-8000}" \
-        --startup-timeout "${TRITON_STARTUP_TIMEOUT_S:-600}"
+        --grpc-port "${TRITON_GRPC_PORT:-8001}" --http-port "${TRITON_HTTP_PORT:-8000}"  # TRITON_STARTUP_TIMEOUT_S: read by the settings
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
