@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     llm_backend: Literal["python", "tensorrtllm"] = Field(
         "python", description="the Spark LLM in Triton's python backend, or a TensorRT-LLM engine (CUDA only)"
     )
+    llm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="the python-backend Spark LLM's dtype (BiCodec and wav2vec2 stay float32): auto is "
+        "float32 on the CPU, bfloat16 on GPUs of compute capability >= 8.0, float16 below (T4); bfloat16 is refused "
+        "below 8.0 and float16 on the CPU (sparktts.precision)",
+    )
     trt_engine_dir: Path | None = Field(
         None, description="TensorRT-LLM engine folder (triton/run.sh stage 1 writes it; needed when "
         "LLM_BACKEND=tensorrtllm; put it on a volume in containers)",

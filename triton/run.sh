@@ -26,7 +26,8 @@
 # TRITON_MODEL_REPO [var/model_repo], DEVICE [rvc.device's decision for "auto": cuda when a driver is
 # present, an error when torch is then a CPU build], LLM_BACKEND [tensorrtllm when $TRT_ENGINE_DIR holds an
 # engine, else python], TRT_ENGINE_DIR [var/trt_engines], TRT_DTYPE [bfloat16 on compute capability >= 8.0,
-# float16 below (Turing/T4 has no bf16); bfloat16 is refused there], TRTLLM_PYTHON, TRTLLM_MAX_INPUT_LEN,
+# float16 below (Turing/T4 has no bf16); bfloat16 is refused there], LLM_DTYPE [auto: the python LLM's
+# dtype, decided by each instance's card as sparktts.precision says], TRTLLM_PYTHON, TRTLLM_MAX_INPUT_LEN,
 # MAX_NEW_TOKENS, BLS_INSTANCE_NUM [1], TRITON_MAX_BATCH_SIZE [16], TRITON_GRPC_PORT [8001],
 # TRITON_HTTP_PORT [8000], TRITON_STARTUP_TIMEOUT_S [rvc.settings' default, 600], REFERENCE_AUDIO [example/prompt_audio.wav],
 # REFERENCE_TEXT [none], TARGET_TEXT, OUTPUT_WAV [var/run/triton_single.wav], PYTHON [.venv/bin/python].
@@ -111,7 +112,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     engine_args=()
     if [ "$LLM_BACKEND" = tensorrtllm ]; then engine_args=(--trtllm-engine-dir "$trt_engines_dir"); fi
     "$python" triton/scripts/prepare_repository.py --output "$model_repo" --model-dir "$model_dir" \
-        --mode "$service_type" --device "$DEVICE" --llm-backend "$LLM_BACKEND" "${engine_args[@]}" \
+        --mode "$service_type" --device "$DEVICE" --llm-backend "$LLM_BACKEND" "${engine_args[@]}" --dtype "${LLM_DTYPE:-auto}" \
         --bls-instances "${BLS_INSTANCE_NUM:-1}" --max-batch-size "$max_batch_size" --max-new-tokens "$max_new_tokens"
 fi
 

@@ -254,6 +254,17 @@ def test_instances_spread_over_gpus_only_when_there_are_several(
     assert read_placements(tmp_path / "nothing-here") == ()
 
 
+def test_an_auto_llm_dtype_is_written_for_the_stub_and_the_codec_stays_float32(
+    tmp_path: Path, fake_model_dir: Path
+) -> None:
+    from rvc.grpc.model_repository import read_placements
+
+    output = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, device="cuda", dtype="auto")
+    placements = {part.part: part.dtype for part in read_placements(output)}
+    assert placements[f"triton.{contract.SPARK_TTS}"] == "auto"  # each instance resolves it for its card
+    assert placements[f"triton.{contract.AUDIO_TOKENIZER}"] == placements[f"triton.{contract.VOCODER}"] == "float32"
+
+
 def test_an_instance_placed_on_a_gpu_pins_its_device() -> None:
     parameters = {"device": "cuda", "dtype": "float32"}
     assert serving.instance_parameters(parameters, {"model_instance_kind": "GPU", "model_instance_device_id": "2"})[
@@ -263,4 +274,4 @@ def test_an_instance_placed_on_a_gpu_pins_its_device() -> None:
     assert serving.instance_parameters({"device": "cpu"}, {"model_instance_kind": "GPU",
                                                           "model_instance_device_id": "1"}) == {"device": "cpu"}
     with pytest.raises(ValueError, match="cpu, cuda or cuda:N"):
-        serving.torch_placement({"device": "gpu1"})
+        serving.torch_device({"device": "gpu1"})

@@ -139,7 +139,7 @@ class TritonPythonModel:
     def _python_llm(self, llm_dir: str, parameters: dict[str, str]):
         from sparktts.llm import SparkLM
 
-        device, dtype = serving.torch_placement(parameters)
+        device, dtype = serving.llm_placement(parameters)  # LLM_DTYPE for this card; TF32 to match
         fast_matmul = {"auto": None, "on": True, "off": False}[parameters.get("llm_fast_matmul", "auto")]
         self.llm = SparkLM.from_pretrained(llm_dir, device=device, dtype=dtype, fast_matmul=fast_matmul)
         stream = self.llm.stream
