@@ -104,3 +104,53 @@ def test_sparktts_imports_nothing_from_rvc_and_the_rule_needs_no_torch() -> None
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
                           cwd=REPO_ROOT / "tests", check=True)
     assert done.stdout.strip() == "False"  # the gateway, which uses rvc.device, still never imports torch
+
+
+# ------------------------------------------------------------------------------- float16 logits
+@pytest.fixture()
+def loud_fp16_lm(spark_tiny):  # type: ignore[no-untyped-def]
+    """The tiny LLM in float16 (torch runs it on the CPU) with its final norm scaled so that hidden
+    states reach ~1e4: finite in float16, but a head row's scores then pass 65504."""
+    from sparktts.llm import SparkLM
+
+    lm = SparkLM.from_pretrained(spark_tiny / "model" / "LLM", dtype=torch.float16)
+    with torch.no_grad():
+        lm.model.model.norm.weight.mul_(4000.0)
+    return lm
+
+
+def test_projection_dtype_follows_the_rule() -> None:
+    from sparktts.llm import projection_dtype
+
+    assert projection_dtype(torch.float16) == torch.float32
+    assert projection_dtype(torch.bfloat16) == torch.bfloat16
+    assert projection_dtype(torch.float32) == torch.float32
+
+
+@pytest.mark.parametrize("restrict", [False, True])
+def test_a_float16_model_scores_its_head_in_float32(loud_fp16_lm, restrict: bool) -> None:  # type: ignore[no-untyped-def]
+    lm = loud_fp16_lm
+    weight = lm.model.get_output_embeddings().weight.detach()
+    grammar = lm.grammar_ids()
+    row = int(grammar[weight[grammar].float().abs().sum(1).argmax()])  # the grammar row scoring highest
+    hidden = (8000.0 * torch.sign(weight[row])).reshape(1, -1).to(torch.float16)
+    with torch.inference_mode():
+        assert torch.isinf(lm.model.get_output_embeddings()(hidden)).any()  # the float16 head overflows here
+        logits = lm._logits(hidden, restrict)
+    assert logits.dtype == torch.float32 and not torch.isnan(logits).any()
+    expected = hidden.float() @ weight.float().T
+    rows = grammar if restrict else torch.arange(lm.vocab_rows)
+    assert torch.isfinite(logits[0, rows]).all()
+    torch.testing.assert_close(logits[0, rows], expected[0, rows], rtol=1e-5, atol=1e-2)
+
+
+def test_a_float16_model_samples_where_float16_scores_would_be_inf(loud_fp16_lm) -> None:  # type: ignore[no-untyped-def]
+    from sparktts.llm import GenerationParams
+
+    lm = loud_fp16_lm
+    prompt = "<|task_tts|><|start_content|>hello<|end_content|><|start_global_token|>"
+    with torch.inference_mode():
+        last = lm.model.model(lm.encode(prompt)).last_hidden_state[:, -1, :]
+        assert torch.isinf(lm.model.get_output_embeddings()(last)).any()  # what multinomial would have got
+    ids = lm.generate(prompt, GenerationParams(max_new_tokens=12, seed=3, do_sample=True))
+    assert len(ids) >= 1 and all(0 <= token < lm.vocab_rows for token in ids)
