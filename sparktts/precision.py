@@ -56,17 +56,18 @@ def llm_dtype(
 ) -> LLMDtype:
     """The LLM's dtype for ``requested`` ("auto", float32, bfloat16 or float16) on ``device``.
 
-    device: "cpu", "cuda" or "cuda:N"; capability: the card's (major, minor), None on the CPU.
+    device: "cpu", "cuda" or "cuda:N"; capability: the card's (major, minor), None on the CPU or where
+    the card is not known (an explicit dtype then passes unchecked, as for an engine built elsewhere).
     ``variable`` names the setting in the ValueError, so that the message says what to set.
     """
     if requested != AUTO and requested not in LLM_DTYPES:
         raise ValueError(f"{variable}={requested!r}: must be auto, float32, bfloat16 or float16")
     on_cuda = device.startswith("cuda")
-    if on_cuda and capability is None:
-        raise ValueError(f"{variable}: the LLM's dtype on {device} needs the card's compute capability")
     if requested == AUTO:
         if not on_cuda:
             return "float32"
+        if capability is None:
+            raise ValueError(f"{variable}=auto on {device} needs the card's compute capability; name a dtype")
         return "bfloat16" if supports_bf16(capability) else "float16"
     if requested == "float16" and not on_cuda:
         raise ValueError(f"{variable}=float16 needs a CUDA device: set {variable}=float32 (or bfloat16) on the CPU")

@@ -97,10 +97,12 @@ except ConfigError as exc:
         echo "engine: $trt_dtype, batch $max_batch_size x ($max_input_len prompt + $max_new_tokens budget) = $kv_tokens KV tokens; python $trtllm_python; into $trt_engines_dir"
         "$trtllm_python" triton/scripts/convert_checkpoint.py --model_dir "$model_dir/LLM" \
             --output_dir "$trt_weights_dir" --dtype "$trt_dtype"
+        # --logits_dtype float32: a half engine's logits in float16 overflow to inf above 65504 and break
+        # sampling (the python LLM scores its head in float32 for the same reason: sparktts.precision)
         trtllm-build --checkpoint_dir "$trt_weights_dir" --output_dir "$trt_engines_dir" \
             --max_batch_size "$max_batch_size" --max_input_len "$max_input_len" \
             --max_seq_len "$((max_input_len + max_new_tokens))" --max_num_tokens 32768 \
-            --kv_cache_type paged --gemm_plugin "$trt_dtype"
+            --kv_cache_type paged --gemm_plugin "$trt_dtype" --logits_dtype float32
         LLM_BACKEND=tensorrtllm
     else
         echo "trtllm-build not found: skipping the TensorRT-LLM engine; the LLM runs in the python backend"
