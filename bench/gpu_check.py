@@ -7,7 +7,8 @@ check whose code path is not built yet; none is pending now):
 2. a cuDNN convolution in a child process under the launcher's environment (``server_environment``):
    the stubs' view, where a system folder first on LD_LIBRARY_PATH would load the image's cuDNN.
 3. Triton on CUDA with the demo models: ready time, GPU memory per stub, one offline and one
-   streaming synthesis.
+   streaming synthesis; the LLM's dtype and TF32 per stub as the rule says for this card, the codec
+   float32, and a float16 LLM's head scoring in float32 (``gpu_precision.py``).
 4. the RVC pool on CUDA: 5, 60 and 300 s inputs with rmvpe and pm, fp16 against fp32 (RMS
    difference), GPU memory after each; RMVPE chunks against the whole input on CUDA (300 s).
 5. the OOM and sticky-error paths: real CUDA errors through ``rvc.device.classify_cuda_error``; a
@@ -195,6 +196,8 @@ def _free_port() -> int:
 
 def step_triton(ctx: Context) -> str:
     device = need_cuda(ctx)
+    from gpu_precision import float16_head_on_device, stub_precision
+
     from rvc.grpc.client import TritonSparkClient
     from rvc.grpc.launcher import TritonServer, TritonServerConfig
     from rvc.grpc.model_repository import prepare_model_repository
@@ -204,7 +207,7 @@ def step_triton(ctx: Context) -> str:
     lines = []
     for mode in ("offline", "streaming"):
         repository = prepare_model_repository(ctx.scratch / f"repo_{mode}", model_dir=paths["spark"], mode=mode,
-                                              device=device)
+                                              device=device, dtype="auto")
         config = TritonServerConfig(model_repository=repository, grpc_port=_free_port(), http_port=_free_port(),
                                     metrics_port=_free_port(), work_dir=ctx.scratch / f"triton_{mode}",
                                     startup_timeout_s=max(30.0, min(180.0, ctx.left() - 60)), cpu_only=not ctx.cuda)
@@ -234,6 +237,10 @@ def step_triton(ctx: Context) -> str:
             lines.append(line)
             if ctx.cuda and not stubs:
                 raise RuntimeError(f"{mode}: no Triton process holds GPU memory: the models did not go to CUDA")
+            lines.append(stub_precision(server.log_path.read_text(errors="replace"), device,
+                                        torch_facts().capability if ctx.cuda else None))
+            print(lines[-1], flush=True)
+    lines.append(float16_head_on_device(paths["spark"], device))
     return "; ".join(lines) + " [demo weights: timings are not the real model's]"
 
 

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 # isort: split
+from gpu_precision import float16_head_on_device, stub_precision  # noqa: E402
 from official_runtime import OFFICIAL_L20, comparison_table, official_summary  # noqa: E402
 
 
@@ -60,3 +61,25 @@ def test_measured_rows_print_beside_the_official_ones() -> None:
     assert rows[2] == "| offline | 1 | 812.4 | 0.0616 | - | 369 ms | 0.1362 | - | 876.24 ms |"
     assert rows[3] == "| streaming | 4 | 1500.0 | 0.0333 | 95 ms | 700 ms | 0.0824 | 1017.70 ms | 1793.86 ms |"
     assert rows[4].endswith("| - | - | - |")  # no published row at concurrency 8
+
+_LOG = """I1203 inputs.py:65] "sparktts.serving.placement: LLM on {device} (Tesla T4) in {dtype} (TF32 {tf32})"
+I1203 inputs.py:65] "sparktts.serving.codec: BiCodec decoder from /m/Spark-TTS-0.5B on {device} (torch.{codec})"
+"""
+
+
+def test_stub_precision_reads_what_each_stub_chose_against_the_rule() -> None:
+    line = stub_precision(_LOG.format(device="cuda", dtype="float16", tf32="on", codec="float32"), "cuda", (7, 5))
+    assert "1 LLM instances in float16 (TF32 on), 1 BiCodec instances float32" == line
+    assert "bfloat16" in stub_precision(_LOG.format(device="cuda", dtype="bfloat16", tf32="on", codec="float32"),
+                                        "cuda", (9, 0))
+    for wrong in (dict(dtype="float32", tf32="on", codec="float32"), dict(dtype="float16", tf32="on", codec="float16"),
+                  dict(dtype="float16", tf32="off", codec="float32")):
+        with pytest.raises(RuntimeError, match="otherwise than the rule"):
+            stub_precision(_LOG.format(device="cuda", **wrong), "cuda", (7, 5))
+    with pytest.raises(RuntimeError, match="0 LLM"):
+        stub_precision("nothing loaded", "cpu", None)
+
+
+def test_the_float16_head_check_runs_on_the_cpu(spark_tiny: Path) -> None:
+    line = float16_head_on_device(spark_tiny / "model", "cpu")
+    assert "scores inf through a float16 head, none through ours" in line
