@@ -379,6 +379,7 @@ def describe(requested: str, *, driver: bool, facts: TorchFacts) -> dict[str, ob
         device=device,
         bf16=supports_bf16(capability),
         half_dtype=default_half_dtype(capability) if capability is not None else "bfloat16",
+        llm_dtype=llm_dtype(AUTO, device, capability),  # what LLM_DTYPE=auto runs here
         codec_dtype=CODEC_DTYPE,
     )
     return report

@@ -100,6 +100,7 @@ def test_describe_reports_the_error_instead_of_a_device() -> None:
     assert "device" not in report and "CPU-only build" in str(report["error"])
     t4 = describe("auto", driver=True, facts=CUDA_T4)
     assert t4["device"] == "cuda" and t4["bf16"] is False and t4["half_dtype"] == "float16"
+    assert t4["llm_dtype"] == "float16" and t4["codec_dtype"] == "float32"
 
 
 # ------------------------------------------------------------------------------- capability rules
