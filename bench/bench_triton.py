@@ -9,6 +9,14 @@ repository (each request on its own BLS worker thread). Every torch runs one int
     python bench/bench_triton.py --tiny                       # tiny demo model, quick
     python bench/bench_triton.py --max-new-tokens 60          # full-size random weights (~4 GB on disk)
     python bench/bench_triton.py --server 127.0.0.1:8001      # only measure an already running server
+    python bench/bench_triton.py --server 127.0.0.1:8001 --mode offline --json out.json
+
+``--mode``: streaming (the default) reads each request as a stream of chunks from the decoupled
+model (``spark_tts`` of a streaming repository, else ``spark_tts_decoupled``), and first chunk is
+the time to the first one, as the official ``client_grpc.py --mode streaming`` measures it;
+offline sends one ``infer`` to ``spark_tts`` and waits for the whole answer (first chunk = latency).
+Tokens/s counts the semantic tokens behind the audio (BiCodec's 50 per second of audio) over the
+level's wall time; RTF is wall time over seconds of audio, the official definition.
 
 Each level runs the sides alternately (in-process then Triton, then Triton then in-process, ...)
 so that load drifting on a shared machine hits both alike. Besides wall-clock figures it reports
@@ -40,22 +48,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # official_runtime, also when imported as bench.bench_triton
 
 import rvc  # noqa: E402,F401  (installs the triton-folder guard before torch loads)
 
 # isort: split
 import torch  # noqa: E402
+from official_runtime import official_summary  # noqa: E402
 
+from rvc.grpc import contract  # noqa: E402
 from rvc.grpc.client import AsyncTritonSparkClient, TTSParams  # noqa: E402
 
 if TYPE_CHECKING:
     from rvc.grpc.launcher import TritonServer
     from sparktts.inference import SparkTTS
 
-OFFICIAL = "official (L20 GPU, TensorRT-LLM, 26 prompts / 169 s of audio): RTF 0.1362 @1, 0.0737 @2, 0.0704 @4 " \
-           "offline; first chunk 210.42 ms @1, 226.08 ms @2, 1017.70 ms @4 streaming"
 TEXT = "Spark TTS on Triton, measured against the same model in process."
 SAMPLE_RATE = 16000
+SEMANTIC_TOKENS_PER_S = 50  # BiCodec: one semantic token per 320 samples at 16 kHz
 FULL_SIZE_VERSION = "bench_triton full-size random weights v2\n"  # bump when write_full_size_model changes
 
 
@@ -69,6 +79,7 @@ class Sample:
 @dataclass(frozen=True)
 class Level:
     side: str
+    mode: str  # "streaming" or "offline" (see the module docstring)
     concurrency: int
     requests: int
     wall_s: float
@@ -76,6 +87,7 @@ class Level:
     first_chunk_p50_ms: float
     latency_mean_ms: float
     rtf: float
+    tokens_per_s: float  # semantic tokens behind the audio (50 per second) over the wall time
     cpu_s_per_request: float | None  # all processes involved (client + server + stubs); None if unknown
 
 
@@ -191,15 +203,29 @@ def run_in_process(tts: SparkTTS, reference: np.ndarray, seeds: list[int], concu
         return list(pool.map(one, seeds))
 
 
+async def serving_model(url: str, mode: str) -> str:
+    """The model a ``mode`` run asks: offline ``spark_tts``; streaming the decoupled one (``spark_tts``
+    itself in a streaming repository, else ``spark_tts_decoupled`` beside the offline one)."""
+    if mode == "offline":
+        return contract.SPARK_TTS
+    async with AsyncTritonSparkClient(url, timeout_s=60) as client:
+        return contract.SPARK_TTS if (await client.model_info()).decoupled else contract.SPARK_TTS_DECOUPLED
+
+
 async def run_triton(url: str, reference: np.ndarray, seeds: list[int], concurrency: int,
-                     max_new_tokens: int) -> list[Sample]:
+                     max_new_tokens: int, mode: str = "streaming") -> list[Sample]:
     gate = asyncio.Semaphore(concurrency)
-    async with AsyncTritonSparkClient(url, timeout_s=3600) as client:
+    model = await serving_model(url, mode)
+    async with AsyncTritonSparkClient(url, model_name=model, timeout_s=3600) as client:
         async def one(seed: int) -> Sample:
             async with gate:
                 start = time.perf_counter()
-                first, samples = None, 0
                 params = TTSParams(seed=seed, max_new_tokens=max_new_tokens)
+                if mode == "offline":
+                    audio, _ = await client.inference(TEXT, reference, "", params)
+                    total = time.perf_counter() - start
+                    return Sample(total, total, audio.size / SAMPLE_RATE)
+                first, samples = None, 0
                 async for chunk in client.stream(TEXT, reference, "", params):
                     first = first if first is not None else time.perf_counter() - start
                     samples += chunk.size
@@ -208,14 +234,16 @@ async def run_triton(url: str, reference: np.ndarray, seeds: list[int], concurre
         return list(await asyncio.gather(*(one(seed) for seed in seeds)))
 
 
-def summarize(side: str, concurrency: int, samples: list[Sample], wall_s: float, cpu_s: float | None) -> Level:
+def summarize(side: str, mode: str, concurrency: int, samples: list[Sample], wall_s: float,
+              cpu_s: float | None) -> Level:
     audio = sum(s.audio_s for s in samples)
     return Level(
-        side=side, concurrency=concurrency, requests=len(samples), wall_s=wall_s,
+        side=side, mode=mode, concurrency=concurrency, requests=len(samples), wall_s=wall_s,
         requests_per_s=len(samples) / wall_s,
         first_chunk_p50_ms=1000 * float(np.median([s.first_chunk_s for s in samples])),
         latency_mean_ms=1000 * float(np.mean([s.total_s for s in samples])),
         rtf=wall_s / audio if audio else float("inf"),
+        tokens_per_s=audio * SEMANTIC_TOKENS_PER_S / wall_s,
         cpu_s_per_request=None if cpu_s is None else cpu_s / len(samples),
     )
 
@@ -227,6 +255,7 @@ class Side:
     name: str
     run: Callable[[list[int], int], list[Sample]]
     cpu: Callable[[], float | None]
+    mode: str = "streaming"
 
 
 def measure(sides: list[Side], levels: list[int], per_level: int, rounds: int) -> list[Level]:
@@ -246,9 +275,10 @@ def measure(sides: list[Side], levels: list[int], per_level: int, rounds: int) -
                 cpu = None if after is None or cpu is None or cpu_before is None else cpu + after - cpu_before
                 totals[side.name] = (samples, wall, cpu)
         for side in sides:
-            level = summarize(side.name, concurrency, *totals[side.name])
+            level = summarize(side.name, side.mode, concurrency, *totals[side.name])
             results.append(level)
-            print(f"  {side.name} c={concurrency}: {level.requests_per_s:.3f} req/s, first chunk "
+            print(f"  {side.name} {side.mode} c={concurrency}: {level.requests_per_s:.3f} req/s, "
+                  f"{level.tokens_per_s:.1f} tokens/s, RTF {level.rtf:.3f}, first chunk "
                   f"{level.first_chunk_p50_ms:.0f} ms, CPU {level.cpu_s_per_request or float('nan'):.2f} s/request",
                   flush=True)
     return results
@@ -308,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=None, help="an existing Spark-TTS folder to use")
     parser.add_argument("--server", default=None, help="measure this running server only (host:grpc_port)")
     parser.add_argument("--mode", choices=("streaming", "offline"), default="streaming",
-                        help="with --server: the repository variant it serves (informational)")
+                        help="Triton side: a stream from the decoupled model, or one offline infer per request")
     parser.add_argument("--concurrency", default="1,2,4", help="comma-separated levels")
     parser.add_argument("--requests", type=int, default=4, help="requests per level (at least the level)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="LLM tokens per request")
@@ -325,13 +355,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def triton_side(url: str, server: TritonServer | None = None) -> Side:
         def run(seeds: list[int], concurrency: int) -> list[Sample]:
-            return asyncio.run(run_triton(url, reference, seeds, concurrency, tokens))
+            return asyncio.run(run_triton(url, reference, seeds, concurrency, tokens, args.mode))
 
         def cpu() -> float | None:
             return None if server is None else group_cpu_seconds(server.group_members()) + time.process_time()
 
         run([1], 1)  # warm-up
-        return Side("triton", run, cpu)
+        return Side("triton", run, cpu, args.mode)
 
     if args.server:
         rows += measure([triton_side(args.server)], levels, args.requests, 1)
@@ -351,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(rows))
     print()
-    print(OFFICIAL)
+    print(official_summary())
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
     return 0

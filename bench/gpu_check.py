@@ -7,7 +7,8 @@ check whose code path is not built yet; none is pending now):
 2. a cuDNN convolution in a child process under the launcher's environment (``server_environment``):
    the stubs' view, where a system folder first on LD_LIBRARY_PATH would load the image's cuDNN.
 3. Triton on CUDA with the demo models: ready time, GPU memory per stub, one offline and one
-   streaming synthesis.
+   streaming synthesis; the LLM's dtype and TF32 per stub as the rule says for this card, the codec
+   float32, and a float16 LLM's head scoring in float32 (``gpu_precision.py``).
 4. the RVC pool on CUDA: 5, 60 and 300 s inputs with rmvpe and pm, fp16 against fp32 (RMS
    difference), GPU memory after each; RMVPE chunks against the whole input on CUDA (300 s).
 5. the OOM and sticky-error paths: real CUDA errors through ``rvc.device.classify_cuda_error``; a
@@ -15,8 +16,9 @@ check whose code path is not built yet; none is pending now):
    worker that serves on; an injected sticky error ending the worker and its replacement converting.
 6. one ``/synthesize`` end to end (``python -m rvc.launch``) and ``/status``'s device and dtype per
    part (gateway cpu, Triton models and RVC workers on CUDA, codec float32).
-7. tokens/s, RTF and first-chunk latency at concurrency 1 and 4 (``bench/bench_triton.py``), beside
-   the official runtime's figures (L20: RTF 0.136 offline, first chunk 210 ms).
+7. tokens/s, RTF and first-chunk latency at concurrency 1 and 4, offline and streaming
+   (``bench/bench_triton.py``'s modes, ``gpu_throughput.py``), beside the official runtime's L20
+   table (``official_runtime.py``: RTF 0.136 offline, first chunk P50 210 ms at 1 and 1018 ms at 4).
 
 Steps 1 and 2 run anywhere (on a CPU host they check the facts and the environment with a CPU
 convolution); steps 3-7 need a CUDA device and say so when skipped. Demo models (random weights)
@@ -42,11 +44,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # its siblings (gpu_throughput, official_runtime), also when imported
 
 import rvc  # noqa: E402,F401  (the triton-folder guard, before torch loads)
 from rvc.device import describe, driver_present, torch_facts  # noqa: E402
 
-OFFICIAL = "official runtime (Spark-TTS-0.5B, TensorRT-LLM, L20): offline RTF 0.136; streaming first chunk 210 ms"
 VOICE = "SilverWolf_e300_s6600"
 
 
@@ -194,6 +196,8 @@ def _free_port() -> int:
 
 def step_triton(ctx: Context) -> str:
     device = need_cuda(ctx)
+    from gpu_precision import float16_head_on_device, stub_precision
+
     from rvc.grpc.client import TritonSparkClient
     from rvc.grpc.launcher import TritonServer, TritonServerConfig
     from rvc.grpc.model_repository import prepare_model_repository
@@ -203,7 +207,7 @@ def step_triton(ctx: Context) -> str:
     lines = []
     for mode in ("offline", "streaming"):
         repository = prepare_model_repository(ctx.scratch / f"repo_{mode}", model_dir=paths["spark"], mode=mode,
-                                              device=device)
+                                              device=device, dtype="auto")
         config = TritonServerConfig(model_repository=repository, grpc_port=_free_port(), http_port=_free_port(),
                                     metrics_port=_free_port(), work_dir=ctx.scratch / f"triton_{mode}",
                                     startup_timeout_s=max(30.0, min(180.0, ctx.left() - 60)), cpu_only=not ctx.cuda)
@@ -233,6 +237,10 @@ def step_triton(ctx: Context) -> str:
             lines.append(line)
             if ctx.cuda and not stubs:
                 raise RuntimeError(f"{mode}: no Triton process holds GPU memory: the models did not go to CUDA")
+            lines.append(stub_precision(server.log_path.read_text(errors="replace"), device,
+                                        torch_facts().capability if ctx.cuda else None))
+            print(lines[-1], flush=True)
+    lines.append(float16_head_on_device(paths["spark"], device))
     return "; ".join(lines) + " [demo weights: timings are not the real model's]"
 
 
@@ -488,8 +496,6 @@ def step_service(ctx: Context) -> str:
             raise RuntimeError(f"/synthesize answered {response.status_code}: {response.text[:500]}")
         status = httpx.get(f"{base}/status", timeout=10).json()
         print(json.dumps(status, indent=1)[:3000])
-        triton_grpc = f"127.0.0.1:{env['TRITON_GRPC_PORT']}"
-        step_throughput(ctx, triton_grpc)
         summary = f"healthy in {ready:.0f} s; /synthesize {took:.2f} s ({len(response.content)} bytes)"
         return summary + "; " + check_placement(status["placement"], device)
     finally:
@@ -518,16 +524,22 @@ def check_placement(parts: list[dict[str, str | None]], device: str) -> str:
     return f"/status: {len(parts)} parts placed as asked ({device}; codec float32)"
 
 
-def step_throughput(ctx: Context, grpc_url: str) -> None:
-    """bench_triton against the service's Triton (offline repository), concurrency 1 and 4."""
-    print(OFFICIAL, flush=True)
-    budget = int(max(30, min(150, ctx.left() - 30)))
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_triton.py"), "--server", grpc_url, "--mode",
-                          "offline", "--concurrency", "1,4", "--requests", "4", "--rounds", "1"],
-                         capture_output=True, text=True, timeout=budget, check=False)
-    print(run.stdout[-4000:], run.stderr[-1500:] if run.returncode else "", flush=True)
-    print("(demo weights unless SPARK_MODEL_DIR holds the real Spark-TTS-0.5B: not comparable to the official row; "
-          "streaming first-chunk latency: see step 3)", flush=True)
+def step_throughput(ctx: Context) -> str:
+    """bench_triton's offline and streaming modes at concurrency 1 and 4 beside the official L20 table;
+    the real Spark-TTS-0.5B where SPARK_MODEL_DIR holds it, else the demo weights (then not comparable)."""
+    device = need_cuda(ctx)
+    from gpu_throughput import measure_beside_official
+
+    from rvc.assets import DEMO_MARKER
+    from rvc.settings import load_settings
+
+    spark = load_settings().spark_model_dir
+    real = (spark / "config.yaml").is_file() and not (spark / DEMO_MARKER).is_file()
+    smoke = device == "cpu"
+    summary = measure_beside_official(spark if real else demo_assets(ctx)["spark"], device, ctx.scratch,
+                                      budget_s=ctx.left() - 20, levels=(1,) if smoke else (1, 4),
+                                      requests=1 if smoke else 4, max_new_tokens=20 if smoke else 300)
+    return summary + ("" if real else " [demo weights: not comparable to the official figures]")
 
 
 STEPS: list[tuple[str, Callable[[Context], str]]] = [
@@ -536,7 +548,8 @@ STEPS: list[tuple[str, Callable[[Context], str]]] = [
     ("3 Triton on CUDA (demo models)", step_triton),
     ("4 RVC pool on CUDA", step_rvc_pool),
     ("5 CUDA OOM and sticky errors", step_oom),
-    ("6 /synthesize end to end, /status, throughput (7)", step_service),
+    ("6 /synthesize end to end, /status", step_service),
+    ("7 tokens/s, RTF, first chunk beside the official L20 figures", step_throughput),
 ]
 
 

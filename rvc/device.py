@@ -33,9 +33,11 @@ from pathlib import Path
 from typing import Literal
 
 from rvc.errors import ConfigError
+from sparktts.precision import AUTO, BF16_CAPABILITY, CODEC_DTYPE, apply_tf32_rule, llm_dtype, supports_bf16
 
 __all__ = [
     "AUTO_PRECISION",
+    "BF16_CAPABILITY",
     "CODEC_DTYPE",
     "CudaErrorKind",
     "DeviceKind",
@@ -57,6 +59,7 @@ __all__ = [
     "placements",
     "probe_torch",
     "resolve_device",
+    "resolve_llm_dtype",
     "supports_bf16",
     "torch_facts",
 ]
@@ -68,8 +71,8 @@ Capability = tuple[int, int]
 RVC_DECODER_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # RVC_PRECISION -> dtype
 AUTO_PRECISION = "auto"  # RVC_PRECISION's default: each worker resolves it (rvc.gpu_rule.rvc_precision)
 RVC_PRECISION_SETTINGS = (AUTO_PRECISION, *RVC_DECODER_DTYPES)
-CODEC_DTYPE = "float32"  # BiCodec and wav2vec2, whatever the LLM's dtype (the official code's choice)
-BF16_CAPABILITY: Capability = (8, 0)
+# CODEC_DTYPE, BF16_CAPABILITY, supports_bf16 and the LLM's dtype rule live in sparktts.precision (the
+# Triton stubs apply them there, and sparktts may not import rvc); re-exported here for the service.
 CUDA_TORCH_HINT = (
     "install a CUDA build of torch==2.13.0 (e.g. pip install torch==2.13.0 --index-url "
     "https://download.pytorch.org/whl/cu126), or set DEVICE=cpu to run on the CPU on purpose"
@@ -204,14 +207,9 @@ def decide_device(
     return device
 
 
-def supports_bf16(capability: Capability | None) -> bool:
-    """bf16 arithmetic needs compute capability 8.0 or newer (Ampere); None means the CPU (emulated, allowed)."""
-    return capability is None or tuple(capability) >= BF16_CAPABILITY
-
-
 def default_half_dtype(capability: Capability) -> Literal["bfloat16", "float16"]:
     """The half type for a GPU: bf16 from Ampere on, fp16 below (Turing, Volta have no bf16)."""
-    return "bfloat16" if supports_bf16(capability) else "float16"
+    return "float16" if llm_dtype(AUTO, "cuda", capability) == "float16" else "bfloat16"
 
 
 def _gpu_words(capability: Capability) -> str:
@@ -235,17 +233,20 @@ def check_rvc_precision(precision: str, device: DeviceKind, capability: Capabili
         )
 
 
+def resolve_llm_dtype(
+    requested: str, device: DeviceKind, capability: Capability | None, variable: str, gpu_name: str = ""
+) -> str:
+    """``sparktts.precision.llm_dtype`` for the service: "auto" resolved for the device, a dtype the
+    card cannot run refused with a ConfigError that names ``variable`` (LLM_DTYPE, TRT_DTYPE)."""
+    try:
+        return llm_dtype(requested, device, capability, gpu_name=gpu_name, variable=variable)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field=variable) from exc
+
+
 def check_llm_dtype(dtype: str, device: DeviceKind, capability: Capability | None, variable: str) -> None:
     """A Triton/TensorRT-LLM dtype against the device; ``variable`` names the setting in the error."""
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise ConfigError(f"{variable}={dtype!r}: must be float32, bfloat16 or float16", field=variable)
-    if dtype == "float16" and device != "cuda":
-        raise ConfigError(f"{variable}=float16 needs a CUDA device; use float32 or bfloat16", field=variable)
-    if dtype == "bfloat16" and device == "cuda" and capability is not None and not supports_bf16(capability):
-        raise ConfigError(
-            f"{variable}=bfloat16 needs compute capability >= 8.0 (Ampere) and {_gpu_words(capability)}: "
-            "use float16", field=variable,
-        )
+    resolve_llm_dtype(dtype, device, capability, variable)
 
 
 def kv_cache_tokens(max_batch_size: int, prompt_tokens: int, max_new_tokens: int) -> int:
@@ -264,13 +265,9 @@ def kv_cache_tokens(max_batch_size: int, prompt_tokens: int, max_new_tokens: int
 def apply_precision_flags(precision: str) -> None:
     """Make "fp32" mean fp32 on Ampere and newer: cuDNN convolutions default to TF32 there (10-bit
     mantissa), so the "exact" setting would not be exact. Call once per process before the first
-    convolution (workers, stubs); the half precisions leave TF32 on, where it costs nothing extra.
+    convolution (workers); the half precisions leave TF32 on, where it costs nothing extra.
     """
-    import torch
-
-    exact = precision in ("fp32", "float32")
-    torch.backends.cudnn.allow_tf32 = not exact
-    torch.backends.cuda.matmul.allow_tf32 = not exact
+    apply_tf32_rule(RVC_DECODER_DTYPES.get(precision, precision), "cuda")
 
 
 def instance_group(device: DeviceKind, gpu_count: int, count: int) -> str:
@@ -382,6 +379,7 @@ def describe(requested: str, *, driver: bool, facts: TorchFacts) -> dict[str, ob
         device=device,
         bf16=supports_bf16(capability),
         half_dtype=default_half_dtype(capability) if capability is not None else "bfloat16",
+        llm_dtype=llm_dtype(AUTO, device, capability),  # what LLM_DTYPE=auto runs here
         codec_dtype=CODEC_DTYPE,
     )
     return report

@@ -28,7 +28,7 @@ from types import FrameType
 from typing import Literal
 
 from rvc.assets import DEMO_NOTICE, inspect_assets
-from rvc.device import check_rvc_precision, driver_present, probe_torch, resolve_device
+from rvc.device import check_rvc_precision, driver_present, probe_torch, resolve_device, resolve_llm_dtype
 from rvc.errors import ConfigError, VoiceError
 from rvc.grpc.launcher import TritonServerConfig
 from rvc.grpc.model_repository import prepare_model_repository
@@ -127,6 +127,7 @@ class Placement:
 
     settings: Settings
     gpu_count: int
+    llm_dtype: str = "float32"  # LLM_DTYPE resolved for the device (sparktts.precision.llm_dtype)
 
 
 def resolve_placement(settings: Settings) -> Settings:
@@ -144,7 +145,7 @@ def place(settings: Settings) -> Placement:
     driver = driver_present()
     device: Literal["cpu", "cuda"] = "cpu"
     capability: tuple[int, int] | None = None
-    gpu_count = 0
+    gpu_count, gpu_name = 0, ""
     if settings.device == "cpu" and settings.llm_backend == "python":
         pass
     else:
@@ -152,9 +153,11 @@ def place(settings: Settings) -> Placement:
         device = resolve_device(settings.device, driver=driver, facts=facts)
         capability = facts.capability if device == "cuda" else None
         gpu_count = len(facts.gpus) if device == "cuda" else 0
+        gpu_name = min(facts.gpus, key=lambda gpu: gpu.capability).name if device == "cuda" and facts.gpus else ""
         logger.info("torch %s (CUDA %s); models run on %s%s", facts.torch_version, facts.cuda_version, device,
                     f" ({', '.join(gpu.name for gpu in facts.gpus)})" if device == "cuda" else "")
     check_rvc_precision(settings.rvc_precision, device, capability)
+    llm_dtype = resolve_llm_dtype(settings.llm_dtype, device, capability, "LLM_DTYPE", gpu_name)
     if settings.llm_backend == "tensorrtllm":
         if device != "cuda":
             raise ConfigError("LLM_BACKEND=tensorrtllm needs a GPU, and DEVICE resolved to cpu", field="LLM_BACKEND")
@@ -162,7 +165,7 @@ def place(settings: Settings) -> Placement:
         if engine is None or not (engine / "config.json").is_file():
             raise ConfigError(f"TRT_ENGINE_DIR={engine}: no TensorRT-LLM engine there (build one with "
                               "triton/run.sh 1 1 in the TensorRT-LLM image)", field="TRT_ENGINE_DIR")
-    return Placement(settings.for_device(device), gpu_count)
+    return Placement(settings.for_device(device), gpu_count, llm_dtype)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 llm_backend=settings.llm_backend,
                 trtllm_engine_dir=settings.trt_engine_dir,
                 gpu_count=placement.gpu_count,
+                dtype=placement.llm_dtype,
             )
             triton = TritonSupervisor(
                 dataclasses.replace(

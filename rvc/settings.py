@@ -19,8 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rvc.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# How long a start waits for tritonserver to load every model: TRITON_STARTUP_TIMEOUT_S's default and
+# the launcher's (rvc.grpc.launcher.TritonServerConfig), declared once. A first start on a GPU, or
+# udocker's ptrace mode on Colab, can take minutes; 180 s was seen to fall short there.
+TRITON_STARTUP_TIMEOUT_DEFAULT_S = 600.0
 
-__all__ = ["PROJECT_ROOT", "Settings", "load_settings"]
+__all__ = ["PROJECT_ROOT", "TRITON_STARTUP_TIMEOUT_DEFAULT_S", "Settings", "load_settings"]
 
 
 class Settings(BaseSettings):
@@ -51,7 +55,7 @@ class Settings(BaseSettings):
     triton_metrics_port: int = Field(8002, ge=1, le=65535)
     triton_timeout_s: float = Field(120.0, gt=0, description="per-request deadline for Triton calls")
     triton_startup_timeout_s: float = Field(
-        600.0, gt=0, description="how long the service waits for tritonserver to load every model (a first "
+        TRITON_STARTUP_TIMEOUT_DEFAULT_S, gt=0, description="how long the service waits for tritonserver to load every model (a first "
         "start on a GPU, or udocker's ptrace mode on Colab, can take minutes)",
     )
     triton_restarts: int = Field(
@@ -67,6 +71,11 @@ class Settings(BaseSettings):
     # --- the LLM engine ---------------------------------------------------------------------
     llm_backend: Literal["python", "tensorrtllm"] = Field(
         "python", description="the Spark LLM in Triton's python backend, or a TensorRT-LLM engine (CUDA only)"
+    )
+    llm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="the python-backend Spark LLM's dtype (BiCodec and wav2vec2 stay float32): auto is "
+        "float32 on the CPU, bfloat16 on GPUs of compute capability >= 8.0, float16 below (T4); bfloat16 is refused "
+        "below 8.0 and float16 on the CPU (sparktts.precision)",
     )
     trt_engine_dir: Path | None = Field(
         None, description="TensorRT-LLM engine folder (triton/run.sh stage 1 writes it; needed when "

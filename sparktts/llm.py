@@ -8,7 +8,8 @@ reproduces the official ``torch.manual_seed(seed); model.generate(...)`` run id 
 
 Precision: float32 by default, which is what the official loader runs (it passes no dtype, and
 transformers 4.46 then ignores ``torch_dtype: bfloat16`` in ``config.json``). transformers 5
-would honour that field, so the dtype is always passed explicitly here.
+would honour that field, so the dtype is always passed explicitly here. A float16 model (GPUs below
+compute capability 8.0) scores its head in float32, so that no score overflows to inf.
 
 ``restrict_vocab`` (off by default) scores only the rows the Spark grammar can emit after the
 prompt (bicodec global + semantic tokens, Spark delimiters, stop tokens: ~12.3k of 166k rows),
@@ -43,6 +44,7 @@ from sparktts import prompts
 from sparktts.control_grammar import ControlGrammar, ControlMasks
 from sparktts.errors import CheckpointError
 from sparktts.generation import GenerationParams
+from sparktts.precision import LLM_DTYPES, logits_dtype
 from sparktts.sampling import sample_row
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,13 @@ def gemm_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     if bias is not None:
         out = out + bias
     return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def projection_dtype(model_dtype: torch.dtype) -> torch.dtype:
+    """The dtype the LLM head scores in for a model of ``model_dtype`` (``sparktts.precision.logits_dtype``:
+    float32 for float16, the model's own otherwise)."""
+    name = str(model_dtype).removeprefix("torch.")
+    return getattr(torch, logits_dtype(name)) if name in LLM_DTYPES else model_dtype
 
 
 def decode_mask(attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -146,7 +155,8 @@ class SparkLM:
         self._semantic_first = self._contiguous_ids(prompts.semantic_token, prompts.NUM_SEMANTIC_CODES)
         self._global_first = self._contiguous_ids(prompts.global_token, prompts.NUM_GLOBAL_CODES)
         self._grammar_rows: torch.Tensor | None = None
-        self._grammar_weight: torch.Tensor | None = None
+        # restrict -> ((head dtype, device, projection dtype), the head rows in the projection dtype)
+        self._head_weights: dict[bool, tuple[tuple[torch.dtype, torch.device, torch.dtype], torch.Tensor]] = {}
         self._control_masks: ControlMasks | None = None
 
     @classmethod
@@ -263,19 +273,35 @@ class SparkLM:
 
     # ------------------------------------------------------------------ decoding
     def _logits(self, hidden: torch.Tensor, restrict: bool) -> torch.Tensor:
-        """hidden: (B, H) last positions -> (B, V) float32 logits (-inf outside the grammar if restricted)."""
+        """hidden: (B, H) last positions -> (B, V) float32 logits (-inf outside the grammar if restricted).
+
+        A float16 model projects in float32 (``sparktts.precision.logits_dtype``): its head would
+        round scores above 65504 to inf, and ``multinomial`` fails on the NaNs softmax makes of them.
+        That costs a float32 copy of the head (166000 x 896: 0.6 GB; 44 MB restricted), made once.
+        """
         head = self.model.get_output_embeddings()
-        if not restrict:
-            return head(hidden).float()
-        weight = self._grammar_weight
-        if weight is None or weight.dtype != head.weight.dtype or weight.device != head.weight.device:
-            rows = self.grammar_ids().to(head.weight.device)
-            weight = self._grammar_weight = head.weight.detach().index_select(0, rows).contiguous()
-        rows = self.grammar_ids().to(hidden.device)
-        logits = torch.full((hidden.shape[0], self.vocab_rows), float("-inf"), device=hidden.device)
+        dtype = projection_dtype(head.weight.dtype)
+        if not restrict and dtype == head.weight.dtype:
+            return head(hidden).float()  # the official projection, unchanged
         project = gemm_linear if self.fast_matmul else F.linear
-        logits[:, rows] = project(hidden, weight).float()
+        scores = project(hidden.to(dtype), self._head_weight(restrict, dtype)).float()
+        if not restrict:
+            return scores
+        logits = torch.full((hidden.shape[0], self.vocab_rows), float("-inf"), device=hidden.device)
+        logits[:, self.grammar_ids().to(hidden.device)] = scores
         return logits
+
+    def _head_weight(self, restrict: bool, dtype: torch.dtype) -> torch.Tensor:
+        """The head's rows (the grammar's when ``restrict``) in ``dtype``, kept until the model moves."""
+        weight = self.model.get_output_embeddings().weight
+        key = (weight.dtype, weight.device, dtype)
+        cached = self._head_weights.get(restrict)
+        if cached is None or cached[0] != key:
+            rows = weight.detach()
+            if restrict:
+                rows = rows.index_select(0, self.grammar_ids().to(weight.device))
+            cached = self._head_weights[restrict] = (key, rows.to(dtype).contiguous())
+        return cached[1]
 
     def forward_logits(
         self,

@@ -26,9 +26,10 @@
 # TRITON_MODEL_REPO [var/model_repo], DEVICE [rvc.device's decision for "auto": cuda when a driver is
 # present, an error when torch is then a CPU build], LLM_BACKEND [tensorrtllm when $TRT_ENGINE_DIR holds an
 # engine, else python], TRT_ENGINE_DIR [var/trt_engines], TRT_DTYPE [bfloat16 on compute capability >= 8.0,
-# float16 below (Turing/T4 has no bf16); bfloat16 is refused there], TRTLLM_PYTHON, TRTLLM_MAX_INPUT_LEN,
+# float16 below (Turing/T4 has no bf16); bfloat16 is refused there], LLM_DTYPE [auto: the python LLM's
+# dtype, decided by each instance's card as sparktts.precision says], TRTLLM_PYTHON, TRTLLM_MAX_INPUT_LEN,
 # MAX_NEW_TOKENS, BLS_INSTANCE_NUM [1], TRITON_MAX_BATCH_SIZE [16], TRITON_GRPC_PORT [8001],
-# TRITON_HTTP_PORT [8000], TRITON_STARTUP_TIMEOUT_S [600], REFERENCE_AUDIO [example/prompt_audio.wav],
+# TRITON_HTTP_PORT [8000], TRITON_STARTUP_TIMEOUT_S [rvc.settings' default, 600], REFERENCE_AUDIO [example/prompt_audio.wav],
 # REFERENCE_TEXT [none], TARGET_TEXT, OUTPUT_WAV [var/run/triton_single.wav], PYTHON [.venv/bin/python].
 set -euo pipefail
 
@@ -96,10 +97,12 @@ except ConfigError as exc:
         echo "engine: $trt_dtype, batch $max_batch_size x ($max_input_len prompt + $max_new_tokens budget) = $kv_tokens KV tokens; python $trtllm_python; into $trt_engines_dir"
         "$trtllm_python" triton/scripts/convert_checkpoint.py --model_dir "$model_dir/LLM" \
             --output_dir "$trt_weights_dir" --dtype "$trt_dtype"
+        # --logits_dtype float32: a half engine's logits in float16 overflow to inf above 65504 and break
+        # sampling (the python LLM scores its head in float32 for the same reason: sparktts.precision)
         trtllm-build --checkpoint_dir "$trt_weights_dir" --output_dir "$trt_engines_dir" \
             --max_batch_size "$max_batch_size" --max_input_len "$max_input_len" \
             --max_seq_len "$((max_input_len + max_new_tokens))" --max_num_tokens 32768 \
-            --kv_cache_type paged --gemm_plugin "$trt_dtype"
+            --kv_cache_type paged --gemm_plugin "$trt_dtype" --logits_dtype float32
         LLM_BACKEND=tensorrtllm
     else
         echo "trtllm-build not found: skipping the TensorRT-LLM engine; the LLM runs in the python backend"
@@ -111,15 +114,14 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     engine_args=()
     if [ "$LLM_BACKEND" = tensorrtllm ]; then engine_args=(--trtllm-engine-dir "$trt_engines_dir"); fi
     "$python" triton/scripts/prepare_repository.py --output "$model_repo" --model-dir "$model_dir" \
-        --mode "$service_type" --device "$DEVICE" --llm-backend "$LLM_BACKEND" "${engine_args[@]}" \
+        --mode "$service_type" --device "$DEVICE" --llm-backend "$LLM_BACKEND" "${engine_args[@]}" --dtype "${LLM_DTYPE:-auto}" \
         --bls-instances "${BLS_INSTANCE_NUM:-1}" --max-batch-size "$max_batch_size" --max-new-tokens "$max_new_tokens"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     echo "== stage 3: start tritonserver (Ctrl-C stops it)"
     "$python" -m rvc.grpc.serve --model-repository "$model_repo" \
-        --grpc-port "${TRITON_GRPC_PORT:-8001}" --http-port "${TRITON_HTTP_PORT:-8000}" \
-        --startup-timeout "${TRITON_STARTUP_TIMEOUT_S:-600}"
+        --grpc-port "${TRITON_GRPC_PORT:-8001}" --http-port "${TRITON_HTTP_PORT:-8000}"  # TRITON_STARTUP_TIMEOUT_S: read by the settings
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then

@@ -47,6 +47,7 @@ import httpx
 from rvc.device import driver_present
 from rvc.errors import ConfigError, TritonStartError
 from rvc.grpc.children import die_with_parent, group_members, kill_group
+from rvc.settings import TRITON_STARTUP_TIMEOUT_DEFAULT_S
 
 __all__ = [
     "TritonInstallation",
@@ -75,7 +76,7 @@ class TritonServerConfig:
     http_port: int = 8000
     metrics_port: int = 8002
     work_dir: Path | None = None
-    startup_timeout_s: float = 180.0
+    startup_timeout_s: float = TRITON_STARTUP_TIMEOUT_DEFAULT_S  # TRITON_STARTUP_TIMEOUT_S's default
     stop_timeout_s: float = 20.0
     torch_threads: int = 1
     cpu_only: bool | None = None  # None: decide from whether an NVIDIA driver is present

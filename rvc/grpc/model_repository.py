@@ -156,7 +156,9 @@ class RepositoryConfig:
     model_dir: Path  # a Spark-TTS-0.5B folder (BiCodec/, LLM/, wav2vec2-large-xlsr-53/)
     mode: Mode = "offline"
     device: Device = "cpu"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # the python LLM's dtype (LLM_DTYPE): the service writes it resolved; "auto" lets each spark_tts
+    # instance resolve it for its own card (sparktts.precision.llm_dtype); the codec stays float32
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
     llm_backend: LLMBackend = "python"
     # The python LLM's decode projections as GEMMs (sparktts.llm: float32, reordered sums, ~1.7x on
     # CPU); "auto" turns it on for device "cpu", "off" keeps the official summation order.
@@ -194,7 +196,7 @@ class RepositoryConfig:
         choices = {
             "mode": ("offline", "streaming"),
             "device": ("cpu", "cuda"),
-            "dtype": ("float32", "bfloat16", "float16"),
+            "dtype": ("auto", "float32", "bfloat16", "float16"),
             "llm_backend": ("python", "tensorrtllm"),
             "llm_fast_matmul": ("auto", "on", "off"),
             "stream_end": ("empty_chunk", "last_chunk"),

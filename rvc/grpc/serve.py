@@ -32,7 +32,8 @@ def build_config(argv: list[str] | None = None) -> TritonServerConfig:
     parser.add_argument("--grpc-port", type=int, default=settings.triton_grpc_port)
     parser.add_argument("--http-port", type=int, default=settings.triton_http_port)
     parser.add_argument("--metrics-port", type=int, default=settings.triton_metrics_port)
-    parser.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for all models")
+    parser.add_argument("--startup-timeout", type=float, default=settings.triton_startup_timeout_s,
+                        help="seconds to wait for all models (default: TRITON_STARTUP_TIMEOUT_S)")
     parser.add_argument("--log-verbose", type=int, default=0)
     parser.add_argument(
         "--explicit-model-control", action=argparse.BooleanOptionalAction, default=settings.idle_unload_s > 0,

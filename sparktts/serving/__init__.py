@@ -7,6 +7,7 @@ the tokenize -> prompt -> LLM -> vocode flow) runs in-process in tests, with the
 the server uses.
 
 * ``inputs``: model parameters, input parsing and validation, error descriptions, log forwarding;
+* ``placement``: each model's device and dtype (the LLM's rule, the codec's float32, TF32);
 * ``codec``: BiCodec tokenize / detokenize over a dynamic batch;
 * ``pipeline``: ``SpeakerCache`` and ``SpeechPipeline`` (offline batches and streamed chunks);
 * ``cache_metrics``: the speaker cache's numbers as Triton custom metrics;
@@ -32,7 +33,6 @@ from sparktts.serving.inputs import (
     decode_text,
     describe_error,
     forward_logging,
-    instance_parameters,
     model_parameters,
     parse_reference,
     parse_schedule,
@@ -41,11 +41,11 @@ from sparktts.serving.inputs import (
     schedule_from_parameters,
     stream_batching_enabled,
     token_row,
-    torch_placement,
     waveform_row,
 )
 from sparktts.serving.memory import bound_primitive_cache, release_freed_memory
 from sparktts.serving.pipeline import CacheStats, SpeakerCache, Speech, SpeechPipeline
+from sparktts.serving.placement import codec_placement, instance_parameters, llm_placement, torch_device
 from sparktts.serving.responses import error_response, speech_response, start_adapter, waveform_response
 from sparktts.serving.trtllm import (
     RequestExecutor,
@@ -80,6 +80,9 @@ __all__ = [
     "forward_logging",
     "generated_ids",
     "instance_parameters",
+    "llm_placement",
+    "codec_placement",
+    "torch_device",
     "load_codec",
     "model_parameters",
     "parse_reference",
@@ -95,7 +98,6 @@ __all__ = [
     "token_row",
     "tokenize_references",
     "tokenizer_semantic_ids",
-    "torch_placement",
     "vocode_batch",
     "waveform_response",
     "waveform_row",

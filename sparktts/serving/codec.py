@@ -10,13 +10,8 @@ import numpy as np
 import torch
 
 from sparktts import prompts
-from sparktts.serving.inputs import (
-    instance_parameters,
-    model_parameters,
-    required_parameter,
-    token_row,
-    torch_placement,
-)
+from sparktts.serving.inputs import model_parameters, required_parameter, token_row
+from sparktts.serving.placement import codec_placement, instance_parameters
 
 if TYPE_CHECKING:
     from sparktts.audio_tokenizer import BiCodecTokenizer
@@ -30,13 +25,13 @@ def load_codec(
     model_config: str | Mapping, *, with_encoder: bool, with_decoder: bool, instance: Mapping[str, object] | None = None
 ) -> BiCodecTokenizer:
     """The BiCodec half a model needs, from its config's ``model_dir`` / ``device`` / ``dtype`` parameters
-    (the tokenizer drops the decoder, the vocoder the encoder and wav2vec2). ``instance``: Triton's
+    (the tokenizer drops the decoder, the vocoder the encoder and wav2vec2); always float32 (``codec_placement``). ``instance``: Triton's
     ``initialize`` args, whose KIND_GPU device id pins the instance to its card (``instance_parameters``)."""
     from sparktts.audio_tokenizer import BiCodecTokenizer
 
     parameters = instance_parameters(model_parameters(model_config), instance or {})
     model_dir = required_parameter(parameters, "model_dir")
-    device, dtype = torch_placement(parameters)
+    device, dtype = codec_placement(parameters)
     codec = BiCodecTokenizer.from_pretrained(
         model_dir, device=device, dtype=dtype, with_encoder=with_encoder, with_decoder=with_decoder
     )

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import torch
 
 from sparktts import prompts
 from sparktts.generation import GenerationParams
@@ -334,32 +333,6 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
     if isinstance(exc, ValueError):
         return INVALID_INPUT_PREFIX + str(exc), True
     return f"{type(exc).__name__}: {exc}", False
-
-
-def instance_parameters(parameters: Mapping[str, str], args: Mapping[str, object]) -> dict[str, str]:
-    """The model's parameters with ``device`` pinned to this instance's GPU ("cuda:N") when Triton
-    placed the instance with KIND_GPU (several GPUs: ``rvc.device.instance_group``), so instances
-    spread over the cards instead of all loading on GPU 0. KIND_CPU (one GPU, or the CPU) keeps
-    the parameter as written, the official runtime's layout.
-    """
-    placed = dict(parameters)
-    if placed.get("device") == "cuda" and str(args.get("model_instance_kind", "")).upper() == "GPU":
-        placed["device"] = f"cuda:{int(str(args['model_instance_device_id']))}"
-    return placed
-
-
-def torch_placement(parameters: Mapping[str, str]) -> tuple[str, torch.dtype]:
-    """``device`` / ``dtype`` model parameters -> (device, torch dtype); ValueError if unusable."""
-    device = parameters.get("device", "cpu") or "cpu"
-    if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise ValueError(f"model parameter device must be cpu, cuda or cuda:N, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("model parameter device is cuda but torch sees no CUDA device")
-    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    name = parameters.get("dtype", "float32") or "float32"
-    if name not in dtypes:
-        raise ValueError(f"model parameter dtype must be one of {sorted(dtypes)}, got {name!r}")
-    return device, dtypes[name]
 
 
 def stream_batching_enabled(parameters: Mapping[str, str]) -> bool:

@@ -100,6 +100,7 @@ def test_describe_reports_the_error_instead_of_a_device() -> None:
     assert "device" not in report and "CPU-only build" in str(report["error"])
     t4 = describe("auto", driver=True, facts=CUDA_T4)
     assert t4["device"] == "cuda" and t4["bf16"] is False and t4["half_dtype"] == "float16"
+    assert t4["llm_dtype"] == "float16" and t4["codec_dtype"] == "float32"
 
 
 # ------------------------------------------------------------------------------- capability rules
@@ -285,3 +286,13 @@ def test_decide_device_here_probes_the_real_torch_for_cuda() -> None:
     # this machine: torch 2.13.0+cpu, so DEVICE=cuda is refused naming the fix, after a real probe
     with pytest.raises(ConfigError, match="CPU-only build|sees no GPU"):
         decide_device("cuda", "fp32")
+
+
+def test_resolve_llm_dtype_maps_the_sparktts_rule_to_config_errors() -> None:
+    from rvc.device import resolve_llm_dtype
+
+    assert resolve_llm_dtype("auto", "cuda", (7, 5), "LLM_DTYPE") == "float16"
+    assert resolve_llm_dtype("auto", "cuda", (8, 6), "LLM_DTYPE") == "bfloat16"
+    with pytest.raises(ConfigError) as error:
+        resolve_llm_dtype("bfloat16", "cuda", (7, 5), "LLM_DTYPE", "Tesla T4")
+    assert error.value.field == "LLM_DTYPE" and "Tesla T4" in error.value.message

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(driver_present(), reason="this test describes a 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DEVICE", "RVC_WORKERS", "RVC_PRECISION", "LLM_BACKEND", "TRT_ENGINE_DIR"):
+    for name in ("DEVICE", "RVC_WORKERS", "RVC_PRECISION", "LLM_BACKEND", "TRT_ENGINE_DIR", "LLM_DTYPE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -43,6 +43,20 @@ def test_fp16_on_the_cpu_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("RVC_PRECISION", "fp16")
     with pytest.raises(ConfigError, match="RVC_PRECISION=fp16 needs a CUDA device"):
         resolve_placement(load_settings())
+
+
+def test_llm_dtype_auto_is_float32_here_and_float16_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rvc.launch import place
+
+    assert load_settings().llm_dtype == "auto"
+    assert place(load_settings()).llm_dtype == "float32"  # what the repository's spark_tts gets
+    monkeypatch.setenv("LLM_DTYPE", "float16")
+    with pytest.raises(ConfigError) as error:
+        resolve_placement(load_settings())
+    assert error.value.field == "LLM_DTYPE" and "LLM_DTYPE=float16 needs a CUDA device" in error.value.message
+    monkeypatch.setenv("LLM_DTYPE", "int8")
+    with pytest.raises(ConfigError, match="LLM_DTYPE"):
+        load_settings()
 
 
 def test_tensorrtllm_without_a_gpu_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

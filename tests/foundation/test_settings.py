@@ -128,3 +128,21 @@ def test_idle_unload_is_off_by_default_and_turns_on_explicit_model_control(monke
 
     command = TritonServer(config).command(None, cpu_only=True)
     assert "--model-control-mode=explicit" in command and "--load-model=*" in command
+
+
+def test_triton_startup_timeout_has_one_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The service, `python -m rvc.grpc.serve` (run.sh stage 3) and a bare launcher config wait the same
+    time for tritonserver, and TRITON_STARTUP_TIMEOUT_S moves all of them."""
+    from rvc.grpc.launcher import TritonServerConfig
+    from rvc.grpc.serve import build_config
+    from rvc.settings import PROJECT_ROOT, TRITON_STARTUP_TIMEOUT_DEFAULT_S
+
+    monkeypatch.delenv("TRITON_STARTUP_TIMEOUT_S", raising=False)
+    assert TRITON_STARTUP_TIMEOUT_DEFAULT_S == 600.0
+    assert load_settings().triton_startup_timeout_s == TRITON_STARTUP_TIMEOUT_DEFAULT_S
+    assert TritonServerConfig(model_repository=tmp_path).startup_timeout_s == TRITON_STARTUP_TIMEOUT_DEFAULT_S
+    assert build_config(["--model-repository", str(tmp_path)]).startup_timeout_s == TRITON_STARTUP_TIMEOUT_DEFAULT_S
+    monkeypatch.setenv("TRITON_STARTUP_TIMEOUT_S", "900")
+    assert build_config(["--model-repository", str(tmp_path)]).startup_timeout_s == 900.0
+    # run.sh stage 3 leaves the value to the settings instead of writing a default of its own
+    assert "--startup-timeout" not in (PROJECT_ROOT / "triton" / "run.sh").read_text()

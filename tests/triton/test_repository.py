@@ -215,6 +215,35 @@ def test_run_sh_prepares_the_repository_and_skips_tensorrt_llm_without_the_toolc
     assert bad.returncode == 2 and "offline or streaming" in bad.stderr
 
 
+def test_run_sh_builds_the_engine_with_float32_logits(tmp_path: Path, fake_model_dir: Path) -> None:
+    """Stage 1 with the TensorRT-LLM toolchain stood in by recording scripts (the real one needs NVIDIA's
+    TensorRT-LLM image and a GPU): the engine is built with float32 logits, the checkpoint converted
+    by $TRTLLM_PYTHON, and stage 2 serves the engine."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "trtllm-build").write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD/build"\n'
+                                        'while [ $# -gt 0 ]; do [ "$1" = --output_dir ] && mkdir -p "$2" && '
+                                        'echo "{}" > "$2/config.json"; shift; done\n')
+    (tools / "trtllm-python").write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD/convert"\n')
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
+    env = {
+        "PATH": f"{tools}:/usr/bin:/bin", "SPARK_MODEL_DIR": str(fake_model_dir), "RECORD": str(tmp_path),
+        "TRITON_MODEL_REPO": str(tmp_path / "repo"), "TRT_ENGINE_DIR": str(tmp_path / "engines"), "DEVICE": "cuda",
+        "TRTLLM_PYTHON": str(tools / "trtllm-python"), "TRT_DTYPE": "float16", "PYTHON": sys.executable,
+        "HOME": str(tmp_path),
+    }
+    done = subprocess.run(["bash", str(REPO_ROOT / "triton" / "run.sh"), "1", "2", "offline"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    build = (tmp_path / "build").read_text().split()
+    assert build[build.index("--logits_dtype") + 1] == "float32"
+    assert build[build.index("--gemm_plugin") + 1] == "float16"
+    convert = (tmp_path / "convert").read_text().split()
+    assert convert[0].endswith("convert_checkpoint.py") and convert[convert.index("--dtype") + 1] == "float16"
+    assert (tmp_path / "repo" / "tensorrt_llm" / "config.pbtxt").is_file()
+
+
 def _model_config(path: Path):  # type: ignore[no-untyped-def]
     """The config.pbtxt parsed by Triton's own ModelConfig schema (a bad block fails to parse)."""
     from google.protobuf import text_format
@@ -254,6 +283,17 @@ def test_instances_spread_over_gpus_only_when_there_are_several(
     assert read_placements(tmp_path / "nothing-here") == ()
 
 
+def test_an_auto_llm_dtype_is_written_for_the_stub_and_the_codec_stays_float32(
+    tmp_path: Path, fake_model_dir: Path
+) -> None:
+    from rvc.grpc.model_repository import read_placements
+
+    output = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, device="cuda", dtype="auto")
+    placements = {part.part: part.dtype for part in read_placements(output)}
+    assert placements[f"triton.{contract.SPARK_TTS}"] == "auto"  # each instance resolves it for its card
+    assert placements[f"triton.{contract.AUDIO_TOKENIZER}"] == placements[f"triton.{contract.VOCODER}"] == "float32"
+
+
 def test_an_instance_placed_on_a_gpu_pins_its_device() -> None:
     parameters = {"device": "cuda", "dtype": "float32"}
     assert serving.instance_parameters(parameters, {"model_instance_kind": "GPU", "model_instance_device_id": "2"})[
@@ -263,4 +303,4 @@ def test_an_instance_placed_on_a_gpu_pins_its_device() -> None:
     assert serving.instance_parameters({"device": "cpu"}, {"model_instance_kind": "GPU",
                                                           "model_instance_device_id": "1"}) == {"device": "cpu"}
     with pytest.raises(ValueError, match="cpu, cuda or cuda:N"):
-        serving.torch_placement({"device": "gpu1"})
+        serving.torch_device({"device": "gpu1"})

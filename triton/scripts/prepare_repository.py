@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, required=True, help="Spark-TTS-0.5B folder")
     parser.add_argument("--mode", choices=("offline", "streaming"), default="offline")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="float32",
+                        help="the LLM's dtype (LLM_DTYPE); auto: each spark_tts instance picks for its card "
+                        "(float32 on the CPU, bfloat16 from compute capability 8.0, float16 below)")
     parser.add_argument("--llm-backend", choices=("python", "tensorrtllm"), default="python")
     parser.add_argument("--trtllm-engine-dir", type=Path, default=None)
     parser.add_argument("--bls-instances", type=int, default=1)

@@ -144,7 +144,7 @@ class TritonPythonModel:
         from sparktts.llm import SparkLM  # here, not at the top: the tensorrtllm backend needs no torch LLM
         from sparktts.serving.stream_batcher import StreamBatcher
 
-        device, dtype = serving.torch_placement(parameters)
+        device, dtype = serving.llm_placement(parameters)  # LLM_DTYPE for this card; TF32 to match
         fast_matmul = {"auto": None, "on": True, "off": False}[parameters.get("llm_fast_matmul", "auto")]
         self.llm = SparkLM.from_pretrained(llm_dir, device=device, dtype=dtype, fast_matmul=fast_matmul)
         stream = self.llm.stream
