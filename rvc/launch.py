@@ -145,7 +145,7 @@ def place(settings: Settings) -> Placement:
     device: Literal["cpu", "cuda"] = "cpu"
     capability: tuple[int, int] | None = None
     gpu_count = 0
-    if settings.device == "cpu" and settings.llm_backend == "python":
+    if settings.device == "cpu" and settings.llm_backend in ("python", "onnxruntime"):
         pass
     else:
         facts = probe_torch()

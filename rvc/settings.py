@@ -65,8 +65,9 @@ class Settings(BaseSettings):
     )
 
     # --- the LLM engine ---------------------------------------------------------------------
-    llm_backend: Literal["python", "tensorrtllm"] = Field(
-        "python", description="the Spark LLM in Triton's python backend, or a TensorRT-LLM engine (CUDA only)"
+    llm_backend: Literal["python", "tensorrtllm", "onnxruntime"] = Field(
+        "python", description="the Spark LLM in Triton's python backend (torch), a TensorRT-LLM engine (CUDA "
+        "only), or ONNX Runtime GenAI int8 on the CPU (exported once per checkpoint beside the repository)"
     )
     trt_engine_dir: Path | None = Field(
         None, description="TensorRT-LLM engine folder (triton/run.sh stage 1 writes it; needed when "
