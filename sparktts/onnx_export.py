@@ -23,6 +23,11 @@ Three things about the builder decide how it is called:
   starts the builder.
 * ``int8`` quantizes the decoder's and the head's MatMuls to 8 bits (the embedding stays float32);
   ``fp32`` is the exact export, kept for parity checks.
+* ``prune_lm_head=true``: a prefill computes the head for its last position only (by default it
+  scores every prompt position: a 400 x 166,000 product whose logits nobody reads).
+
+The builder's options (``BUILDER_OPTIONS``) are part of the cache key with the checkpoint's hash,
+so changing them converts again.
 
 Torch-free on purpose: the repository writer (``rvc.grpc.model_repository``) calls it.
 """
@@ -48,6 +53,7 @@ Precision = Literal["int8", "fp32"]
 PRECISIONS: tuple[Precision, ...] = ("int8", "fp32")
 MARKER_FILE = "export.json"  # written last inside the temporary folder, before the rename
 _HASH_CHUNK = 1 << 20
+BUILDER_OPTIONS = ("--extra_options", "prune_lm_head=true")
 # Runs the builder module as ``python -m`` would, minus sys.path entries whose triton/ is a bare folder.
 _BUILDER_BOOTSTRAP = (
     "import os, runpy, sys; "
@@ -93,7 +99,8 @@ def export_llm(llm_dir: str | Path, cache_root: str | Path, precision: Precision
     if not (llm_dir / "config.json").is_file():
         raise OnnxExportError(f"Spark LLM folder {llm_dir} has no config.json")
     cache_root = Path(cache_root).resolve()
-    key = checkpoint_hash(llm_dir)
+    checkpoint = checkpoint_hash(llm_dir)
+    key = hashlib.sha256(f"{checkpoint} {' '.join(BUILDER_OPTIONS)}".encode()).hexdigest()
     target = cache_root / f"{precision}-{key[:16]}"
     if (target / MARKER_FILE).is_file():
         logger.info("ONNX LLM for %s (%s) found in %s", llm_dir, precision, target)
@@ -102,7 +109,7 @@ def export_llm(llm_dir: str | Path, cache_root: str | Path, precision: Precision
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_root))
     try:
         _build(llm_dir, work, precision)
-        record = {"source": str(llm_dir), "sha256": key, "precision": precision}
+        record = {"source": str(llm_dir), "sha256": checkpoint, "precision": precision, "options": BUILDER_OPTIONS}
         (work / "model" / MARKER_FILE).write_text(json.dumps(record, indent=2) + "\n")
         try:
             (work / "model").rename(target)
@@ -127,7 +134,7 @@ def _build(llm_dir: Path, work: Path, precision: Precision) -> None:
     config.pop("dtype", None)
     (staging / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     command = [sys.executable, "-c", _BUILDER_BOOTSTRAP, "-i", str(staging),
-               "-o", str(work / "model"), "-p", precision, "-e", "cpu", "-c", str(work / "builder_cache")]
+               "-o", str(work / "model"), "-p", precision, "-e", "cpu", "-c", str(work / "builder_cache"), *BUILDER_OPTIONS]
     env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not (work / "model" / "genai_config.json").is_file():
