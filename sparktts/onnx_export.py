@@ -5,8 +5,10 @@
 the result under ``cache_root/<precision>-<checkpoint hash>/``. The key is a SHA-256 over every
 file of the folder (names and bytes), so the same checkpoint is never converted twice and a new or
 edited one is converted again. The builder writes into a temporary folder beside the cache entry,
-which is renamed into place only when it is complete (a crash leaves no half model that a later
-start would load; two processes converting at once both finish and one rename wins).
+which is renamed into place only when it is complete, so a crash leaves no half model that a later
+start would load. A lock file per entry (``flock``, released when its holder dies) makes a second
+process wait for the first one's conversion instead of repeating it, and lets the holder delete
+what a killed conversion left behind.
 
 Three things about the builder decide how it is called:
 
@@ -34,6 +36,7 @@ Torch-free on purpose: the repository writer (``rvc.grpc.model_repository``) cal
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -106,18 +109,21 @@ def export_llm(llm_dir: str | Path, cache_root: str | Path, precision: Precision
         logger.info("ONNX LLM for %s (%s) found in %s", llm_dir, precision, target)
         return target
     cache_root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_root))
-    try:
-        _build(llm_dir, work, precision)
-        record = {"source": str(llm_dir), "sha256": checkpoint, "precision": precision, "options": BUILDER_OPTIONS}
-        (work / "model" / MARKER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    with (cache_root / f".{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / MARKER_FILE).is_file():  # converted by the process that held the lock
+            return target
+        for stale in cache_root.glob(f".{target.name}-*"):  # a killed conversion's
+            shutil.rmtree(stale, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_root))
         try:
+            _build(llm_dir, work, precision)
+            record = {"source": str(llm_dir), "sha256": checkpoint, "precision": precision, "options": BUILDER_OPTIONS}
+            (work / "model" / MARKER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+            shutil.rmtree(target, ignore_errors=True)  # an entry without its marker: never completed
             (work / "model").rename(target)
-        except OSError:
-            if not (target / MARKER_FILE).is_file():  # not a concurrent conversion that won the rename
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     logger.info("converted the Spark LLM %s to ONNX (%s) in %s", llm_dir, precision, target)
     return target
 
