@@ -12,11 +12,17 @@ xlsr-53-sized wav2vec2 (24 layers) and the full BiCodec. Measured, each as the m
   exact (seeded: bit-identical ids and random draws to the official run; unseeded: same
   distribution, cheaper draw), ``fast_matmul``, ``fast_matmul + restrict_vocab`` (and bfloat16
   with ``--bf16``). A step's time is ``(t(1 + steps) - t(1)) / steps``, so prefill is excluded;
+* with ``--onnx-cache DIR``: the ``onnxruntime`` LLM backend (``sparktts.llm_onnx``: ONNX Runtime
+  GenAI int8 logits on ``--threads`` threads, our sampling), exported once into DIR from the same
+  random weights (cached by their hash, so a second run skips the export), timed the same way; its
+  ratio to the torch default path (``fast_matmul``) of the same process is printed;
 * detokenize ``--out-seconds`` of audio (BiCodec; the same code on both sides);
 * end-to-end real-time factor for ``--out-seconds`` of speech from a ``--ref-seconds`` clone
   prompt, composed from the measured parts: tokenize + prefill + 50/s * out_seconds steps + detokenize.
 
-Usage: ``python bench/bench_tts.py [--threads 2] [--decode-steps 24] [--repeats 2] [--bf16]``.
+Usage: ``python bench/bench_tts.py [--threads 2] [--decode-steps 24] [--repeats 2] [--bf16]
+[--onnx-cache DIR] [--torch-rows default]`` (``default``: only the torch default path,
+skipping the official baseline and the other torch rows).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +51,13 @@ from sparktts.bicodec import BiCodec
 from sparktts.config import AudioTokenizerConfig, BiCodecConfig
 from sparktts.demo_llm import write_demo_llm
 from sparktts.llm import GenerationParams, SmallBatchLinear, SparkLM
+from sparktts.llm_onnx import OnnxBatch, OnnxSparkLM
 from sparktts.official import BICODEC_CONFIG, LLM_CONFIG, WAV2VEC2_CONFIG
+from sparktts.onnx_export import export_llm
 from sparktts.wav2vec2_features import MIX_LAYERS, Wav2Vec2LayerMix
 
 TOKEN_RATE = 50
+ONNX_ROW = "onnxruntime int8 (llm_backend=onnxruntime)"
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -150,6 +160,35 @@ def time_decode(model: Qwen2ForCausalLM, lm: SparkLM, configs: list[tuple[str, s
             for name, *_ in configs}
 
 
+def onnx_lm(model: Qwen2ForCausalLM, tokenizer_dir: Path, cache: Path, threads: int) -> OnnxSparkLM:
+    """The int8 export of ``model`` (written as an official ``LLM/`` folder first; cached by hash)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        llm_dir = Path(tmp) / "LLM"
+        model.save_pretrained(str(llm_dir))
+        for path in tokenizer_dir.iterdir():
+            if path.name not in ("config.json", "model.safetensors", "generation_config.json"):
+                (llm_dir / path.name).write_bytes(path.read_bytes())
+        start = time.perf_counter()
+        onnx_dir = export_llm(llm_dir, cache, "int8")
+        print(f"ONNX int8 export ready in {time.perf_counter() - start:.0f} s ({onnx_dir})", flush=True)
+        return OnnxSparkLM.from_pretrained(llm_dir, onnx_dir, threads=threads)
+
+
+def time_onnx(lm: OnnxSparkLM, prompts: dict[int, torch.Tensor], steps: int, repeats: int) -> dict[str, float]:
+    """``time_decode``'s figures for the onnxruntime backend (unseeded rows, one generator per row)."""
+
+    def run(prompt: torch.Tensor, new: int) -> None:
+        batch = OnnxBatch(lm)
+        for row in range(prompt.shape[0]):
+            batch.join(row, prompt[row : row + 1], GenerationParams(max_new_tokens=new))
+        while len(batch):
+            batch.step()
+
+    best = {(batch, new): best_time(partial(run, prompt, new), repeats)
+            for batch, prompt in prompts.items() for new in (1, 1 + steps)}
+    return {"prefill": best[(1, 1)], **{f"step{b}": (best[(b, 1 + steps)] - best[(b, 1)]) / steps for b in prompts}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -160,6 +199,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--llm-layers", type=int, default=24, help="fewer for a quick smoke run")
     parser.add_argument("--bf16", action="store_true", help="also time the bfloat16 LLM (opt-in, inexact)")
+    parser.add_argument("--onnx-cache", type=Path, default=None,
+                        help="also time the onnxruntime backend (int8), its export cached in this folder")
+    parser.add_argument("--torch-rows", choices=("all", "default"), default="all",
+                        help="default: time only the torch default path (the 'vs' column is then against it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -168,7 +211,9 @@ def main() -> None:
     codec, w2v = build_codec(seed=0)
     model = build_llm(args.llm_layers, seed=0)
     with tempfile.TemporaryDirectory() as tmp:  # a tokenizer with the Spark vocabulary (ids differ)
-        tokenizer = AutoTokenizer.from_pretrained(str(write_demo_llm(Path(tmp) / "LLM")))
+        tokenizer_dir = write_demo_llm(Path(tmp) / "LLM")
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        onnx = None if args.onnx_cache is None else onnx_lm(model, tokenizer_dir, args.onnx_cache, args.threads)
     lm = SparkLM(model, tokenizer)
     ref = (0.1 * rng.standard_normal(int(16000 * args.ref_seconds))).astype(np.float32)
     semantic = torch.from_numpy(rng.integers(0, 8192, (1, int(TOKEN_RATE * args.out_seconds))))
@@ -188,7 +233,11 @@ def main() -> None:
                ("SparkLM fast_matmul=False", "exact", False, False),
                ("SparkLM default on CPU (fast_matmul)", "exact", True, False),
                ("SparkLM fast_matmul+restrict_vocab (opt-in)", "restrict", True, False)]
+    if args.torch_rows == "default":
+        configs = [config for config in configs if config[0].startswith("SparkLM default")]
     timings = time_decode(model, lm, configs, {1: prompt1, 4: prompt4}, steps, reps)
+    if onnx is not None:
+        timings[ONNX_ROW] = time_onnx(onnx, {1: prompt1, 4: prompt4}, steps, reps)
     if args.bf16:
         model.to(torch.bfloat16)  # type: ignore[arg-type]  # transformers' `to` wrapper annotates the model as its first argument
         bf16 = [("SparkLM bf16 fast_matmul+restrict (opt-in)", "restrict", True, False)]
@@ -200,7 +249,7 @@ def main() -> None:
         rows[name] = {"prefill": timing["prefill"], "tps1": 1 / timing["step1"], "tps4": 4 / timing["step4"],
                       "e2e": total, "rtf": total / args.out_seconds}
 
-    base = rows["official HF generate fp32"]
+    base = rows.get("official HF generate fp32", rows["SparkLM default on CPU (fast_matmul)"])
     print()
     print(f"threads {args.threads}, LLM layers {args.llm_layers}, prompt {args.prompt_tokens} tokens, "
           f"decode steps {steps}, min of {reps} runs")
@@ -214,6 +263,10 @@ def main() -> None:
     for name, row in rows.items():
         print(f"{name:48s} {row['prefill']:9.3f} {row['tps1']:9.2f} {row['tps4']:9.2f} "
               f"{row['tps4'] / row['tps1']:6.2f} {row['e2e']:7.2f} {row['rtf']:6.2f} {base['e2e'] / row['e2e']:10.2f}x")
+    if ONNX_ROW in rows:
+        ours, torch_row = rows[ONNX_ROW], rows["SparkLM default on CPU (fast_matmul)"]
+        print(f"onnxruntime vs torch default (same process): b1 {ours['tps1'] / torch_row['tps1']:.2f}x, "
+              f"b4 {ours['tps4'] / torch_row['tps4']:.2f}x, e2e {torch_row['e2e'] / ours['e2e']:.2f}x")
     median_rtf = statistics.median(r["rtf"] for r in rows.values())
     print(f"(e2e = tokenize + prefill + {TOKEN_RATE * args.out_seconds:g} decode steps + detokenize; "
           f"median RTF {median_rtf:.2f})")

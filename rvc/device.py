@@ -306,10 +306,12 @@ def placements(device: DeviceKind, rvc_precision: str, llm_dtype: str, llm_backe
         raise ValueError(f"rvc_precision must be resolved to one of {sorted(RVC_DECODER_DTYPES)}, got "
                          f"{rvc_precision!r} (rvc.gpu_rule.rvc_precision resolves auto)")
     decoder = RVC_DECODER_DTYPES[rvc_precision]
+    # ONNX Runtime GenAI runs the int8 export on the CPU whatever the device (sparktts.onnx_export)
+    llm = ("cpu", "int8") if llm_backend == "onnxruntime" else (device, llm_dtype)
     return (
         PartPlacement("tts.audio_tokenizer", device, CODEC_DTYPE),
         PartPlacement("tts.vocoder", device, CODEC_DTYPE),
-        PartPlacement(f"tts.llm ({llm_backend})", device, llm_dtype),
+        PartPlacement(f"tts.llm ({llm_backend})", *llm),
         PartPlacement("rvc.hubert", device, "float32"),
         PartPlacement("rvc.rmvpe", device, "float32"),
         PartPlacement("rvc.decoder", device, decoder),

@@ -146,7 +146,7 @@ def place(settings: Settings) -> Placement:
     device: Literal["cpu", "cuda"] = "cpu"
     capability: tuple[int, int] | None = None
     gpu_count, gpu_name = 0, ""
-    if settings.device == "cpu" and settings.llm_backend == "python":
+    if settings.device == "cpu" and settings.llm_backend in ("python", "onnxruntime"):
         pass
     else:
         facts = probe_torch()

@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     )
 
     # --- the LLM engine ---------------------------------------------------------------------
-    llm_backend: Literal["python", "tensorrtllm"] = Field(
-        "python", description="the Spark LLM in Triton's python backend, or a TensorRT-LLM engine (CUDA only)"
+    llm_backend: Literal["python", "tensorrtllm", "onnxruntime"] = Field(
+        "python", description="the Spark LLM in Triton's python backend (torch), a TensorRT-LLM engine (CUDA "
+        "only), or ONNX Runtime GenAI int8 on the CPU (exported once per checkpoint beside the repository)"
     )
     llm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="the python-backend Spark LLM's dtype (BiCodec and wav2vec2 stay float32): auto is "

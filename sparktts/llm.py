@@ -40,22 +40,15 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoTokenizer, DynamicCache, PreTrainedTokenizerBase, Qwen2ForCausalLM
 
-from sparktts import prompts
-from sparktts.control_grammar import ControlGrammar, ControlMasks
 from sparktts.errors import CheckpointError
 from sparktts.generation import GenerationParams
+from sparktts.llm_vocab import SparkVocabulary, special_ids
 from sparktts.precision import LLM_DTYPES, logits_dtype
 from sparktts.sampling import sample_row
 
 logger = logging.getLogger(__name__)
 
 
-def _id_tuple(value: int | Sequence[int] | None) -> tuple[int, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, int):
-        return (value,)
-    return tuple(int(v) for v in value)
 
 
 def gemm_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -104,7 +97,7 @@ class RowSampler:
     joined at any step (``sparktts.llm_batch``), as it would alone.
     """
 
-    def __init__(self, lm: SparkLM, params: GenerationParams) -> None:
+    def __init__(self, lm: SparkVocabulary, params: GenerationParams) -> None:
         self.params = params
         self.generator = None if params.seed is None else torch.Generator(device=lm.device).manual_seed(params.seed)
         self.grammar = lm.control_grammar() if params.control_grammar else None
@@ -126,7 +119,7 @@ class RowSampler:
         return token
 
 
-class SparkLM:
+class SparkLM(SparkVocabulary):
     """Qwen2 LM + tokenizer. ``generate``/``stream`` return generated ids only (stop id included)."""
 
     def __init__(self, model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, *, fast_matmul: bool | None = None) -> None:
@@ -138,26 +131,11 @@ class SparkLM:
             for module in model.modules():  # same parameters, other forward; no copies
                 if type(module) is nn.Linear:
                     module.__class__ = SmallBatchLinear
-        self.tokenizer = tokenizer
-        generation_config = model.generation_config
-        self.stop_ids = _id_tuple(generation_config.eos_token_id) or _id_tuple(model.config.eos_token_id)
-        pad = generation_config.pad_token_id
-        if pad is None:
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.stop_ids or (0,))[0]
-        self.pad_id = int(pad[0] if isinstance(pad, list | tuple) else pad)
-        self.vocab_rows = int(model.get_output_embeddings().weight.shape[0])
-        unknown = [name for name in (prompts.semantic_token(0), prompts.semantic_token(prompts.NUM_SEMANTIC_CODES - 1),
-                                     prompts.global_token(0), prompts.global_token(prompts.NUM_GLOBAL_CODES - 1),
-                                     prompts.TASK_TOKENS["tts"], *prompts.DELIMITERS)
-                   if tokenizer.convert_tokens_to_ids(name) in (None, tokenizer.unk_token_id)]
-        if unknown:
-            raise CheckpointError(f"the LLM tokenizer lacks Spark-TTS tokens {unknown}: not a Spark-TTS LLM folder")
-        self._semantic_first = self._contiguous_ids(prompts.semantic_token, prompts.NUM_SEMANTIC_CODES)
-        self._global_first = self._contiguous_ids(prompts.global_token, prompts.NUM_GLOBAL_CODES)
-        self._grammar_rows: torch.Tensor | None = None
+        stop_ids, pad_id = special_ids(model.generation_config, model.config, tokenizer)
+        super().__init__(tokenizer, stop_ids=stop_ids, pad_id=pad_id,
+                         vocab_rows=int(model.get_output_embeddings().weight.shape[0]))
         # restrict -> ((head dtype, device, projection dtype), the head rows in the projection dtype)
         self._head_weights: dict[bool, tuple[tuple[torch.dtype, torch.device, torch.dtype], torch.Tensor]] = {}
-        self._control_masks: ControlMasks | None = None
 
     @classmethod
     def from_pretrained(
@@ -200,76 +178,6 @@ class SparkLM:
     @property
     def device(self) -> torch.device:
         return self.model.get_output_embeddings().weight.device
-
-    def _contiguous_ids(self, name_of: Callable[[int], str], count: int) -> int | None:
-        """Id of token 0 if the ``count`` tokens have consecutive ids (the official layout), else None."""
-        first = self.tokenizer.convert_tokens_to_ids(name_of(0))
-        last = self.tokenizer.convert_tokens_to_ids(name_of(count - 1))
-        if isinstance(first, int) and isinstance(last, int) and last - first == count - 1:
-            return first
-        return None
-
-    # ------------------------------------------------------------------ token helpers
-    def encode(self, prompt: str) -> torch.Tensor:
-        """prompt -> (1, L) int64 ids, as ``tokenizer([prompt], return_tensors="pt")``."""
-        return self.tokenizer([prompt], return_tensors="pt")["input_ids"]
-
-    def _text(self, generated_ids: Sequence[int]) -> str:
-        """The text the official parse reads: decoded with ``skip_special_tokens=True``."""
-        text = self.tokenizer.decode(list(generated_ids), skip_special_tokens=True)
-        return text if isinstance(text, str) else "".join(text)  # one id list decodes to one str
-
-    def semantic_ids(self, generated_ids: Sequence[int]) -> list[int]:
-        """Official parse: decode with ``skip_special_tokens=True`` then regex ``bicodec_semantic_N``."""
-        return prompts.parse_semantic_tokens(self._text(generated_ids))
-
-    def global_ids(self, generated_ids: Sequence[int]) -> list[int]:
-        return prompts.parse_global_tokens(self._text(generated_ids))
-
-    def semantic_index(self, token_id: int) -> int | None:
-        """Semantic code of one token id, or None (a lookup for streaming; same as the regex per token)."""
-        return self._code_of(token_id, self._semantic_first, prompts.NUM_SEMANTIC_CODES, prompts.parse_semantic_tokens)
-
-    def global_index(self, token_id: int) -> int | None:
-        """Global (speaker) code of one token id, or None."""
-        return self._code_of(token_id, self._global_first, prompts.NUM_GLOBAL_CODES, prompts.parse_global_tokens)
-
-    def _code_of(
-        self, token_id: int, first: int | None, count: int, parse: Callable[[str], list[int]]
-    ) -> int | None:
-        if first is not None:
-            code = token_id - first
-            return code if 0 <= code < count else None
-        token = self.tokenizer.convert_ids_to_tokens(token_id)  # one id -> one token (or None)
-        found = parse(token if isinstance(token, str) else "")
-        return found[0] if found else None
-
-    def grammar_ids(self) -> torch.Tensor:
-        """Sorted (N,) int64 ids the Spark grammar can emit: bicodec tokens, delimiters, stop ids."""
-        if self._grammar_rows is None:
-            names = [prompts.global_token(i) for i in range(prompts.NUM_GLOBAL_CODES)]
-            names += [prompts.semantic_token(i) for i in range(prompts.NUM_SEMANTIC_CODES)]
-            names += list(prompts.DELIMITERS)
-            ids = set(self.stop_ids)
-            unk = self.tokenizer.unk_token_id
-            converted = self.tokenizer.convert_tokens_to_ids(names)  # a list of tokens -> a list of ids
-            for token_id in converted if isinstance(converted, list) else [converted]:
-                if token_id is not None and token_id != unk:
-                    ids.add(int(token_id))
-            self._grammar_rows = torch.tensor(sorted(i for i in ids if 0 <= i < self.vocab_rows), dtype=torch.long)
-        return self._grammar_rows
-
-    def control_grammar(self) -> ControlGrammar:
-        """A fresh grammar state for one control-mode row (the masks are built on first use)."""
-        if self._control_masks is None:
-            def token_id(name: str) -> int:
-                found = self.tokenizer.convert_tokens_to_ids(name)
-                if not isinstance(found, int) or found == self.tokenizer.unk_token_id:
-                    raise CheckpointError(f"the LLM tokenizer lacks {name}, which controllable TTS emits")
-                return found
-
-            self._control_masks = ControlMasks(self.vocab_rows, token_id, self.stop_ids, self.device)
-        return ControlGrammar(self._control_masks)
 
     # ------------------------------------------------------------------ decoding
     def _logits(self, hidden: torch.Tensor, restrict: bool) -> torch.Tensor:
@@ -389,17 +297,6 @@ class SparkLM:
     def generate(self, prompt: str, params: GenerationParams) -> list[int]:
         """Generated ids only, as the official ``output_ids[len(input_ids):]`` (stop id included)."""
         return list(self.stream(prompt, params))
-
-    def encode_batch(self, prompts_: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input_ids, attention_mask), both (B, L) int64, left-padded: what ``generate_batch`` decodes."""
-        encoded = [self.encode(p)[0] for p in prompts_]
-        width = max(e.numel() for e in encoded)
-        input_ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, ids in enumerate(encoded):
-            input_ids[row, width - ids.numel() :] = ids
-            attention_mask[row, width - ids.numel() :] = 1
-        return input_ids, attention_mask
 
     def generate_batch(
         self, prompts_: Sequence[str], params: GenerationParams | Sequence[GenerationParams]

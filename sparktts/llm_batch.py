@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,21 @@ class RowToken:
     key: int
     token: int
     last: bool
+
+
+class DecodeBatch(Protocol):
+    """What a decode thread steps (``ContinuousBatch`` here, ``sparktts.llm_onnx.OnnxBatch``):
+    rows join with their prompt and draw their first id, each step draws every row's next id."""
+
+    def __len__(self) -> int: ...
+
+    def join(self, key: int, input_ids: torch.Tensor, params: GenerationParams) -> RowToken: ...
+
+    def step(self) -> list[RowToken]: ...
+
+    def leave(self, key: int) -> bool: ...
+
+    def clear(self) -> None: ...
 
 
 def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:

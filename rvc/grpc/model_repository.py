@@ -40,7 +40,7 @@ import math
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from string import Template
 from typing import Literal
@@ -76,7 +76,7 @@ TRTLLM_PROMPT_TOKENS = 2048
 
 Mode = Literal["offline", "streaming"]
 Device = Literal["cpu", "cuda"]
-LLMBackend = Literal["python", "tensorrtllm"]
+LLMBackend = Literal["python", "tensorrtllm", "onnxruntime"]
 
 
 # ------------------------------------------------------------------------------------- template filling
@@ -189,6 +189,12 @@ class RepositoryConfig:
     stream_chunk_scale: float = 2.0
     stream_overlap_tokens: int = 5
     trtllm_engine_dir: Path | None = None
+    # llm_backend "onnxruntime": the LLM exported by sparktts.onnx_export (int8: the bake-off's pick;
+    # fp32: the exact export), cached under llm_cache_dir (default: beside the repository, see
+    # prepare_model_repository); llm_onnx_dir is what prepare_model_repository found or converted there
+    llm_onnx_precision: Literal["int8", "fp32"] = "int8"
+    llm_cache_dir: Path | None = None
+    llm_onnx_dir: Path | None = None
     kv_cache_free_gpu_mem_fraction: float = 0.5
     gpu_count: int = 1  # visible GPUs; above 1 (device cuda) instances spread over them with KIND_GPU
 
@@ -197,7 +203,8 @@ class RepositoryConfig:
             "mode": ("offline", "streaming"),
             "device": ("cpu", "cuda"),
             "dtype": ("auto", "float32", "bfloat16", "float16"),
-            "llm_backend": ("python", "tensorrtllm"),
+            "llm_backend": ("python", "tensorrtllm", "onnxruntime"),
+            "llm_onnx_precision": ("int8", "fp32"),
             "llm_fast_matmul": ("auto", "on", "off"),
             "stream_end": ("empty_chunk", "last_chunk"),
         }
@@ -264,6 +271,7 @@ class RepositoryConfig:
             "llm_backend": self.llm_backend,
             "llm_decoupled": self.llm_decoupled,
             "llm_fast_matmul": self.llm_fast_matmul,
+            "llm_onnx_dir": "" if self.llm_onnx_dir is None else str(Path(self.llm_onnx_dir).resolve()),
             "device": self.device,
             "dtype": self.dtype,
             "request_workers": self.request_workers,
@@ -348,6 +356,11 @@ def prepare_model_repository(
     generation defaults, chunking, ``trtllm_engine_dir``). ``output_dir`` must be absent, empty, or a
     repository this function prepared before (it is then replaced). Raises ConfigError when the model
     folder or the templates are unusable, ValueError for out-of-range options.
+
+    With ``llm_backend="onnxruntime"`` the LLM is exported here, once per checkpoint (a hash of the
+    ``LLM/`` folder keys the cache, ``sparktts.onnx_export``), into ``llm_cache_dir`` or else
+    ``<output_dir>.llm_cache`` beside the repository (not inside: Triton would take its folders for
+    models, and a later preparation replaces the repository but keeps the cache).
     """
     config = RepositoryConfig(
         model_dir=Path(model_dir), mode=mode, device=device, llm_backend=llm_backend, **options  # type: ignore[arg-type]
@@ -355,6 +368,8 @@ def prepare_model_repository(
     templates = Path(template_dir) if template_dir is not None else TEMPLATE_DIR
     _check_model_dir(Path(config.model_dir))
     output = Path(output_dir).resolve()
+    if config.llm_backend == "onnxruntime":
+        config = replace(config, llm_onnx_dir=_export_onnx_llm(config, output))
     _clear_output(output)
     output.mkdir(parents=True)
     groups = config.instance_groups()
@@ -377,6 +392,16 @@ def prepare_model_repository(
     (output / MARKER_FILE).write_text(json.dumps(record, indent=2) + "\n")
     logger.info("prepared %s model repository at %s (llm backend %s, device %s)", mode, output, llm_backend, device)
     return output
+
+
+def _export_onnx_llm(config: RepositoryConfig, output: Path) -> Path:
+    from sparktts.onnx_export import OnnxExportError, export_llm  # torch-free; only this backend needs it
+
+    cache = config.llm_cache_dir if config.llm_cache_dir is not None else output.with_name(f"{output.name}.llm_cache")
+    try:
+        return export_llm(Path(config.model_dir) / "LLM", cache, config.llm_onnx_precision)
+    except (OnnxExportError, OSError) as exc:
+        raise ConfigError(f"cannot export the Spark LLM for llm_backend=onnxruntime: {exc}") from exc
 
 
 def read_placements(repository: Path) -> tuple[PartPlacement, ...]:

@@ -12,6 +12,8 @@ batched matmul) but hands the request to one decode thread that steps every acti
 * A failure in the decode thread ends every active stream with that exception; the rows are
   dropped and the next request starts a fresh batch.
 * Rows with and without ``restrict_vocab`` decode as two batches, stepped one after the other.
+* The batches are ``ContinuousBatch``es of a torch ``SparkLM`` unless ``new_batch`` makes others
+  with the same contract (``sparktts.llm_batch.DecodeBatch``), such as ``sparktts.llm_onnx.OnnxBatch``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from dataclasses import dataclass, field
 import torch
 
 from sparktts.llm import GenerationParams, SparkLM
-from sparktts.llm_batch import ContinuousBatch, RowToken
+from sparktts.llm_batch import ContinuousBatch, DecodeBatch, RowToken
+from sparktts.llm_vocab import SparkVocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +61,27 @@ class StreamBatcher:
     on_logits: passed to each ``ContinuousBatch`` (diagnostics and tests). It runs in the decode
     thread, so an exception it raises is a decode failure: during a step it fails every active
     stream, during a prefill only the joining one.
+    new_batch(restrict_vocab) -> an empty batch for the rows of that kind; None: ``ContinuousBatch``es
+    of ``lm``, which must then be a ``SparkLM`` (on_logits goes to them; a ``new_batch`` wires its own).
     """
 
     def __init__(
-        self, lm: SparkLM, *, on_logits: Callable[[Sequence[int], torch.Tensor], None] | None = None
+        self,
+        lm: SparkVocabulary,
+        *,
+        on_logits: Callable[[Sequence[int], torch.Tensor], None] | None = None,
+        new_batch: Callable[[bool], DecodeBatch] | None = None,
     ) -> None:
+        if new_batch is None:
+            if not isinstance(lm, SparkLM):
+                raise TypeError(f"StreamBatcher needs new_batch for a {type(lm).__name__}")
+            torch_lm = lm
+
+            def new_batch(restrict: bool) -> DecodeBatch:
+                return ContinuousBatch(torch_lm, restrict_vocab=restrict, on_logits=on_logits)
+
         self.lm = lm
-        self._on_logits = on_logits
+        self._new_batch = new_batch
         self._keys = itertools.count()
         self._wake = threading.Condition()
         self._joining: list[_Consumer] = []
@@ -117,9 +134,8 @@ class StreamBatcher:
             self._thread.join(timeout_s)
 
     # ------------------------------------------------------------------ the decode thread
-    def _new_batches(self) -> dict[bool, ContinuousBatch]:
-        return {restrict: ContinuousBatch(self.lm, restrict_vocab=restrict, on_logits=self._on_logits)
-                for restrict in (False, True)}
+    def _new_batches(self) -> dict[bool, DecodeBatch]:
+        return {restrict: self._new_batch(restrict) for restrict in (False, True)}
 
     def _run(self) -> None:
         while True:

@@ -28,8 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="float32",
                         help="the LLM's dtype (LLM_DTYPE); auto: each spark_tts instance picks for its card "
                         "(float32 on the CPU, bfloat16 from compute capability 8.0, float16 below)")
-    parser.add_argument("--llm-backend", choices=("python", "tensorrtllm"), default="python")
+    parser.add_argument("--llm-backend", choices=("python", "tensorrtllm", "onnxruntime"), default="python")
     parser.add_argument("--trtllm-engine-dir", type=Path, default=None)
+    parser.add_argument("--llm-onnx-precision", choices=("int8", "fp32"), default=RepositoryConfig.llm_onnx_precision,
+                        help="onnxruntime LLM: the export's precision (fp32 is the exact one)")
+    parser.add_argument("--llm-cache-dir", type=Path, default=None,
+                        help="onnxruntime LLM: where exports are cached (default: <output>.llm_cache)")
     parser.add_argument("--bls-instances", type=int, default=1)
     parser.add_argument("--tokenizer-instances", type=int, default=1)
     parser.add_argument("--vocoder-instances", type=int, default=1)
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             llm_backend=args.llm_backend,
             dtype=args.dtype,
             trtllm_engine_dir=args.trtllm_engine_dir,
+            llm_onnx_precision=args.llm_onnx_precision,
+            llm_cache_dir=args.llm_cache_dir,
             bls_instances=args.bls_instances,
             tokenizer_instances=args.tokenizer_instances,
             vocoder_instances=args.vocoder_instances,

@@ -7,8 +7,10 @@ also carry the ``global_tokens`` the speech was vocoded with, for a client that 
 
 The flow itself is ``sparktts.serving.SpeechPipeline``; this file supplies its parts (BLS calls,
 the LLM) and turns its results into responses. The LLM runs in this process through
-``sparktts.llm.SparkLM`` (``llm_backend=python``) or as BLS calls to the ``tensorrt_llm`` model
-(``llm_backend=tensorrtllm``); the outer contract is the same.
+``sparktts.llm.SparkLM`` (``llm_backend=python``), through ONNX Runtime GenAI from the export in
+``llm_onnx_dir`` (``llm_backend=onnxruntime``, ``sparktts.llm_onnx``: the engine's logits, our
+sampling), or as BLS calls to the ``tensorrt_llm`` model (``llm_backend=tensorrtllm``); the outer
+contract is the same.
 
 Offline (``decoupled: false``): one response per request with the whole ``waveform`` (1, T); the
 prompts of a dynamic batch are decoded together. Streaming (``decoupled: true``): each request
@@ -102,6 +104,9 @@ class TritonPythonModel:
         if backend == "python":
             generate, stream, semantic_ids, semantic_index = self._python_llm(llm_dir, parameters)
             global_ids, global_index = self.llm.global_ids, self.llm.global_index
+        elif backend == "onnxruntime":
+            generate, stream, semantic_ids, semantic_index = self._onnx_llm(llm_dir, parameters)
+            global_ids, global_index = self.llm.global_ids, self.llm.global_index
         elif backend == "tensorrtllm":
             self.llm = serving.TensorRTLLM.from_pretrained(
                 llm_dir, tensorrt_llm_request, decoupled=parameters.get("llm_decoupled") == "true", workers=workers
@@ -110,7 +115,7 @@ class TritonPythonModel:
             semantic_ids, semantic_index = self.llm.semantic_ids, self.llm.semantic_index
             global_ids, global_index = self.llm.global_ids, self.llm.global_index
         else:
-            raise ValueError(f"llm_backend must be python or tensorrtllm, got {backend!r}")
+            raise ValueError(f"llm_backend must be python, onnxruntime or tensorrtllm, got {backend!r}")
         # The cache's numbers go to Triton's /metrics (sparktts.serving.cache_metrics says why there).
         self.cache_metrics = serving.CacheMetricsPublisher(
             pb_utils, {"model": model_config["name"], "instance": str(args.get("model_instance_name", ""))}
@@ -152,6 +157,22 @@ class TritonPythonModel:
             self.batcher = StreamBatcher(self.llm)
             stream = self.batcher.stream
         return self.llm.generate_batch, stream, self.llm.semantic_ids, self.llm.semantic_index
+
+    def _onnx_llm(self, llm_dir: str, parameters: dict[str, str]):
+        import torch
+
+        from sparktts.llm_onnx import OnnxBatch, OnnxSparkLM
+
+        # the engine gets the threads torch has here (the launcher's OMP_NUM_THREADS)
+        lm = OnnxSparkLM.from_pretrained(
+            llm_dir, serving.required_parameter(parameters, "llm_onnx_dir"), threads=torch.get_num_threads()
+        )
+        self.llm = lm
+        stream = lm.stream
+        if self.decoupled and serving.stream_batching_enabled(parameters):
+            self.batcher = serving.StreamBatcher(lm, new_batch=lambda restrict: OnnxBatch(lm, restrict_vocab=restrict))
+            stream = self.batcher.stream
+        return lm.generate_batch, stream, lm.semantic_ids, lm.semantic_index
 
     def _tokenize(self, wav: np.ndarray, sample_rate: int) -> serving.Tokens:
         response = bls(
