@@ -13,9 +13,14 @@ through the service's loaders. Every configuration runs twice in one process:
   in one pass of 1-D convolutions).
 
 Both run in deterministic mode (no noise draws), so their outputs must agree; the largest
-difference is printed (expected <= 1e-4, i.e. within a few int16 LSB). With ``--bf16`` a third
-row runs ours with ``precision="bf16"`` (the opt-in reduced-precision decoder) and prints its
-deviation from the float32 baseline. "CPU s" is the process
+difference is printed (expected <= 1e-4, i.e. within a few int16 LSB) beside the RMS error in dB
+under the baseline's signal (``error_stats``). With ``--bf16`` two more rows run ours with
+``precision="bf16"`` (the opt-in reduced-precision decoder) on the same input, in its two layouts:
+"ours bf16" as served (the last stage's stream, source conv and ``conv_post`` kept in float32,
+``NsfGenerator.float32_tail``) and "ours bf16 all" (every decoder conv in bf16, the layout before
+it); each with its max and RMS deviation from the float32 baseline and its speed against ours in
+float32 ("vs fp32"). Without native bf16 (AVX-512 BF16 / AMX) torch emulates it: slower, same error.
+"CPU s" is the process
 CPU time of the conversion (all threads): on a shared, oversubscribed box it is a steadier
 measure of work than wall time. FCPE runs on its real weights (the installed torchfcpe wheel's
 file); a closing table gives each method's f0 seconds per second of audio and its ratio to rmvpe's.
@@ -44,6 +49,7 @@ import rvc  # noqa: E402,F401  (installs the triton-folder guard before torch lo
 
 # isort: split
 import torch  # noqa: E402
+from error_stats import error_stats  # noqa: E402  (this folder: the script's own)
 
 from rvc.infer.converter import ConversionParams, ConverterAssets, VoiceConverter  # noqa: E402
 from rvc.infer.index import FeatureIndex, Trace  # noqa: E402
@@ -54,6 +60,8 @@ from rvc.infer.weight_norm import normalize_weight_norm_names, weight_norm_prefi
 
 SAMPLE_RATE = 16000
 STAGES = ("preprocess", "f0", "hubert", "index", "synthesizer", "postprocess")
+# --bf16 rows: path -> (voice name, the decoder's float32_tail)
+REDUCED_LAYOUTS = {"ours bf16": ("bench", True), "ours bf16 all": ("bench-all", False)}
 
 
 def synthetic_voice(seconds: float, seed: int = 0) -> np.ndarray:
@@ -196,7 +204,9 @@ def run(args: argparse.Namespace) -> list[dict]:
         reduced = None
         if args.bf16:
             reduced = VoiceConverter(ConverterAssets(paths["hubert"], paths["rmvpe"]), precision="bf16")
-            reduced.load_voice("bench", paths["voice"], paths["index"])
+            for voice, float32_tail in REDUCED_LAYOUTS.values():
+                reduced.load_voice(voice, paths["voice"], paths["index"])
+                reduced.resident(voice).checkpoint.model.dec.float32_tail = float32_tail
         for name in args.methods:
             method, converter.crepe_model = method_and_model(name)
             params = ConversionParams(f0_method=method, deterministic=True)
@@ -205,7 +215,8 @@ def run(args: argparse.Namespace) -> list[dict]:
             converter.convert("bench", warm, SAMPLE_RATE, params)  # first-call costs (crepe load, allocators)
             if reduced is not None:
                 reduced.crepe_model = converter.crepe_model
-                reduced.convert("bench", warm, SAMPLE_RATE, params)
+                for voice, _ in REDUCED_LAYOUTS.values():
+                    reduced.convert(voice, warm, SAMPLE_RATE, params)
             for seconds in args.seconds:
                 audio = synthetic_voice(seconds)
                 torch.set_num_threads(default_threads)
@@ -216,15 +227,19 @@ def run(args: argparse.Namespace) -> list[dict]:
                 cpu = time.process_time()
                 result = converter.convert("bench", audio, SAMPLE_RATE, params)
                 result.timings["cpu"] = time.process_time() - cpu
-                diff = float(np.abs(result.audio - ref_audio).max())
+                error = error_stats(ref_audio, result.audio)
                 rows.append({"seconds": seconds, "method": name, "ours": result.timings, "baseline": ref_t,
-                             "max_abs_diff": diff, "samples": int(result.audio.size)})  # fmt: skip
-                if reduced is not None:
+                             "errors": {"ours": [error.max_abs, error.rms_db]},
+                             "samples": int(result.audio.size)})  # fmt: skip
+                for path, (voice, _) in REDUCED_LAYOUTS.items():
+                    if reduced is None:
+                        break
                     cpu = time.process_time()
-                    bf16 = reduced.convert("bench", audio, SAMPLE_RATE, params)
+                    bf16 = reduced.convert(voice, audio, SAMPLE_RATE, params)
                     bf16.timings["cpu"] = time.process_time() - cpu
-                    rows[-1]["ours bf16"] = bf16.timings
-                    rows[-1]["bf16_max_abs_diff"] = float(np.abs(bf16.audio - ref_audio).max())
+                    rows[-1][path] = bf16.timings
+                    error = error_stats(ref_audio, bf16.audio)
+                    rows[-1]["errors"][path] = [error.max_abs, error.rms_db]
                 print_row(rows[-1], header=len(rows) == 1)
     print_f0_costs(rows)
     return rows
@@ -253,11 +268,13 @@ def print_row(row: dict, *, header: bool) -> None:
             "CPU s",
             *[f"{s} s" for s in STAGES],
             "speed-up",
+            "vs fp32",
             "max|diff|",
+            "RMS err dB",
         ]
         print("| " + " | ".join(columns) + " |")
         print("|" + "---|" * len(columns))
-    for path in ("baseline", "ours", "ours bf16"):
+    for path in ("baseline", "ours", *REDUCED_LAYOUTS):
         if path not in row:
             continue
         t = row[path]
@@ -271,8 +288,10 @@ def print_row(row: dict, *, header: bool) -> None:
         ]
         cells += [f"{t.get(stage, 0.0):.3f}" for stage in STAGES]
         speedup = row["baseline"]["total"] / t["total"]
-        diff = {"ours": row["max_abs_diff"], "ours bf16": row.get("bf16_max_abs_diff")}.get(path)
-        cells += [f"{speedup:.2f}x", "" if diff is None else f"{diff:.1e}"]
+        versus_fp32 = row["ours"]["total"] / t["total"] if path in REDUCED_LAYOUTS else None
+        cells += [f"{speedup:.2f}x", "" if versus_fp32 is None else f"{versus_fp32:.2f}x"]
+        max_abs, rms_db = row["errors"].get(path, (None, None))
+        cells += ["", ""] if max_abs is None else [f"{max_abs:.1e}", f"{rms_db:.1f}"]
         print("| " + " | ".join(cells) + " |", flush=True)
 
 

@@ -100,14 +100,20 @@ class BiCodec(nn.Module):
         model.reset_buffers()
         load_checkpoint_into(model, runtime)
         model.eval().to(device=device)
-        for name, child in model.named_children():
-            if name != "mel_transformer":  # the mel front end stays float32 whatever the model dtype
-                child.to(dtype=dtype)
+        model.cast(dtype)
         if model.decoder is not None:
             model.decoder.prepare_for_inference()
         logger.info("loaded BiCodec from %s (device=%s, dtype=%s, encoder=%s, decoder=%s)",
                     model_dir, device, dtype, with_encoder, with_decoder)
         return model
+
+    def cast(self, dtype: torch.dtype) -> BiCodec:
+        """Every part to ``dtype``, in place, except the mel front end: it stays float32 (torch's CPU FFT
+        has no bfloat16 kernel, and the mel is a small share of tokenizing)."""
+        for name, child in self.named_children():
+            if name != "mel_transformer":
+                child.to(dtype=dtype)
+        return self
 
     def reset_buffers(self) -> None:
         """Recompute every derived buffer (FSQ tables, mel window and filterbank) in place."""

@@ -88,9 +88,10 @@ def _resolve_index_path(path: Path) -> Path:
 def decoder_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The waveform decoder's autocast type for ``precision`` (None: float32, exact).
 
-    The decoder is ~90% of a conversion. ``bf16`` runs it 2.3x faster on CPUs with AVX-512 BF16 /
-    AMX (full-size 40 kHz decoder, 20 s, 2 threads), at a measured max |diff| of 5.3e-3 and an
-    RMS diff of 1.1e-3 against float32 (about -50 dB under the signal): not parity, so opt-in.
+    The decoder is ~90% of a conversion. ``bf16`` runs its convolutions in bfloat16 (its last
+    stage's stream and output conv stay float32, ``HiFiGanGenerator.float32_tail``): faster only
+    on CPUs with native bf16 (AVX-512 BF16 / AMX; elsewhere torch emulates it, several times
+    slower) and not parity, so opt-in; README's ``RVC_PRECISION`` row gives the measured cost.
     ``fp16`` is the reference's half-precision GPU mode and needs CUDA.
     """
     if precision not in PRECISIONS:

@@ -4,10 +4,18 @@ Input is the flow latent z (B, inter, T) at 100 frames/s; output is audio (B, 1,
 [-1, 1] at the voice's sample rate, hop = product of the upsample rates (320/400/480 for
 32/40/48 kHz). The NSF decoder adds, after every upsampling stage, a strided conv of the f0
 source signal at that stage's rate. This stage dominates CPU time (about 90% of a conversion).
+
+Under a reduced-precision autocast most of the error comes from the last stage: ``conv_post``
+sums 32 channels x 7 taps into one sample that is far smaller than its terms, so rounding its
+input to bfloat16 alone costs about as much as every other layer together. ``float32_tail``
+(default) keeps that stage's residual stream, its source conv and ``conv_post`` in float32 while
+its convolutions stay reduced: a small share of the work for most of the accuracy
+(``bench/bench_rvc.py --bf16`` prints both layouts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import cast
@@ -109,6 +117,8 @@ class HiFiGanGenerator(nn.Module):
         # None: float32 throughout (the reference's CPU path). bfloat16 / float16: the windows'
         # convolutions run under autocast in that type (an opt-in trade, see VoiceConverter).
         self.autocast_dtype: torch.dtype | None = None
+        # With autocast_dtype: the last stage's stream, source conv and conv_post in float32.
+        self.float32_tail = True
         self.margin_frames = math.ceil(self.receptive_field_frames()) + 2
 
     def receptive_field_frames(self) -> float:
@@ -146,7 +156,13 @@ class HiFiGanGenerator(nn.Module):
         return x
 
     def _stage(self, i: int, x: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
-        x = self._add_source(i, self.ups[i](F.leaky_relu(x, LRELU_SLOPE)), source)
+        x = self.ups[i](F.leaky_relu(x, LRELU_SLOPE))
+        if self._in_float32_tail(i):
+            # The resblocks' convs still autocast; their residual adds then promote to float32.
+            with torch.autocast(x.device.type, enabled=False):
+                x = self._add_source(i, x.float(), source)
+        else:
+            x = self._add_source(i, x, source)
         blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
         total = blocks[0](x)
         for block in blocks[1:]:
@@ -159,7 +175,12 @@ class HiFiGanGenerator(nn.Module):
         for i in range(len(self.ups)):
             x = self._stage(i, x, source)
         # The final activation uses torch's default slope 0.01, unlike every other one (0.1).
-        return torch.tanh(self.conv_post(F.leaky_relu(x)))
+        full = torch.autocast(x.device.type, enabled=False)
+        with full if self._in_float32_tail(len(self.ups) - 1) else contextlib.nullcontext():
+            return torch.tanh(self.conv_post(F.leaky_relu(x)))
+
+    def _in_float32_tail(self, stage: int) -> bool:
+        return self.autocast_dtype is not None and self.float32_tail and stage == len(self.ups) - 1
 
     def _decode(self, z: torch.Tensor, g: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
         hop = self.upsample

@@ -92,3 +92,16 @@ def test_float64_model_gives_the_same_tokens(spark_tiny: Path, tokenizer_golden)
     np.testing.assert_array_equal(semantic_tokens.numpy(), tokenizer_golden["semantic_tokens"])
     wav = tokenizer.detokenize(global_tokens, semantic_tokens)
     assert wav.dtype == np.float32 and np.isfinite(wav).all()
+
+
+def test_bfloat16_model_keeps_the_mel_front_end_in_float32_and_decodes(spark_tiny: Path, tokenizer_golden) -> None:
+    tokenizer = BiCodecTokenizer.from_pretrained(spark_tiny / "model", dtype=torch.bfloat16)
+    model = tokenizer.model
+    assert model.mel_transformer.mel_scale.fb.dtype == torch.float32  # CPU FFTs have no bfloat16 kernel
+    assert {p.dtype for name, p in model.named_parameters() if not name.startswith("mel_transformer.")} == {
+        torch.bfloat16
+    }
+    global_tokens, semantic_tokens = tokenizer.tokenize(tokenizer_golden["wav_processed"].astype(np.float32))
+    assert global_tokens.shape == (1, 32) and semantic_tokens.shape[0] == 1
+    wav = tokenizer.detokenize(global_tokens, semantic_tokens)
+    assert wav.dtype == np.float32 and np.isfinite(wav).all()
