@@ -21,7 +21,6 @@ import ctypes
 import importlib.metadata
 import importlib.util
 import json
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -295,18 +294,17 @@ def _ort_convert(precision: str) -> Callable[[Path, Path, int], Path]:
     def convert(llm_dir: Path, out: Path, threads: int) -> Path:
         if _done(out):
             return out
-        import subprocess
-        import sys
+        from sparktts.onnx_export import (
+            build_model,  # the serving export's float32 staging (see its docstring)
+        )
 
-        out.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(llm_dir), "-o", str(out),
-                   "-p", precision, "-e", "cpu", "-c", str(out / "cache")]
-        # without the repository on the path: its triton/ folder would shadow the triton package
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        done = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"the model builder failed: {(done.stderr or done.stdout)[-2000:]}")
-        shutil.rmtree(out / "cache", ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        work = out.parent / f".{out.name}-work"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        build_model(llm_dir, work, precision)
+        (work / "model").rename(out)
+        shutil.rmtree(work, ignore_errors=True)
         _mark_done(out)
         return out
 

@@ -9,7 +9,7 @@ token budget, the control grammar, the official token parse (``SparkVocabulary``
 and the streaming chunk schedule are the torch path's code, whatever engine computes the logits.
 
 ``OnnxBatch`` is ``sparktts.llm_batch.ContinuousBatch``'s interface (``join`` / ``step`` /
-``leave``) over one generator per row, so ``sparktts.serving.StreamBatcher`` steps ONNX rows with
+``leave``) over one generator per row, so ``sparktts.serving.stream_batcher.StreamBatcher`` steps ONNX rows with
 the same decode thread: a request that arrives while others decode joins at the next step. The
 rows of a step run one after the other on the engine's threads (ONNX Runtime GenAI batches only
 sequences that start together in one generator, which a late request cannot).

@@ -117,7 +117,7 @@ def export_llm(llm_dir: str | Path, cache_root: str | Path, precision: Precision
             shutil.rmtree(stale, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_root))
         try:
-            _build(llm_dir, work, precision)
+            build_model(llm_dir, work, precision)
             record = {"source": str(llm_dir), "sha256": checkpoint, "precision": precision, "options": BUILDER_OPTIONS}
             (work / "model" / MARKER_FILE).write_text(json.dumps(record, indent=2) + "\n")
             shutil.rmtree(target, ignore_errors=True)  # an entry without its marker: never completed
@@ -128,8 +128,10 @@ def export_llm(llm_dir: str | Path, cache_root: str | Path, precision: Precision
     return target
 
 
-def _build(llm_dir: Path, work: Path, precision: Precision) -> None:
-    """Run the model builder on a float32 staging view of ``llm_dir``; the model lands in work/model."""
+def build_model(llm_dir: Path, work: Path, precision: str) -> None:
+    """Run the model builder on a float32 staging view of ``llm_dir``; the model lands in work/model.
+
+    ``precision`` is the builder's ``-p`` (int8, fp32; the bake-off also asks int4), uncached here."""
     staging = work / "checkpoint"
     staging.mkdir()
     for source in llm_dir.iterdir():

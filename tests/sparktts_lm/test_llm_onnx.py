@@ -19,7 +19,7 @@ import torch
 from sparktts.llm import GenerationParams, SparkLM
 from sparktts.llm_onnx import OnnxBatch, OnnxSparkLM
 from sparktts.onnx_export import MARKER_FILE, export_llm
-from sparktts.serving import StreamBatcher
+from sparktts.serving.stream_batcher import StreamBatcher
 
 from .conftest import golden_params
 

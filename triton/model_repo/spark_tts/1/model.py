@@ -162,6 +162,7 @@ class TritonPythonModel:
         import torch
 
         from sparktts.llm_onnx import OnnxBatch, OnnxSparkLM
+        from sparktts.serving.stream_batcher import StreamBatcher
 
         # the engine gets the threads torch has here (the launcher's OMP_NUM_THREADS)
         lm = OnnxSparkLM.from_pretrained(
@@ -170,7 +171,7 @@ class TritonPythonModel:
         self.llm = lm
         stream = lm.stream
         if self.decoupled and serving.stream_batching_enabled(parameters):
-            self.batcher = serving.StreamBatcher(lm, new_batch=lambda restrict: OnnxBatch(lm, restrict_vocab=restrict))
+            self.batcher = StreamBatcher(lm, new_batch=lambda restrict: OnnxBatch(lm, restrict_vocab=restrict))
             stream = self.batcher.stream
         return lm.generate_batch, stream, lm.semantic_ids, lm.semantic_index
 
