@@ -28,7 +28,7 @@ def onnx_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> It
     root = tmp_path_factory.mktemp("onnx_backend")
     repository = prepare_model_repository(root / "model_repo", model_dir=model_dir, llm_backend="onnxruntime",
                                           max_new_tokens=TOKENS)
-    [export] = (root / "model_repo.llm_cache").iterdir()
+    [export] = [path for path in (root / "model_repo.llm_cache").iterdir() if not path.name.startswith(".")]  # not the lock file
     assert export.name.startswith("int8-") and (export / "genai_config.json").is_file()
     for model in (contract.SPARK_TTS, contract.SPARK_TTS_DECOUPLED):
         assert f'string_value: "{export}"' in (repository / model / "config.pbtxt").read_text()
