@@ -205,8 +205,7 @@ def _engine(url: URL, connect_timeout_s: float) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={round(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        _switch_to_wal(cursor)
+        _switch_to_wal(cursor)  # the busy timeout is pysqlite's ``timeout`` above
         for pragma in ("synchronous=FULL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
@@ -224,10 +223,10 @@ def _switch_to_wal(cursor: Any) -> None:
 
     On a fresh file the switch needs the write lock, and SQLite answers
     "database is locked" at once instead of calling the busy handler when a
-    second gateway's connection is upgrading from a read lock at the same
-    moment (two gateways starting together on one new file: measured failing
-    4 times in 4 under load). So retry with backoff, for as long as any other
-    statement would wait.
+    second gateway's connection holds the write lock (reproduced: it fails
+    within a millisecond with a 30 s busy timeout set; two gateways starting
+    together on one new file lost that race under load). So retry with
+    backoff, for as long as any other statement would wait.
     """
     deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
     pause_s = 0.01
