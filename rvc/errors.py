@@ -8,7 +8,9 @@ the message is shown to the client as is, so it must say what to change.
 
     VoiceError
     ├── InvalidInput            400  the request is wrong; the message says how
-    │   └── PayloadTooLarge     413  an upload over the configured size limit
+    │   ├── PayloadTooLarge     413  an upload over the configured size limit
+    │   ├── UnsupportedMediaType 415 a form route sent a body that is not a form
+    │   └── HeaderTooLarge      431  request headers over the gateway's limit
     ├── NotFound                404  an unknown voice, model or job
     ├── Conflict                409  a name that already exists (no clobbering)
     ├── AssetError              500  a checkpoint or config on disk is unusable
@@ -33,6 +35,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "DeviceOutOfMemory",
+    "HeaderTooLarge",
     "InvalidInput",
     "JobCancelled",
     "JobTimeout",
@@ -43,6 +46,7 @@ __all__ = [
     "StorageUnavailable",
     "TTSBackendError",
     "TritonStartError",
+    "UnsupportedMediaType",
     "VoiceError",
     "WorkerCrashed",
 ]
@@ -73,6 +77,16 @@ class InvalidInput(VoiceError):
 class PayloadTooLarge(InvalidInput):
     status_code = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class HeaderTooLarge(InvalidInput):
+    status_code = 431
+    code = "request_header_too_large"
 
 
 class NotFound(VoiceError):

@@ -11,8 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from rvc.api.errors import UnsupportedMediaType
-from rvc.errors import InvalidInput
+from rvc.errors import InvalidInput, UnsupportedMediaType
 from rvc.processing.services import VoiceServices
 
 __all__ = ["FORM_TYPES", "Services", "form_body", "services_of"]

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rvc.errors import InvalidInput, VoiceError
 from rvc.logging_setup import request_id_var
 
-__all__ = ["HeaderTooLarge", "UnsupportedMediaType", "describe_validation", "error_response", "install_error_handlers"]
+__all__ = ["describe_validation", "error_response", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +34,6 @@ def error_response(error: VoiceError) -> JSONResponse:
         content={"error": error.to_dict(), "request_id": request_id_var.get()},
         headers=headers,
     )
-
-
-class UnsupportedMediaType(InvalidInput):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class HeaderTooLarge(InvalidInput):
-    status_code = 431
-    code = "request_header_too_large"
 
 
 # pydantic's wording, rewritten where it does not say what to send instead

@@ -23,8 +23,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rvc.api.errors import HeaderTooLarge
-from rvc.errors import PayloadTooLarge, VoiceError
+from rvc.errors import HeaderTooLarge, PayloadTooLarge, VoiceError
 from rvc.logging_setup import request_id_var
 
 __all__ = [

@@ -5,6 +5,7 @@ here each is forced with events."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -25,6 +26,7 @@ class Parts:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.unloaders: list[IdleUnloader] = []  # every one built on these parts (``make``)
         self.unload_gate = asyncio.Event()
         self.load_gate = asyncio.Event()
         self.unload_gate.set()
@@ -55,6 +57,7 @@ async def settle(unloader: IdleUnloader, state: IdleState) -> None:
 def make(parts: Parts, clock: Clock) -> IdleUnloader:
     unloader = IdleUnloader(0.04, unload=parts.unload, load=parts.load, clock=clock)
     unloader.start()
+    parts.unloaders.append(unloader)
     return unloader
 
 
@@ -66,9 +69,23 @@ async def unloaded(parts: Parts, clock: Clock) -> IdleUnloader:
     return unloader
 
 
-def test_in_flight_request_is_never_unloaded_under_and_idle_time_counts_from_its_end() -> None:
-    async def scenario() -> None:
+def run_scenario(scenario: Callable[[Parts, Clock], Awaitable[None]]) -> None:
+    """Run ``scenario`` on fresh parts and clock in its own event loop, then close every unloader it
+    made: also after a failed assertion, so that no timer or transition task outlives the loop."""
+
+    async def run() -> None:
         parts, clock = Parts(), Clock()
+        try:
+            await scenario(parts, clock)
+        finally:
+            for unloader in parts.unloaders:
+                await unloader.close()
+
+    asyncio.run(run())
+
+
+def test_in_flight_request_is_never_unloaded_under_and_idle_time_counts_from_its_end() -> None:
+    async def scenario(parts: Parts, clock: Clock) -> None:
         unloader = make(parts, clock)
         async with unloader.hold() as waited:
             assert waited == 0.0
@@ -79,14 +96,12 @@ def test_in_flight_request_is_never_unloaded_under_and_idle_time_counts_from_its
         clock.now = 10.05
         await settle(unloader, IdleState.IDLE)
         assert parts.calls == ["unload", "unloaded"]
-        await unloader.close()
 
-    asyncio.run(scenario())
+    run_scenario(scenario)
 
 
 def test_request_arriving_during_unload_waits_for_it_then_loads_and_reports_its_wait() -> None:
-    async def scenario() -> None:
-        parts, clock = Parts(), Clock()
+    async def scenario(parts: Parts, clock: Clock) -> None:
         parts.unload_gate.clear()
         unloader = make(parts, clock)
         clock.now = 1.0
@@ -104,14 +119,12 @@ def test_request_arriving_during_unload_waits_for_it_then_loads_and_reports_its_
         assert await task == 2.5
         assert parts.calls == ["unload", "unloaded", "load", "loaded"]
         assert (unloader.unloads, unloader.loads) == (1, 1)
-        await unloader.close()
 
-    asyncio.run(scenario())
+    run_scenario(scenario)
 
 
 def test_concurrent_wakers_share_one_load_and_a_cancelled_one_does_not_cancel_it() -> None:
-    async def scenario() -> None:
-        parts, clock = Parts(), Clock()
+    async def scenario(parts: Parts, clock: Clock) -> None:
         unloader = await unloaded(parts, clock)
         parts.load_gate.clear()
 
@@ -128,14 +141,12 @@ def test_concurrent_wakers_share_one_load_and_a_cancelled_one_does_not_cancel_it
         await asyncio.gather(*patient)
         assert parts.calls.count("load") == 1 and unloader.state is IdleState.WARM
         assert unloader.in_flight == 0
-        await unloader.close()
 
-    asyncio.run(scenario())
+    run_scenario(scenario)
 
 
 def test_failed_load_is_a_503_for_its_requests_and_the_next_request_tries_again() -> None:
-    async def scenario() -> None:
-        parts, clock = Parts(), Clock()
+    async def scenario(parts: Parts, clock: Clock) -> None:
         unloader = await unloaded(parts, clock)
         parts.fail_load = True
         with pytest.raises(ModelUnavailable):
@@ -145,9 +156,8 @@ def test_failed_load_is_a_503_for_its_requests_and_the_next_request_tries_again(
         parts.fail_load = False
         async with unloader.hold():
             assert unloader.state is IdleState.WARM
-        await unloader.close()
 
-    asyncio.run(scenario())
+    run_scenario(scenario)
 
 
 def test_idle_time_must_be_positive() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -38,9 +39,22 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def test_first_sentence_alone_then_the_queued_ones_together() -> None:
+def run_with_recorder(scenario: Callable[[Recorder], Awaitable[None]]) -> None:
+    """Run ``scenario`` on a fresh Recorder in its own event loop, then close the waves: also after a
+    failed assertion, so that no call is left waiting on an event that will never be set."""
+
     async def run() -> None:
         recorder = Recorder()
+        try:
+            await scenario(recorder)
+        finally:
+            await recorder.waves.close()
+
+    asyncio.run(run())
+
+
+def test_first_sentence_alone_then_the_queued_ones_together() -> None:
+    async def scenario(recorder: Recorder) -> None:
         waves = recorder.waves
         futures = [waves.submit(index) for index in range(3)]
         await settle()
@@ -60,14 +74,12 @@ def test_first_sentence_alone_then_the_queued_ones_together() -> None:
         assert recorder.started[-1] == [3]
         recorder.release[3].set()
         assert await futures[3] == "audio 3"
-        await waves.close()
 
-    asyncio.run(run())
+    run_with_recorder(scenario)
 
 
 def test_a_failed_call_fails_only_its_own_future() -> None:
-    async def run() -> None:
-        recorder = Recorder()
+    async def scenario(recorder: Recorder) -> None:
         waves = recorder.waves
         first = waves.submit(0)
         await settle()
@@ -80,14 +92,12 @@ def test_a_failed_call_fails_only_its_own_future() -> None:
             await bad
         recorder.release[1].set()
         assert await good == "audio 1"
-        await waves.close()
 
-    asyncio.run(run())
+    run_with_recorder(scenario)
 
 
 def test_close_cancels_running_and_queued_calls() -> None:
-    async def run() -> None:
-        recorder = Recorder()
+    async def scenario(recorder: Recorder) -> None:
         waves = recorder.waves
         running, queued = waves.submit(0), waves.submit(1)
         await settle()
@@ -97,12 +107,11 @@ def test_close_cancels_running_and_queued_calls() -> None:
         with pytest.raises(RuntimeError, match="closed"):
             waves.submit(2)
 
-    asyncio.run(run())
+    run_with_recorder(scenario)
 
 
 def test_a_consumer_that_stops_waiting_does_not_break_the_wave() -> None:
-    async def run() -> None:
-        recorder = Recorder()
+    async def scenario(recorder: Recorder) -> None:
         waves = recorder.waves
         first = waves.submit(0)
         first.cancel()  # the consumer went away; the call itself still finishes
@@ -112,6 +121,5 @@ def test_a_consumer_that_stops_waiting_does_not_break_the_wave() -> None:
         await settle()
         recorder.release[1].set()
         assert await later == "audio 1"
-        await waves.close()
 
-    asyncio.run(run())
+    run_with_recorder(scenario)
