@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +60,45 @@ class DecodeBatch(Protocol):
     def clear(self) -> None: ...
 
 
+LogitsHook = Callable[[Sequence[int], torch.Tensor], None]
+_LM = TypeVar("_LM")
+
+
+class RowBatch(Generic[_LM]):
+    """What every ``DecodeBatch`` here shares: its model, the one kind of logits projection its rows
+    use (``restrict_vocab``: a step projects every row the same way) and the diagnostics hook.
+
+    on_logits: called with the row keys and their (rows, V) float32 logits before each draw: once
+    per join (its prefill) and once per step. A subclass's ``clear`` sets up its empty state, also
+    at construction.
+    """
+
+    def __init__(self, lm: _LM, *, restrict_vocab: bool = False, on_logits: LogitsHook | None = None) -> None:
+        self.lm = lm
+        self.restrict_vocab = restrict_vocab
+        self._on_logits = on_logits
+        self.clear()
+
+    @property
+    def keys(self) -> list[int]:
+        """The rows decoding, in batch order."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        raise NotImplementedError
+
+    def _check_new_row(self, key: int, params: GenerationParams) -> None:
+        if key in self.keys:
+            raise ValueError(f"row {key} is already decoding")
+        if params.restrict_vocab != self.restrict_vocab:
+            raise ValueError(f"a batch with restrict_vocab={self.restrict_vocab} cannot take a row with "
+                             f"restrict_vocab={params.restrict_vocab} (they need different logits projections)")
+
+    def _observe(self, keys: Sequence[int], logits: torch.Tensor) -> None:
+        if self._on_logits is not None:
+            self._on_logits(keys, logits)
+
+
 def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     """Zeros before ``tensor`` along ``dim`` up to ``width`` (zeros in K/V and 0 in the mask)."""
     missing = width - tensor.shape[dim]
@@ -76,37 +115,24 @@ def _states(layer: DynamicLayer) -> tuple[torch.Tensor, torch.Tensor]:
     return layer.keys, layer.values
 
 
-class ContinuousBatch:
+class ContinuousBatch(RowBatch[SparkLM]):
     """The running batch: KV cache, attention mask, position ids and one sampler per row.
 
     Not thread-safe: one thread (``sparktts.serving.stream_batcher.StreamBatcher``'s decode thread) owns it.
-    on_logits: diagnostics, called with the row keys and their (rows, V) float32 logits before each
-    draw: once per join (its prefill) and once per step.
     """
 
-    def __init__(
-        self,
-        lm: SparkLM,
-        *,
-        restrict_vocab: bool = False,
-        on_logits: Callable[[Sequence[int], torch.Tensor], None] | None = None,
-    ) -> None:
-        self.lm = lm
-        self.restrict_vocab = restrict_vocab
-        self._on_logits = on_logits
-        self._keys: list[int] = []
-        self._samplers: list[RowSampler] = []
-        self._cache: DynamicCache | None = None
-        self._mask = torch.zeros((0, 0), dtype=torch.long)  # (B, S) over the cached positions
-        self._positions = torch.zeros((0, 1), dtype=torch.long)  # (B, 1) position of each row's last cached id
-        self._pending = torch.zeros((0, 1), dtype=torch.long)  # (B, 1) each row's last drawn id, fed next step
+    _keys: list[int]
+    _samplers: list[RowSampler]
+    _cache: DynamicCache | None
+    _mask: torch.Tensor  # (B, S) over the cached positions
+    _positions: torch.Tensor  # (B, 1) position of each row's last cached id
+    _pending: torch.Tensor  # (B, 1) each row's last drawn id, fed next step
 
     def __len__(self) -> int:
         return len(self._keys)
 
     @property
     def keys(self) -> list[int]:
-        """The rows decoding, in batch order."""
         return list(self._keys)
 
     @property
@@ -117,11 +143,7 @@ class ContinuousBatch:
     def join(self, key: int, input_ids: torch.Tensor, params: GenerationParams) -> RowToken:
         """Prefill input_ids (1, L) int64 alone and draw the row's first id; unless that id ends
         the row, it joins the batch and its next ids come from ``step``."""
-        if key in self._keys:
-            raise ValueError(f"row {key} is already decoding")
-        if params.restrict_vocab != self.restrict_vocab:
-            raise ValueError(f"a batch with restrict_vocab={self.restrict_vocab} cannot take a row with "
-                             f"restrict_vocab={params.restrict_vocab} (they need different logits projections)")
+        self._check_new_row(key, params)
         device = self.lm.device
         input_ids = input_ids.to(device)
         sampler = RowSampler(self.lm, params)
@@ -130,8 +152,7 @@ class ContinuousBatch:
         positions = torch.arange(input_ids.shape[1], device=device)[None, :]
         with torch.inference_mode():
             logits = self.lm.forward_logits(input_ids, mask, positions, cache, self.restrict_vocab)
-            if self._on_logits is not None:
-                self._on_logits([key], logits)
+            self._observe([key], logits)
             token = sampler.draw(logits)
             if not sampler.finished:
                 self._merge(key, sampler, cache, mask, positions[:, -1:], token)
@@ -149,8 +170,7 @@ class ContinuousBatch:
                 self._pending, decode_mask(mask) if len(self._keys) > 1 else mask, positions, self._cache,
                 self.restrict_vocab,
             )
-            if self._on_logits is not None:
-                self._on_logits(list(self._keys), logits)
+            self._observe(list(self._keys), logits)
             drawn = [RowToken(key, sampler.draw(logits[row : row + 1]), sampler.finished)
                      for row, (key, sampler) in enumerate(zip(self._keys, self._samplers, strict=True))]
         self._mask, self._positions = mask, positions
@@ -167,7 +187,12 @@ class ContinuousBatch:
 
     def clear(self) -> None:
         """Drop every row (after a failed step, whose state cannot be trusted)."""
-        self._keep([])
+        self._keys = []
+        self._samplers = []
+        self._cache = None
+        self._mask = torch.zeros((0, 0), dtype=torch.long)
+        self._positions = torch.zeros((0, 1), dtype=torch.long)
+        self._pending = torch.zeros((0, 1), dtype=torch.long)
 
     # ------------------------------------------------------------------ batch state
     def _merge(
@@ -201,13 +226,11 @@ class ContinuousBatch:
         """Keep these rows (batch order) and cut the leading columns none of them attends."""
         if len(rows) == len(self._keys):
             return
+        if not rows:
+            self.clear()
+            return
         self._keys = [self._keys[row] for row in rows]
         self._samplers = [self._samplers[row] for row in rows]
-        if not rows:
-            self._cache = None
-            self._mask = self._mask[:0, :0]
-            self._positions, self._pending = self._positions[:0], self._pending[:0]
-            return
         assert self._cache is not None
         kept = torch.tensor(rows, dtype=torch.long, device=self._mask.device)
         mask = self._mask[kept]

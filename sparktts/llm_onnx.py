@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
 from sparktts.errors import CheckpointError
 from sparktts.llm import GenerationParams, RowSampler
-from sparktts.llm_batch import RowToken
+from sparktts.llm_batch import RowBatch, RowToken
 from sparktts.llm_vocab import SparkVocabulary, special_ids
 
 logger = logging.getLogger(__name__)
@@ -142,26 +142,16 @@ class OnnxRow:
         self._generator.append_tokens(np.array([[token]], dtype=np.int32))
 
 
-class OnnxBatch:
+class OnnxBatch(RowBatch[OnnxSparkLM]):
     """``ContinuousBatch``'s contract over ONNX rows: join at any step, leave at any step.
 
     Not thread-safe: one thread owns it. restrict_vocab: rows score only the grammar rows
     (``-inf`` elsewhere), as ``SparkLM``'s restricted head does; the engine still computes the
-    full head. on_logits: as ``ContinuousBatch``'s (row keys, (rows, V) float32 logits).
+    full head.
     """
 
-    def __init__(
-        self,
-        lm: OnnxSparkLM,
-        *,
-        restrict_vocab: bool = False,
-        on_logits: Callable[[Sequence[int], torch.Tensor], None] | None = None,
-    ) -> None:
-        self.lm = lm
-        self.restrict_vocab = restrict_vocab
-        self._on_logits = on_logits
-        self._rows: dict[int, tuple[OnnxRow, RowSampler]] = {}  # insertion order = batch order
-        self._outside: torch.Tensor | None = None
+    _rows: dict[int, tuple[OnnxRow, RowSampler]]  # insertion order = batch order
+    _outside: torch.Tensor | None = None  # the vocabulary rows outside the grammar, built at first use
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -172,11 +162,7 @@ class OnnxBatch:
 
     def join(self, key: int, input_ids: torch.Tensor, params: GenerationParams) -> RowToken:
         """Prefill input_ids (1, L) int64 in a new generator and draw the row's first id."""
-        if key in self._rows:
-            raise ValueError(f"row {key} is already decoding")
-        if params.restrict_vocab != self.restrict_vocab:
-            raise ValueError(f"a batch with restrict_vocab={self.restrict_vocab} cannot take a row with "
-                             f"restrict_vocab={params.restrict_vocab}")
+        self._check_new_row(key, params)
         row = self.lm.open_row(input_ids.reshape(-1).tolist(), params.max_new_tokens)
         sampler = RowSampler(self.lm, params)
         token = self._draw([key], [(row, sampler)])[0]
@@ -206,14 +192,13 @@ class OnnxBatch:
         return self._rows.pop(key, None) is not None
 
     def clear(self) -> None:
-        self._rows.clear()
+        self._rows = {}
 
     def _draw(self, keys: list[int], entries: list[tuple[OnnxRow, RowSampler]]) -> list[int]:
         logits = torch.cat([row.logits() for row, _sampler in entries])
         if self.restrict_vocab:
             logits = logits.masked_fill(self._outside_grammar(), float("-inf"))
-        if self._on_logits is not None:
-            self._on_logits(keys, logits)
+        self._observe(keys, logits)
         return [sampler.draw(logits[index : index + 1]) for index, (_row, sampler) in enumerate(entries)]
 
     def _outside_grammar(self) -> torch.Tensor:

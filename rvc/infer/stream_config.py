@@ -43,6 +43,17 @@ def _frames(name: str, seconds: float, minimum: int) -> int:
     return frames
 
 
+class _InFrames:
+    """``StreamConfig.<length>_frames``: that length in whole 10 ms frames (``__post_init__`` has
+    checked it is a multiple of 0.01 s), so each conversion is written once."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._length = name.removesuffix("_frames")
+
+    def __get__(self, config: object, owner: type | None = None) -> int:
+        return round(getattr(config, self._length) / FRAME_SECONDS)
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     """Seconds, each a multiple of 0.01. Defaults measured on TTS-like input (README / report).
@@ -84,13 +95,13 @@ class StreamConfig:
                 f"StreamConfig.f0_margin ({self.f0_margin} s) must not exceed context ({self.context} s)"
             )
 
-    @property
-    def block_frames(self) -> int:
-        return round(self.block / FRAME_SECONDS)
-
-    @property
-    def steady_block_frames(self) -> int:
-        return round(self.steady_block / FRAME_SECONDS)
+    block_frames = _InFrames()
+    steady_block_frames = _InFrames()
+    context_frames = _InFrames()
+    crossfade_frames = _InFrames()
+    search_frames = _InFrames()
+    f0_margin_frames = _InFrames()
+    envelope_frames = _InFrames()
 
     def step_frames(self, step: int) -> int:
         """New input frames of step ``step`` (0-based): ``block`` doubled ``step`` times, capped at ``steady_block``."""
@@ -105,26 +116,6 @@ class StreamConfig:
         while sum(sizes) + (size := self.step_frames(len(sizes))) <= frames:
             sizes.append(size)
         return sizes
-
-    @property
-    def context_frames(self) -> int:
-        return round(self.context / FRAME_SECONDS)
-
-    @property
-    def crossfade_frames(self) -> int:
-        return round(self.crossfade / FRAME_SECONDS)
-
-    @property
-    def search_frames(self) -> int:
-        return round(self.search / FRAME_SECONDS)
-
-    @property
-    def f0_margin_frames(self) -> int:
-        return round(self.f0_margin / FRAME_SECONDS)
-
-    @property
-    def envelope_frames(self) -> int:
-        return round(self.envelope / FRAME_SECONDS)
 
     @property
     def buffer_frames(self) -> int:

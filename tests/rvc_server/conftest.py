@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 import pytest
 
+from rvc.infer.params import ConversionParams
+
 if TYPE_CHECKING:
+    from rvc.infer.converter import VoiceConverter
     from rvc.server.config import PoolConfig
     from rvc.server.pool import RVCServer
 
@@ -25,6 +28,8 @@ T = TypeVar("T")
 VOICE = "SilverWolf_e300_s6600"
 OTHER_VOICE = "Other_e10_s100"
 SAMPLE_RATE = 16000
+# Fixed seed, no random draws: a worker's result equals the in-process converter's bit for bit.
+DETERMINISTIC = ConversionParams(seed=5, deterministic=True)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,14 @@ def reference(assets: Assets):
         OTHER_VOICE, assets.weights_dir / f"{OTHER_VOICE}.pth", assets.weights_dir / f"{OTHER_VOICE}.index"
     )
     return converter
+
+
+def assert_converts_as_reference(server: RVCServer, reference: VoiceConverter, x: np.ndarray) -> None:
+    """The pool converts ``x`` (16 kHz, default voice, ``DETERMINISTIC``) exactly as ``reference`` does."""
+    np.testing.assert_array_equal(
+        server.convert(x, SAMPLE_RATE, DETERMINISTIC).audio,
+        reference.convert(VOICE, x, SAMPLE_RATE, DETERMINISTIC).audio,
+    )
 
 
 @pytest.fixture(scope="module")

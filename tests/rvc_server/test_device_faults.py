@@ -10,34 +10,24 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from rvc.errors import ConfigError, DeviceOutOfMemory, VoiceError, WorkerCrashed
 from rvc.infer.converter import VoiceConverter
-from rvc.infer.params import ConversionParams
 from rvc.server.faults import FaultPlan
 from rvc.server.pool import RVCServer
 
 from .conftest import (
+    DETERMINISTIC,
     SAMPLE_RATE,
-    VOICE,
     Assets,
+    assert_converts_as_reference,
     assert_no_leftovers,
     pool_config,
     speech_like,
     wait_for,
     worker_pids,
 )
-
-PARAMS = ConversionParams(seed=5, deterministic=True)
-
-
-def _same_as_reference(server: RVCServer, reference: VoiceConverter, seed: int) -> None:
-    x = speech_like(seed, 0.3)
-    np.testing.assert_array_equal(
-        server.convert(x, SAMPLE_RATE, PARAMS).audio, reference.convert(VOICE, x, SAMPLE_RATE, PARAMS).audio
-    )
 
 
 def test_oom_frees_and_fails_one_job_and_a_sticky_error_replaces_the_worker(
@@ -55,20 +45,20 @@ def test_oom_frees_and_fails_one_job_and_a_sticky_error_replaces_the_worker(
         (worker,) = server.status().workers
         assert (worker.device, worker.precision, worker.gpu_reserved_mb) == ("cpu", "fp32", None)
         assert worker.precision_source == "auto -> fp32 (the CPU)"  # RVC_PRECISION=auto, resolved by the worker
-        _same_as_reference(server, reference, 80)  # job 1
+        assert_converts_as_reference(server, reference, speech_like(80, 0.3))  # job 1
 
         with pytest.raises(DeviceOutOfMemory) as oom:  # job 2
-            server.convert(speech_like(81, 0.3), SAMPLE_RATE, PARAMS)
+            server.convert(speech_like(81, 0.3), SAMPLE_RATE, DETERMINISTIC)
         assert "out of memory" in oom.value.message and oom.value.retry_after_s == 2.0
         response = error_response(oom.value)
         assert response.status_code == 503 and response.headers["Retry-After"] == "2"
         assert json.loads(bytes(response.body))["error"]["code"] == "device_out_of_memory"
 
-        _same_as_reference(server, reference, 82)  # job 3: the same worker serves on
+        assert_converts_as_reference(server, reference, speech_like(82, 0.3))  # job 3: the same worker serves on
         assert worker_pids(server) == first and server.status().workers_crashed == 0
 
         with pytest.raises(WorkerCrashed) as sticky:  # job 4: the context is poisoned
-            server.convert(speech_like(83, 0.3), SAMPLE_RATE, PARAMS)
+            server.convert(speech_like(83, 0.3), SAMPLE_RATE, DETERMINISTIC)
         assert "illegal memory access" in sticky.value.message and "replaced" in sticky.value.message
         replaced = wait_for(
             lambda: (pids := worker_pids(server)) and not pids & first and server.status().ready_workers == 1
@@ -78,7 +68,7 @@ def test_oom_frees_and_fails_one_job_and_a_sticky_error_replaces_the_worker(
         status = server.status()
         assert status.workers_crashed == 1 and status.jobs_failed == 2
         assert len(status.workers) == 1 and status.workers[0].device == "cpu"
-        _same_as_reference(server, reference, 84)  # the replacement's job 1
+        assert_converts_as_reference(server, reference, speech_like(84, 0.3))  # the replacement's job 1
         assert worker_pids(server) == replaced
         pids = first | replaced
     finally:

@@ -7,26 +7,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rvc.errors import AssetError, JobTimeout, ModelUnavailable, NotFound, VoiceError
 from rvc.infer.converter import VoiceConverter
-from rvc.infer.params import ConversionParams
 from rvc.server.pool import RVCServer
 
 from .conftest import (
     SAMPLE_RATE,
-    VOICE,
     Assets,
+    assert_converts_as_reference,
     assert_no_leftovers,
     pool_config,
     speech_like,
     wait_for,
     worker_pids,
 )
-
-PARAMS = ConversionParams(seed=5, deterministic=True)
 
 
 class _StatusWatcher:
@@ -69,10 +65,7 @@ def test_worker_is_recycled_after_max_jobs_and_its_replacement_is_ready_first(
     try:
         inputs = [speech_like(70 + seed, 0.3) for seed in range(2)]
         for x in inputs:
-            np.testing.assert_array_equal(
-                small_pool.convert(x, SAMPLE_RATE, PARAMS).audio,
-                reference.convert(VOICE, x, SAMPLE_RATE, PARAMS).audio,
-            )
+            assert_converts_as_reference(small_pool, reference, x)
         wait_for(
             lambda: worker_pids(small_pool) not in (first, set()) and len(small_pool.status().workers) == 1,
             300,
@@ -84,11 +77,7 @@ def test_worker_is_recycled_after_max_jobs_and_its_replacement_is_ready_first(
     assert status.workers_recycled == 1 and status.workers_crashed == 0 and status.ready_workers == 1
     assert watcher.min_ready >= 1, "there was a moment with no ready worker"
     assert watcher.max_processes == 2, "the replacement never ran beside the old worker"
-    x = speech_like(72, 0.3)
-    np.testing.assert_array_equal(
-        small_pool.convert(x, SAMPLE_RATE, PARAMS).audio,
-        reference.convert(VOICE, x, SAMPLE_RATE, PARAMS).audio,
-    )
+    assert_converts_as_reference(small_pool, reference, speech_like(72, 0.3))
 
 
 def test_worker_stuck_past_deadline_and_grace_is_killed_and_replaced(small_pool: RVCServer) -> None:

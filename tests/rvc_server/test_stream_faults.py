@@ -11,12 +11,17 @@ import numpy as np
 import pytest
 
 from rvc.errors import DeviceOutOfMemory, WorkerCrashed
-from rvc.infer.params import ConversionParams
 from rvc.server.pool import RVCServer
 
-from .conftest import Assets, assert_no_leftovers, pool_config, speech_like, wait_for, worker_pids
-
-PARAMS = ConversionParams(seed=5, deterministic=True)
+from .conftest import (
+    DETERMINISTIC,
+    Assets,
+    assert_no_leftovers,
+    pool_config,
+    speech_like,
+    wait_for,
+    worker_pids,
+)
 
 
 def test_a_blocks_oom_ends_its_stream_with_503_and_a_sticky_error_replaces_the_worker(
@@ -28,7 +33,7 @@ def test_a_blocks_oom_ends_its_stream_with_503_and_a_sticky_error_replaces_the_w
     pids: set[int] = set()
     try:
         first = worker_pids(server)
-        oomed = server.open_stream(None, PARAMS)
+        oomed = server.open_stream(None, DETERMINISTIC)
         assert oomed.feed(speech_like(90, 0.25)).result(timeout=300).size > 0  # block 1: the first step
         with pytest.raises(DeviceOutOfMemory) as oom:  # block 2
             oomed.feed(speech_like(91, 0.5)).result(timeout=300)
@@ -36,7 +41,7 @@ def test_a_blocks_oom_ends_its_stream_with_503_and_a_sticky_error_replaces_the_w
         wait_for(lambda: server.status().open_streams == 0, 60, "the failed stream to be dropped")
         assert worker_pids(server) == first and server.status().workers_crashed == 0
 
-        sticky = server.open_stream(None, PARAMS)
+        sticky = server.open_stream(None, DETERMINISTIC)
         assert sticky.feed(speech_like(92, 0.25)).result(timeout=300).size > 0  # block 3: the same worker serves on
         with pytest.raises(WorkerCrashed) as crashed:  # block 4: the context is poisoned
             sticky.feed(speech_like(93, 0.5)).result(timeout=300)
@@ -47,7 +52,7 @@ def test_a_blocks_oom_ends_its_stream_with_503_and_a_sticky_error_replaces_the_w
         )
         status = server.status()
         assert status.workers_crashed == 1 and status.streams_failed == 2 and status.open_streams == 0
-        with server.open_stream(None, PARAMS) as fresh:  # under one step, sent by the flush: the replacement's block 1
+        with server.open_stream(None, DETERMINISTIC) as fresh:  # under one step, sent by the flush: the replacement's block 1
             out = np.concatenate([fresh.feed(speech_like(94, 0.2)).result(timeout=300), fresh.flush().result(timeout=300)])
         assert out.shape == (8000,) and np.abs(out).max() > 0  # 0.2 s at the voice's 40 kHz
         pids = first | replaced
