@@ -236,8 +236,10 @@ def main() -> None:
     if args.torch_rows == "default":
         configs = [config for config in configs if config[0].startswith("SparkLM default")]
     timings = time_decode(model, lm, configs, {1: prompt1, 4: prompt4}, steps, reps)
-    if onnx is not None:
+    if onnx is not None:  # as the spark_tts stub runs it: torch keeps one thread (threads_for_the_engine)
+        torch.set_num_threads(1)
         timings[ONNX_ROW] = time_onnx(onnx, {1: prompt1, 4: prompt4}, steps, reps)
+        torch.set_num_threads(args.threads)
     if args.bf16:
         model.to(torch.bfloat16)  # type: ignore[arg-type]  # transformers' `to` wrapper annotates the model as its first argument
         bf16 = [("SparkLM bf16 fast_matmul+restrict (opt-in)", "restrict", True, False)]

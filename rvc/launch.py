@@ -128,6 +128,7 @@ class Placement:
     settings: Settings
     gpu_count: int
     llm_dtype: str = "float32"  # LLM_DTYPE resolved for the device (sparktts.precision.llm_dtype)
+    llm_backend: Literal["python", "tensorrtllm", "onnxruntime"] = "python"  # LLM_BACKEND, auto resolved
 
 
 def resolve_placement(settings: Settings) -> Settings:
@@ -146,7 +147,7 @@ def place(settings: Settings) -> Placement:
     device: Literal["cpu", "cuda"] = "cpu"
     capability: tuple[int, int] | None = None
     gpu_count, gpu_name = 0, ""
-    if settings.device == "cpu" and settings.llm_backend in ("python", "onnxruntime"):
+    if settings.device == "cpu" and settings.llm_backend in ("auto", "python", "onnxruntime"):
         pass
     else:
         facts = probe_torch()
@@ -165,7 +166,10 @@ def place(settings: Settings) -> Placement:
         if engine is None or not (engine / "config.json").is_file():
             raise ConfigError(f"TRT_ENGINE_DIR={engine}: no TensorRT-LLM engine there (build one with "
                               "triton/run.sh 1 1 in the TensorRT-LLM image)", field="TRT_ENGINE_DIR")
-    return Placement(settings.for_device(device), gpu_count, llm_dtype)
+    resolved = settings.for_device(device)
+    if resolved.llm_backend == "auto":  # for_device resolves it; this tells the type checker
+        raise AssertionError("LLM_BACKEND=auto left unresolved")
+    return Placement(resolved, gpu_count, llm_dtype, resolved.llm_backend)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 model_dir=settings.spark_model_dir,
                 # resolved above: the workers get the same device through create_app(settings)
                 device="cuda" if settings.device == "cuda" else "cpu",
-                llm_backend=settings.llm_backend,
+                llm_backend=placement.llm_backend,
                 trtllm_engine_dir=settings.trt_engine_dir,
                 gpu_count=placement.gpu_count,
                 dtype=placement.llm_dtype,

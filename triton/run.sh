@@ -24,8 +24,9 @@
 #
 # Environment (defaults in brackets): SPARK_MODEL_DIR [pretrained_models/Spark-TTS-0.5B],
 # TRITON_MODEL_REPO [var/model_repo], DEVICE [rvc.device's decision for "auto": cuda when a driver is
-# present, an error when torch is then a CPU build], LLM_BACKEND [tensorrtllm when $TRT_ENGINE_DIR holds an
-# engine, else python], TRT_ENGINE_DIR [var/trt_engines], TRT_DTYPE [bfloat16 on compute capability >= 8.0,
+# present, an error when torch is then a CPU build], LLM_BACKEND [auto: tensorrtllm when $TRT_ENGINE_DIR
+# holds an engine, else rvc.settings.auto_llm_backend: onnxruntime on the CPU when it is installed, python
+# otherwise], TRT_ENGINE_DIR [var/trt_engines], TRT_DTYPE [bfloat16 on compute capability >= 8.0,
 # float16 below (Turing/T4 has no bf16); bfloat16 is refused there], LLM_DTYPE [auto: the python LLM's
 # dtype, decided by each instance's card as sparktts.precision says], TRTLLM_PYTHON, TRTLLM_MAX_INPUT_LEN,
 # MAX_NEW_TOKENS, BLS_INSTANCE_NUM [1], TRITON_MAX_BATCH_SIZE [16], TRITON_GRPC_PORT [8001],
@@ -56,8 +57,9 @@ device_report() { (cd "${TMPDIR:-/tmp}" && "$python" -m rvc.device --device "${D
 if [ -z "${DEVICE:-}" ] || [ "$DEVICE" = auto ]; then
     DEVICE=$(device_report --field device) || { echo "run.sh: no usable device (above); set DEVICE=cpu to use the CPU" >&2; exit 1; }
 fi
-if [ -z "${LLM_BACKEND:-}" ]; then
-    if [ -f "$trt_engines_dir/config.json" ]; then LLM_BACKEND=tensorrtllm; else LLM_BACKEND=python; fi
+if [ -z "${LLM_BACKEND:-}" ] || [ "$LLM_BACKEND" = auto ]; then
+    if [ -f "$trt_engines_dir/config.json" ]; then LLM_BACKEND=tensorrtllm
+    else LLM_BACKEND=$(cd "${TMPDIR:-/tmp}" && "$python" -c "from rvc.settings import auto_llm_backend; print(auto_llm_backend('$DEVICE'))"); fi
 fi
 echo "stages $stage..$stop_stage, $service_type, model $model_dir, repository $model_repo, device $DEVICE, llm $LLM_BACKEND"
 

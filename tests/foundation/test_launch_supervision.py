@@ -196,8 +196,10 @@ def test_triton_killed_is_restarted_and_the_launcher_killed_leaves_nothing(launc
 def test_triton_that_keeps_dying_ends_the_launcher_with_a_message(launcher_factory: Callable[..., Launcher]) -> None:
     launcher = launcher_factory(TRITON_RESTARTS="2", TRITON_RESTART_BACKOFF_S="0.2")
     launcher.wait_ready()
-    # Broken after the first start: every restart now fails to parse this model's configuration.
-    (launcher.repository / "vocoder" / "config.pbtxt").write_text("this is { not a model configuration\n")
+    # Broken after the first start: every restart now fails to parse the models' configurations. All of
+    # them, so that a failed start loads no model first (each python stub takes seconds to import torch).
+    for config in launcher.repository.glob("*/config.pbtxt"):
+        config.write_text("this is { not a model configuration\n")
     tree = launcher.tree()
     os.kill(launcher.triton().pid, signal.SIGKILL)
     killed_at = time.monotonic()

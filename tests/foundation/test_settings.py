@@ -74,8 +74,24 @@ def test_gpu_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert settings.triton_startup_timeout_s == 600.0
-    assert settings.llm_backend == "python" and settings.trt_engine_dir is None
+    assert settings.llm_backend == "auto" and settings.trt_engine_dir is None
     assert settings.device == "auto"
+
+
+def test_llm_backend_auto_is_onnxruntime_on_the_cpu_and_torch_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    monkeypatch.delenv("LLM_BACKEND", raising=False)
+    settings = load_settings()
+    assert importlib.util.find_spec("onnxruntime_genai") is not None  # the project installs it
+    assert settings.for_device("cpu").llm_backend == "onnxruntime"
+    assert settings.for_device("cuda").llm_backend == "python"
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "onnxruntime_genai" else real_find_spec(name, *args))
+    assert settings.for_device("cpu").llm_backend == "python"  # an install without the engine
+    monkeypatch.setenv("LLM_BACKEND", "python")
+    assert load_settings().for_device("cpu").llm_backend == "python"  # what the operator set wins
 
 
 def test_rvc_workers_default_is_one_on_cuda_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:

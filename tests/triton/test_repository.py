@@ -201,6 +201,7 @@ def test_run_sh_prepares_the_repository_and_skips_tensorrt_llm_without_the_toolc
     env = {
         "PATH": "/usr/bin:/bin", "SPARK_MODEL_DIR": str(fake_model_dir), "TRITON_MODEL_REPO": str(tmp_path / "repo"),
         "DEVICE": "cpu", "PYTHON": sys.executable, "HOME": str(tmp_path),
+        "LLM_BACKEND": "python",  # unset or auto it would be onnxruntime here, exporting this fake LLM
     }
     done = subprocess.run(
         ["bash", str(REPO_ROOT / "triton" / "run.sh"), "1", "2", "streaming"], env=env, cwd=tmp_path,

@@ -159,14 +159,12 @@ class TritonPythonModel:
         return self.llm.generate_batch, stream, self.llm.semantic_ids, self.llm.semantic_index
 
     def _onnx_llm(self, llm_dir: str, parameters: dict[str, str]):
-        import torch
-
-        from sparktts.llm_onnx import OnnxBatch, OnnxSparkLM
+        from sparktts.llm_onnx import OnnxBatch, OnnxSparkLM, threads_for_the_engine
         from sparktts.serving.stream_batcher import StreamBatcher
 
-        # the engine gets the threads torch has here (the launcher's OMP_NUM_THREADS)
+        # the engine gets the threads torch has here (the launcher's OMP_NUM_THREADS); torch keeps one
         lm = OnnxSparkLM.from_pretrained(
-            llm_dir, serving.required_parameter(parameters, "llm_onnx_dir"), threads=torch.get_num_threads()
+            llm_dir, serving.required_parameter(parameters, "llm_onnx_dir"), threads=threads_for_the_engine()
         )
         self.llm = lm
         stream = lm.stream
