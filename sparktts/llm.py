@@ -40,11 +40,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoTokenizer, DynamicCache, PreTrainedTokenizerBase, Qwen2ForCausalLM
 
+from sparktts.decode_rows import RowSampler
 from sparktts.errors import CheckpointError
 from sparktts.generation import GenerationParams
 from sparktts.llm_vocab import SparkVocabulary, special_ids
 from sparktts.precision import LLM_DTYPES, logits_dtype
-from sparktts.sampling import sample_row
 
 logger = logging.getLogger(__name__)
 
@@ -88,35 +88,6 @@ class SmallBatchLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return gemm_linear(x, self.weight, self.bias)
-
-
-class RowSampler:
-    """One row's draws through a decode loop: its generator, its grammar state, how many it drew.
-
-    Kept per row, apart from the batch, so that a seeded row draws the same numbers in any batch,
-    joined at any step (``sparktts.llm_batch``), as it would alone.
-    """
-
-    def __init__(self, lm: SparkVocabulary, params: GenerationParams) -> None:
-        self.params = params
-        self.generator = None if params.seed is None else torch.Generator(device=lm.device).manual_seed(params.seed)
-        self.grammar = lm.control_grammar() if params.control_grammar else None
-        self.drawn = 0
-        self.finished = False  # it drew a stop id or its max_new_tokens-th token
-        self._stop = frozenset(lm.stop_ids)
-
-    def draw(self, logits: torch.Tensor) -> int:
-        """logits: (1, V) float32, this row's scores for its next position -> the id it samples."""
-        p, grammar = self.params, self.grammar
-        if grammar is not None:
-            logits = grammar.constrain(logits)
-        token = sample_row(logits, do_sample=p.do_sample, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p,
-                           generator=self.generator)
-        if grammar is not None:
-            grammar.advance(token)
-        self.drawn += 1
-        self.finished = token in self._stop or self.drawn >= p.max_new_tokens
-        return token
 
 
 class SparkLM(SparkVocabulary):

@@ -24,79 +24,16 @@ kinds (sliding windows) is refused at the first join.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from sparktts.llm import GenerationParams, RowSampler, SparkLM, decode_mask
-
-
-@dataclass(frozen=True)
-class RowToken:
-    """One id drawn for one row; ``last`` when the row has finished with it (and left the batch)."""
-
-    key: int
-    token: int
-    last: bool
-
-
-class DecodeBatch(Protocol):
-    """What a decode thread steps (``ContinuousBatch`` here, ``sparktts.llm_onnx.OnnxBatch``):
-    rows join with their prompt and draw their first id, each step draws every row's next id."""
-
-    def __len__(self) -> int: ...
-
-    def join(self, key: int, input_ids: torch.Tensor, params: GenerationParams) -> RowToken: ...
-
-    def step(self) -> list[RowToken]: ...
-
-    def leave(self, key: int) -> bool: ...
-
-    def clear(self) -> None: ...
-
-
-LogitsHook = Callable[[Sequence[int], torch.Tensor], None]
-_LM = TypeVar("_LM")
-
-
-class RowBatch(Generic[_LM]):
-    """What every ``DecodeBatch`` here shares: its model, the one kind of logits projection its rows
-    use (``restrict_vocab``: a step projects every row the same way) and the diagnostics hook.
-
-    on_logits: called with the row keys and their (rows, V) float32 logits before each draw: once
-    per join (its prefill) and once per step. A subclass's ``clear`` sets up its empty state, also
-    at construction.
-    """
-
-    def __init__(self, lm: _LM, *, restrict_vocab: bool = False, on_logits: LogitsHook | None = None) -> None:
-        self.lm = lm
-        self.restrict_vocab = restrict_vocab
-        self._on_logits = on_logits
-        self.clear()
-
-    @property
-    def keys(self) -> list[int]:
-        """The rows decoding, in batch order."""
-        raise NotImplementedError
-
-    def clear(self) -> None:
-        raise NotImplementedError
-
-    def _check_new_row(self, key: int, params: GenerationParams) -> None:
-        if key in self.keys:
-            raise ValueError(f"row {key} is already decoding")
-        if params.restrict_vocab != self.restrict_vocab:
-            raise ValueError(f"a batch with restrict_vocab={self.restrict_vocab} cannot take a row with "
-                             f"restrict_vocab={params.restrict_vocab} (they need different logits projections)")
-
-    def _observe(self, keys: Sequence[int], logits: torch.Tensor) -> None:
-        if self._on_logits is not None:
-            self._on_logits(keys, logits)
+from sparktts.decode_rows import RowBatch, RowSampler, RowToken
+from sparktts.generation import GenerationParams
+from sparktts.llm import SparkLM, decode_mask
 
 
 def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:

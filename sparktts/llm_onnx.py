@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
+from sparktts.decode_rows import RowBatch, RowSampler, RowToken
 from sparktts.errors import CheckpointError
-from sparktts.llm import GenerationParams, RowSampler
-from sparktts.llm_batch import RowBatch, RowToken
+from sparktts.generation import GenerationParams
 from sparktts.llm_vocab import SparkVocabulary, special_ids
 
 logger = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sparktts.llm import GenerationParams, SparkLM
-from sparktts.llm_batch import ContinuousBatch, DecodeBatch, RowToken
+from sparktts.decode_rows import DecodeBatch, RowToken
+from sparktts.generation import GenerationParams
 from sparktts.llm_vocab import SparkVocabulary
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,10 @@ class StreamBatcher:
         new_batch: Callable[[bool], DecodeBatch] | None = None,
     ) -> None:
         if new_batch is None:
+            # here, not at the top: another engine's batches (new_batch) need no torch model code
+            from sparktts.llm import SparkLM
+            from sparktts.llm_batch import ContinuousBatch
+
             if not isinstance(lm, SparkLM):
                 raise TypeError(f"StreamBatcher needs new_batch for a {type(lm).__name__}")
             torch_lm = lm
