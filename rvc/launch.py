@@ -31,7 +31,7 @@ from rvc.assets import DEMO_NOTICE, inspect_assets
 from rvc.device import check_rvc_precision, driver_present, probe_torch, resolve_device, resolve_llm_dtype
 from rvc.errors import ConfigError, VoiceError
 from rvc.grpc.launcher import TritonServerConfig
-from rvc.grpc.model_repository import prepare_model_repository
+from rvc.grpc.model_repository import LLMBackend, prepare_model_repository
 from rvc.grpc.supervisor import RestartPolicy, TritonSupervisor
 from rvc.logging_setup import configure_logging
 from rvc.settings import PROJECT_ROOT, Settings, load_settings
@@ -128,7 +128,7 @@ class Placement:
     settings: Settings
     gpu_count: int
     llm_dtype: str = "float32"  # LLM_DTYPE resolved for the device (sparktts.precision.llm_dtype)
-    llm_backend: Literal["python", "tensorrtllm", "onnxruntime"] = "python"  # LLM_BACKEND, auto resolved
+    llm_backend: LLMBackend = "python"  # LLM_BACKEND with auto resolved (settings.llm_backend, typed narrower)
 
 
 def resolve_placement(settings: Settings) -> Settings:
@@ -147,7 +147,7 @@ def place(settings: Settings) -> Placement:
     device: Literal["cpu", "cuda"] = "cpu"
     capability: tuple[int, int] | None = None
     gpu_count, gpu_name = 0, ""
-    if settings.device == "cpu" and settings.llm_backend in ("auto", "python", "onnxruntime"):
+    if settings.device == "cpu" and settings.llm_backend != "tensorrtllm":
         pass
     else:
         facts = probe_torch()

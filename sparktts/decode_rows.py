@@ -7,6 +7,7 @@ Triton stub that import was ~3 CPU seconds of each (re)start.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -77,7 +78,7 @@ LogitsHook = Callable[[Sequence[int], torch.Tensor], None]
 _LM = TypeVar("_LM")
 
 
-class RowBatch(Generic[_LM]):
+class RowBatch(ABC, Generic[_LM]):
     """What every ``DecodeBatch`` here shares: its model, the one kind of logits projection its rows
     use (``restrict_vocab``: a step projects every row the same way) and the diagnostics hook.
 
@@ -93,12 +94,13 @@ class RowBatch(Generic[_LM]):
         self.clear()
 
     @property
+    @abstractmethod
     def keys(self) -> list[int]:
         """The rows decoding, in batch order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def clear(self) -> None:
-        raise NotImplementedError
+        """Drop every row and set up the empty state (also at construction)."""
 
     def _check_new_row(self, key: int, params: GenerationParams) -> None:
         if key in self.keys:
