@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rvc.grpc.launcher import TritonServer  # noqa: E402
 from rvc.grpc.model_repository import prepare_model_repository  # noqa: E402
 from rvc.launch import triton_config  # noqa: E402
+from rvc.settings import auto_llm_backend  # noqa: E402
 from tests.stack import stack_settings, write_demo_assets  # noqa: E402
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -104,12 +105,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--root", type=Path, default=None, help="where the demo assets and repository go")
+    parser.add_argument(
+        "--llm-backend", choices=["auto", "python", "onnxruntime"], default="auto",
+        help="the spark_tts LLM backend; auto resolves as the service does (onnxruntime on CPU when installed)",
+    )
     args = parser.parse_args()
     root = args.root or Path(tempfile.mkdtemp(prefix="bench_triton_restart_"))
     settings = stack_settings(root, write_demo_assets(root / "assets"), triton_host="127.0.0.1")
-    repository = prepare_model_repository(settings.triton_model_repo, model_dir=settings.spark_model_dir)
+    backend = auto_llm_backend("cpu") if args.llm_backend == "auto" else args.llm_backend
+    repository = prepare_model_repository(
+        settings.triton_model_repo, model_dir=settings.spark_model_dir, llm_backend=backend
+    )
     config = dataclasses.replace(triton_config(settings, repository), stop_timeout_s=10)
-    print(f"{os.cpu_count()} CPUs; demo assets under {root}", flush=True)
+    print(f"{os.cpu_count()} CPUs; LLM backend {backend}; demo assets under {root}", flush=True)
     for run in range(args.runs):
         print(json.dumps({"run": run + 1, **one_start(TritonServer(config))}), flush=True)
 
