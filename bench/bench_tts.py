@@ -241,7 +241,7 @@ def main() -> None:
         timings[ONNX_ROW] = time_onnx(onnx, {1: prompt1, 4: prompt4}, steps, reps)
         torch.set_num_threads(args.threads)
     if args.bf16:
-        model.to(torch.bfloat16)  # type: ignore[arg-type]  # transformers' `to` wrapper annotates the model as its first argument
+        model.to(torch.bfloat16)
         bf16 = [("SparkLM bf16 fast_matmul+restrict (opt-in)", "restrict", True, False)]
         timings.update(time_decode(model, lm, bf16, {1: prompt1, 4: prompt4}, steps, reps))
     rows: dict[str, dict[str, float]] = {}

@@ -140,7 +140,7 @@ class SparkLM(SparkVocabulary):
         if any(problems.values()):
             raise CheckpointError(f"{llm_dir / 'model.safetensors'} does not fit config.json: "
                                   + "; ".join(f"{kind} {keys[:20]}" for kind, keys in problems.items() if keys))
-        model = model.to(device)  # type: ignore[arg-type]  # transformers' `to` wrapper annotates the model as its first argument
+        model = model.to(device)
         lm = cls(model, tokenizer, fast_matmul=fast_matmul)
         logger.info("loaded Spark LLM from %s (dtype %s, device %s, fast_matmul %s)", llm_dir, dtype, device,
                     lm.fast_matmul)

@@ -180,7 +180,7 @@ class ContinuousBatch(RowBatch[SparkLM]):
 
     @staticmethod
     def _layers(cache: DynamicCache) -> list[DynamicLayer]:
-        return cache.layers  # type: ignore[return-value]  # _check_layers made sure at the first join
+        return cache.layers
 
     @staticmethod
     def _check_layers(cache: DynamicCache) -> None:

@@ -104,7 +104,7 @@ class ContentEncoder:
 
     def __init__(self, model: HubertWithFinalProj, *, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
-        self.model = model.to(device=device, dtype=dtype).eval()  # type: ignore[call-arg]  # transformers' `to` wrapper annotates the model as its first argument
+        self.model = model.to(device=device, dtype=dtype).eval()
         self.device = torch.device(device)
         self.dtype = dtype
 
