@@ -9,4 +9,7 @@ echo "ruff check"
 .venv/bin/ruff check .
 echo "mypy (files and settings: [tool.mypy] in pyproject.toml)"
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# Two pytest-xdist workers, one test package each at a time (tests/conftest.py): the suite leaves a
+# core idle about half of its time when run serially (waits on servers and subprocesses).
+# TEST_WORKERS=0 runs it serially.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" "$@"

@@ -17,6 +17,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; absent when xdist is not loaded
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under pytest-xdist (``scripts/test.sh`` runs two workers), each test package goes to one worker.
+
+    Packages share costly package- and module-scoped fixtures (a whole stack: tritonserver, RVC workers,
+    the API); split over workers, each worker would start its own. xdist's ``loadscope`` hands out
+    modules; this hands out packages (a top-level test file is its own unit). ``--dist loadgroup``
+    would need a marker per test, and its node-id suffix is lost under pytest 9.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PackageScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0].split("/")  # tests/<package>/<file>.py or tests/<file>.py
+            return "/".join(path[:2]) if len(path) > 2 else "/".join(path)
+
+    return PackageScheduling(config, log)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
