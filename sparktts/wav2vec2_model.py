@@ -1,8 +1,9 @@
 """wav2vec2 (stable layer norm, as in xlsr-53) in plain torch, loading transformers' checkpoints unchanged.
 
-Why not transformers' ``Wav2Vec2Model``: importing it is most of the audio-tokenizer stub's start-up
-(``sparktts.wav2vec2_features`` says how much), for a forward pass that is a conv front end and a
-stack of pre-LN transformer layers. The module tree and state-dict names here are transformers' (``feature_extractor.conv_layers.0.conv.weight``,
+Why not transformers' ``Wav2Vec2Model``: importing it was most of the audio-tokenizer stub's
+start-up (``sparktts.wav2vec2_features`` says how much), for a forward pass that is a conv front
+end and a stack of pre-LN transformer layers. The module tree and state-dict names here are
+transformers' (``feature_extractor.conv_layers.0.conv.weight``,
 ``encoder.layers.3.attention.q_proj.weight``, ...), so the official ``wav2vec2-large-xlsr-53``
 folder (``config.json`` plus ``model.safetensors`` or ``pytorch_model.bin``) loads as it is.
 
@@ -40,8 +41,8 @@ _PREFIX = "wav2vec2."  # transformers' base_model_prefix: Wav2Vec2ForPreTraining
 _POS_CONV = "encoder.pos_conv_embed.conv."
 # The positional conv's weight norm, (g, v), in transformers' old and new key names.
 _WEIGHT_NORM_NAMES = (("weight_g", "weight_v"), ("parametrizations.weight.original0", "parametrizations.weight.original1"))
-# config.json fields with the one value this implementation supports (transformers' defaults apply when absent).
-_SUPPORTED = {
+# config.json field -> (the one value implemented here, transformers' default when the field is absent).
+_SUPPORTED: dict[str, tuple[object, object]] = {
     "do_stable_layer_norm": (True, False),
     "hidden_act": ("gelu", "gelu"),
     "feat_extract_activation": ("gelu", "gelu"),
@@ -91,9 +92,6 @@ class Wav2Vec2Config:
             value = raw.get(name, default)
             if value != supported:
                 raise CheckpointError(f"{source}: wav2vec2 {name}={value!r} is not supported (only {supported!r})")
-        if "num_feat_extract_layers" in raw and raw["num_feat_extract_layers"] != len(raw.get("conv_dim", cls.conv_dim)):
-            raise CheckpointError(f"{source}: num_feat_extract_layers {raw['num_feat_extract_layers']} "
-                                  f"does not match conv_dim {raw.get('conv_dim')}")
         values = {f.name: raw[f.name] for f in dataclasses.fields(cls) if f.name in raw}
         for name in ("conv_dim", "conv_stride", "conv_kernel"):
             if name in values:
@@ -251,7 +249,8 @@ class Wav2Vec2Model(nn.Module):
     def hidden_states(self, input_values: torch.Tensor) -> list[torch.Tensor]:
         """[embedding, raw output of layer 1, ..., raw output of the last layer held].
 
-        transformers' ``hidden_states`` except that its last entry gets ``encoder.layer_norm``.
+        transformers' ``hidden_states``, except that 4.46 (the official code's) gives the last entry
+        ``encoder.layer_norm``; here no entry is normed.
         """
         states = [self.embed(input_values)]
         for layer in self.encoder.layers:
@@ -302,7 +301,7 @@ def runtime_state(state: Mapping[str, torch.Tensor], config: Wav2Vec2Config, *,
     """Check a transformers ``Wav2Vec2Model`` / ``Wav2Vec2ForPreTraining`` state dict against
     ``config`` and return what :class:`Wav2Vec2Model` loads: ``wav2vec2.`` prefix stripped,
     pre-training heads and layers past ``config.num_hidden_layers`` dropped, positional-conv
-    weight norm folded. Missing, unexpected and mis-shaped keys raise one CheckpointError naming them.
+    weight norm folded (an already folded ``weight`` is taken as it is). Missing, unexpected and mis-shaped keys raise one CheckpointError naming them.
     """
     kept: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
