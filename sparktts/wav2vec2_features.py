@@ -2,15 +2,18 @@
 
 Spark-TTS mixes ``hidden_states[11] + [14] + [16]`` of transformers' ``Wav2Vec2Model``. In the
 stable-layer-norm encoder that xlsr-53 uses, ``hidden_states[i]`` is the **raw** output of
-transformer layer i (1-based); only the last entry gets the final ``encoder.layer_norm``. So the
+transformer layer i (1-based); only the last entry gets the final ``encoder.layer_norm`` (in the
+transformers 4.46 that the official code ran; 5.x norms none). So the
 mix needs the first 16 layers and no final norm: we load only 16 layers (skipping 17..24, about a
 quarter of the forward pass) and run them ourselves, reading each layer's raw output.
 
 The model is our own torch port (``sparktts.wav2vec2_model``, same state-dict names), not
 transformers': this module is what the audio-tokenizer Triton stub imports at every tritonserver
-start, and transformers' wav2vec2 brought ~2.5 CPU seconds of imports with it (transformers'
-modeling utilities, scipy.optimize, sympy), making that stub the last of four to load after a
-server death. The parity tests hold the port to transformers' outputs.
+start, and transformers' wav2vec2 brought transformers' modeling stack with it (modeling utilities,
+scipy.optimize, sympy). That made the stub the last of the four to load after a server death, at
+6-8 CPU seconds against the others' ~4; with the port it is ~4 like them, and the import of this
+module costs milliseconds (``bench/bench_triton_restart.py`` prints the per-stub CPU seconds). The
+parity tests hold the port to transformers' outputs.
 
 Input normalisation copies ``Wav2Vec2FeatureExtractor`` (``do_normalize``): per utterance, in
 float32, ``(x - mean) / sqrt(var + 1e-7)`` with the population variance.
