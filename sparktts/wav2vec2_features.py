@@ -3,9 +3,9 @@
 Spark-TTS mixes ``hidden_states[11] + [14] + [16]`` of transformers' ``Wav2Vec2Model``. In the
 stable-layer-norm encoder that xlsr-53 uses, ``hidden_states[i]`` is the **raw** output of
 transformer layer i (1-based); only the last entry gets the final ``encoder.layer_norm`` (in the
-transformers 4.46 that the official code ran; 5.x norms none). So the
-mix needs the first 16 layers and no final norm: we load only 16 layers (skipping 17..24, about a
-quarter of the forward pass) and run them ourselves, reading each layer's raw output.
+transformers 4.46 that the official code ran; 5.x norms none). So the mix needs the first 16
+layers and no final norm: we load only 16 layers (skipping 17..24, about a quarter of the forward
+pass) and run them ourselves, reading each layer's raw output.
 
 The model is our own torch port (``sparktts.wav2vec2_model``, same state-dict names), not
 transformers': this module is what the audio-tokenizer Triton stub imports at every tritonserver
