@@ -5,8 +5,9 @@ downloaded; speed does not depend on weight values): the 0.5B Qwen2 LLM (vocab 1
 xlsr-53-sized wav2vec2 (24 layers) and the full BiCodec. Measured, each as the minimum of
 ``--repeats`` runs (the box is shared; the minimum is the least noisy estimate):
 
-* tokenize a ``--ref-seconds`` reference: official = wav2vec2 with all 24 layers and every hidden
-  state (what upstream runs) + BiCodec; ours = ``BiCodecTokenizer.tokenize`` (16 layers);
+* tokenize a ``--ref-seconds`` reference: official = transformers' wav2vec2 with all 24 layers and
+  every hidden state (what upstream runs) + BiCodec; ours = ``BiCodecTokenizer.tokenize`` (our torch
+  wav2vec2, 16 layers, the same weights);
 * LLM decode tokens/s at batch 1 and 4 on a ``--prompt-tokens`` prompt: official = HF
   ``generate(do_sample, top_k=50, top_p=0.95, temperature=0.8)`` in float32; ours = ``SparkLM``
   exact (seeded: bit-identical ids and random draws to the official run; unseeded: same
@@ -55,6 +56,9 @@ from sparktts.llm_onnx import OnnxBatch, OnnxSparkLM
 from sparktts.official import BICODEC_CONFIG, LLM_CONFIG, WAV2VEC2_CONFIG
 from sparktts.onnx_export import export_llm
 from sparktts.wav2vec2_features import MIX_LAYERS, Wav2Vec2LayerMix
+from sparktts.wav2vec2_model import Wav2Vec2Config as OurWav2Vec2Config
+from sparktts.wav2vec2_model import Wav2Vec2Model as OurWav2Vec2Model
+from sparktts.wav2vec2_model import runtime_state
 
 TOKEN_RATE = 50
 ONNX_ROW = "onnxruntime int8 (llm_backend=onnxruntime)"
@@ -102,7 +106,10 @@ def build_codec(seed: int) -> tuple[BiCodecTokenizer, Wav2Vec2Model]:
     w2v_config = Wav2Vec2Config(**WAV2VEC2_CONFIG)
     w2v = Wav2Vec2Model(w2v_config).eval()
     torch.nn.utils.parametrize.remove_parametrizations(w2v.encoder.pos_conv_embed.conv, "weight")
-    mix = Wav2Vec2LayerMix(w2v, total_layers=24)
+    ours_config = OurWav2Vec2Config.from_dict({**WAV2VEC2_CONFIG, "num_hidden_layers": max(MIX_LAYERS)})
+    ours = OurWav2Vec2Model(ours_config)
+    ours.load_state_dict(runtime_state(w2v.state_dict(), ours_config, source="bench"))  # the same weights
+    mix = Wav2Vec2LayerMix(ours.eval(), total_layers=24)
     return BiCodecTokenizer(AudioTokenizerConfig(), bicodec, mix), w2v
 
 

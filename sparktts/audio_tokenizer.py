@@ -2,7 +2,7 @@
 
 It owns the audio side of Spark-TTS: reference preparation, wav2vec2 features, BiCodec
 tokenize and detokenize. A vocoder-only process loads it with ``with_encoder=False`` (no
-wav2vec2, no BiCodec encoder / ECAPA, and no transformers import); a tokenizer-only process with
+wav2vec2, no BiCodec encoder / ECAPA); a tokenizer-only process with
 ``with_decoder=False`` (no prenet, no wave generator).
 """
 
@@ -58,8 +58,7 @@ class BiCodecTokenizer:
                                   f"latent_hop_length {config.latent_hop_length}")
         wav2vec2 = None
         if with_encoder:
-            # Imported only here: wav2vec2 comes from transformers, ~4 CPU seconds to import that a
-            # vocoder-only process (the Triton vocoder stub, at every server start) has no use for.
+            # Imported only here: a vocoder-only process (the Triton vocoder stub) has no use for it.
             from sparktts.wav2vec2_features import Wav2Vec2LayerMix
 
             wav2vec2 = Wav2Vec2LayerMix.from_pretrained(model_dir / WAV2VEC2_DIR, device=device, dtype=dtype)

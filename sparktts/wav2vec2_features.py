@@ -2,10 +2,18 @@
 
 Spark-TTS mixes ``hidden_states[11] + [14] + [16]`` of transformers' ``Wav2Vec2Model``. In the
 stable-layer-norm encoder that xlsr-53 uses, ``hidden_states[i]`` is the **raw** output of
-transformer layer i (1-based); only the last entry gets the final ``encoder.layer_norm``. So the
-mix needs the first 16 layers and no final norm: we load only 16 layers (skipping 17..24, about a
-quarter of the forward pass) and run them ourselves, reading each layer's raw output. Asking HF
-for ``hidden_states`` of a 16-layer model would instead return the final-normed tensor as [16].
+transformer layer i (1-based); only the last entry gets the final ``encoder.layer_norm`` (in the
+transformers 4.46 that the official code ran; 5.x norms none). So the mix needs the first 16
+layers and no final norm: we load only 16 layers (skipping 17..24, about a quarter of the forward
+pass) and run them ourselves, reading each layer's raw output.
+
+The model is our own torch port (``sparktts.wav2vec2_model``, same state-dict names), not
+transformers': this module is what the audio-tokenizer Triton stub imports at every tritonserver
+start, and transformers' wav2vec2 brought transformers' modeling stack with it (modeling utilities,
+scipy.optimize, sympy). That made the stub the last of the four to load after a server death, at
+6-8 CPU seconds against the others' ~4; with the port it is ~4 like them, and the import of this
+module costs milliseconds (``bench/bench_triton_restart.py`` prints the per-stub CPU seconds). The
+parity tests hold the port to transformers' outputs.
 
 Input normalisation copies ``Wav2Vec2FeatureExtractor`` (``do_normalize``): per utterance, in
 float32, ``(x - mean) / sqrt(var + 1e-7)`` with the population variance.
@@ -15,18 +23,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import torch
-import transformers
 from torch import nn
-from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-from sparktts.checkpoint import key_problems
 from sparktts.errors import CheckpointError
+from sparktts.wav2vec2_model import Wav2Vec2Config, Wav2Vec2Model
 
 __all__ = ["MIX_LAYERS", "Wav2Vec2LayerMix", "normalize_wav2vec2_input"]
 
@@ -36,9 +40,6 @@ MIX_LAYERS = (11, 14, 16)  # 1-based transformer layers whose raw outputs are av
 SAMPLE_RATE = 16000
 MIN_SAMPLES = 400  # the conv front end's receptive field: fewer samples give no frame
 _NORM_EPS = 1e-7
-# Keys a pre-training checkpoint carries that Wav2Vec2Model does not use.
-_UNUSED_KEY = re.compile(r"^(wav2vec2\.)?(quantizer\.|project_q\.|project_hid\.|masked_spec_embed$)")
-_LAYER_KEY = re.compile(r"^(wav2vec2\.)?encoder\.layers\.(\d+)\.")
 
 
 def normalize_wav2vec2_input(wav: np.ndarray) -> np.ndarray:
@@ -71,7 +72,6 @@ class Wav2Vec2LayerMix(nn.Module):
             raise CheckpointError(f"wav2vec2 has {total_layers} layers; the Spark-TTS mix needs {max(MIX_LAYERS)}")
         self.model = model
         self.do_normalize = do_normalize
-        self.stable_layer_norm = bool(model.config.do_stable_layer_norm)
         # With exactly 16 layers the reference's hidden_states[16] is the final-normed output.
         self.final_norm_on_last = total_layers == max(MIX_LAYERS)
 
@@ -80,31 +80,10 @@ class Wav2Vec2LayerMix(nn.Module):
                         dtype: torch.dtype = torch.float32) -> Wav2Vec2LayerMix:
         """Load ``wav2vec2-large-xlsr-53/`` (config.json + weights) keeping only the layers the mix reads."""
         model_dir = Path(model_dir)
-        if not (model_dir / "config.json").is_file():
-            raise CheckpointError(f"wav2vec2 config not found: {model_dir / 'config.json'}")
-        do_normalize = _read_preprocessor(model_dir)
         total = Wav2Vec2Config.from_pretrained(model_dir).num_hidden_layers
+        do_normalize = _read_preprocessor(model_dir)
         keep = min(total, max(MIX_LAYERS))
-        verbosity = transformers.logging.get_verbosity()
-        progress_bar = transformers.logging.is_progress_bar_enabled()
-        transformers.logging.set_verbosity_error()  # we report unexpected keys ourselves, concisely
-        transformers.logging.disable_progress_bar()
-        try:
-            # output_loading_info=True makes it return (model, info); its annotation does not say so
-            model, info = cast(
-                "tuple[Wav2Vec2Model, dict[str, list[str]]]",
-                Wav2Vec2Model.from_pretrained(model_dir, num_hidden_layers=keep, output_loading_info=True),
-            )
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"cannot load wav2vec2 from {model_dir}: {exc}") from exc
-        finally:
-            transformers.logging.set_verbosity(verbosity)
-            if progress_bar:
-                transformers.logging.enable_progress_bar()
-        _check_loading_info(info, keep, source=str(model_dir))
-        pos_conv = model.encoder.pos_conv_embed.conv
-        if hasattr(pos_conv, "parametrizations"):  # fold the positional conv's weight norm once
-            torch.nn.utils.parametrize.remove_parametrizations(pos_conv, "weight")
+        model = Wav2Vec2Model.from_pretrained(model_dir, num_layers=keep)
         mix = cls(model, total_layers=total, do_normalize=do_normalize)
         mix.eval().to(device=device, dtype=dtype)
         logger.info("loaded wav2vec2 from %s: %d of %d layers (device=%s, dtype=%s)",
@@ -129,19 +108,14 @@ class Wav2Vec2LayerMix(nn.Module):
         """input_values (B, T) -> {layer: raw output (B, frames, hidden)} for the layers in MIX_LAYERS."""
         if input_values.shape[-1] < MIN_SAMPLES:
             raise ValueError(f"wav2vec2 needs at least {MIN_SAMPLES} samples, got {input_values.shape[-1]}")
-        model = self.model
-        features = model.feature_extractor(input_values.to(self.dtype)).transpose(1, 2)
-        hidden, _ = model.feature_projection(features)
-        hidden = hidden + model.encoder.pos_conv_embed(hidden)
-        if not self.stable_layer_norm:
-            hidden = model.encoder.layer_norm(hidden)
+        hidden = self.model.embed(input_values.to(self.dtype))
         outputs: dict[int, torch.Tensor] = {}
-        for number, layer in enumerate(model.encoder.layers[: max(MIX_LAYERS)], start=1):
-            hidden = layer(hidden, attention_mask=None)
+        for number, layer in enumerate(self.model.encoder.layers[: max(MIX_LAYERS)], start=1):
+            hidden = layer(hidden)
             if number in MIX_LAYERS:
                 outputs[number] = hidden
-        if self.final_norm_on_last and self.stable_layer_norm:
-            outputs[max(MIX_LAYERS)] = model.encoder.layer_norm(outputs[max(MIX_LAYERS)])
+        if self.final_norm_on_last:
+            outputs[max(MIX_LAYERS)] = self.model.encoder.layer_norm(outputs[max(MIX_LAYERS)])
         return outputs
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
@@ -150,16 +124,3 @@ class Wav2Vec2LayerMix(nn.Module):
         first, second, third = (outputs[n] for n in MIX_LAYERS)
         return (first + second + third) / 3
 
-
-def _check_loading_info(info: dict, kept_layers: int, *, source: str) -> None:
-    missing = sorted(k for k in info.get("missing_keys", ()) if not _UNUSED_KEY.match(k))
-    unexpected = []
-    for key in info.get("unexpected_keys", ()):
-        layer = _LAYER_KEY.match(key)
-        if _UNUSED_KEY.match(key) or (layer and int(layer.group(2)) >= kept_layers):
-            continue
-        unexpected.append(key)
-    mismatched = [str(k) for k in info.get("mismatched_keys", ())]
-    problems = key_problems(missing, unexpected, mismatched)
-    if problems:
-        raise CheckpointError(f"wav2vec2 checkpoint {source} does not fit its config: " + "; ".join(problems))

@@ -4,8 +4,9 @@ Every tritonserver start, a restart after a crash included, spawns one stub per 
 imports its ``model.py``; on a small CPU box those imports are most of the time from a tritonserver
 death to serving again (issue 19). transformers' modeling stack costs each stub that imports it
 about 4 CPU seconds on top of torch's 2, so a model that has no use for it must not import it: the
-vocoder only decodes BiCodec tokens. One import on the way (``sparktts.serving`` pulling in the
-LLM, ``sparktts.audio_tokenizer`` pulling in wav2vec2) is enough to break that, hence these tests.
+vocoder only decodes BiCodec tokens, and the audio tokenizer's wav2vec2 is our own torch port. One
+import on the way (``sparktts.serving`` pulling in the LLM, wav2vec2 coming from transformers again)
+is enough to break that, hence these tests.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def _loaded_after(model: str, then_import: str) -> list[str]:
         ("vocoder", "sparktts.audio_tokenizer", ["torch"]),
         # the python LLM is imported in initialize (llm_backend=python) and is what brings transformers
         ("spark_tts", "sparktts.serving", ["torch"]),
-        # the counter-checks: the encoder's wav2vec2 and the python LLM really do load it
-        ("audio_tokenizer", "sparktts.wav2vec2_features", ["torch", "transformers"]),
+        # load_codec(with_encoder=True): the BiCodec encoder and our own torch wav2vec2, no transformers
+        ("audio_tokenizer", "sparktts.audio_tokenizer, sparktts.wav2vec2_features", ["torch"]),
+        # the counter-check: the python LLM really does load it
         ("spark_tts", "sparktts.serving.stream_batcher", ["torch", "transformers"]),
     ],
 )
