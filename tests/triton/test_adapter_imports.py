@@ -4,7 +4,8 @@ Every tritonserver start, a restart after a crash included, spawns one stub per 
 imports its ``model.py``; on a small CPU box those imports are most of the time from a tritonserver
 death to serving again (issue 19). transformers' modeling stack costs each stub that imports it
 about 4 CPU seconds on top of torch's 2, so a model that has no use for it must not import it: the
-vocoder only decodes BiCodec tokens. One import on the way (``sparktts.serving`` pulling in the
+vocoder only decodes BiCodec tokens, and ``spark_tts`` with the onnxruntime LLM reads its tokenizer
+through ``tokenizers`` alone (``sparktts.llm_folder``). One import on the way (``sparktts.serving`` pulling in the
 LLM, ``sparktts.audio_tokenizer`` pulling in wav2vec2) is enough to break that, hence these tests.
 """
 
@@ -42,9 +43,11 @@ def _loaded_after(model: str, then_import: str) -> list[str]:
         ("vocoder", "sparktts.audio_tokenizer", ["torch"]),
         # the python LLM is imported in initialize (llm_backend=python) and is what brings transformers
         ("spark_tts", "sparktts.serving", ["torch"]),
+        # llm_backend=onnxruntime: what _onnx_llm imports (its load is checked in test_llm_onnx.py)
+        ("spark_tts", "sparktts.llm_onnx, sparktts.serving.stream_batcher", ["torch"]),
         # the counter-checks: the encoder's wav2vec2 and the python LLM really do load it
         ("audio_tokenizer", "sparktts.wav2vec2_features", ["torch", "transformers"]),
-        ("spark_tts", "sparktts.serving.stream_batcher", ["torch", "transformers"]),
+        ("spark_tts", "sparktts.llm", ["torch", "transformers"]),
     ],
 )
 def test_a_stub_imports_transformers_only_when_its_model_needs_it(model: str, then_import: str, loaded: list[str]) -> None:
