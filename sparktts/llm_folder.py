@@ -3,8 +3,8 @@
 An LLM engine other than torch (``sparktts.llm_onnx``) needs from that folder only what the decode
 code asks of a tokenizer (``SparkTokenizer``) and three numbers, yet transformers' ``AutoTokenizer``
 / ``AutoConfig`` / ``GenerationConfig`` cost a process that loads nothing else of transformers its
-whole import, about a CPU second and a half on every python-backend stub start (the bench
-``bench/bench_triton_restart.py`` shows the per-stub CPU). ``LLMFolder.read`` gets the same ids from
+whole import, on every python-backend stub start, a restart after a crash included
+(``bench/bench_triton_restart.py`` prints each stub's CPU). ``LLMFolder.read`` gets the same ids from
 ``tokenizer.json`` through ``tokenizers`` (the Rust tokenizer transformers itself wraps) and from the
 JSON configs, following the rules transformers applies to them; the torch ``SparkLM`` keeps
 transformers' tokenizer, which is a ``SparkTokenizer`` as it is.
