@@ -43,7 +43,8 @@ from transformers import AutoTokenizer, DynamicCache, PreTrainedTokenizerBase, Q
 from sparktts.decode_rows import RowSampler
 from sparktts.errors import CheckpointError
 from sparktts.generation import GenerationParams
-from sparktts.llm_vocab import SparkVocabulary, special_ids
+from sparktts.llm_folder import special_ids
+from sparktts.llm_vocab import SparkVocabulary
 from sparktts.precision import LLM_DTYPES, logits_dtype
 
 logger = logging.getLogger(__name__)

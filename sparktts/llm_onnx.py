@@ -15,7 +15,9 @@ rows of a step run one after the other on the engine's threads (ONNX Runtime Gen
 sequences that start together in one generator, which a late request cannot).
 
 The model folder comes from ``sparktts.onnx_export.export_llm`` (converted once per checkpoint);
-the tokenizer, stop ids and vocabulary come from the official ``LLM/`` folder, as for torch.
+the tokenizer, stop ids and vocabulary come from the official ``LLM/`` folder, read by
+``sparktts.llm_folder`` without transformers (the same ids as torch's, one import less at every
+python-backend stub start).
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
 from sparktts.decode_rows import RowBatch, RowSampler, RowToken
 from sparktts.errors import CheckpointError
 from sparktts.generation import GenerationParams
-from sparktts.llm_vocab import SparkVocabulary, special_ids
+from sparktts.llm_folder import LLMFolder, SparkTokenizer
+from sparktts.llm_vocab import SparkVocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ class OnnxSparkLM(SparkVocabulary):
     ``SparkLM``'s do.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, stop_ids: Sequence[int], pad_id: int, vocab_rows: int) -> None:
+    def __init__(self, model: Any, tokenizer: SparkTokenizer, *, stop_ids: Sequence[int], pad_id: int, vocab_rows: int) -> None:
         super().__init__(tokenizer, stop_ids=stop_ids, pad_id=pad_id, vocab_rows=vocab_rows)
         self.model = model
 
@@ -75,22 +77,13 @@ class OnnxSparkLM(SparkVocabulary):
         llm_dir, onnx_dir = Path(llm_dir), Path(onnx_dir)
         if not (onnx_dir / "genai_config.json").is_file():
             raise CheckpointError(f"{onnx_dir} holds no ONNX Runtime GenAI model (genai_config.json)")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
-            model_config = AutoConfig.from_pretrained(str(llm_dir))
-            try:
-                generation_config = GenerationConfig.from_pretrained(str(llm_dir))
-            except OSError:  # no generation_config.json: transformers derives it from config.json
-                generation_config = GenerationConfig.from_model_config(model_config)
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot read the Spark LLM tokenizer / config from {llm_dir}: {exc}") from exc
+        folder = LLMFolder.read(llm_dir)
         config = og.Config(str(onnx_dir))
         if threads is not None:
             options = {"intra_op_num_threads": int(threads), "inter_op_num_threads": 1}
             config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
         model = og.Model(config)
-        stop_ids, pad_id = special_ids(generation_config, model_config, tokenizer)
-        lm = cls(model, tokenizer, stop_ids=stop_ids, pad_id=pad_id, vocab_rows=int(model_config.vocab_size))
+        lm = cls(model, folder.tokenizer, stop_ids=folder.stop_ids, pad_id=folder.pad_id, vocab_rows=folder.vocab_size)
         logger.info("loaded Spark LLM %s through ONNX Runtime GenAI from %s (threads %s)", llm_dir, onnx_dir,
                     threads or "default")
         return lm

@@ -5,44 +5,27 @@ Prompt encoding, the official token parse (decode with ``skip_special_tokens=Tru
 depend on the tokenizer and the vocabulary size only, not on the engine that computes the logits.
 ``SparkLM`` (torch) and ``OnnxSparkLM`` (ONNX Runtime GenAI, ``sparktts.llm_onnx``) both build on
 ``SparkVocabulary``, so a row sampled by either goes through the same ``RowSampler`` and the same
-parse.
+parse. The tokenizer is any ``sparktts.llm_folder.SparkTokenizer``: transformers' for ``SparkLM``,
+``tokenizer.json`` through ``tokenizers`` alone for the ONNX engine (no transformers import).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
-from transformers import PreTrainedTokenizerBase
 
 from sparktts import prompts
 from sparktts.control_grammar import ControlGrammar, ControlMasks
 from sparktts.errors import CheckpointError
-
-
-def _id_tuple(value: int | Sequence[int] | None) -> tuple[int, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, int):
-        return (value,)
-    return tuple(int(v) for v in value)
-
-
-def special_ids(generation_config: Any, model_config: Any, tokenizer: PreTrainedTokenizerBase) -> tuple[tuple[int, ...], int]:
-    """(stop ids, pad id) as ``generate`` reads them: the generation config first, then the model config."""
-    stop_ids = _id_tuple(generation_config.eos_token_id) or _id_tuple(model_config.eos_token_id)
-    pad = generation_config.pad_token_id
-    if pad is None:
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stop_ids or (0,))[0]
-    return stop_ids, int(pad[0] if isinstance(pad, list | tuple) else pad)
+from sparktts.llm_folder import SparkTokenizer
 
 
 class SparkVocabulary:
     """Tokenizer + stop/pad ids + vocabulary size; the engine subclasses add the logits."""
 
     def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, *, stop_ids: Sequence[int], pad_id: int, vocab_rows: int
+        self, tokenizer: SparkTokenizer, *, stop_ids: Sequence[int], pad_id: int, vocab_rows: int
     ) -> None:
         self.tokenizer = tokenizer
         self.stop_ids = tuple(stop_ids)
@@ -74,8 +57,8 @@ class SparkVocabulary:
 
     # ------------------------------------------------------------------ token helpers
     def encode(self, prompt: str) -> torch.Tensor:
-        """prompt -> (1, L) int64 ids, as ``tokenizer([prompt], return_tensors="pt")``."""
-        return self.tokenizer([prompt], return_tensors="pt")["input_ids"]
+        """prompt -> (1, L) int64 ids, as ``tokenizer([prompt], return_tensors="pt")["input_ids"]``."""
+        return torch.tensor([self.tokenizer.encode(prompt)], dtype=torch.long)
 
     def _text(self, generated_ids: Sequence[int]) -> str:
         """The text the official parse reads: decoded with ``skip_special_tokens=True``."""
@@ -116,7 +99,7 @@ class SparkVocabulary:
             ids = set(self.stop_ids)
             unk = self.tokenizer.unk_token_id
             converted = self.tokenizer.convert_tokens_to_ids(names)  # a list of tokens -> a list of ids
-            for token_id in converted if isinstance(converted, list) else [converted]:
+            for token_id in [converted] if converted is None or isinstance(converted, int) else converted:
                 if token_id is not None and token_id != unk:
                     ids.add(int(token_id))
             self._grammar_rows = torch.tensor(sorted(i for i in ids if 0 <= i < self.vocab_rows), dtype=torch.long)

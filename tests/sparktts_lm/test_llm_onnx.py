@@ -20,8 +20,9 @@ from sparktts.llm import GenerationParams, SparkLM
 from sparktts.llm_onnx import OnnxBatch, OnnxSparkLM
 from sparktts.onnx_export import MARKER_FILE, export_llm
 from sparktts.serving.stream_batcher import StreamBatcher
+from tests.fresh_interpreter import loaded_after
 
-from .conftest import golden_params
+from .conftest import GOLDEN_MAX_NEW_TOKENS, GOLDEN_SEED, golden_params
 
 pytest.importorskip("onnxruntime_genai")
 
@@ -34,9 +35,13 @@ def export_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def onnx_fp32(spark_tiny: Path, export_root: Path) -> OnnxSparkLM:
-    llm_dir = spark_tiny / "model" / "LLM"
-    return OnnxSparkLM.from_pretrained(llm_dir, export_llm(llm_dir, export_root, "fp32"), threads=1)
+def fp32_dir(spark_tiny: Path, export_root: Path) -> Path:
+    return export_llm(spark_tiny / "model" / "LLM", export_root, "fp32")
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(spark_tiny: Path, fp32_dir: Path) -> OnnxSparkLM:
+    return OnnxSparkLM.from_pretrained(spark_tiny / "model" / "LLM", fp32_dir, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +185,29 @@ def test_the_export_is_cached_by_the_checkpoint_hash(spark_tiny: Path, tmp_path:
     assert second != first and (second / "genai_config.json").is_file()
     left = sorted(path.name for path in cache.iterdir() if not path.name.endswith(".lock"))
     assert left == sorted([first.name, second.name])  # no temporary folder left
+
+
+
+def test_the_onnx_stub_path_loads_and_decodes_without_transformers(
+    spark_tiny: Path, fp32_dir: Path, golden, tmp_path: Path
+) -> None:
+    """What the onnxruntime ``spark_tts`` stub runs (its imports, ``from_pretrained``, a decode), in a
+    fresh interpreter: transformers stays out (``sparktts.llm_folder`` reads the tokenizer), and the
+    greedy golden's ids come out."""
+    case = "b4_clone_prompt_text_greedy"
+    (tmp_path / "prompt.txt").write_text(golden[case]["prompt"], encoding="utf-8")
+    loaded = loaded_after(
+        "from pathlib import Path\n"
+        "from sparktts import serving\n"
+        "from sparktts.generation import GenerationParams\n"
+        "from sparktts.llm_onnx import OnnxBatch, OnnxSparkLM\n"
+        "from sparktts.serving.stream_batcher import StreamBatcher\n"
+        f"lm = OnnxSparkLM.from_pretrained({str(spark_tiny / 'model' / 'LLM')!r}, {str(fp32_dir)!r}, threads=1)\n"
+        f"prompt = Path({str(tmp_path / 'prompt.txt')!r}).read_text(encoding='utf-8')\n"
+        f"params = GenerationParams(max_new_tokens={GOLDEN_MAX_NEW_TOKENS}, seed={GOLDEN_SEED}, do_sample=False)\n"
+        f"Path({str(tmp_path / 'ids.json')!r}).write_text(json.dumps(lm.generate(prompt, params)))",
+        ("torch", "tokenizers", "transformers"),
+    )
+    assert loaded == ["torch", "tokenizers"]
+    generated = json.loads((tmp_path / "ids.json").read_text())
+    np.testing.assert_array_equal(np.array(generated), golden[case]["generated_ids"])

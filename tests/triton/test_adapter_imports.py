@@ -4,9 +4,10 @@ Every tritonserver start, a restart after a crash included, spawns one stub per 
 imports its ``model.py``; on a small CPU box those imports are most of the time from a tritonserver
 death to serving again (issue 19). transformers' modeling stack costs each stub that imports it
 about 4 CPU seconds on top of torch's 2, so a model that has no use for it must not import it: the
-vocoder only decodes BiCodec tokens, and the audio tokenizer's wav2vec2 is our own torch port. One
-import on the way (``sparktts.serving`` pulling in the LLM, wav2vec2 coming from transformers again)
-is enough to break that, hence these tests.
+vocoder only decodes BiCodec tokens, the audio tokenizer's wav2vec2 is our own torch port, and
+``spark_tts`` with the onnxruntime LLM reads its tokenizer through ``tokenizers`` alone
+(``sparktts.llm_folder``). One import on the way (``sparktts.serving`` pulling in the LLM, wav2vec2
+coming from transformers again) is enough to break that, hence these tests.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ def _loaded_after(model: str, then_import: str) -> list[str]:
         ("spark_tts", "sparktts.serving", ["torch"]),
         # load_codec(with_encoder=True): the BiCodec encoder and our own torch wav2vec2, no transformers
         ("audio_tokenizer", "sparktts.audio_tokenizer, sparktts.wav2vec2_features", ["torch"]),
+        # llm_backend=onnxruntime: what _onnx_llm imports (its load is checked in test_llm_onnx.py)
+        ("spark_tts", "sparktts.llm_onnx, sparktts.serving.stream_batcher", ["torch"]),
         # the counter-check: the python LLM really does load it
-        ("spark_tts", "sparktts.serving.stream_batcher", ["torch", "transformers"]),
+        ("spark_tts", "sparktts.llm", ["torch", "transformers"]),
     ],
 )
 def test_a_stub_imports_transformers_only_when_its_model_needs_it(model: str, then_import: str, loaded: list[str]) -> None:
