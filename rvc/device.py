@@ -55,6 +55,7 @@ __all__ = [
     "driver_present",
     "gpu_memory_exceeded",
     "instance_group",
+    "instance_gpu_count",
     "kv_cache_tokens",
     "placements",
     "probe_torch",
@@ -283,6 +284,14 @@ def instance_group(device: DeviceKind, gpu_count: int, count: int) -> str:
         gpus = ", ".join(str(index) for index in range(gpu_count))
         return f"instance_group [ {{ kind: KIND_GPU count: {count} gpus: [ {gpus} ] }} ]"
     return f"instance_group [ {{ kind: KIND_CPU count: {count} }} ]"
+
+
+def instance_gpu_count(device: DeviceKind, facts: TorchFacts) -> int:
+    """How many GPUs Triton's instances spread over (``instance_group``'s ``gpu_count``): every card
+    torch sees on CUDA, none on the CPU. The service (``rvc.launch.place``) and run.sh's repository
+    (``triton/scripts/prepare_repository.py --gpu-count auto``) count them alike.
+    """
+    return len(facts.gpus) if device == "cuda" else 0
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,14 @@ def test_instances_spread_over_gpus_only_when_there_are_several() -> None:
         instance_group("cuda", 2, 0)
 
 
+def test_instances_spread_over_every_gpu_torch_sees_and_none_on_the_cpu() -> None:
+    from rvc.device import instance_gpu_count
+
+    two = TorchFacts("2.13.0+cu126", "12.6", 90501, True, (A100, A100))
+    assert instance_gpu_count("cuda", two) == 2 and instance_gpu_count("cuda", CUDA_T4) == 1
+    assert instance_gpu_count("cpu", two) == 0 and instance_gpu_count("cpu", CPU_BUILD) == 0
+
+
 def test_placements_keep_the_codec_float32() -> None:
     from rvc.device import placements
 
