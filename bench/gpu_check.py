@@ -3,14 +3,17 @@
 Steps, in order (each prints ``[ok]``, ``[FAIL]``, ``[SKIP]`` with the reason, or ``[PENDING]`` for a
 check whose code path is not built yet; none is pending now):
 
-1. torch and driver facts: a CPU build beside a driver is refused; CUDA, cuDNN, capability, bf16, TF32.
+1. torch and driver facts: a CPU build beside a driver is refused; CUDA, cuDNN, capability, bf16, TF32;
+   what the installation occupies on disk (venv, tritonserver, model folders; ``gpu_tunings.disk_use``).
 2. a cuDNN convolution in a child process under the launcher's environment (``server_environment``):
    the stubs' view, where a system folder first on LD_LIBRARY_PATH would load the image's cuDNN.
 3. Triton on CUDA with the demo models: ready time, GPU memory per stub, one offline and one
    streaming synthesis; the LLM's dtype and TF32 per stub as the rule says for this card, the codec
-   float32, and a float16 LLM's head scoring in float32 (``gpu_precision.py``).
+   float32, and a float16 LLM's head scoring in float32 (``gpu_precision.py``); the LLM's per-row
+   sampling where the logits are against one host copy per step (its device syncs, ``gpu_tunings.py``).
 4. the RVC pool on CUDA: 5, 60 and 300 s inputs with rmvpe and pm, fp16 against fp32 (RMS
-   difference), GPU memory after each; RMVPE chunks against the whole input on CUDA (300 s).
+   difference), GPU memory after each; RMVPE chunks against the whole input on CUDA (300 s); the
+   decoder's CPU tunings (planar convolutions, 4 s windows) against the reference layout on CUDA.
 5. the OOM and sticky-error paths: real CUDA errors through ``rvc.device.classify_cuda_error``; a
    real OOM in a pool worker (the card filled from this process) answered DeviceOutOfMemory by a
    worker that serves on; an injected sticky error ending the worker and its replacement converting.
@@ -147,7 +150,16 @@ def step_facts(ctx: Context) -> str:
 
         print(f"TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN conv {torch.backends.cudnn.allow_tf32} "
               "(on Ampere+ 'fp32' convolutions are TF32 unless turned off)")
-    return f"device {report['device']}, torch {facts.torch_version}, CUDA {facts.cuda_version}, cuDNN {facts.cudnn_version}"
+    from gpu_tunings import disk_use
+
+    from rvc.settings import load_settings
+
+    settings = load_settings()
+    disk = disk_use({"Spark-TTS": settings.spark_model_dir, "assets": settings.assets_dir,
+                     "weights": settings.weights_dir})
+    print(disk, flush=True)
+    return (f"device {report['device']}, torch {facts.torch_version}, CUDA {facts.cuda_version}, cuDNN "
+            f"{facts.cudnn_version}; {disk}")
 
 
 _CONV = """
@@ -197,6 +209,7 @@ def _free_port() -> int:
 def step_triton(ctx: Context) -> str:
     device = need_cuda(ctx)
     from gpu_precision import float16_head_on_device, stub_precision
+    from gpu_tunings import SPARK_VOCAB_ROWS, sampling_syncs
 
     from rvc.grpc.client import TritonSparkClient
     from rvc.grpc.launcher import TritonServer, TritonServerConfig
@@ -241,6 +254,8 @@ def step_triton(ctx: Context) -> str:
                                         torch_facts().capability if ctx.cuda else None))
             print(lines[-1], flush=True)
     lines.append(float16_head_on_device(paths["spark"], device))
+    smoke = device == "cpu"
+    lines.append(sampling_syncs(device, vocab_rows=20_000 if smoke else SPARK_VOCAB_ROWS, repeats=2 if smoke else 20))
     return "; ".join(lines) + " [demo weights: timings are not the real model's]"
 
 
@@ -293,7 +308,11 @@ def step_rvc_pool(ctx: Context) -> str:
             rms = float(np.sqrt(np.mean((a[:n] - b[:n]) ** 2)))
             print(f"{half} vs fp32, {method} {seconds:g} s: RMS difference {rms:.2e} (signal RMS "
                   f"{float(np.sqrt(np.mean(a ** 2))):.2e})", flush=True)
-    return f"{len(lines)} conversions; " + rmvpe_chunks_on_device(paths, device, 300.0 if device == "cuda" else 70.0)
+    from gpu_tunings import decoder_layouts
+
+    layouts = decoder_layouts(device, 10.0 if device == "cuda" else 0.2, half=True, repeats=3 if device == "cuda" else 1)
+    return (f"{len(lines)} conversions; " + rmvpe_chunks_on_device(paths, device, 300.0 if device == "cuda" else 70.0)
+            + "; " + layouts)
 
 
 def rmvpe_chunks_on_device(paths: dict[str, Path], device: str, seconds: float) -> str:
