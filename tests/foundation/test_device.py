@@ -260,6 +260,9 @@ def test_placements_keep_the_codec_float32() -> None:
     parts = {placement.part: placement for placement in placements("cuda", "fp16", "float16", "python")}
     assert parts["tts.vocoder"].dtype == parts["tts.audio_tokenizer"].dtype == "float32"
     assert parts["tts.llm (python)"].dtype == "float16" and parts["rvc.decoder"].dtype == "float16"
+    assert parts["rvc.hubert"].dtype == parts["rvc.rmvpe"].dtype == "float16"  # fp16 is the official half mode
+    bf16 = {placement.part: placement.dtype for placement in placements("cpu", "bf16", "float32", "python")}
+    assert (bf16["rvc.decoder"], bf16["rvc.hubert"], bf16["rvc.rmvpe"]) == ("bfloat16", "float32", "float32")
     assert {placement.device for placement in parts.values()} == {"cuda"}
 
 
