@@ -30,7 +30,8 @@ def test_cpu_steps_pass_and_gpu_steps_say_they_need_a_gpu(tmp_path: Path) -> Non
     summary = done.stdout[done.stdout.index("=== summary"):]
     assert re.search(r"\[\s*ok\] 1 torch and driver facts: device cpu.*; disk: venv ", summary)
     assert re.search(r"\[\s*ok\] 2 convolution under the launcher's environment: .*no system folder prepended", summary)
-    for step in ("3 Triton on CUDA", "4 RVC pool on CUDA", "5 CUDA OOM", "6 /synthesize", "7 tokens/s, RTF"):
+    for step in ("3 Triton on CUDA", "4 RVC pool on CUDA", "5 CUDA OOM", "6 /synthesize", "7 tokens/s, RTF",
+                 "8 LLM_BACKEND=tensorrtllm"):
         assert re.search(rf"\[\s*SKIP\] {re.escape(step)}.*needs a CUDA device", summary), step
     assert "not checked here (need a CUDA GPU)" in summary and "FAIL" not in summary
 
