@@ -3,14 +3,18 @@
 Steps, in order (each prints ``[ok]``, ``[FAIL]``, ``[SKIP]`` with the reason, or ``[PENDING]`` for a
 check whose code path is not built yet; none is pending now):
 
-1. torch and driver facts: a CPU build beside a driver is refused; CUDA, cuDNN, capability, bf16, TF32.
+1. torch and driver facts: a CPU build beside a driver is refused; CUDA, cuDNN, capability, bf16, TF32;
+   what the installation occupies on disk (venv, tritonserver, model folders; ``gpu_tunings.disk_use``).
 2. a cuDNN convolution in a child process under the launcher's environment (``server_environment``):
    the stubs' view, where a system folder first on LD_LIBRARY_PATH would load the image's cuDNN.
-3. Triton on CUDA with the demo models: ready time, GPU memory per stub, one offline and one
+3. Triton on CUDA with the demo models (instances spread over every GPU, as the service places
+   them): ready time, GPU memory per stub, one offline and one
    streaming synthesis; the LLM's dtype and TF32 per stub as the rule says for this card, the codec
-   float32, and a float16 LLM's head scoring in float32 (``gpu_precision.py``).
+   float32, and a float16 LLM's head scoring in float32 (``gpu_precision.py``); the LLM's per-row
+   sampling where the logits are against one host copy per step (its device syncs, ``gpu_tunings.py``).
 4. the RVC pool on CUDA: 5, 60 and 300 s inputs with rmvpe and pm, fp16 against fp32 (RMS
-   difference), GPU memory after each; RMVPE chunks against the whole input on CUDA (300 s).
+   difference), GPU memory after each; RMVPE chunks against the whole input on CUDA (300 s); the
+   decoder's CPU tunings (planar convolutions, 4 s windows) against the reference layout on CUDA.
 5. the OOM and sticky-error paths: real CUDA errors through ``rvc.device.classify_cuda_error``; a
    real OOM in a pool worker (the card filled from this process) answered DeviceOutOfMemory by a
    worker that serves on; an injected sticky error ending the worker and its replacement converting.
@@ -19,9 +23,11 @@ check whose code path is not built yet; none is pending now):
 7. tokens/s, RTF and first-chunk latency at concurrency 1 and 4, offline and streaming
    (``bench/bench_triton.py``'s modes, ``gpu_throughput.py``), beside the official runtime's L20
    table (``official_runtime.py``: RTF 0.136 offline, first chunk P50 210 ms at 1 and 1018 ms at 4).
+8. LLM_BACKEND=tensorrtllm, only in NVIDIA's TensorRT-LLM image: ``triton/run.sh 1 2`` on the demo LLM
+   (the image's python converts, ``trtllm-build`` builds the engine) and one synthesis through it.
 
 Steps 1 and 2 run anywhere (on a CPU host they check the facts and the environment with a CPU
-convolution); steps 3-7 need a CUDA device and say so when skipped. Demo models (random weights)
+convolution); steps 3-8 need a CUDA device and say so when skipped. Demo models (random weights)
 stand in where the real ones are absent: their timings are not the real model's and are printed
 as such. Never read a skipped step as a pass.
 """
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -48,6 +55,9 @@ sys.path.insert(0, str(ROOT / "bench"))  # its siblings (gpu_throughput, officia
 
 import rvc  # noqa: E402,F401  (the triton-folder guard, before torch loads)
 from rvc.device import describe, driver_present, torch_facts  # noqa: E402
+
+if TYPE_CHECKING:
+    from rvc.grpc.launcher import TritonServer, TritonServerConfig
 
 VOICE = "SilverWolf_e300_s6600"
 
@@ -147,7 +157,16 @@ def step_facts(ctx: Context) -> str:
 
         print(f"TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN conv {torch.backends.cudnn.allow_tf32} "
               "(on Ampere+ 'fp32' convolutions are TF32 unless turned off)")
-    return f"device {report['device']}, torch {facts.torch_version}, CUDA {facts.cuda_version}, cuDNN {facts.cudnn_version}"
+    from gpu_tunings import disk_use
+
+    from rvc.settings import load_settings
+
+    settings = load_settings()
+    disk = disk_use({"Spark-TTS": settings.spark_model_dir, "assets": settings.assets_dir,
+                     "weights": settings.weights_dir})
+    print(disk, flush=True)
+    return (f"device {report['device']}, torch {facts.torch_version}, CUDA {facts.cuda_version}, cuDNN "
+            f"{facts.cudnn_version}; {disk}")
 
 
 _CONV = """
@@ -194,28 +213,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_config(ctx: Context, repository: Path, name: str) -> TritonServerConfig:
+    """A tritonserver on free ports for ``repository``, its log under the scratch folder, its wait within the budget."""
+    from rvc.grpc.launcher import TritonServerConfig
+
+    return TritonServerConfig(model_repository=repository, grpc_port=_free_port(), http_port=_free_port(),
+                              metrics_port=_free_port(), work_dir=ctx.scratch / f"triton_{name}",
+                              startup_timeout_s=max(30.0, min(180.0, ctx.left() - 60)), cpu_only=not ctx.cuda)
+
+
+def gpu_memory_of(ctx: Context, server: TritonServer) -> dict[int, int]:
+    """MiB of GPU memory held by each process of ``server`` (tritonserver and its stubs)."""
+    memory = gpu_memory(ctx)
+    return {pid: memory[pid] for pid in server.group_members() if pid in memory}
+
+
 def step_triton(ctx: Context) -> str:
     device = need_cuda(ctx)
     from gpu_precision import float16_head_on_device, stub_precision
+    from gpu_tunings import SPARK_VOCAB_ROWS, sampling_syncs
 
+    from rvc.device import instance_gpu_count
     from rvc.grpc.client import TritonSparkClient
-    from rvc.grpc.launcher import TritonServer, TritonServerConfig
+    from rvc.grpc.launcher import TritonServer
     from rvc.grpc.model_repository import prepare_model_repository
 
     paths = demo_assets(ctx)
     reference = reference_clip()
     lines = []
+    # as the service places them: on several GPUs every model's instances spread over them (KIND_GPU)
+    gpus = instance_gpu_count(device, torch_facts())
     for mode in ("offline", "streaming"):
         repository = prepare_model_repository(ctx.scratch / f"repo_{mode}", model_dir=paths["spark"], mode=mode,
-                                              device=device, dtype="auto")
-        config = TritonServerConfig(model_repository=repository, grpc_port=_free_port(), http_port=_free_port(),
-                                    metrics_port=_free_port(), work_dir=ctx.scratch / f"triton_{mode}",
-                                    startup_timeout_s=max(30.0, min(180.0, ctx.left() - 60)), cpu_only=not ctx.cuda)
+                                              device=device, dtype="auto", gpu_count=gpus)
         started = time.monotonic()
-        with TritonServer(config) as server:
+        with TritonServer(server_config(ctx, repository, mode)) as server:
             ready = time.monotonic() - started
-            memory = gpu_memory(ctx)
-            stubs = {pid: memory[pid] for pid in server.group_members() if pid in memory}
+            stubs = gpu_memory_of(ctx, server)
             with TritonSparkClient(server.grpc_url, timeout_s=120) as client:
                 started = time.monotonic()
                 if mode == "offline":
@@ -241,6 +275,8 @@ def step_triton(ctx: Context) -> str:
                                         torch_facts().capability if ctx.cuda else None))
             print(lines[-1], flush=True)
     lines.append(float16_head_on_device(paths["spark"], device))
+    smoke = device == "cpu"
+    lines.append(sampling_syncs(device, vocab_rows=20_000 if smoke else SPARK_VOCAB_ROWS, repeats=2 if smoke else 20))
     return "; ".join(lines) + " [demo weights: timings are not the real model's]"
 
 
@@ -293,7 +329,11 @@ def step_rvc_pool(ctx: Context) -> str:
             rms = float(np.sqrt(np.mean((a[:n] - b[:n]) ** 2)))
             print(f"{half} vs fp32, {method} {seconds:g} s: RMS difference {rms:.2e} (signal RMS "
                   f"{float(np.sqrt(np.mean(a ** 2))):.2e})", flush=True)
-    return f"{len(lines)} conversions; " + rmvpe_chunks_on_device(paths, device, 300.0 if device == "cuda" else 70.0)
+    from gpu_tunings import decoder_layouts
+
+    layouts = decoder_layouts(device, 10.0 if device == "cuda" else 0.2, half=True, repeats=3 if device == "cuda" else 1)
+    return (f"{len(lines)} conversions; " + rmvpe_chunks_on_device(paths, device, 300.0 if device == "cuda" else 70.0)
+            + "; " + layouts)
 
 
 def rmvpe_chunks_on_device(paths: dict[str, Path], device: str, seconds: float) -> str:
@@ -524,6 +564,13 @@ def check_placement(parts: list[dict[str, str | None]], device: str) -> str:
     return f"/status: {len(parts)} parts placed as asked ({device}; codec float32)"
 
 
+TRTLLM_RESERVE_S = 240  # what step 7 leaves step 8 where the TensorRT-LLM toolchain is present
+
+
+def trtllm_here() -> bool:
+    return shutil.which("trtllm-build") is not None
+
+
 def step_throughput(ctx: Context) -> str:
     """bench_triton's offline and streaming modes at concurrency 1 and 4 beside the official L20 table;
     the real Spark-TTS-0.5B where SPARK_MODEL_DIR holds it, else the demo weights (then not comparable)."""
@@ -537,9 +584,46 @@ def step_throughput(ctx: Context) -> str:
     real = (spark / "config.yaml").is_file() and not (spark / DEMO_MARKER).is_file()
     smoke = device == "cpu"
     summary = measure_beside_official(spark if real else demo_assets(ctx)["spark"], device, ctx.scratch,
-                                      budget_s=ctx.left() - 20, levels=(1,) if smoke else (1, 4),
+                                      budget_s=ctx.left() - 20 - TRTLLM_RESERVE_S * trtllm_here(),
+                                      levels=(1,) if smoke else (1, 4),
                                       requests=1 if smoke else 4, max_new_tokens=20 if smoke else 300)
     return summary + ("" if real else " [demo weights: not comparable to the official figures]")
+
+
+def step_tensorrt_llm(ctx: Context) -> str:
+    """LLM_BACKEND=tensorrtllm, never run before a GPU: run.sh stage 1 (the image's own python converts,
+    trtllm-build builds float32 logits and the KV pool batch x (prompt + budget)) and stage 2 on the
+    demo LLM, then one offline synthesis through the engine. Only in NVIDIA's TensorRT-LLM image."""
+    need_cuda(ctx, smoke_ok=False)
+    if not trtllm_here():
+        raise Skip("needs NVIDIA's TensorRT-LLM image (tritonserver:<release>-trtllm-python-py3): no trtllm-build here")
+    from rvc.grpc.client import TritonSparkClient
+    from rvc.grpc.launcher import TritonServer
+
+    paths = demo_assets(ctx)
+    repository, engines = ctx.scratch / "repo_trtllm", ctx.scratch / "trt_engines"
+    env = {**os.environ, "SPARK_MODEL_DIR": str(paths["spark"]), "TRITON_MODEL_REPO": str(repository),
+           "TRT_ENGINE_DIR": str(engines), "DEVICE": "cuda", "PYTHON": sys.executable, "MAX_NEW_TOKENS": "300",
+           "TRITON_MAX_BATCH_SIZE": "4", "TRTLLM_MAX_INPUT_LEN": "1024"}
+    started = time.monotonic()
+    built = subprocess.run(["bash", str(ROOT / "triton" / "run.sh"), "1", "2", "offline"], env=env, cwd=ctx.scratch,
+                           capture_output=True, text=True, timeout=max(30.0, min(300.0, ctx.left() - 90)), check=False)
+    print(built.stdout[-2000:], flush=True)
+    if built.returncode != 0 or not (engines / "config.json").is_file():
+        raise RuntimeError(f"run.sh 1 2 failed ({built.returncode}):\n{built.stderr[-3000:]}")
+    build_s = time.monotonic() - started
+    started = time.monotonic()
+    with TritonServer(server_config(ctx, repository, "trtllm")) as server:
+        ready = time.monotonic() - started
+        held = gpu_memory_of(ctx, server)
+        with TritonSparkClient(server.grpc_url, timeout_s=120) as client:
+            started = time.monotonic()
+            audio, _ = client.inference("Checking the TensorRT-LLM engine.", reference_clip())
+            took = time.monotonic() - started
+    if audio.size == 0 or not np.isfinite(audio).all():
+        raise RuntimeError("the TensorRT-LLM engine gave empty or non-finite audio")
+    return (f"engine built and repository prepared in {build_s:.0f} s; ready in {ready:.1f} s; GPU MiB per process "
+            f"{held}; {audio.size / 16000:.2f} s of audio in {took:.2f} s [demo weights]")
 
 
 STEPS: list[tuple[str, Callable[[Context], str]]] = [
@@ -550,6 +634,7 @@ STEPS: list[tuple[str, Callable[[Context], str]]] = [
     ("5 CUDA OOM and sticky errors", step_oom),
     ("6 /synthesize end to end, /status", step_service),
     ("7 tokens/s, RTF, first chunk beside the official L20 figures", step_throughput),
+    ("8 LLM_BACKEND=tensorrtllm: run.sh stages 1-2 and one synthesis", step_tensorrt_llm),
 ]
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "GpuFacts",
     "PartPlacement",
     "RVC_DECODER_DTYPES",
+    "RVC_EXTRACTOR_DTYPES",
     "RVC_PRECISION_SETTINGS",
     "TorchFacts",
     "apply_precision_flags",
@@ -55,6 +56,7 @@ __all__ = [
     "driver_present",
     "gpu_memory_exceeded",
     "instance_group",
+    "instance_gpu_count",
     "kv_cache_tokens",
     "placements",
     "probe_torch",
@@ -69,6 +71,10 @@ CudaErrorKind = Literal["oom", "sticky", "other"]
 Capability = tuple[int, int]
 
 RVC_DECODER_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # RVC_PRECISION -> dtype
+# RVC_PRECISION -> HuBERT's and RMVPE's weights: fp16 casts them too, as the official half mode does
+# (``.half()`` on every model); bf16 stays a decoder-only trade (both would run several times slower in
+# bf16 on CPUs without native bf16, and the GPU half mode is fp16)
+RVC_EXTRACTOR_DTYPES = {"fp32": "float32", "bf16": "float32", "fp16": "float16"}
 AUTO_PRECISION = "auto"  # RVC_PRECISION's default: each worker resolves it (rvc.gpu_rule.rvc_precision)
 RVC_PRECISION_SETTINGS = (AUTO_PRECISION, *RVC_DECODER_DTYPES)
 # CODEC_DTYPE, BF16_CAPABILITY, supports_bf16 and the LLM's dtype rule live in sparktts.precision (the
@@ -285,6 +291,14 @@ def instance_group(device: DeviceKind, gpu_count: int, count: int) -> str:
     return f"instance_group [ {{ kind: KIND_CPU count: {count} }} ]"
 
 
+def instance_gpu_count(device: DeviceKind, facts: TorchFacts) -> int:
+    """How many GPUs Triton's instances spread over (``instance_group``'s ``gpu_count``): every card
+    torch sees on CUDA, none on the CPU. The service (``rvc.launch.place``) and run.sh's repository
+    (``triton/scripts/prepare_repository.py --gpu-count auto``) count them alike.
+    """
+    return len(facts.gpus) if device == "cuda" else 0
+
+
 @dataclass(frozen=True)
 class PartPlacement:
     """Where one part of the service runs, for /status and /health; ``dtype`` None for a part that
@@ -299,21 +313,21 @@ class PartPlacement:
 
 def placements(device: DeviceKind, rvc_precision: str, llm_dtype: str, llm_backend: str) -> tuple[PartPlacement, ...]:
     """Every part's device and dtype: the codec always float32, the LLM its own dtype, the RVC
-    decoder the precision (HuBERT and RMVPE stay float32 in every RVC precision today).
+    decoder the precision, HuBERT and RMVPE float16 in fp16 and float32 otherwise.
     ``rvc_precision`` is a resolved one: "auto" names no dtype until a worker knows its card.
     """
     if rvc_precision not in RVC_DECODER_DTYPES:
         raise ValueError(f"rvc_precision must be resolved to one of {sorted(RVC_DECODER_DTYPES)}, got "
                          f"{rvc_precision!r} (rvc.gpu_rule.rvc_precision resolves auto)")
-    decoder = RVC_DECODER_DTYPES[rvc_precision]
+    decoder, extractors = RVC_DECODER_DTYPES[rvc_precision], RVC_EXTRACTOR_DTYPES[rvc_precision]
     # ONNX Runtime GenAI runs the int8 export on the CPU whatever the device (sparktts.onnx_export)
     llm = ("cpu", "int8") if llm_backend == "onnxruntime" else (device, llm_dtype)
     return (
         PartPlacement("tts.audio_tokenizer", device, CODEC_DTYPE),
         PartPlacement("tts.vocoder", device, CODEC_DTYPE),
         PartPlacement(f"tts.llm ({llm_backend})", *llm),
-        PartPlacement("rvc.hubert", device, "float32"),
-        PartPlacement("rvc.rmvpe", device, "float32"),
+        PartPlacement("rvc.hubert", device, extractors),
+        PartPlacement("rvc.rmvpe", device, extractors),
         PartPlacement("rvc.decoder", device, decoder),
     )
 

@@ -28,7 +28,14 @@ from types import FrameType
 from typing import Literal
 
 from rvc.assets import DEMO_NOTICE, inspect_assets
-from rvc.device import check_rvc_precision, driver_present, probe_torch, resolve_device, resolve_llm_dtype
+from rvc.device import (
+    check_rvc_precision,
+    driver_present,
+    instance_gpu_count,
+    probe_torch,
+    resolve_device,
+    resolve_llm_dtype,
+)
 from rvc.errors import ConfigError, VoiceError
 from rvc.grpc.launcher import TritonServerConfig
 from rvc.grpc.model_repository import LLMBackend, prepare_model_repository
@@ -153,7 +160,7 @@ def place(settings: Settings) -> Placement:
         facts = probe_torch()
         device = resolve_device(settings.device, driver=driver, facts=facts)
         capability = facts.capability if device == "cuda" else None
-        gpu_count = len(facts.gpus) if device == "cuda" else 0
+        gpu_count = instance_gpu_count(device, facts)
         gpu_name = min(facts.gpus, key=lambda gpu: gpu.capability).name if device == "cuda" and facts.gpus else ""
         logger.info("torch %s (CUDA %s); models run on %s%s", facts.torch_version, facts.cuda_version, device,
                     f" ({', '.join(gpu.name for gpu in facts.gpus)})" if device == "cuda" else "")

@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         "worker's card: fp16 above compute capability 6.1, fp32 on 6.1, GTX 16xx and cards outside its rule), "
         "fp32 (exact on CPU; on Ampere+ GPUs TF32 may apply), bf16 (opt-in, "
         "~2.3x faster decoder on CPUs with AVX-512 BF16/AMX, max deviation ~5e-3; on CUDA only with compute "
-        "capability >= 8.0), fp16 (CUDA only)",
+        "capability >= 8.0), fp16 (CUDA only: HuBERT and RMVPE in fp16 too, as the official half mode)",
     )
 
     idle_unload_s: float = Field(

@@ -17,8 +17,9 @@
 # exists only in that image's own Python (3.10), not in the service's 3.11 venv, so the conversion runs
 # with $TRTLLM_PYTHON (default: the first of /usr/bin/python3, /usr/local/bin/python3, python3 that imports
 # tensorrt_llm). The engine holds max_batch_size rows of (prompt + budget) tokens: prompt
-# $TRTLLM_MAX_INPUT_LEN [2048: 30 s of reference at 50 tokens/s, global tokens, one sentence], budget
-# $MAX_NEW_TOKENS [3000]; the repository's paged KV pool is sized the same way (rvc.device.kv_cache_tokens).
+# $TRTLLM_MAX_INPUT_LEN [rvc.grpc.model_repository.TRTLLM_PROMPT_TOKENS, 2048: 30 s of reference at 50
+# tokens/s, global tokens, one sentence], budget $MAX_NEW_TOKENS [3000]; stage 2 sizes the repository's
+# paged KV pool and attention window from the same two (rvc.device.kv_cache_tokens).
 # Engines go to $TRT_ENGINE_DIR: put it on a volume in a container (the compose file mounts var/), so a
 # rebuilt container does not rebuild them; the service uses them with LLM_BACKEND=tensorrtllm.
 #
@@ -29,7 +30,8 @@
 # otherwise], TRT_ENGINE_DIR [var/trt_engines], TRT_DTYPE [bfloat16 on compute capability >= 8.0,
 # float16 below (Turing/T4 has no bf16); bfloat16 is refused there], LLM_DTYPE [auto: the python LLM's
 # dtype, decided by each instance's card as sparktts.precision says], TRTLLM_PYTHON, TRTLLM_MAX_INPUT_LEN,
-# MAX_NEW_TOKENS, BLS_INSTANCE_NUM [1], TRITON_MAX_BATCH_SIZE [16], TRITON_GRPC_PORT [8001],
+# MAX_NEW_TOKENS, BLS_INSTANCE_NUM [1], TRITON_MAX_BATCH_SIZE [16], TRITON_GPU_COUNT [auto: with DEVICE=cuda
+# every GPU torch sees; above 1 the instances spread over them with KIND_GPU, as the service does], TRITON_GRPC_PORT [8001],
 # TRITON_HTTP_PORT [8000], TRITON_STARTUP_TIMEOUT_S [rvc.settings' default, 600], REFERENCE_AUDIO [example/prompt_audio.wav],
 # REFERENCE_TEXT [none], TARGET_TEXT, OUTPUT_WAV [var/run/triton_single.wav], PYTHON [.venv/bin/python].
 set -euo pipefail
@@ -48,18 +50,20 @@ model_dir=${SPARK_MODEL_DIR:-$root/pretrained_models/Spark-TTS-0.5B}
 model_repo=${TRITON_MODEL_REPO:-$root/var/model_repo}
 trt_engines_dir=${TRT_ENGINE_DIR:-$root/var/trt_engines}
 max_batch_size=${TRITON_MAX_BATCH_SIZE:-16}
-max_input_len=${TRTLLM_MAX_INPUT_LEN:-2048}
 max_new_tokens=${MAX_NEW_TOKENS:-3000}
+# the python helpers run from a neutral cwd, because the repo root's triton/ folder would shadow OpenAI's
+# triton package when torch is imported (reference/infra.md section 0.5)
+in_python() { (cd "${TMPDIR:-/tmp}" && "$python" "$@"); }
+max_input_len=${TRTLLM_MAX_INPUT_LEN:-$(in_python -c "from rvc.grpc.model_repository import TRTLLM_PROMPT_TOKENS; print(TRTLLM_PROMPT_TOKENS)")}
 
-# rvc.device decides, as the service does; from a neutral cwd, because the repo root's triton/ folder
-# would shadow OpenAI's triton package when torch is imported (reference/infra.md section 0.5).
-device_report() { (cd "${TMPDIR:-/tmp}" && "$python" -m rvc.device --device "${DEVICE:-auto}" "$@"); }
+# rvc.device decides, as the service does
+device_report() { in_python -m rvc.device --device "${DEVICE:-auto}" "$@"; }
 if [ -z "${DEVICE:-}" ] || [ "$DEVICE" = auto ]; then
     DEVICE=$(device_report --field device) || { echo "run.sh: no usable device (above); set DEVICE=cpu to use the CPU" >&2; exit 1; }
 fi
 if [ -z "${LLM_BACKEND:-}" ] || [ "$LLM_BACKEND" = auto ]; then
     if [ -f "$trt_engines_dir/config.json" ]; then LLM_BACKEND=tensorrtllm
-    else LLM_BACKEND=$(cd "${TMPDIR:-/tmp}" && "$python" -c "from rvc.settings import auto_llm_backend; print(auto_llm_backend('$DEVICE'))"); fi
+    else LLM_BACKEND=$(in_python -c "from rvc.settings import auto_llm_backend; print(auto_llm_backend('$DEVICE'))"); fi
 fi
 echo "stages $stage..$stop_stage, $service_type, model $model_dir, repository $model_repo, device $DEVICE, llm $LLM_BACKEND"
 
@@ -88,14 +92,15 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
         fi
         trt_dtype=${TRT_DTYPE:-$(device_report --field half_dtype)}
         # a bf16 engine on a card without bf16 (T4) is refused here, not at the first request
-        (cd "${TMPDIR:-/tmp}" && "$python" -c 'import sys; from rvc.device import check_llm_dtype, torch_facts
+        in_python -c 'import sys; from rvc.device import check_llm_dtype, torch_facts
 from rvc.errors import ConfigError
 try:
     check_llm_dtype(sys.argv[1], "cuda", torch_facts().capability, "TRT_DTYPE")
 except ConfigError as exc:
-    sys.exit(f"run.sh: {exc}")' "$trt_dtype")
+    sys.exit(f"run.sh: {exc}")' "$trt_dtype"
         trt_weights_dir=$(dirname "$trt_engines_dir")/tllm_checkpoint_${trt_dtype}
-        kv_tokens=$((max_batch_size * (max_input_len + max_new_tokens)))
+        kv_tokens=$(in_python -c 'import sys; from rvc.device import kv_cache_tokens
+print(kv_cache_tokens(*map(int, sys.argv[1:])))' "$max_batch_size" "$max_input_len" "$max_new_tokens")
         echo "engine: $trt_dtype, batch $max_batch_size x ($max_input_len prompt + $max_new_tokens budget) = $kv_tokens KV tokens; python $trtllm_python; into $trt_engines_dir"
         "$trtllm_python" triton/scripts/convert_checkpoint.py --model_dir "$model_dir/LLM" \
             --output_dir "$trt_weights_dir" --dtype "$trt_dtype"
@@ -114,10 +119,13 @@ fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     echo "== stage 2: prepare the model repository"
     engine_args=()
-    if [ "$LLM_BACKEND" = tensorrtllm ]; then engine_args=(--trtllm-engine-dir "$trt_engines_dir"); fi
+    if [ "$LLM_BACKEND" = tensorrtllm ]; then
+        engine_args=(--trtllm-engine-dir "$trt_engines_dir" --trtllm-prompt-tokens "$max_input_len")
+    fi
     "$python" triton/scripts/prepare_repository.py --output "$model_repo" --model-dir "$model_dir" \
         --mode "$service_type" --device "$DEVICE" --llm-backend "$LLM_BACKEND" "${engine_args[@]}" --dtype "${LLM_DTYPE:-auto}" \
-        --bls-instances "${BLS_INSTANCE_NUM:-1}" --max-batch-size "$max_batch_size" --max-new-tokens "$max_new_tokens"
+        --bls-instances "${BLS_INSTANCE_NUM:-1}" --max-batch-size "$max_batch_size" --max-new-tokens "$max_new_tokens" \
+        --gpu-count "${TRITON_GPU_COUNT:-auto}"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then

@@ -196,6 +196,9 @@ class RepositoryConfig:
     llm_cache_dir: Path | None = None
     llm_onnx_dir: Path | None = None
     kv_cache_free_gpu_mem_fraction: float = 0.5
+    # the engine's max_input_len (triton/run.sh TRTLLM_MAX_INPUT_LEN): the KV pool and the attention
+    # window hold this much prompt beside max_new_tokens per row
+    trtllm_prompt_tokens: int = TRTLLM_PROMPT_TOKENS
     gpu_count: int = 1  # visible GPUs; above 1 (device cuda) instances spread over them with KIND_GPU
 
     def __post_init__(self) -> None:
@@ -211,7 +214,8 @@ class RepositoryConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("bls_instances", "tokenizer_instances", "vocoder_instances", "max_batch_size", "request_workers"):
+        for name in ("bls_instances", "tokenizer_instances", "vocoder_instances", "max_batch_size", "request_workers",
+                     "trtllm_prompt_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_queue_delay_us", "speaker_cache_size", "gpu_count"):
@@ -317,9 +321,9 @@ class RepositoryConfig:
                 "max_beam_width": 1,
                 "engine_dir": str(Path(self.trtllm_engine_dir).resolve()),
                 "max_tokens_in_paged_kv_cache": kv_cache_tokens(
-                    self.max_batch_size, TRTLLM_PROMPT_TOKENS, self.max_new_tokens
+                    self.max_batch_size, self.trtllm_prompt_tokens, self.max_new_tokens
                 ),
-                "max_attention_window_size": TRTLLM_PROMPT_TOKENS + self.max_new_tokens,
+                "max_attention_window_size": self.trtllm_prompt_tokens + self.max_new_tokens,
                 "kv_cache_free_gpu_mem_fraction": self.kv_cache_free_gpu_mem_fraction,
                 "exclude_input_in_output": True,
                 "enable_kv_cache_reuse": False,

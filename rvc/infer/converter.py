@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from rvc.audio import resample, validate_waveform
+from rvc.device import RVC_EXTRACTOR_DTYPES
 from rvc.errors import InvalidInput, NotFound
 from rvc.infer.fcpe import FCPE, bundled_weights, locate_weights, missing_weights_message
 from rvc.infer.hubert import ContentEncoder
@@ -92,13 +93,24 @@ def decoder_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     stage's stream and output conv stay float32, ``HiFiGanGenerator.float32_tail``): faster only
     on CPUs with native bf16 (AVX-512 BF16 / AMX; elsewhere torch emulates it, several times
     slower) and not parity, so opt-in; README's ``RVC_PRECISION`` row gives the measured cost.
-    ``fp16`` is the reference's half-precision GPU mode and needs CUDA.
+    ``fp16`` is the reference's half-precision GPU mode and needs CUDA: the decoder under float16
+    autocast, HuBERT and RMVPE in float16 (``extractor_dtype``).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def extractor_dtype(precision: str) -> torch.dtype:
+    """HuBERT's and RMVPE's weights and inputs for ``precision``: float16 in ``fp16``, as the
+    reference's half mode loads every model (``.half()``), so the GPU runs them in half too; float32
+    in fp32 and bf16 (``rvc.device.RVC_EXTRACTOR_DTYPES``). Both return float32 features."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    dtype: torch.dtype = getattr(torch, RVC_EXTRACTOR_DTYPES[precision])
+    return dtype
 
 
 class VoiceConverter:
@@ -127,13 +139,15 @@ class VoiceConverter:
         self.precision = precision
         self.crepe_model = crepe_model
         self.segments = segments
+        extractors = extractor_dtype(precision)
         hubert_path = Path(assets.hubert_path)
         if hubert_path.is_dir():
-            self.hubert = ContentEncoder.from_pretrained(hubert_path, device=self.device)
+            self.hubert = ContentEncoder.from_pretrained(hubert_path, device=self.device, dtype=extractors)
         else:
-            self.hubert = ContentEncoder.from_fairseq(hubert_path, device=self.device)
+            self.hubert = ContentEncoder.from_fairseq(hubert_path, device=self.device, dtype=extractors)
         self.rmvpe = (
-            RMVPE.from_pretrained(assets.rmvpe_path, device=self.device) if assets.rmvpe_path else None
+            RMVPE.from_pretrained(assets.rmvpe_path, device=self.device, dtype=extractors)
+            if assets.rmvpe_path else None
         )
         self._fcpe_assets_file = assets.fcpe_path
         self.fcpe_file = locate_weights(assets.fcpe_path, assets.fcpe_bundled)

@@ -213,7 +213,7 @@ class PoolVoice:
 
     def placements(self) -> tuple[PartPlacement, ...]:
         """Each ready worker's device and decoder dtype, as the worker said in its Ready (HuBERT and
-        RMVPE run float32 in every precision)."""
+        RMVPE run float16 in fp16, float32 otherwise: ``rvc.device.RVC_EXTRACTOR_DTYPES``)."""
         try:
             workers = self.pool.status().workers
         except ModelUnavailable:

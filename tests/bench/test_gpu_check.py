@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 # isort: split
 from gpu_precision import float16_head_on_device, stub_precision  # noqa: E402
+from gpu_tunings import decoder_layouts, disk_use, sampling_syncs  # noqa: E402
 from official_runtime import OFFICIAL_L20, comparison_table, official_summary  # noqa: E402
 
 
@@ -27,9 +28,10 @@ def test_cpu_steps_pass_and_gpu_steps_say_they_need_a_gpu(tmp_path: Path) -> Non
                           timeout=60)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = done.stdout[done.stdout.index("=== summary"):]
-    assert re.search(r"\[\s*ok\] 1 torch and driver facts: device cpu", summary)
+    assert re.search(r"\[\s*ok\] 1 torch and driver facts: device cpu.*; disk: venv ", summary)
     assert re.search(r"\[\s*ok\] 2 convolution under the launcher's environment: .*no system folder prepended", summary)
-    for step in ("3 Triton on CUDA", "4 RVC pool on CUDA", "5 CUDA OOM", "6 /synthesize", "7 tokens/s, RTF"):
+    for step in ("3 Triton on CUDA", "4 RVC pool on CUDA", "5 CUDA OOM", "6 /synthesize", "7 tokens/s, RTF",
+                 "8 LLM_BACKEND=tensorrtllm"):
         assert re.search(rf"\[\s*SKIP\] {re.escape(step)}.*needs a CUDA device", summary), step
     assert "not checked here (need a CUDA GPU)" in summary and "FAIL" not in summary
 
@@ -83,3 +85,18 @@ def test_stub_precision_reads_what_each_stub_chose_against_the_rule() -> None:
 def test_the_float16_head_check_runs_on_the_cpu(spark_tiny: Path) -> None:
     line = float16_head_on_device(spark_tiny / "model", "cpu")
     assert "scores inf through a float16 head, none through ours" in line
+
+
+def test_the_gpu_tunings_measure_on_the_cpu(tmp_path: Path) -> None:
+    """Step 4's decoder layouts (which must agree) and step 3's sampling timings, small, on the CPU;
+    step 1's disk use names every part."""
+    layouts = decoder_layouts("cpu", 0.1, half=False, repeats=1)
+    assert "planar, 4 s windows (served)" in layouts and "1-D, one pass (reference)" in layouts
+    assert "max |d|" in layouts
+    sampling = sampling_syncs("cpu", vocab_rows=2000, repeats=1)
+    assert "sampling 1 row(s) x 2000 on cpu" in sampling and "sampling 4 row(s)" in sampling
+    assert "host copy" not in sampling  # on the CPU both paths are the same work: nothing to compare
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "weights.bin").write_bytes(b"0" * 4096)
+    disk = disk_use({"models": tmp_path / "models", "gone": tmp_path / "nothing"})
+    assert re.search(r"models \d", disk) and "gone absent" in disk and "GiB free" in disk

@@ -109,3 +109,13 @@ def test_container_runs_through_nvidias_entrypoint_with_every_folder_mounted(not
         assert f":/workspace/{target}" in code, target
     for name in ("RVC_PRECISION", "TRITON_STARTUP_TIMEOUT_S", "DEVICE"):
         assert f'"{name}":' in code, name
+
+
+def test_it_prints_the_time_and_disk_the_readme_still_lacks(notebook: dict[str, Any]) -> None:
+    """The image's pull time and size and the first start's time and disk use are not measured yet
+    (no GPU run): the notebook prints each, so that its first real run gives the README's figures."""
+    code = "\n".join(code_sources(notebook))
+    assert "container created in {(time.monotonic() - started) / 60:.1f} min" in code
+    assert "healthy {(time.monotonic() - service_started) / 60:.1f} min after the start" in code
+    assert "!du -sh ~/.udocker" in code and "!du -sh {WORK}" in code
+    assert code.count("shutil.disk_usage('/content').free") == 2

@@ -246,12 +246,23 @@ def test_instances_spread_over_gpus_only_when_there_are_several() -> None:
         instance_group("cuda", 2, 0)
 
 
+def test_instances_spread_over_every_gpu_torch_sees_and_none_on_the_cpu() -> None:
+    from rvc.device import instance_gpu_count
+
+    two = TorchFacts("2.13.0+cu126", "12.6", 90501, True, (A100, A100))
+    assert instance_gpu_count("cuda", two) == 2 and instance_gpu_count("cuda", CUDA_T4) == 1
+    assert instance_gpu_count("cpu", two) == 0 and instance_gpu_count("cpu", CPU_BUILD) == 0
+
+
 def test_placements_keep_the_codec_float32() -> None:
     from rvc.device import placements
 
     parts = {placement.part: placement for placement in placements("cuda", "fp16", "float16", "python")}
     assert parts["tts.vocoder"].dtype == parts["tts.audio_tokenizer"].dtype == "float32"
     assert parts["tts.llm (python)"].dtype == "float16" and parts["rvc.decoder"].dtype == "float16"
+    assert parts["rvc.hubert"].dtype == parts["rvc.rmvpe"].dtype == "float16"  # fp16 is the official half mode
+    bf16 = {placement.part: placement.dtype for placement in placements("cpu", "bf16", "float32", "python")}
+    assert (bf16["rvc.decoder"], bf16["rvc.hubert"], bf16["rvc.rmvpe"]) == ("bfloat16", "float32", "float32")
     assert {placement.device for placement in parts.values()} == {"cuda"}
 
 

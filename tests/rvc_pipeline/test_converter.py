@@ -218,6 +218,36 @@ def test_bf16_decoder_is_opt_in_and_stays_close_to_fp32(demo_converter, demo_ass
     assert 0.0 < difference < 0.02  # bf16 really ran, and stayed near the float32 result
 
 
+def test_fp16_runs_hubert_and_rmvpe_in_half_too_as_the_official_half_mode(demo_converter, demo_assets) -> None:
+    """RVC_PRECISION=fp16 (CUDA only in the service) loads HuBERT and RMVPE in float16 and decodes under
+    float16 autocast. The CPU runs float16 too, so the same models, loaded as the converter loads them
+    for fp16, check the pipeline's casts here: half weights, float32 features out, audio near float32's."""
+    from rvc.infer.converter import decoder_dtype, extractor_dtype
+    from rvc.infer.hubert import ContentEncoder
+    from rvc.infer.pipeline import SegmentModels, run_pipeline
+    from rvc.infer.rmvpe import RMVPE
+
+    assert (extractor_dtype("fp16"), decoder_dtype("fp16", torch.device("cuda"))) == (torch.float16, torch.float16)
+    assert extractor_dtype("fp32") == extractor_dtype("bf16") == torch.float32  # bf16: decoder only
+    hubert = ContentEncoder.from_fairseq(demo_assets["hubert"], dtype=extractor_dtype("fp16"))
+    rmvpe = RMVPE.from_pretrained(demo_assets["rmvpe"], dtype=extractor_dtype("fp16"))
+    assert {p.dtype for p in hubert.model.parameters()} == {p.dtype for p in rmvpe.model.parameters()} == {torch.float16}
+    voice = load_voice_checkpoint(demo_assets["voice"])
+    voice.model.dec.autocast_dtype = torch.float16
+    params = ConversionParams(deterministic=True)
+    audio = ONE_SECOND.astype(np.float64)  # run_pipeline's input, as the converter hands it on
+    with torch.inference_mode():
+        half, _ = run_pipeline(audio, SegmentModels(hubert, voice.model, voice.version, None, torch.device("cpu")),
+                               params, if_f0=True, sample_rate=voice.sample_rate, rmvpe=rmvpe)
+        resident = demo_converter.resident("demo")
+        exact, _ = run_pipeline(audio, SegmentModels(demo_converter.hubert, resident.checkpoint.model,
+                                                     voice.version, None, torch.device("cpu")),
+                                params, if_f0=True, sample_rate=voice.sample_rate, rmvpe=demo_converter.rmvpe)
+    assert half.dtype == exact.dtype == np.float32 and half.shape == exact.shape and np.isfinite(half).all()
+    difference = float(np.abs(half - exact).max())
+    assert 0.0 < difference < 0.05, difference  # half really ran, and stayed near the float32 result
+
+
 @pytest.mark.parametrize(("precision", "message"), [("fp16", "CUDA"), ("int8", "precision must be one of")])
 def test_unusable_precision_is_refused_at_construction(demo_assets, precision: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):

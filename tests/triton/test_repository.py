@@ -216,23 +216,30 @@ def test_run_sh_prepares_the_repository_and_skips_tensorrt_llm_without_the_toolc
     assert bad.returncode == 2 and "offline or streaming" in bad.stderr
 
 
-def test_run_sh_builds_the_engine_with_float32_logits(tmp_path: Path, fake_model_dir: Path) -> None:
-    """Stage 1 with the TensorRT-LLM toolchain stood in by recording scripts (the real one needs NVIDIA's
-    TensorRT-LLM image and a GPU): the engine is built with float32 logits, the checkpoint converted
-    by $TRTLLM_PYTHON, and stage 2 serves the engine."""
+def _trtllm_toolchain(tmp_path: Path, python_name: str) -> Path:
+    """Recording stand-ins for trtllm-build and the TensorRT-LLM image's python (``python_name``), which
+    says it imports tensorrt_llm (``-c``) and records any other call: the real ones need NVIDIA's image and a GPU."""
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "trtllm-build").write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD/build"\n'
                                         'while [ $# -gt 0 ]; do [ "$1" = --output_dir ] && mkdir -p "$2" && '
                                         'echo "{}" > "$2/config.json"; shift; done\n')
-    (tools / "trtllm-python").write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD/convert"\n')
+    (tools / python_name).write_text('#!/bin/sh\n[ "$1" = -c ] && exit 0\nprintf "%s\\n" "$@" > "$RECORD/convert"\n')
     for tool in tools.iterdir():
         tool.chmod(0o755)
+    return tools
+
+
+def test_run_sh_builds_the_engine_with_float32_logits(tmp_path: Path, fake_model_dir: Path) -> None:
+    """Stage 1 with the TensorRT-LLM toolchain stood in by recording scripts: the engine is built with
+    float32 logits, the checkpoint converted by $TRTLLM_PYTHON, and stage 2 serves the engine with a KV
+    pool and attention window of the engine's own prompt length plus the budget, per batch row."""
+    tools = _trtllm_toolchain(tmp_path, "trtllm-python")
     env = {
         "PATH": f"{tools}:/usr/bin:/bin", "SPARK_MODEL_DIR": str(fake_model_dir), "RECORD": str(tmp_path),
         "TRITON_MODEL_REPO": str(tmp_path / "repo"), "TRT_ENGINE_DIR": str(tmp_path / "engines"), "DEVICE": "cuda",
         "TRTLLM_PYTHON": str(tools / "trtllm-python"), "TRT_DTYPE": "float16", "PYTHON": sys.executable,
-        "HOME": str(tmp_path),
+        "HOME": str(tmp_path), "TRTLLM_MAX_INPUT_LEN": "1000", "MAX_NEW_TOKENS": "500", "TRITON_MAX_BATCH_SIZE": "4",
     }
     done = subprocess.run(["bash", str(REPO_ROOT / "triton" / "run.sh"), "1", "2", "offline"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
@@ -240,9 +247,33 @@ def test_run_sh_builds_the_engine_with_float32_logits(tmp_path: Path, fake_model
     build = (tmp_path / "build").read_text().split()
     assert build[build.index("--logits_dtype") + 1] == "float32"
     assert build[build.index("--gemm_plugin") + 1] == "float16"
+    assert (build[build.index("--max_input_len") + 1], build[build.index("--max_seq_len") + 1]) == ("1000", "1500")
+    assert "batch 4 x (1000 prompt + 500 budget) = 6000 KV tokens" in done.stdout
     convert = (tmp_path / "convert").read_text().split()
     assert convert[0].endswith("convert_checkpoint.py") and convert[convert.index("--dtype") + 1] == "float16"
-    assert (tmp_path / "repo" / "tensorrt_llm" / "config.pbtxt").is_file()
+    engine = (tmp_path / "repo" / "tensorrt_llm" / "config.pbtxt").read_text()
+    assert '"max_tokens_in_paged_kv_cache", value: { string_value: "6000" }' in engine
+    assert '"max_attention_window_size", value: { string_value: "1500" }' in engine
+
+
+def test_run_sh_finds_the_python_that_imports_tensorrt_llm_and_spreads_over_gpus(
+    tmp_path: Path, fake_model_dir: Path
+) -> None:
+    """Without $TRTLLM_PYTHON stage 1 takes the first python3 that imports tensorrt_llm (the TensorRT-LLM
+    image's own 3.10, not the service's venv); stage 2 spreads instances over TRITON_GPU_COUNT cards."""
+    tools = _trtllm_toolchain(tmp_path, "python3")
+    env = {
+        "PATH": f"{tools}:/usr/bin:/bin", "SPARK_MODEL_DIR": str(fake_model_dir), "RECORD": str(tmp_path),
+        "TRITON_MODEL_REPO": str(tmp_path / "repo"), "TRT_ENGINE_DIR": str(tmp_path / "engines"), "DEVICE": "cuda",
+        "TRT_DTYPE": "float16", "PYTHON": sys.executable, "HOME": str(tmp_path), "TRITON_GPU_COUNT": "2",
+    }
+    done = subprocess.run(["bash", str(REPO_ROOT / "triton" / "run.sh"), "1", "2", "offline"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "; python python3; into" in done.stdout  # /usr/bin/python3 here has no tensorrt_llm: the next one
+    assert (tmp_path / "convert").read_text().split()[0].endswith("convert_checkpoint.py")
+    (group,) = _model_config(tmp_path / "repo" / contract.SPARK_TTS / "config.pbtxt").instance_group
+    assert list(group.gpus) == [0, 1]
 
 
 def _model_config(path: Path):  # type: ignore[no-untyped-def]
@@ -282,6 +313,25 @@ def test_instances_spread_over_gpus_only_when_there_are_several(
     assert placements[f"triton.{contract.VOCODER}"] == (where, "float32")
     assert placements[f"triton.{contract.SPARK_TTS}"] == (where, "float16" if device == "cuda" else "float32")
     assert read_placements(tmp_path / "nothing-here") == ()
+
+
+def test_prepare_script_counts_the_gpus_torch_sees_unless_told(tmp_path: Path, fake_model_dir: Path) -> None:
+    """--gpu-count auto (the default, as run.sh and the fleet's Triton call it) counts with torch as the
+    service does: on this machine torch sees no GPU, so a cuda repository keeps KIND_CPU."""
+    script = [sys.executable, str(REPO_ROOT / "triton" / "scripts" / "prepare_repository.py"),
+              "--model-dir", str(fake_model_dir), "--device", "cuda", "--dtype", "float16"]
+    done = subprocess.run([*script, "--output", str(tmp_path / "auto")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (group,) = _model_config(tmp_path / "auto" / contract.VOCODER / "config.pbtxt").instance_group
+    assert list(group.gpus) == []
+    done = subprocess.run([*script, "--output", str(tmp_path / "three"), "--gpu-count", "3"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (group,) = _model_config(tmp_path / "three" / contract.VOCODER / "config.pbtxt").instance_group
+    assert list(group.gpus) == [0, 1, 2]
+    bad = subprocess.run([*script, "--output", str(tmp_path / "bad"), "--gpu-count", "two"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 1 and "--gpu-count must be a number or auto" in bad.stderr
 
 
 def test_an_auto_llm_dtype_is_written_for_the_stub_and_the_codec_stays_float32(

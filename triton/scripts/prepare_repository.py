@@ -16,7 +16,22 @@ import sys
 from pathlib import Path
 
 from rvc.errors import ConfigError
-from rvc.grpc.model_repository import RepositoryConfig, prepare_model_repository
+from rvc.grpc.model_repository import TRTLLM_PROMPT_TOKENS, RepositoryConfig, prepare_model_repository
+
+
+def gpu_count(value: str, device: str) -> int:
+    """--gpu-count: a number, or "auto": the GPUs torch sees with --device cuda (``rvc.device.instance_gpu_count``,
+    as the service counts them), so that run.sh and the fleet's Triton spread instances over several cards too."""
+    if value != "auto":
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"--gpu-count must be a number or auto, got {value!r}") from None
+    if device != "cuda":
+        return 0  # torch is not imported for a CPU repository
+    from rvc.device import instance_gpu_count, torch_facts
+
+    return instance_gpu_count("cuda", torch_facts())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bls-instances", type=int, default=1)
     parser.add_argument("--tokenizer-instances", type=int, default=1)
     parser.add_argument("--vocoder-instances", type=int, default=1)
-    parser.add_argument("--gpu-count", type=int, default=1,
-                        help="visible GPUs; above 1 (with --device cuda) instances spread over them with KIND_GPU")
+    parser.add_argument("--gpu-count", default="auto",
+                        help="GPUs to spread instances over; above 1 (with --device cuda) they get KIND_GPU over "
+                        "each card; auto (default): every GPU torch sees with --device cuda")
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument(
         "--max-queue-delay-us", type=int, default=RepositoryConfig.max_queue_delay_us,
@@ -52,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speaker-cache-size", type=int, default=64)
     parser.add_argument("--stream-end", choices=("empty_chunk", "last_chunk"), default="empty_chunk")
     parser.add_argument("--max-new-tokens", type=int, default=3000)
+    parser.add_argument("--trtllm-prompt-tokens", type=int, default=TRTLLM_PROMPT_TOKENS,
+                        help="tensorrtllm: the engine's max_input_len (run.sh TRTLLM_MAX_INPUT_LEN); the paged KV pool "
+                        "holds max-batch-size x (this + max-new-tokens) tokens")
     parser.add_argument(
         "--llm-fast-matmul", choices=("auto", "on", "off"), default="auto",
         help="python LLM decode projections as GEMMs (float32, reordered sums); auto: on for --device cpu",
@@ -78,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             bls_instances=args.bls_instances,
             tokenizer_instances=args.tokenizer_instances,
             vocoder_instances=args.vocoder_instances,
-            gpu_count=args.gpu_count,
+            gpu_count=gpu_count(args.gpu_count, args.device),
             max_batch_size=args.max_batch_size,
             max_queue_delay_us=args.max_queue_delay_us,
             request_workers=args.request_workers,
@@ -86,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             speaker_cache_size=args.speaker_cache_size,
             stream_end=args.stream_end,
             max_new_tokens=args.max_new_tokens,
+            trtllm_prompt_tokens=args.trtllm_prompt_tokens,
             llm_fast_matmul=args.llm_fast_matmul,
             streaming_model=not args.no_streaming_model,
             stream_first_tokens=args.stream_first_tokens,
