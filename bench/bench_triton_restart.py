@@ -50,6 +50,8 @@ def stub_cpu_seconds(server: TritonServer) -> dict[str, float]:
         if Path(command[0].decode()).name != "triton_python_backend_stub":
             continue
         model = Path(command[1].decode()).parent.parent.name  # <repo>/<model>/1/model.py
+        if not model:  # a stub read while it exits: its command line is gone
+            continue
         found[model] = found.get(model, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
     return found
 

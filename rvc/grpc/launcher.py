@@ -426,6 +426,10 @@ class TritonServer:
         # The stubs of a server that died have nothing left to finish: no grace for them.
         self._reap_group(process.pid, grace_s=0.0 if died else 3.0)
         self._remove_shared_memory()
+        if self._owns_work_dir and self._work_dir is not None:
+            # A temp work dir outlives stop() for its log (post-mortems read it); the 2.8 MB copy of the
+            # python backend is of no use to a stopped server (a restart is a new TritonServer).
+            shutil.rmtree(self._work_dir / "backends", ignore_errors=True)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -223,6 +223,8 @@ def test_open_stream_forces_sigkill_within_the_timeout(repository: Path) -> None
     assert server.group_members() == []
     assert server.shared_memory_segments() == []
     assert not server.is_running()
+    # its temp work dir keeps the log, not the copy of the python backend
+    assert "tritonserver" in server.log_text() and not (server.log_path.parent / "backends").exists()
 
 
 def test_early_exit_is_reported_with_the_server_log(tmp_path: Path) -> None:
