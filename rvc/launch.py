@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 # resolved above: the workers get the same device through create_app(settings)
                 device="cuda" if settings.device == "cuda" else "cpu",
                 llm_backend=placement.llm_backend,
+                llm_restrict_vocab=settings.llm_restrict_vocab,
                 trtllm_engine_dir=settings.trt_engine_dir,
                 gpu_count=placement.gpu_count,
                 dtype=placement.llm_dtype,

@@ -1,32 +1,30 @@
-"""The Spark LLM decoded by ONNX Runtime GenAI: the engine computes logits, our code does the rest.
+"""The Spark LLM decoded by ONNX Runtime: the engine computes logits, our code does the rest.
 
-ONNX Runtime GenAI int8 was the fastest engine of the bake-off (``docs/llm_engines.md``) whose
-logits keep cosine >= 0.999 against float32. It is used here as a logits engine only: each
-sequence has its own ``og.Generator`` (its KV cache), ``append_tokens`` feeds it the prompt or the
-id that *our* ``RowSampler`` drew, and ``get_logits`` returns the next position's scores. So
-sampling (temperature / top-k / top-p and seeded draws, bit for bit as the torch path's), the
-token budget, the control grammar, the official token parse (``SparkVocabulary``), cancellation
-and the streaming chunk schedule are the torch path's code, whatever engine computes the logits.
+ONNX Runtime GenAI's int8 export was the fastest path of the bake-off (``docs/llm_engines.md``)
+whose logits keep cosine >= 0.999 against float32. GenAI converts the checkpoint
+(``sparktts.onnx_export``); ONNX Runtime runs the graph (``sparktts.onnx_decoder``), as a logits
+engine only: a prefill runs a row's prompt, a step feeds every row the id that *our* ``RowSampler``
+drew and returns every row's next scores in one run. So sampling (temperature / top-k / top-p and
+seeded draws, bit for bit as the torch path's), the token budget, the control grammar, the official
+token parse (``SparkVocabulary``), cancellation and the streaming chunk schedule are the torch
+path's code, whatever engine computes the logits.
 
 ``OnnxBatch`` is ``sparktts.llm_batch.ContinuousBatch``'s interface (``join`` / ``step`` /
-``leave``) over one generator per row, so ``sparktts.serving.stream_batcher.StreamBatcher`` steps ONNX rows with
-the same decode thread: a request that arrives while others decode joins at the next step. The
-rows of a step run one after the other on the engine's threads (ONNX Runtime GenAI batches only
-sequences that start together in one generator, which a late request cannot).
+``leave``), so ``sparktts.serving.stream_batcher.StreamBatcher`` steps ONNX rows with the same decode
+thread: a request that arrives while others decode joins at the next step, and the rows of a step
+share one run of the graph (the weights are read once for all of them). GenAI's own generator could
+not do that: it batches only sequences that start together.
 
-The model folder comes from ``sparktts.onnx_export.export_llm`` (converted once per checkpoint);
-the tokenizer, stop ids and vocabulary come from the official ``LLM/`` folder, read by
+The tokenizer, stop ids and vocabulary come from the official ``LLM/`` folder, read by
 ``sparktts.llm_folder`` without transformers (the same ids as torch's, one import less at every
 python-backend stub start).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +34,8 @@ from sparktts.errors import CheckpointError
 from sparktts.generation import GenerationParams
 from sparktts.llm_folder import LLMFolder, SparkTokenizer
 from sparktts.llm_vocab import SparkVocabulary
+from sparktts.onnx_decoder import Head, KVSlots, OnnxDecoder
+from sparktts.onnx_head import DECODER_FILE, HEAD_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +62,10 @@ class OnnxSparkLM(SparkVocabulary):
     ``SparkLM``'s do.
     """
 
-    def __init__(self, model: Any, tokenizer: SparkTokenizer, *, stop_ids: Sequence[int], pad_id: int, vocab_rows: int) -> None:
+    def __init__(self, decoder: OnnxDecoder, tokenizer: SparkTokenizer, *, stop_ids: Sequence[int], pad_id: int,
+                 vocab_rows: int) -> None:
         super().__init__(tokenizer, stop_ids=stop_ids, pad_id=pad_id, vocab_rows=vocab_rows)
-        self.model = model
+        self.decoder = decoder
 
     @classmethod
     def from_pretrained(cls, llm_dir: str | Path, onnx_dir: str | Path, *, threads: int | None = None) -> OnnxSparkLM:
@@ -72,25 +73,25 @@ class OnnxSparkLM(SparkVocabulary):
 
         threads: the engine's intra-op threads (None: ONNX Runtime's default, one per core).
         """
-        import onnxruntime_genai as og
-
         llm_dir, onnx_dir = Path(llm_dir), Path(onnx_dir)
-        if not (onnx_dir / "genai_config.json").is_file():
-            raise CheckpointError(f"{onnx_dir} holds no ONNX Runtime GenAI model (genai_config.json)")
+        wanted = ("genai_config.json", DECODER_FILE, HEAD_FILE)
+        if not all((onnx_dir / name).is_file() for name in wanted):
+            raise CheckpointError(f"{onnx_dir} holds no exported Spark LLM ({', '.join(wanted)}): "
+                                  "export it with sparktts.onnx_export.export_llm")
         folder = LLMFolder.read(llm_dir)
-        config = og.Config(str(onnx_dir))
-        if threads is not None:
-            options = {"intra_op_num_threads": int(threads), "inter_op_num_threads": 1}
-            config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
-        model = og.Model(config)
-        lm = cls(model, folder.tokenizer, stop_ids=folder.stop_ids, pad_id=folder.pad_id, vocab_rows=folder.vocab_size)
-        logger.info("loaded Spark LLM %s through ONNX Runtime GenAI from %s (threads %s)", llm_dir, onnx_dir,
+        decoder = OnnxDecoder.load(onnx_dir, threads=threads)
+        lm = cls(decoder, folder.tokenizer, stop_ids=folder.stop_ids, pad_id=folder.pad_id, vocab_rows=folder.vocab_size)
+        logger.info("loaded Spark LLM %s through ONNX Runtime from %s (threads %s)", llm_dir, onnx_dir,
                     threads or "default")
         return lm
 
+    def grammar_head(self) -> Head:
+        """The head over the grammar's rows only (``restrict_vocab``), built at first use."""
+        return self.decoder.rows_head(self.grammar_ids().numpy())
+
     def open_row(self, input_ids: Sequence[int], max_new_tokens: int) -> OnnxRow:
-        """A generator holding the prompt; its first logits are ready (see ``OnnxRow``)."""
-        return OnnxRow(self.model, input_ids, max_new_tokens)
+        """One sequence, its prompt run; its first logits are ready (see ``OnnxRow``)."""
+        return OnnxRow(self.decoder, input_ids)
 
     # ------------------------------------------------------------------ SparkLM's decode API
     def stream(self, prompt: str, params: GenerationParams) -> Iterator[int]:
@@ -124,92 +125,102 @@ class OnnxSparkLM(SparkVocabulary):
 
 
 class OnnxRow:
-    """One sequence's ``og.Generator``: prefilled with the prompt, then fed one drawn id per step.
+    """One sequence decoded alone, id by id (teacher forcing, diagnostics)."""
 
-    Its KV buffer holds ``len(prompt) + max_new_tokens`` positions (allocated up front by the
-    engine), exactly what the budget can use: the last drawn id is never fed back.
-    """
-
-    def __init__(self, model: Any, input_ids: Sequence[int], max_new_tokens: int) -> None:
-        import onnxruntime_genai as og
-
-        prompt = np.asarray(input_ids, dtype=np.int32).reshape(1, -1)
-        params = og.GeneratorParams(model)
-        params.set_search_options(max_length=prompt.shape[1] + max_new_tokens, batch_size=1)
-        self._generator = og.Generator(model, params)
-        self._generator.append_tokens(prompt)
+    def __init__(self, decoder: OnnxDecoder, input_ids: Sequence[int]) -> None:
+        self._decoder = decoder
+        self._slots = decoder.new_slots()
+        self._logits = decoder.prefill(self._slots, self._slots.add(len(input_ids) + 1), input_ids)
 
     def logits(self) -> torch.Tensor:
-        """(1, V) float32 scores of the next position (a copy the engine does not reuse)."""
-        return torch.from_numpy(np.array(self._generator.get_logits(), dtype=np.float32).reshape(1, -1))
+        """(1, V) float32 scores of the next position."""
+        return torch.from_numpy(self._logits.reshape(1, -1))
 
     def feed(self, token: int) -> None:
         """Append the id this row drew; ``logits`` then scores the position after it."""
-        self._generator.append_tokens(np.array([[token]], dtype=np.int32))
+        self._logits = self._decoder.step(self._slots, [token])[0]
 
 
 class OnnxBatch(RowBatch[OnnxSparkLM]):
     """``ContinuousBatch``'s contract over ONNX rows: join at any step, leave at any step.
 
-    Not thread-safe: one thread owns it. restrict_vocab: rows score only the grammar rows
-    (``-inf`` elsewhere), as ``SparkLM``'s restricted head does; the engine still computes the
-    full head.
+    Row ``i`` of the batch is slot ``i`` of its ``KVSlots``; each row waits with the id it drew last,
+    which the next step feeds. Not thread-safe: one thread owns it. restrict_vocab: rows score only
+    the grammar rows (``-inf`` elsewhere), as ``SparkLM``'s restricted head does, with a head cut to
+    those rows (``OnnxSparkLM.grammar_head``): the same scores on them (to float rounding), a fourteenth of
+    the head's work.
     """
 
-    _rows: dict[int, tuple[OnnxRow, RowSampler]]  # insertion order = batch order
-    _outside: torch.Tensor | None = None  # the vocabulary rows outside the grammar, built at first use
+    _slots: KVSlots
+    _rows: list[tuple[int, RowSampler]]  # (key, sampler) per slot, in batch order
+    _pending: list[int]  # per slot: the id the row drew last, fed at the next step
+    _head: Head | None = None  # None: the full vocabulary's
 
     def __len__(self) -> int:
         return len(self._rows)
 
     @property
     def keys(self) -> list[int]:
-        return list(self._rows)
+        return [key for key, _sampler in self._rows]
 
     def join(self, key: int, input_ids: torch.Tensor, params: GenerationParams) -> RowToken:
-        """Prefill input_ids (1, L) int64 in a new generator and draw the row's first id."""
+        """Run input_ids (1, L) int64 as a new row's prompt and draw the row's first id."""
         self._check_new_row(key, params)
-        row = self.lm.open_row(input_ids.reshape(-1).tolist(), params.max_new_tokens)
+        prompt = input_ids.reshape(-1).tolist()
+        slot = self._slots.add(len(prompt) + 1)
+        try:
+            logits = self.lm.decoder.prefill(self._slots, slot, prompt, self._head)
+        except BaseException:
+            self._slots.remove(slot)
+            raise
         sampler = RowSampler(self.lm, params)
-        token = self._draw([key], [(row, sampler)])[0]
-        if not sampler.finished:
-            row.feed(token)
-            self._rows[key] = (row, sampler)
+        token = self._draw([key], [sampler], logits.reshape(1, -1))[0]
+        if sampler.finished:
+            self._slots.remove(slot)
+        else:
+            self._rows.append((key, sampler))
+            self._pending.append(token)
         return RowToken(key, token, sampler.finished)
 
     def step(self) -> list[RowToken]:
         """Every row's next id, in batch order; finished rows leave."""
         if not self._rows:
             return []
-        keys = list(self._rows)
-        entries = list(self._rows.values())
-        tokens = self._draw(keys, entries)
+        logits = self.lm.decoder.step(self._slots, self._pending, self._head)
+        keys = self.keys
+        samplers = [sampler for _key, sampler in self._rows]
+        tokens = self._draw(keys, samplers, logits)
         drawn = [RowToken(key, token, sampler.finished)
-                 for key, token, (_row, sampler) in zip(keys, tokens, entries, strict=True)]
-        for item, (row, _sampler) in zip(drawn, entries, strict=True):
-            if item.last:
-                del self._rows[item.key]
-            else:
-                row.feed(item.token)
+                 for key, token, sampler in zip(keys, tokens, samplers, strict=True)]
+        self._pending = tokens
+        for slot in reversed(range(len(drawn))):
+            if drawn[slot].last:
+                self._drop(slot)
         return drawn
 
     def leave(self, key: int) -> bool:
         """Drop a row (its consumer is gone); False if it is not in the batch."""
-        return self._rows.pop(key, None) is not None
+        for slot, (row_key, _sampler) in enumerate(self._rows):
+            if row_key == key:
+                self._drop(slot)
+                return True
+        return False
 
     def clear(self) -> None:
-        self._rows = {}
+        self._head = self.lm.grammar_head() if self.restrict_vocab else None
+        self._slots = self.lm.decoder.new_slots()
+        self._rows = []
+        self._pending = []
 
-    def _draw(self, keys: list[int], entries: list[tuple[OnnxRow, RowSampler]]) -> list[int]:
-        logits = torch.cat([row.logits() for row, _sampler in entries])
-        if self.restrict_vocab:
-            logits = logits.masked_fill(self._outside_grammar(), float("-inf"))
+    def _drop(self, slot: int) -> None:
+        del self._rows[slot], self._pending[slot]
+        self._slots.remove(slot)
+
+    def _draw(self, keys: list[int], samplers: list[RowSampler], scores: np.ndarray) -> list[int]:
+        if self._head is None:
+            logits = torch.from_numpy(scores)
+        else:  # the grammar rows' scores into full-vocabulary rows (what the sampler and its seeds expect)
+            logits = torch.full((scores.shape[0], self.lm.vocab_rows), float("-inf"))
+            logits[:, torch.from_numpy(self._head.rows)] = torch.from_numpy(scores)
         self._observe(keys, logits)
-        return [sampler.draw(logits[index : index + 1]) for index, (_row, sampler) in enumerate(entries)]
-
-    def _outside_grammar(self) -> torch.Tensor:
-        if self._outside is None:
-            outside = torch.ones(self.lm.vocab_rows, dtype=torch.bool)
-            outside[self.lm.grammar_ids()] = False
-            self._outside = outside
-        return self._outside
+        return [sampler.draw(logits[index : index + 1]) for index, sampler in enumerate(samplers)]

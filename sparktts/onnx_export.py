@@ -28,6 +28,9 @@ Three things about the builder decide how it is called:
 * ``prune_lm_head=true``: a prefill computes the head for its last position only (by default it
   scores every prompt position: a 400 x 166,000 product whose logits nobody reads).
 
+After the builder, ``sparktts.onnx_head.split_head`` writes ``decoder.onnx`` (what the decoder runs: the
+head skippable) and ``head.onnx`` beside its ``model.onnx`` (graph files only, reading the same weights).
+
 The builder's options (``BUILDER_OPTIONS``) are part of the cache key with the checkpoint's hash,
 so changing them converts again.
 
@@ -48,6 +51,8 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+from sparktts.onnx_head import split_head
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["OnnxExportError", "Precision", "checkpoint_hash", "export_llm"]
@@ -57,6 +62,7 @@ PRECISIONS: tuple[Precision, ...] = ("int8", "fp32")
 MARKER_FILE = "export.json"  # written last inside the temporary folder, before the rename
 _HASH_CHUNK = 1 << 20
 BUILDER_OPTIONS = ("--extra_options", "prune_lm_head=true")
+LAYOUT = "skippable-head-1"  # what this module writes beside the builder's files (sparktts.onnx_head); in the key
 # Runs the builder module as ``python -m`` would, minus sys.path entries whose triton/ is a bare folder.
 _BUILDER_BOOTSTRAP = (
     "import os, runpy, sys; "
@@ -94,7 +100,8 @@ def export_llm(llm_dir: str | Path, cache_root: str | Path, precision: Precision
 
     llm_dir: the official ``LLM/`` folder (config.json, model.safetensors, tokenizer files).
     cache_root: where conversions live (created if needed), one sub-folder per precision and hash.
-    Returns the folder holding ``genai_config.json`` and ``model.onnx`` (+ ``model.onnx.data``).
+    Returns the folder holding ``genai_config.json``, ``model.onnx`` (+ ``model.onnx.data``),
+    ``decoder.onnx`` and ``head.onnx``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -103,7 +110,7 @@ def export_llm(llm_dir: str | Path, cache_root: str | Path, precision: Precision
         raise OnnxExportError(f"Spark LLM folder {llm_dir} has no config.json")
     cache_root = Path(cache_root).resolve()
     checkpoint = checkpoint_hash(llm_dir)
-    key = hashlib.sha256(f"{checkpoint} {' '.join(BUILDER_OPTIONS)}".encode()).hexdigest()
+    key = hashlib.sha256(f"{checkpoint} {' '.join(BUILDER_OPTIONS)} {LAYOUT}".encode()).hexdigest()
     target = cache_root / f"{precision}-{key[:16]}"
     if (target / MARKER_FILE).is_file():
         logger.info("ONNX LLM for %s (%s) found in %s", llm_dir, precision, target)
@@ -118,7 +125,9 @@ def export_llm(llm_dir: str | Path, cache_root: str | Path, precision: Precision
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_root))
         try:
             build_model(llm_dir, work, precision)
-            record = {"source": str(llm_dir), "sha256": checkpoint, "precision": precision, "options": BUILDER_OPTIONS}
+            split_head(work / "model")
+            record = {"source": str(llm_dir), "sha256": checkpoint, "precision": precision, "options": BUILDER_OPTIONS,
+                      "layout": LAYOUT}
             (work / "model" / MARKER_FILE).write_text(json.dumps(record, indent=2) + "\n")
             shutil.rmtree(target, ignore_errors=True)  # an entry without its marker: never completed
             (work / "model").rename(target)

@@ -163,6 +163,8 @@ class RepositoryConfig:
     # The python LLM's decode projections as GEMMs (sparktts.llm: float32, reordered sums, ~1.7x on
     # CPU); "auto" turns it on for device "cpu", "off" keeps the official summation order.
     llm_fast_matmul: Literal["auto", "on", "off"] = "auto"
+    # python / onnxruntime LLM: score only the grammar's rows (sparktts.llm, sparktts.onnx_head); not exact
+    llm_restrict_vocab: bool = False
     bls_instances: int = 1  # each spark_tts instance holds its own LLM (python backend)
     tokenizer_instances: int = 1
     vocoder_instances: int = 1
@@ -246,6 +248,8 @@ class RepositoryConfig:
             raise ValueError(f"stream_chunk_scale must be >= 1, got {self.stream_chunk_scale}")
         if self.llm_backend == "tensorrtllm" and self.trtllm_engine_dir is None:
             raise ValueError("llm_backend='tensorrtllm' needs trtllm_engine_dir (built by triton/run.sh stage 1)")
+        if self.llm_backend == "tensorrtllm" and self.llm_restrict_vocab:
+            raise ValueError("llm_restrict_vocab needs llm_backend 'python' or 'onnxruntime'")
 
     @property
     def decoupled(self) -> bool:
@@ -275,6 +279,7 @@ class RepositoryConfig:
             "llm_backend": self.llm_backend,
             "llm_decoupled": self.llm_decoupled,
             "llm_fast_matmul": self.llm_fast_matmul,
+            "llm_restrict_vocab": self.llm_restrict_vocab,
             "llm_onnx_dir": "" if self.llm_onnx_dir is None else str(Path(self.llm_onnx_dir).resolve()),
             "device": self.device,
             "dtype": self.dtype,

@@ -130,6 +130,18 @@ def test_tensorrtllm_needs_an_engine_dir_and_a_gpu(monkeypatch: pytest.MonkeyPat
     assert settings.llm_backend == "tensorrtllm" and settings.trt_engine_dir == tmp_path
 
 
+def test_llm_restrict_vocab_is_off_by_default_and_refused_with_tensorrtllm(monkeypatch: pytest.MonkeyPatch,
+                                                                            tmp_path: Path) -> None:
+    assert load_settings().llm_restrict_vocab is False
+    monkeypatch.setenv("LLM_RESTRICT_VOCAB", "true")
+    assert load_settings().llm_restrict_vocab is True
+    monkeypatch.setenv("LLM_BACKEND", "tensorrtllm")
+    monkeypatch.setenv("TRT_ENGINE_DIR", str(tmp_path))
+    monkeypatch.setenv("DEVICE", "cuda")
+    with pytest.raises(ConfigError, match="LLM_RESTRICT_VOCAB needs LLM_BACKEND python or onnxruntime"):
+        load_settings()
+
+
 def test_idle_unload_is_off_by_default_and_turns_on_explicit_model_control(monkeypatch: pytest.MonkeyPatch,
                                                                             tmp_path: Path) -> None:
     from rvc.launch import triton_config

@@ -12,6 +12,8 @@ import soundfile as sf
 
 from sparktts.inference import SparkTTS
 from sparktts.llm import GenerationParams, SparkLM
+from sparktts.llm_onnx import OnnxSparkLM
+from sparktts.onnx_export import export_llm
 
 CASES = ("b1_clone_prompt_text", "b2_clone_no_prompt_text", "b3_control", "b4_clone_prompt_text_greedy")
 GOLDEN_SEED = 1234  # the harness ran torch.manual_seed(1234) right before generate
@@ -63,3 +65,30 @@ def case_kwargs(spark_tiny: Path) -> dict[str, dict[str, Any]]:
         "b4_clone_prompt_text_greedy": {"text": texts["texts"]["clone_prompt_text"],
                                         "prompt_text": texts["prompt_text"], **clone, **greedy},
     }
+
+
+# ------------------------------------------------------------------ the ONNX exports of the tiny LLM
+@pytest.fixture(scope="session")
+def export_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("onnxruntime_genai")
+    return tmp_path_factory.mktemp("llm_onnx")
+
+
+@pytest.fixture(scope="session")
+def fp32_dir(spark_tiny: Path, export_root: Path) -> Path:
+    return export_llm(spark_tiny / "model" / "LLM", export_root, "fp32")
+
+
+@pytest.fixture(scope="session")
+def int8_dir(spark_tiny: Path, export_root: Path) -> Path:
+    return export_llm(spark_tiny / "model" / "LLM", export_root, "int8")
+
+
+@pytest.fixture(scope="session")
+def onnx_fp32(spark_tiny: Path, fp32_dir: Path) -> OnnxSparkLM:
+    return OnnxSparkLM.from_pretrained(spark_tiny / "model" / "LLM", fp32_dir, threads=1)
+
+
+@pytest.fixture(scope="session")
+def onnx_int8(spark_tiny: Path, int8_dir: Path) -> OnnxSparkLM:
+    return OnnxSparkLM.from_pretrained(spark_tiny / "model" / "LLM", int8_dir, threads=1)

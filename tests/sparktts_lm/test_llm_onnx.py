@@ -29,27 +29,6 @@ pytest.importorskip("onnxruntime_genai")
 CASES = ("b1_clone_prompt_text", "b2_clone_no_prompt_text", "b3_control", "b4_clone_prompt_text_greedy")
 
 
-@pytest.fixture(scope="module")
-def export_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("llm_onnx")
-
-
-@pytest.fixture(scope="module")
-def fp32_dir(spark_tiny: Path, export_root: Path) -> Path:
-    return export_llm(spark_tiny / "model" / "LLM", export_root, "fp32")
-
-
-@pytest.fixture(scope="module")
-def onnx_fp32(spark_tiny: Path, fp32_dir: Path) -> OnnxSparkLM:
-    return OnnxSparkLM.from_pretrained(spark_tiny / "model" / "LLM", fp32_dir, threads=1)
-
-
-@pytest.fixture(scope="module")
-def onnx_int8(spark_tiny: Path, export_root: Path) -> OnnxSparkLM:
-    llm_dir = spark_tiny / "model" / "LLM"
-    return OnnxSparkLM.from_pretrained(llm_dir, export_llm(llm_dir, export_root, "int8"), threads=1)
-
-
 def teacher_forced(lm: SparkLM, onnx: OnnxSparkLM, prompt: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(torch, onnx) logits (steps, V) over the torch path's greedy continuation of ``prompt``."""
     reference: list[torch.Tensor] = []

@@ -1,7 +1,7 @@
 """``llm_backend=onnxruntime`` on a real tritonserver: the repository writer exports the tiny LLM
 (int8, cached beside the repository), and the offline ``spark_tts`` and the streaming
-``spark_tts_decoupled`` both decode through ONNX Runtime GenAI with our sampling, so one seed
-gives both the same tokens."""
+``spark_tts_decoupled`` both decode through ONNX Runtime (``sparktts.onnx_decoder``) with our sampling,
+here with ``llm_restrict_vocab`` (the grammar head), so one seed gives both the same tokens."""
 
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ TOKENS = 120  # random weights rarely stop: each request generates this many
 @pytest.fixture(scope="module")
 def onnx_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[TritonServer]:
     root = tmp_path_factory.mktemp("onnx_backend")
+    # restricted: the grammar head's path through the stubs; the full head serves in every launcher and API
+    # stack test (the CPU default)
     repository = prepare_model_repository(root / "model_repo", model_dir=model_dir, llm_backend="onnxruntime",
-                                          max_new_tokens=TOKENS)
+                                          max_new_tokens=TOKENS, llm_restrict_vocab=True)
     [export] = [path for path in (root / "model_repo.llm_cache").iterdir() if not path.name.startswith(".")]  # not the lock file
     assert export.name.startswith("int8-") and (export / "genai_config.json").is_file()
     for model in (contract.SPARK_TTS, contract.SPARK_TTS_DECOUPLED):
@@ -38,6 +40,8 @@ def onnx_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> It
     ))
     server.start()
     try:
+        log = server.log_path.read_text(encoding="utf-8", errors="replace")
+        assert log.count("llm onnxruntime") == 2 and log.count("restrict_vocab on") == 2, log[-4000:]
         yield server
     finally:
         server.stop()

@@ -168,6 +168,8 @@ def test_preparing_again_replaces_only_a_prepared_folder(tmp_path: Path, fake_mo
         ({"audio_chunk_overlap_duration": 2.0}, "audio_chunk_overlap_duration"),
         ({"top_p": 1.5}, "generation defaults"),
         ({"llm_fast_matmul": "yes"}, "llm_fast_matmul must be one of"),
+        ({"llm_backend": "tensorrtllm", "trtllm_engine_dir": Path("/engines"), "llm_restrict_vocab": True},
+         "llm_restrict_vocab needs llm_backend 'python' or 'onnxruntime'"),
         ({"stream_first_tokens": 5, "stream_overlap_tokens": 5}, "stream_overlap_tokens < stream_first_tokens"),
         ({"stream_steady_tokens": 10}, "stream_first_tokens <= stream_steady_tokens"),
         ({"stream_chunk_scale": 0.5}, "stream_chunk_scale"),
@@ -183,6 +185,14 @@ def test_llm_fast_matmul_reaches_the_spark_tts_parameters(tmp_path: Path, fake_m
     repo = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, llm_fast_matmul=choice)
     text = (repo / contract.SPARK_TTS / "config.pbtxt").read_text()
     assert f'{{ key: "llm_fast_matmul", value: {{ string_value: "{choice}" }} }}' in text
+
+
+@pytest.mark.parametrize("restrict", [False, True])
+def test_llm_restrict_vocab_reaches_both_spark_tts_models(tmp_path: Path, fake_model_dir: Path, restrict: bool) -> None:
+    repo = prepare_model_repository(tmp_path / "repo", model_dir=fake_model_dir, llm_restrict_vocab=restrict)
+    for model in (contract.SPARK_TTS, contract.SPARK_TTS_DECOUPLED):
+        text = (repo / model / "config.pbtxt").read_text()
+        assert f'{{ key: "llm_restrict_vocab", value: {{ string_value: "{str(restrict).lower()}" }} }}' in text
 
 
 def test_missing_model_folder_is_a_config_error(tmp_path: Path) -> None:

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trtllm-engine-dir", type=Path, default=None)
     parser.add_argument("--llm-onnx-precision", choices=("int8", "fp32"), default=RepositoryConfig.llm_onnx_precision,
                         help="onnxruntime LLM: the export's precision (fp32 is the exact one)")
+    parser.add_argument("--llm-restrict-vocab", action="store_true",
+                        help="python / onnxruntime LLM: score only the grammar's tokens (faster, not exact)")
     parser.add_argument("--llm-cache-dir", type=Path, default=None,
                         help="onnxruntime LLM: where exports are cached (default: <output>.llm_cache)")
     parser.add_argument("--bls-instances", type=int, default=1)
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             max_new_tokens=args.max_new_tokens,
             trtllm_prompt_tokens=args.trtllm_prompt_tokens,
             llm_fast_matmul=args.llm_fast_matmul,
+            llm_restrict_vocab=args.llm_restrict_vocab,
             streaming_model=not args.no_streaming_model,
             stream_first_tokens=args.stream_first_tokens,
             stream_steady_tokens=args.stream_steady_tokens,

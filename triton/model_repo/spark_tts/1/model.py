@@ -95,6 +95,7 @@ class TritonPythonModel:
             top_k=int(parameters.get("top_k", "50")),
             top_p=float(parameters.get("top_p", "0.95")),
             max_new_tokens=int(parameters.get("max_new_tokens", "3000")),
+            restrict_vocab=parameters.get("llm_restrict_vocab", "false") == "true",
         )
         schedule = serving.schedule_from_parameters(parameters)
         workers = int(parameters.get("request_workers", "4"))
@@ -141,7 +142,8 @@ class TritonPythonModel:
         pb_utils.Logger.log_info(
             f"{model_config['name']}: llm {backend} from {llm_dir}, {'streaming' if self.decoupled else 'offline'}, "
             f"{schedule}, cache {self.pipeline.cache.capacity}, stream_end {self.stream_end}, "
-            f"stream batching {'on' if self.batcher is not None else 'off'}"
+            f"stream batching {'on' if self.batcher is not None else 'off'}, "
+            f"restrict_vocab {'on' if self.defaults.restrict_vocab else 'off'}"
         )
 
     # ------------------------------------------------------------------ the pipeline's parts
