@@ -320,7 +320,7 @@ def placements(device: DeviceKind, rvc_precision: str, llm_dtype: str, llm_backe
         raise ValueError(f"rvc_precision must be resolved to one of {sorted(RVC_DECODER_DTYPES)}, got "
                          f"{rvc_precision!r} (rvc.gpu_rule.rvc_precision resolves auto)")
     decoder, extractors = RVC_DECODER_DTYPES[rvc_precision], RVC_EXTRACTOR_DTYPES[rvc_precision]
-    # ONNX Runtime GenAI runs the int8 export on the CPU whatever the device (sparktts.onnx_export)
+    # ONNX Runtime runs the int8 export on the CPU whatever the device (sparktts.onnx_export)
     llm = ("cpu", "int8") if llm_backend == "onnxruntime" else (device, llm_dtype)
     return (
         PartPlacement("tts.audio_tokenizer", device, CODEC_DTYPE),

@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     # --- the LLM engine ---------------------------------------------------------------------
     llm_backend: Literal["auto", "python", "tensorrtllm", "onnxruntime"] = Field(
         "auto", description="the Spark LLM in Triton's python backend (torch), a TensorRT-LLM engine (CUDA "
-        "only), or ONNX Runtime GenAI int8 on the CPU (exported once per checkpoint beside the repository); auto: "
+        "only), or ONNX Runtime int8 on the CPU (exported by ONNX Runtime GenAI's builder once per checkpoint beside "
+        "the repository; every row of a step in one run); auto: "
         "onnxruntime on the CPU when onnxruntime-genai is installed (about 3x torch's decode speed there, "
         "docs/llm_engines.md), python otherwise and on CUDA",
     )
@@ -326,9 +327,10 @@ class Settings(BaseSettings):
 
 def auto_llm_backend(device: Literal["cpu", "cuda"]) -> Literal["python", "onnxruntime"]:
     """LLM_BACKEND=auto for a resolved device: on the CPU the fastest engine whose logits hold (ONNX
-    Runtime GenAI int8: about 3x torch's decode tokens/s at batch 1 on two cores, top-50 cosine >= 0.999
-    against float32; docs/llm_engines.md), when its package is installed; torch otherwise, and on CUDA
-    (bfloat16/float16 there; TensorRT-LLM only when asked, it needs an engine built first).
+    Runtime int8: about 4-5x torch's decode tokens/s at batch 1 on two cores, top-50 cosine >= 0.999
+    against float32; docs/llm_engines.md), when the package that exports it (onnxruntime-genai) is
+    installed; torch otherwise, and on CUDA (bfloat16/float16 there; TensorRT-LLM only when asked, it
+    needs an engine built first).
 
     Only asks whether the package is importable: the gateway never imports an engine.
     """

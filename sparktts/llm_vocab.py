@@ -3,7 +3,7 @@
 Prompt encoding, the official token parse (decode with ``skip_special_tokens=True``, then the
 ``bicodec_*`` regex), per-id code lookups for streaming, the grammar rows and the control grammar
 depend on the tokenizer and the vocabulary size only, not on the engine that computes the logits.
-``SparkLM`` (torch) and ``OnnxSparkLM`` (ONNX Runtime GenAI, ``sparktts.llm_onnx``) both build on
+``SparkLM`` (torch) and ``OnnxSparkLM`` (ONNX Runtime, ``sparktts.llm_onnx``) both build on
 ``SparkVocabulary``, so a row sampled by either goes through the same ``RowSampler`` and the same
 parse. The tokenizer is any ``sparktts.llm_folder.SparkTokenizer``: transformers' for ``SparkLM``,
 ``tokenizer.json`` through ``tokenizers`` alone for the ONNX engine (no transformers import).

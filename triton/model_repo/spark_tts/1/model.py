@@ -7,9 +7,9 @@ also carry the ``global_tokens`` the speech was vocoded with, for a client that 
 
 The flow itself is ``sparktts.serving.SpeechPipeline``; this file supplies its parts (BLS calls,
 the LLM) and turns its results into responses. The LLM runs in this process through
-``sparktts.llm.SparkLM`` (``llm_backend=python``), through ONNX Runtime GenAI from the export in
-``llm_onnx_dir`` (``llm_backend=onnxruntime``, ``sparktts.llm_onnx``: the engine's logits, our
-sampling), or as BLS calls to the ``tensorrt_llm`` model (``llm_backend=tensorrtllm``); the outer
+``sparktts.llm.SparkLM`` (``llm_backend=python``), through ONNX Runtime from the export in
+``llm_onnx_dir`` (``llm_backend=onnxruntime``, ``sparktts.llm_onnx``: the engine's logits, every row
+of a step in one run, our sampling), or as BLS calls to the ``tensorrt_llm`` model (``llm_backend=tensorrtllm``); the outer
 contract is the same.
 
 Offline (``decoupled: false``): one response per request with the whole ``waveform`` (1, T); the
