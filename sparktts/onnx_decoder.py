@@ -6,10 +6,11 @@ rows the aggregate stayed at the one-row rate. The graph the model builder write
 that restriction. Its attention (``GroupQueryAttention``) takes each row's own length from the
 attention mask (``seqlens_k``), writes that row's new key/value at its own position, and rotates it
 by its own position, so rows of different lengths share one run when the mask is right-padded. The
-weights are then read once per step for every row: measured at full size on 2 cores (int8, random
-weights, 400-token prompts), 27.6 / 30.3 / 41.5 / 71.0 ms per step at 1 / 2 / 4 / 8 rows, i.e. 36 /
-66 / 96 / 113 tokens/s, against 32.5-34.8 ms for one row through GenAI. The logits are bit-identical to
-GenAI's generator and to the same row decoded alone (``tests/sparktts_lm/test_onnx_decoder.py``).
+weights are then read once per step for every row: ``bench/bench_onnx_decode.py`` (full size, int8,
+2 cores, with the serving sampler) gives 36-37 / 60-64 / 85-87 / 110-125 tokens/s at 1 / 2 / 4 / 8
+rows, where a generator per row stayed at 37-44 whatever the rows (one row: the same graph, equal
+within this box's spread). The logits are bit-identical to GenAI's generator and to the same row
+decoded alone (``tests/sparktts_lm/test_onnx_decoder.py``).
 
 ``KVSlots`` keeps every row's cache in one buffer per layer and kind, shaped like the graph's
 ``past_key_values.N.key`` input, (rows, kv_heads, positions, head_size), with the rows packed at the
