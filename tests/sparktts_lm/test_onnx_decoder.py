@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sparktts import onnx_decoder
 from sparktts.errors import CheckpointError
 from sparktts.llm import SparkLM
 from sparktts.llm_onnx import OnnxSparkLM
@@ -158,3 +159,20 @@ def test_restricted_rows_draw_the_torch_restricted_ids(lm: SparkLM, onnx_fp32: O
         params = golden_params(case, restrict_vocab=True)
         prompt = golden[case]["prompt"]
         assert onnx_fp32.generate(prompt, params) == lm.generate(prompt, params), case
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_prompt_prefilled_in_chunks_scores_as_in_one_run(request, precision: str, golden,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk attends to the cache the earlier ones filled; the scores after the prompt and after
+    the next ids are those of a one-run prefill (to float rounding)."""
+    lm: OnnxSparkLM = request.getfixturevalue(f"onnx_{precision}")
+    prompt = prompts(lm, golden)[0]
+    fed = fed_ids(lm, 0, prompt)[:4]
+
+    def decoded(chunk: int) -> np.ndarray:
+        monkeypatch.setattr(onnx_decoder, "PREFILL_CHUNK", chunk)
+        return solo_logits(lm, prompt, fed)
+
+    assert len(prompt) > 3 * 7
+    np.testing.assert_allclose(decoded(7), decoded(len(prompt)), rtol=0, atol=1e-5)
