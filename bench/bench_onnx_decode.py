@@ -25,6 +25,7 @@ Usage: ``python bench/bench_onnx_decode.py [--threads 2] [--batches 1,2,4,8] [--
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -113,7 +114,7 @@ def largest_difference(lm: OnnxSparkLM, model: Any, prompt: list[int], steps: in
     search.set_search_options(max_length=len(prompt) + steps + 1, batch_size=1)
     generator = og.Generator(model, search)
     generator.append_tokens(np.array([prompt], dtype=np.int32))
-    row = lm.open_row(prompt, steps)
+    row = lm.open_row(prompt)
     worst = 0.0
     for step in range(steps + 1):
         ours = row.logits().numpy()[0]
@@ -178,8 +179,8 @@ def main() -> None:
     print(f"int8 export ready in {time.perf_counter() - start:.0f} s: {onnx_dir}", flush=True)
     lm = OnnxSparkLM.from_pretrained(llm_dir, onnx_dir, threads=args.threads)
     config = og.Config(str(onnx_dir))
-    config.overlay(f'{{"model": {{"decoder": {{"session_options": {{"intra_op_num_threads": {args.threads}, '
-                   f'"inter_op_num_threads": 1}}}}}}}}')
+    options = {"intra_op_num_threads": args.threads, "inter_op_num_threads": 1}
+    config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
     genai = og.Model(config)
     prompt = torch.randint(300, 160_000, (1, args.prompt_tokens), generator=torch.Generator().manual_seed(0))
     ids = prompt[0].tolist()

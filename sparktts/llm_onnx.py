@@ -30,12 +30,10 @@ import numpy as np
 import torch
 
 from sparktts.decode_rows import RowBatch, RowSampler, RowToken
-from sparktts.errors import CheckpointError
 from sparktts.generation import GenerationParams
 from sparktts.llm_folder import LLMFolder, SparkTokenizer
 from sparktts.llm_vocab import SparkVocabulary
 from sparktts.onnx_decoder import Head, KVSlots, OnnxDecoder
-from sparktts.onnx_head import DECODER_FILE, HEAD_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ def threads_for_the_engine() -> int:
 
 
 class OnnxSparkLM(SparkVocabulary):
-    """An exported Spark LLM (ONNX Runtime GenAI) + the official tokenizer; ``SparkLM``'s decode API.
+    """An exported Spark LLM (ONNX Runtime) + the official tokenizer; ``SparkLM``'s decode API.
 
     ``generate`` / ``stream`` / ``generate_batch`` return generated ids only (stop id included), as
     ``SparkLM``'s do.
@@ -74,12 +72,8 @@ class OnnxSparkLM(SparkVocabulary):
         threads: the engine's intra-op threads (None: ONNX Runtime's default, one per core).
         """
         llm_dir, onnx_dir = Path(llm_dir), Path(onnx_dir)
-        wanted = ("genai_config.json", DECODER_FILE, HEAD_FILE)
-        if not all((onnx_dir / name).is_file() for name in wanted):
-            raise CheckpointError(f"{onnx_dir} holds no exported Spark LLM ({', '.join(wanted)}): "
-                                  "export it with sparktts.onnx_export.export_llm")
-        folder = LLMFolder.read(llm_dir)
         decoder = OnnxDecoder.load(onnx_dir, threads=threads)
+        folder = LLMFolder.read(llm_dir)
         lm = cls(decoder, folder.tokenizer, stop_ids=folder.stop_ids, pad_id=folder.pad_id, vocab_rows=folder.vocab_size)
         logger.info("loaded Spark LLM %s through ONNX Runtime from %s (threads %s)", llm_dir, onnx_dir,
                     threads or "default")
@@ -89,7 +83,7 @@ class OnnxSparkLM(SparkVocabulary):
         """The head over the grammar's rows only (``restrict_vocab``), built at first use."""
         return self.decoder.rows_head(self.grammar_ids().numpy())
 
-    def open_row(self, input_ids: Sequence[int], max_new_tokens: int) -> OnnxRow:
+    def open_row(self, input_ids: Sequence[int]) -> OnnxRow:
         """One sequence, its prompt run; its first logits are ready (see ``OnnxRow``)."""
         return OnnxRow(self.decoder, input_ids)
 
@@ -154,7 +148,8 @@ class OnnxBatch(RowBatch[OnnxSparkLM]):
     _slots: KVSlots
     _rows: list[tuple[int, RowSampler]]  # (key, sampler) per slot, in batch order
     _pending: list[int]  # per slot: the id the row drew last, fed at the next step
-    _head: Head | None = None  # None: the full vocabulary's
+    _head: Head | None = None  # restrict_vocab's grammar head, built at the first join (None: the full head)
+    _head_ids: torch.Tensor | None = None  # its vocabulary ids
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -169,7 +164,7 @@ class OnnxBatch(RowBatch[OnnxSparkLM]):
         prompt = input_ids.reshape(-1).tolist()
         slot = self._slots.add(len(prompt) + 1)
         try:
-            logits = self.lm.decoder.prefill(self._slots, slot, prompt, self._head)
+            logits = self.lm.decoder.prefill(self._slots, slot, prompt, self._scoring_head())
         except BaseException:
             self._slots.remove(slot)
             raise
@@ -207,20 +202,27 @@ class OnnxBatch(RowBatch[OnnxSparkLM]):
         return False
 
     def clear(self) -> None:
-        self._head = self.lm.grammar_head() if self.restrict_vocab else None
         self._slots = self.lm.decoder.new_slots()
         self._rows = []
         self._pending = []
+
+    def _scoring_head(self) -> Head | None:
+        """The grammar head for a restricted batch, built when its first row joins: a batch is made for
+        each kind up front (``StreamBatcher``, ``generate_batch``), and most never see a restricted row."""
+        if self.restrict_vocab and self._head is None:
+            self._head = self.lm.grammar_head()
+            self._head_ids = torch.from_numpy(self._head.rows)
+        return self._head
 
     def _drop(self, slot: int) -> None:
         del self._rows[slot], self._pending[slot]
         self._slots.remove(slot)
 
     def _draw(self, keys: list[int], samplers: list[RowSampler], scores: np.ndarray) -> list[int]:
-        if self._head is None:
+        if self._head_ids is None:
             logits = torch.from_numpy(scores)
         else:  # the grammar rows' scores into full-vocabulary rows (what the sampler and its seeds expect)
             logits = torch.full((scores.shape[0], self.lm.vocab_rows), float("-inf"))
-            logits[:, torch.from_numpy(self._head.rows)] = torch.from_numpy(scores)
+            logits[:, self._head_ids] = torch.from_numpy(scores)
         self._observe(keys, logits)
         return [sampler.draw(logits[index : index + 1]) for index, sampler in enumerate(samplers)]

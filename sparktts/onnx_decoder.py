@@ -32,11 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from sparktts.errors import CheckpointError
 from sparktts.onnx_head import DECODER_FILE, FULL_HEAD, HEAD_FILE, LOGITS, rows_head
 
 __all__ = ["DecoderLayout", "Head", "KVSlots", "OnnxDecoder"]
 
 _POSITION_CHUNK = 256  # positions are allocated in multiples of this
+GENAI_CONFIG = "genai_config.json"  # the builder's description of the graph's inputs and outputs
 PREFILL_CHUNK = 128  # prompt positions per prefill run (see OnnxDecoder.prefill)
 
 
@@ -56,7 +58,7 @@ class DecoderLayout:
 
     @classmethod
     def read(cls, onnx_dir: Path) -> DecoderLayout:
-        decoder = json.loads((onnx_dir / "genai_config.json").read_text(encoding="utf-8"))["model"]["decoder"]
+        decoder = json.loads((onnx_dir / GENAI_CONFIG).read_text(encoding="utf-8"))["model"]["decoder"]
         inputs, outputs = decoder["inputs"], decoder["outputs"]
         return cls(
             layers=int(decoder["num_hidden_layers"]), kv_heads=int(decoder["num_key_value_heads"]),
@@ -158,9 +160,10 @@ class OnnxDecoder:
     Thread-safe as ONNX Runtime's ``run`` is, as long as each ``KVSlots`` has one owner.
     """
 
-    def __init__(self, session: Any, layout: DecoderLayout, head_path: Path, threads: int | None = None) -> None:
+    def __init__(self, session: Any, layout: DecoderLayout, head_path: Path) -> None:
         self.session = session
         self.layout = layout
+        self._cache_names = layout.cache_names()  # bound at every run
         types = {value.name: value.type for value in session.get_inputs()}
         missing = [name for name in (layout.past_key % 0, FULL_HEAD) if name not in types]
         if missing:
@@ -179,9 +182,10 @@ class OnnxDecoder:
         import onnxruntime as ort
 
         onnx_dir = Path(onnx_dir)
-        missing = [name for name in (DECODER_FILE, HEAD_FILE) if not (onnx_dir / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{onnx_dir} lacks {missing}: export it again with sparktts.onnx_export.export_llm")
+        wanted = (GENAI_CONFIG, DECODER_FILE, HEAD_FILE)
+        if not all((onnx_dir / name).is_file() for name in wanted):
+            raise CheckpointError(f"{onnx_dir} holds no exported Spark LLM ({', '.join(wanted)}): "
+                                  "export it with sparktts.onnx_export.export_llm")
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)
@@ -230,7 +234,7 @@ class OnnxDecoder:
             stop = min(start + PREFILL_CHUNK, count)
             mask = np.ones((1, stop), dtype=self._mask_dtype)
             last = stop == count
-            scores = self._run(caches, prompt[:, start:stop], mask, head if last else None, score=last)
+            scores = self._run(caches, prompt[:, start:stop], mask, head, score=last)
         slots.lengths[slot] = count
         return scores[0]
 
@@ -249,12 +253,12 @@ class OnnxDecoder:
 
     def _run(self, caches: list[np.ndarray], ids: np.ndarray, mask: np.ndarray, head: Head | None,
              *, score: bool = True) -> np.ndarray:
-        """One run over the bound caches -> (rows, K) scores of the last position (an empty array when
-        not ``score``: the graph then skips its head)."""
+        """One run over the bound caches -> (rows, K) scores of the last position by ``head`` (None: the
+        graph's full head); not ``score``: an empty array, every head skipped."""
         import onnxruntime as ort
 
         binding = self.session.io_binding()
-        for (past, present), cache in zip(self.layout.cache_names(), caches, strict=True):
+        for (past, present), cache in zip(self._cache_names, caches, strict=True):
             value = ort.OrtValue.ortvalue_from_numpy(cache)  # no copy: the view's memory is the graph's
             binding.bind_ortvalue_input(past, value)
             binding.bind_ortvalue_output(present, value)

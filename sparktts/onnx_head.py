@@ -107,8 +107,7 @@ def rows_head(head_path: Path, rows: np.ndarray) -> bytes:
             if index == 4:  # g_idx: one entry per input feature, not per row
                 raise HeadSplitError(f"{head_path}: a MatMulNBits head with g_idx cannot be cut by rows")
             array = arrays[name]
-            sliced[name] = array.reshape(vocab, -1)[rows].reshape(len(rows), *array.shape[1:]) \
-                if array.ndim > 1 else array.reshape(vocab, -1)[rows].reshape(-1)
+            sliced[name] = array.reshape(vocab, -1)[rows].reshape((len(rows), *array.shape[1:]))
         for attr in node.attribute:
             if attr.name == "N":
                 attr.i = len(rows)

@@ -36,7 +36,7 @@ def teacher_forced(lm: SparkLM, onnx: OnnxSparkLM, prompt: str, steps: int) -> t
     ids = [new[0] for new in lm.decode_steps(input_ids, torch.ones_like(input_ids),
                                              [GenerationParams(do_sample=False, max_new_tokens=steps)],
                                              on_logits=reference.append)]
-    row = onnx.open_row(input_ids[0].tolist(), steps)
+    row = onnx.open_row(input_ids[0].tolist())
     engine = []
     for token in ids:
         engine.append(row.logits())

@@ -39,7 +39,7 @@ def fed_ids(lm: OnnxSparkLM, row: int, prompt: list[int]) -> list[int]:
 
 def solo_logits(lm: OnnxSparkLM, prompt: list[int], fed: list[int]) -> np.ndarray:
     """(1 + len(fed), V): the prompt's scores, then the scores after each fed id, the row alone."""
-    row = lm.open_row(prompt, len(fed))
+    row = lm.open_row(prompt)
     out = [row.logits().numpy()[0]]
     for token in fed:
         row.feed(token)
